@@ -1,0 +1,107 @@
+"""``finstream`` command line. Each subcommand imports its module lazily so that, e.g.,
+``finstream stack status`` never pays for onnxruntime and ``worker`` never sees TensorFlow."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Real-time scoring engine for finance.")
+stack_app = typer.Typer(no_args_is_help=True, help="Local Kafka (KRaft) + Redis on 127.0.0.1.")
+app.add_typer(stack_app, name="stack")
+
+
+@stack_app.command("install")
+def stack_install() -> None:
+    """Resolve the Kafka jars with mvn and make sure redis-server is installed."""
+    from stream.stack import manager
+    manager.install()
+
+
+@stack_app.command("up")
+def stack_up() -> None:
+    """Start Kafka and Redis where the settings point (idempotent)."""
+    from stream.stack import manager
+    manager.up()
+
+
+@stack_app.command("down")
+def stack_down() -> None:
+    """Stop the processes `stack up` started (by PID)."""
+    from stream.stack import manager
+    manager.down()
+
+
+@stack_app.command("status")
+def stack_status() -> None:
+    """Say what runs where."""
+    from stream.stack import manager
+    raise typer.Exit(manager.status())
+
+
+@app.command()
+def train(
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these jobs: forecast, risk, recommend."),
+    out: Path = typer.Option(None, "--out", help="Model directory (default: the settings' model_dir)."),
+) -> None:
+    """Rebuild every model, the manifest and reports/models.md from the bundled real data."""
+    from training import pipeline
+    pipeline.main(only=only, out=out)
+
+
+@app.command()
+def worker() -> None:
+    """Run the Faust worker: forecasts, risk alerts and recommendations."""
+    from stream import worker as w
+    w.main()
+
+
+@app.command()
+def replay(
+    kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
+    input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
+    map: Optional[list[str]] = typer.Option(None, "--map", help="field=column, repeatable."),
+    symbol: Optional[str] = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
+    rate: float = typer.Option(0.0, "--rate", help="Events per second (0 = as fast as possible)."),
+    limit: int = typer.Option(0, "--limit", help="Publish at most this many rows (0 = all)."),
+) -> None:
+    """Publish a CSV to an input topic."""
+    from stream import replay as r
+    r.main(kind=kind, input=input, mappings=map or [], symbol=symbol, rate=rate, limit=limit)
+
+
+@app.command()
+def score(
+    model: str = typer.Option(..., "--model", help="Model name from the manifest."),
+    input: Path = typer.Option(..., "--input", exists=True, dir_okay=False),
+    output: Path = typer.Option(..., "--output", dir_okay=False),
+) -> None:
+    """Score a CSV through the same features and ONNX session the stream uses."""
+    from stream import batch_score
+    batch_score.main(model=model, input=input, output=output)
+
+
+@app.command()
+def bench(
+    out: Path = typer.Option(Path("bench_results"), "--out", help="Directory for the JSON results."),
+    events: int = typer.Option(20000, "--events", help="Events per scenario."),
+) -> None:
+    """Measure throughput, latency and memory against the real stack; writes JSON and prints a table."""
+    from stream import bench as b
+    b.main(out=out, events=events)
+
+
+@app.command()
+def demo(seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0 = until Ctrl-C).")) -> None:
+    """Start the stack, the worker and the bundled real-data feeds; show the live outputs."""
+    from stream import demo as d
+    d.main(seconds=seconds)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,185 @@
+"""Event contracts: the typed shape of every record on the input topics.
+
+Validation is hand-written (no per-event model objects) because it runs once per event on
+the hot path. It rejects, with a reason a person can act on, everything that would make a
+score meaningless: missing fields, wrong types, non-finite or impossible values.
+The same rules back the training-side cleaning (``training.quality``).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import orjson
+
+SCHEMA_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+CHANNELS = frozenset({"pos", "ecom", "atm", "transfer", "mobile"})
+ACTIONS = frozenset({"view", "click", "apply", "buy", "sell"})
+
+# Epoch milliseconds between 1970 and 2100: catches seconds-vs-ms mistakes early.
+_TS_MIN_MS = 0
+_TS_MAX_MS = 4_102_444_800_000
+
+
+class ContractError(ValueError):
+    """A record broke its contract; ``str(err)`` is the dead-letter reason."""
+
+
+@dataclass(slots=True, frozen=True)
+class Tick:
+    symbol: str
+    ts: int  # epoch milliseconds
+    price: float
+    bid: float | None = None
+    ask: float | None = None
+    volume: float | None = None
+    event_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Transaction:
+    event_id: str
+    account_id: str
+    ts: int
+    amount: float
+    currency: str
+    merchant_category: str
+    channel: str
+    country: str
+    merchant_id: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class UserEvent:
+    user_id: str
+    ts: int
+    product_id: str
+    action: str
+    event_id: str | None = None
+
+
+# --- field readers -----------------------------------------------------------
+
+def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ContractError(f"missing field '{key}'")
+        return None
+    if not isinstance(v, str):
+        raise ContractError(f"field '{key}' must be a string, got {type(v).__name__}")
+    v = v.strip()
+    if not v:
+        raise ContractError(f"field '{key}' is empty")
+    if len(v) > max_len:
+        raise ContractError(f"field '{key}' longer than {max_len} characters")
+    return v
+
+
+def _num(d: dict, key: str, *, required: bool = True) -> float | None:
+    v = d.get(key)
+    if v is None:
+        if required:
+            raise ContractError(f"missing field '{key}'")
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ContractError(f"field '{key}' must be a number, got {type(v).__name__}")
+    v = float(v)
+    if not math.isfinite(v):
+        raise ContractError(f"field '{key}' is not finite")
+    return v
+
+
+def _ts(d: dict) -> int:
+    v = _num(d, "ts")
+    ts = int(v)
+    if not (_TS_MIN_MS <= ts <= _TS_MAX_MS):
+        raise ContractError(f"field 'ts' must be epoch milliseconds (1970..2100), got {v!r}")
+    return ts
+
+
+def _version(d: dict) -> None:
+    v = d.get("v", SCHEMA_VERSION)
+    if v not in SUPPORTED_VERSIONS:
+        raise ContractError(f"unsupported schema version {v!r} (supported: {sorted(SUPPORTED_VERSIONS)})")
+
+
+def decode(raw: bytes | str | None) -> dict:
+    """Bytes from Kafka to a JSON object, or a ContractError saying why not."""
+    if raw is None:
+        raise ContractError("empty record (null value)")
+    try:
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise ContractError(f"not valid JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise ContractError(f"record must be a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+# --- parsers -------------------------------------------------------------------
+
+def parse_tick(d: dict) -> Tick:
+    _version(d)
+    price = _num(d, "price")
+    if price <= 0:
+        raise ContractError(f"impossible price {price} (must be > 0)")
+    bid, ask, volume = _num(d, "bid", required=False), _num(d, "ask", required=False), _num(d, "volume", required=False)
+    if bid is not None and bid <= 0 or ask is not None and ask <= 0:
+        raise ContractError("bid/ask must be > 0")
+    if bid is not None and ask is not None and bid > ask:
+        raise ContractError(f"crossed quote: bid {bid} > ask {ask}")
+    if volume is not None and volume < 0:
+        raise ContractError(f"negative volume {volume}")
+    return Tick(_str(d, "symbol", max_len=32), _ts(d), price, bid, ask, volume, _str(d, "event_id", required=False))
+
+
+def parse_transaction(d: dict) -> Transaction:
+    _version(d)
+    amount = _num(d, "amount")
+    if amount <= 0:
+        raise ContractError(f"impossible amount {amount} (must be > 0)")
+    currency = _str(d, "currency", max_len=3).upper()
+    if len(currency) != 3 or not currency.isalpha():
+        raise ContractError(f"currency {currency!r} is not an ISO 4217 code")
+    country = _str(d, "country", max_len=2).upper()
+    if len(country) != 2 or not country.isalpha():
+        raise ContractError(f"country {country!r} is not an ISO 3166 alpha-2 code")
+    channel = _str(d, "channel", max_len=16).lower()
+    if channel not in CHANNELS:
+        raise ContractError(f"unknown channel {channel!r} (expected one of {sorted(CHANNELS)})")
+    account = d.get("account_id", d.get("user_id"))
+    return Transaction(
+        event_id=_str(d, "event_id"),
+        account_id=_str({"account_id": account}, "account_id"),
+        ts=_ts(d),
+        amount=amount,
+        currency=currency,
+        merchant_category=_str(d, "merchant_category", max_len=16),
+        channel=channel,
+        country=country,
+        merchant_id=_str(d, "merchant_id", required=False),
+    )
+
+
+def parse_user_event(d: dict) -> UserEvent:
+    _version(d)
+    action = _str(d, "action", max_len=16).lower()
+    if action not in ACTIONS:
+        raise ContractError(f"unknown action {action!r} (expected one of {sorted(ACTIONS)})")
+    return UserEvent(_str(d, "user_id"), _ts(d), _str(d, "product_id"), action, _str(d, "event_id", required=False))
+
+
+PARSERS = {"ticks": parse_tick, "transactions": parse_transaction, "user-events": parse_user_event}
+
+
+def to_record(event) -> dict:
+    """An event back to its wire dict (schema version included, ``None`` fields dropped)."""
+    out = {"v": SCHEMA_VERSION}
+    for name in event.__slots__:
+        value = getattr(event, name)
+        if value is not None:
+            out[name] = value
+    return out

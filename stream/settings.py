@@ -1,0 +1,135 @@
+"""The one place configuration is read: typed, from ``FINSTREAM_*`` environment variables.
+
+Nothing else in the code base names a host, port, topic or secret.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FINSTREAM_", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    kafka_controller_port: int = 9093  # used only by `finstream stack` for the local KRaft controller
+
+    # --- Redis -----------------------------------------------------------
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    redis_cluster: bool = False
+    redis_key_prefix: str = "fs"
+
+    # --- Topics ----------------------------------------------------------
+    topic_ticks: str = "ticks"
+    topic_transactions: str = "transactions"
+    topic_user_events: str = "user-events"
+    topic_forecasts: str = "forecasts"
+    topic_risk_alerts: str = "risk-alerts"
+    topic_risk_scores: str = "risk-scores"
+    topic_recommendations: str = "recommendations"
+    topic_dead_letters: str = "dead-letters"
+    topic_model_events: str = "model-events"
+    topic_partitions: int = Field(4, ge=1)
+    publish_risk_scores: bool = False
+
+    # --- Worker ----------------------------------------------------------
+    app_id: str = "finstream"
+    worker_web_port: int = 6066
+    batch_max: int = Field(500, ge=1)
+    batch_within_s: float = Field(0.05, gt=0)
+    window_history: int = Field(1024, ge=1)  # ticks kept per symbol beyond the model window (replay safety)
+    recommend_k: int = Field(5, ge=1)
+    model_dir: Path = REPO_ROOT / "onnx_models"
+    model_poll_s: float = Field(2.0, gt=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
+
+    # --- Local stack (finstream stack) ------------------------------------
+    home: Path = Path.home() / ".cache" / "finstream"
+    kafka_version: str = "3.9.1"
+    kafka_heap: str = "512m"
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, v: str) -> str:
+        for server in v.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"FINSTREAM_KAFKA_BOOTSTRAP entry {server!r} is not host:port")
+        return v
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, v: SecretStr) -> SecretStr:
+        scheme = urlsplit(v.get_secret_value()).scheme
+        if scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("FINSTREAM_REDIS_URL must start with redis://, rediss:// or unix://")
+        return v
+
+    # --- Derived ----------------------------------------------------------
+    @property
+    def kafka_host_port(self) -> tuple[str, int]:
+        host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
+        return host, int(port)
+
+    @property
+    def redis_host_port(self) -> tuple[str, int]:
+        parts = urlsplit(self.redis_url.get_secret_value())
+        return parts.hostname or "127.0.0.1", parts.port or 6379
+
+    @property
+    def redis_url_redacted(self) -> str:
+        parts = urlsplit(self.redis_url.get_secret_value())
+        netloc = parts.hostname or ""
+        if parts.port:
+            netloc += f":{parts.port}"
+        if parts.password:
+            netloc = f"***@{netloc}"
+        return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def input_topics(self) -> tuple[str, str, str]:
+        return self.topic_ticks, self.topic_transactions, self.topic_user_events
+
+    @property
+    def output_topics(self) -> tuple[str, ...]:
+        return (
+            self.topic_forecasts,
+            self.topic_risk_alerts,
+            self.topic_risk_scores,
+            self.topic_recommendations,
+            self.topic_dead_letters,
+            self.topic_model_events,
+        )
+
+    def kafka_client_options(self) -> dict:
+        """Keyword arguments for aiokafka clients (security included)."""
+        opts: dict = {"bootstrap_servers": self.kafka_bootstrap, "security_protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            opts["sasl_mechanism"] = self.kafka_sasl_mechanism
+            opts["sasl_plain_username"] = self.kafka_sasl_username
+            opts["sasl_plain_password"] = (
+                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
+            )
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            from aiokafka.helpers import create_ssl_context
+
+            opts["ssl_context"] = create_ssl_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+        return opts
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
