@@ -60,6 +60,7 @@ class Settings(BaseSettings):
     home: Path = Path.home() / ".cache" / "finstream"
     kafka_version: str = "3.9.1"
     kafka_heap: str = "512m"
+    stack_dir: Path | None = None  # PID files, data and logs of `finstream stack`; default: <home>/stack
 
     @field_validator("kafka_bootstrap")
     @classmethod
@@ -98,6 +99,11 @@ class Settings(BaseSettings):
         if parts.password:
             netloc = f"***@{netloc}"
         return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def stack_path(self) -> Path:
+        """Where `finstream stack` keeps PID files, data and logs."""
+        return self.stack_dir or self.home / "stack"
 
     @property
     def input_topics(self) -> tuple[str, str, str]:
