@@ -1,0 +1,38 @@
+# From a fresh clone, `make test` and `make demo` do all the set-up themselves:
+# .venv + editable install (skipped while up to date), Kafka jars via mvn, redis-server via apt.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: test demo install stack-install stack-up stack-down stack-status clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[train,test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+stack-install: $(STAMP)
+	$(BIN)/finstream stack install
+
+test: stack-install
+	$(BIN)/pytest
+
+demo: stack-install
+	$(BIN)/finstream demo
+
+stack-up: stack-install
+	$(BIN)/finstream stack up
+
+stack-down: $(STAMP)
+	$(BIN)/finstream stack down
+
+stack-status: $(STAMP)
+	$(BIN)/finstream stack status
+
+clean: stack-down
+	rm -rf $(VENV) *.egg-info .pytest_cache
