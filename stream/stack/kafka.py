@@ -138,6 +138,18 @@ def prepare(settings: Settings) -> list[str]:
 
 
 # --- readiness and topics --------------------------------------------------------------------------
+def _run(coro):
+    """asyncio.run, also from code that already has a running loop (then in a helper thread)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
 async def _metadata(settings: Settings, timeout: float) -> int:
     from aiokafka.admin import AIOKafkaAdminClient
 
@@ -159,7 +171,7 @@ def ready(settings: Settings, timeout: float = 3.0) -> bool:
     level = quiet.level
     quiet.setLevel(logging.CRITICAL)  # a not-yet-ready broker makes aiokafka log connection errors
     try:
-        return asyncio.run(_metadata(settings, timeout)) > 0
+        return _run(_metadata(settings, timeout)) > 0
     except Exception:
         return False
     finally:
@@ -192,5 +204,5 @@ async def aensure_topics(settings: Settings) -> list[str]:
 
 
 def ensure_topics(settings: Settings) -> list[str]:
-    """Synchronous :func:`aensure_topics` (idempotent); call from code without a running event loop."""
-    return asyncio.run(aensure_topics(settings))
+    """Synchronous :func:`aensure_topics` (idempotent); async code can await aensure_topics instead."""
+    return _run(aensure_topics(settings))

@@ -37,7 +37,7 @@ class Probe:
 
 def _address(c: ModuleType, s: Settings) -> str:
     if c is kafka:
-        return f"{s.kafka_bootstrap} (controller 127.0.0.1:{s.kafka_controller_port})"
+        return f"{s.kafka_bootstrap} (ctrl :{s.kafka_controller_port})"
     return s.redis_url_redacted
 
 
@@ -131,7 +131,8 @@ def _fail(e: StackError) -> None:
 def install(settings: Settings | None = None) -> None:
     s = settings or get_settings()
     try:
-        out.print(f"Kafka {s.kafka_version} jars: resolving with mvn into {kafka.libs_dir(s)} ...")
+        if not kafka.jars_ready(s):
+            out.print(f"Kafka {s.kafka_version} jars: resolving with mvn into {kafka.libs_dir(s)} ...")
         ran = kafka.install_jars(s)
         out.print(f"Kafka {s.kafka_version} jars: {'resolved' if ran else 'already there'} ({kafka.libs_dir(s)})")
         ran = redis_server.install()
