@@ -47,7 +47,9 @@ class Settings(BaseSettings):
 
     # --- Worker ----------------------------------------------------------
     app_id: str = "finstream"
+    worker_web_enabled: bool = True
     worker_web_port: int = 6066
+    log_level: Literal["debug", "info", "warn", "error"] = "info"
     batch_max: int = Field(500, ge=1)
     batch_within_s: float = Field(0.05, gt=0)
     window_history: int = Field(1024, ge=1)  # ticks kept per symbol beyond the model window (replay safety)

@@ -18,8 +18,9 @@ SUPPORTED_VERSIONS = frozenset({1})
 CHANNELS = frozenset({"pos", "ecom", "atm", "transfer", "mobile"})
 ACTIONS = frozenset({"view", "click", "apply", "buy", "sell"})
 
-# Epoch milliseconds between 1970 and 2100: catches seconds-vs-ms mistakes early.
-_TS_MIN_MS = 0
+# Epoch milliseconds between 1973 and 2100: any epoch-*seconds* value up to the year 5000 is
+# below 1e11, so a seconds-vs-milliseconds mistake is caught at the edge, not in the features.
+_TS_MIN_MS = 100_000_000_000
 _TS_MAX_MS = 4_102_444_800_000
 
 
@@ -96,7 +97,8 @@ def _ts(d: dict) -> int:
     v = _num(d, "ts")
     ts = int(v)
     if not (_TS_MIN_MS <= ts <= _TS_MAX_MS):
-        raise ContractError(f"field 'ts' must be epoch milliseconds (1970..2100), got {v!r}")
+        hint = " (looks like epoch seconds)" if 0 < ts < _TS_MIN_MS else ""
+        raise ContractError(f"field 'ts' must be epoch milliseconds (1973..2100), got {v!r}{hint}")
     return ts
 
 

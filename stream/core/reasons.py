@@ -1,0 +1,50 @@
+"""Reason codes by occlusion: how much each feature pushes a risk score above the baseline.
+
+For a batch of N rows and F features the plan stacks the N rows and, for each row, F copies
+with one feature reset to the training baseline; one model call scores all N*(F+1) rows,
+so reasons cost one batched onnxruntime call together with the scores themselves.
+For a logistic model this is exactly each feature's contribution to the logit (on the
+probability scale); for a neural net it is the local effect of that feature.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+def occlusion_batch(x: np.ndarray, baseline: np.ndarray) -> np.ndarray:
+    """(N, F) rows -> (N*(F+1), F): each row followed by its F one-feature-occluded copies."""
+    n, f = x.shape
+    rep = np.repeat(x[:, None, :], f + 1, axis=1)            # (N, F+1, F)
+    diag = np.arange(f)
+    rep[:, diag + 1, diag] = baseline[diag]
+    return rep.reshape(n * (f + 1), f).astype(np.float32, copy=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    feature: str
+    text: str
+    contribution: float   # score points this feature adds versus its baseline value
+    value: float
+
+    def to_dict(self) -> dict:
+        return {"feature": self.feature, "reason": self.text, "contribution": round(self.contribution, 6),
+                "value": round(self.value, 6)}
+
+
+def split_scores(scores: np.ndarray, n: int, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Model output on an occlusion batch -> (scores (N,), contributions (N, F))."""
+    s = np.asarray(scores, dtype=np.float64).reshape(n, f + 1)
+    return s[:, 0], s[:, :1] - s[:, 1:]
+
+
+def top_reasons(contrib: np.ndarray, x: np.ndarray, features: list[str], labels: dict[str, str], k: int = 3) -> list[list[Reason]]:
+    """The k features pushing each score up the most (only positive pushes count as reasons)."""
+    out = []
+    order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
+    for i, cols in enumerate(order):
+        out.append([Reason(features[j], labels.get(features[j], features[j]), float(contrib[i, j]), float(x[i, j]))
+                    for j in cols if contrib[i, j] > 0])
+    return out

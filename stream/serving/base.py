@@ -1,0 +1,46 @@
+"""What every job shares: parse at the edge, dead-letter what fails, count what happens."""
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from typing import Callable, TypeVar
+
+from stream.core.contracts import ContractError, decode
+from stream.core.records import OutputRecord, SourceRecord, dead_letter
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class Job:
+    slot: str = ""
+
+    def __init__(self, settings, state, models):
+        self.settings = settings
+        self.state = state
+        self.models = models
+        self.counts: Counter = Counter()
+
+    def parse_batch(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
+        """Valid events in order, and a dead letter with the reason for each invalid one."""
+        good, dead = [], []
+        for rec in batch:
+            try:
+                good.append((rec, parse(decode(rec.value))))
+            except ContractError as exc:
+                dead.append(self.dead_letter(rec, str(exc)))
+        return good, dead
+
+    def dead_letter(self, rec: SourceRecord, reason: str) -> OutputRecord:
+        self.counts["dead_letters"] += 1
+        log.warning("dead letter %s: %s", rec.source_id, reason)
+        return dead_letter(self.settings.topic_dead_letters, rec, reason)
+
+    def model_events(self) -> list[OutputRecord]:
+        import orjson
+
+        return [OutputRecord(self.settings.topic_model_events, f"{e['slot']}:{e['event']}".encode(), orjson.dumps(e))
+                for e in self.models.take_events()]
+
+    async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
+        raise NotImplementedError

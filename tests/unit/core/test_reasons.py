@@ -1,0 +1,29 @@
+import numpy as np
+
+from stream.core.reasons import occlusion_batch, split_scores, top_reasons
+
+
+def test_occlusion_batch_layout():
+    x = np.array([[1.0, 2.0, 3.0]], dtype=np.float32)
+    b = np.array([0.0, 0.0, 0.0], dtype=np.float32)
+    batch = occlusion_batch(x, b)
+    assert batch.shape == (4, 3)
+    np.testing.assert_array_equal(batch, [[1, 2, 3], [0, 2, 3], [1, 0, 3], [1, 2, 0]])
+
+
+def test_linear_model_contributions_are_exact():
+    rng = np.random.default_rng(0)
+    w = np.array([2.0, -1.0, 0.5, 0.0])
+    x = rng.normal(size=(5, 4)).astype(np.float32)
+    base = np.zeros(4, dtype=np.float32)
+    scores, contrib = split_scores(occlusion_batch(x, base) @ w, 5, 4)
+    np.testing.assert_allclose(scores, x @ w, rtol=1e-6)
+    np.testing.assert_allclose(contrib, x * w, rtol=1e-5, atol=1e-6)
+
+
+def test_top_reasons_only_positive_pushes_in_order():
+    contrib = np.array([[0.1, -0.5, 0.3, 0.0]])
+    x = np.ones((1, 4))
+    [reasons] = top_reasons(contrib, x, ["a", "b", "c", "d"], {"c": "C words"}, k=3)
+    assert [r.feature for r in reasons] == ["c", "a"]
+    assert reasons[0].text == "C words" and reasons[1].text == "a"
