@@ -1,0 +1,166 @@
+"""End to end against the real broker and Redis: a worker process, real topics, real models."""
+from __future__ import annotations
+
+import base64
+import csv
+import json
+import shutil
+
+import orjson
+import pytest
+
+from stream.core.manifest import read_manifest
+from stream.core.products import PRODUCT_IDS
+from stream.replay import read_csv, rows_to_records
+from stream.settings import REPO_ROOT
+from stream.synthetic import generate_transactions, strip_labels
+
+from .conftest import consume, produce
+
+SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
+
+
+def window_len() -> int:
+    return read_manifest(REPO_ROOT / "onnx_models").default("forecast").inputs[0].shape[1] + 1
+
+
+def real_ticks(n: int, symbol: str, skip: int = 0):
+    rows = list(read_csv(SP500))[skip: skip + n]
+    return list(rows_to_records(rows, "ticks", {"ts": "Date", "price": "Close"}, symbol))
+
+
+BAD = [
+    (b"SPX", b"this is not json"),
+    (b"SPX", orjson.dumps({"v": 1, "symbol": "SPX", "ts": 1_700_000_000_000, "price": -5.0})),
+    (b"SPX", orjson.dumps({"v": 1, "symbol": "SPX", "price": 10.0})),
+]
+
+
+def test_forecast_for_every_full_window_and_dead_letters(worker_run):
+    run = worker_run().start()
+    s = run.settings
+    n, w = 60, window_len()
+    ticks = real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=100)
+    produce(s, s.topic_ticks, ticks + BAD)
+    expected = 2 * (n - w + 1)
+    got = consume(s, [s.topic_forecasts, s.topic_dead_letters],
+                  until=lambda g: len(g[s.topic_forecasts]) >= expected and len(g[s.topic_dead_letters]) >= 3,
+                  timeout=90)
+    forecasts, dead = got[s.topic_forecasts], got[s.topic_dead_letters]
+    assert len(forecasts) == expected, run.log_text()[-3000:]
+    by_symbol = {sym: [v for _, v in forecasts if v["symbol"] == sym] for sym in ("SPX", "NDX")}
+    assert {k: len(v) for k, v in by_symbol.items()} == {"SPX": n - w + 1, "NDX": n - w + 1}
+    card = read_manifest(REPO_ROOT / "onnx_models").default("forecast")
+    for key, v in forecasts:
+        assert key.decode() == f"{v['source']['topic']}:{v['source']['partition']}:{v['source']['offset']}"
+        assert v["model"] == card.name and v["model_version"] == card.version and v["horizon"] == 1
+        lo, hi = v["band_95"]
+        assert lo <= v["predicted_return"] <= hi and v["predicted_volatility"] >= 0
+    # The first forecast for SPX is for the w-th tick: the first tick with a full window.
+    first_ts = min(x["ts"] for x in by_symbol["SPX"])
+    assert first_ts == orjson.loads(real_ticks(n, "SPX")[w - 1][1])["ts"]
+    assert len(dead) == 3
+    reasons = sorted(v["reason"] for _, v in dead)
+    assert any("not valid JSON" in r for r in reasons)
+    assert any("impossible price" in r for r in reasons)
+    assert any("missing field 'ts'" in r for r in reasons)
+    originals = {base64.b64decode(v["original_b64"]) for _, v in dead}
+    assert originals == {v for _, v in BAD}
+
+
+def test_risk_alerts_carry_reason_codes(worker_run):
+    run = worker_run().start()
+    s = run.settings
+    txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.2, seed=11))[:600]
+    produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
+    got = consume(s, [s.topic_risk_scores, s.topic_risk_alerts],
+                  until=lambda g: len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
+    scores, alerts = got[s.topic_risk_scores], got[s.topic_risk_alerts]
+    assert len(scores) == len(txns), run.log_text()[-3000:]
+    assert {v["event_id"] for _, v in scores} == {t["event_id"] for t in txns}
+    threshold = scores[0][1]["threshold"]
+    expected_alerts = {v["event_id"] for _, v in scores if v["risk_score"] >= threshold}
+    assert expected_alerts, "the fraud bursts should raise at least one alert"
+    assert {v["event_id"] for _, v in alerts} == expected_alerts
+    for _, a in alerts:
+        assert 1 <= len(a["reasons"]) <= 3
+        assert all(r["reason"] and " " in r["reason"] and r["contribution"] > 0 for r in a["reasons"])
+        contribs = [r["contribution"] for r in a["reasons"]]
+        assert contribs == sorted(contribs, reverse=True)
+
+
+def test_recommendations_never_include_held_products(worker_run):
+    run = worker_run().start()
+    s = run.settings
+    events, held = [], {}
+    ts = 1_700_000_000_000
+    for u in range(12):
+        user = f"u{u}"
+        for j, p in enumerate(PRODUCT_IDS[u % 5: u % 5 + 4]):
+            action = "buy" if j % 2 == 0 else "view"
+            events.append((user, {"v": 1, "user_id": user, "ts": ts, "product_id": p, "action": action}))
+            ts += 1000
+    events.append(("u0", {"v": 1, "user_id": "u0", "ts": ts, "product_id": "no-such-product", "action": "buy"}))
+    produce(s, s.topic_user_events, events)
+    got = consume(s, [s.topic_recommendations, s.topic_dead_letters],
+                  until=lambda g: len(g[s.topic_recommendations]) >= len(events) - 1 and g[s.topic_dead_letters],
+                  timeout=90)
+    recs = got[s.topic_recommendations]
+    assert len(recs) == len(events) - 1, run.log_text()[-3000:]
+    for _, r in recs:
+        items = [i["product_id"] for i in r["items"]]
+        assert len(items) == s.recommend_k
+        assert not set(items) & set(r["holdings"])
+        assert [i["score"] for i in r["items"]] == sorted((i["score"] for i in r["items"]), reverse=True)
+    # holdings follow the buys: the last recommendation of each user reflects all its purchases
+    last = {}
+    for _, r in recs:
+        last[r["user_id"]] = r
+    for u in range(12):
+        bought = {p for j, p in enumerate(PRODUCT_IDS[u % 5: u % 5 + 4]) if j % 2 == 0}
+        assert set(last[f"u{u}"]["holdings"]) == bought
+    [(_, dead)] = got[s.topic_dead_letters]
+    assert "unknown product_id" in dead["reason"]
+
+
+def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
+    models = tmp_path / "models"
+    shutil.copytree(REPO_ROOT / "onnx_models", models)
+    run = worker_run(model_dir=models).start()
+    s = run.settings
+    w = window_len()
+    first = real_ticks(w + 10, "SPX")
+    produce(s, s.topic_ticks, first)
+    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= 11, timeout=90)
+    assert {v["model_version"] for _, v in got[s.topic_forecasts]} == {"1"}, run.log_text()[-3000:]
+
+    manifest = json.loads((models / "manifest.json").read_text())
+    name = manifest["defaults"]["forecast"]
+    # A broken version is refused and serving continues on the current one ...
+    bad = json.loads(json.dumps(manifest))
+    bad["models"][name]["version"] = "2-corrupt"
+    bad["models"][name]["sha256"] = "0" * 64
+    (models / "manifest.json.tmp").write_text(json.dumps(bad))
+    (models / "manifest.json.tmp").replace(models / "manifest.json")
+    produce(s, s.topic_ticks, real_ticks(5, "SPX", skip=w + 10))
+    got = consume(s, [s.topic_forecasts, s.topic_model_events],
+                  until=lambda g: len(g[s.topic_forecasts]) >= 16
+                  and any(v["event"] == "model_refused" for _, v in g[s.topic_model_events]), timeout=60)
+    refused = [v for _, v in got[s.topic_model_events] if v["event"] == "model_refused"]
+    assert refused and "SHA-256 mismatch" in refused[0]["reason"] and refused[0]["still_serving"]["version"] == "1"
+    assert {v["model_version"] for _, v in got[s.topic_forecasts]} == {"1"}
+
+    # ... and a good new version is picked up between batches: nothing lost, nothing scored twice.
+    manifest["models"][name]["version"] = "2"
+    (models / "manifest.json.tmp").write_text(json.dumps(manifest))
+    (models / "manifest.json.tmp").replace(models / "manifest.json")
+    produce(s, s.topic_ticks, real_ticks(20, "SPX", skip=w + 15))
+    total = 11 + 5 + 20
+    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= total
+                  and g[s.topic_forecasts][-1][1]["model_version"] == "2", timeout=60)
+    fc = [v for _, v in got[s.topic_forecasts]]
+    keys = [k for k, _ in got[s.topic_forecasts]]
+    assert len(fc) == total and len(set(keys)) == total
+    versions = [v["model_version"] for v in sorted(fc, key=lambda v: v["source"]["offset"])]
+    assert versions[-1] == "2" and versions[0] == "1"
+    assert versions == sorted(versions), "a version switch happens once, between batches"
