@@ -100,7 +100,8 @@ def _robust_bounds(x: np.ndarray, z: float) -> tuple[float, float] | None:
 # --------------------------------------------------------------------------- prices
 
 def clean_prices(df: pd.DataFrame, dataset: str, log: QualityLog, price_cols: Sequence[str],
-                 ts_col: str | None = None, *, outlier_z: float = RETURN_OUTLIER_Z) -> pd.DataFrame:
+                 ts_col: str | None = None, *, outlier_z: float = RETURN_OUTLIER_Z,
+                 return_cols: Sequence[str] | None = None) -> pd.DataFrame:
     """Clean a price table (one instrument per column in ``price_cols``); the index is the
     timestamp when ``ts_col`` is None.
 
@@ -110,8 +111,9 @@ def clean_prices(df: pd.DataFrame, dataset: str, log: QualityLog, price_cols: Se
     * ``out_of_order_ts``: rows whose timestamp is earlier than one before them; the table is
       sorted (stable) by timestamp;
     * ``duplicate_ts``: repeated timestamps, the last arrival is kept (a correction wins);
-    * ``return_outliers``: log returns with a robust z beyond ``outlier_z`` per price column,
-      counted only (real crashes are real; the features clip standardised returns).
+    * ``return_outliers``: log returns with a robust z beyond ``outlier_z`` in each of
+      ``return_cols`` (default: all price columns), counted only (real crashes are real; the
+      features clip standardised returns).
     """
     price_cols = list(price_cols)
     out = df.copy()
@@ -144,7 +146,7 @@ def clean_prices(df: pd.DataFrame, dataset: str, log: QualityLog, price_cols: Se
     out = out.iloc[~dup]
 
     n_out = 0
-    for c in price_cols:
+    for c in (price_cols if return_cols is None else list(return_cols)):
         r = np.diff(np.log(out[c].to_numpy(dtype=np.float64)))
         if len(r) > 2:
             n_out += int((np.abs(robust_z(r)) > outlier_z).sum())

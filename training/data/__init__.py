@@ -1,0 +1,1 @@
+"""Real training data from installed packages (never downloaded), cached as Parquet."""
