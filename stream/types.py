@@ -7,8 +7,8 @@ from stream.core.fencing import Fenced
 
 
 class WindowStore(Protocol):
-    async def append_ticks(self, items: list[tuple[str, bytes, int, int]], length: int, keep: int) -> list[bytes]:
-        """For each (symbol, packed record, partition, offset): append it unless already there and
+    async def append_ticks(self, items: list[tuple[str, bytes, int, int, int]], length: int, keep: int) -> list:
+        """For each (symbol, packed record, partition, offset, ts): append it unless already there and
         return the ``length`` records ending at it (fewer while the window fills)."""
 
 

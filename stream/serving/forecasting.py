@@ -8,6 +8,7 @@ from stream.core.features import Standardiser, forecast_band, forecast_input
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.core.windows import full_windows, pack_tick
 from stream.serving.base import Job
+from stream.state.redis_store import OUT_OF_ORDER
 
 
 class ForecastJob(Job):
@@ -21,13 +22,20 @@ class ForecastJob(Job):
         model = self.models[self.slot]
         window = model.card.inputs[0].shape[1]           # returns per window
         length = window + 1                               # prices per window
-        items = [(t.symbol, pack_tick(r.partition, r.offset, t.ts, t.price), r.partition, r.offset) for r, t in events]
+        items = [(t.symbol, pack_tick(r.partition, r.offset, t.ts, t.price), r.partition, r.offset, t.ts)
+                 for r, t in events]
         buffers = await self.state.append_ticks(items, length, length + self.settings.window_history)
-        gaps = [i for i, b in enumerate(buffers) if b is None]
-        for i in gaps:
-            out.append(self.dead_letter(events[i][0], "redelivered tick is older than the kept window history; "
-                                        "raise FINSTREAM_WINDOW_HISTORY"))
-        prices, idx = full_windows([b or b"" for b in buffers], length)
+        gaps = []
+        for i, b in enumerate(buffers):
+            if b is None:
+                gaps.append(i)
+                out.append(self.dead_letter(events[i][0], "redelivered tick is older than the kept window history; "
+                                            "raise FINSTREAM_WINDOW_HISTORY"))
+            elif b == OUT_OF_ORDER:
+                gaps.append(i)
+                out.append(self.dead_letter(events[i][0], f"out-of-order tick: ts {events[i][1].ts} is older than "
+                                            f"the last tick of {events[i][1].symbol}"))
+        prices, idx = full_windows([b if isinstance(b, bytes) else b"" for b in buffers], length)
         self.counts["ticks"] += len(events)
         self.counts["warming_up"] += len(events) - len(idx) - len(gaps)
         if len(idx) == 0:

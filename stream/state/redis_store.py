@@ -24,6 +24,9 @@ WINDOW_APPEND = (_HERE / "window_append.lua").read_text()
 FENCED_SET = (_HERE / "fenced_set.lua").read_text()
 
 
+OUT_OF_ORDER = "out-of-order"
+
+
 class StateConflict(RuntimeError):
     """Another writer moved an entity's fence while we held it (e.g. a zombie after a rebalance)."""
 
@@ -55,14 +58,15 @@ class RedisState:
 
     # --- windows ---------------------------------------------------------
     async def append_ticks(self, items, length: int, keep: int) -> list[bytes | None]:
-        """See ``WindowStore.append_ticks``; ``None`` marks a redelivery older than the history."""
+        """See ``WindowStore.append_ticks``. ``None`` marks a redelivery older than the history,
+        ``OUT_OF_ORDER`` a new tick older than the symbol's last one (not appended)."""
         if not items:
             return []
         pipe = self.r.pipeline(transaction=False)
-        for symbol, packed, partition, offset in items:
-            await self._append(keys=[self.key("win", symbol)], args=[packed, partition, offset, length, keep],
+        for symbol, packed, partition, offset, ts in items:
+            await self._append(keys=[self.key("win", symbol)], args=[packed, partition, offset, length, keep, ts],
                                client=pipe)
-        return list(await pipe.execute())
+        return [OUT_OF_ORDER if r == -1 else r for r in await pipe.execute()]
 
     # --- entities --------------------------------------------------------
     async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:

@@ -3,10 +3,14 @@
 -- KEYS[1]  window key
 -- ARGV[1]  packed record (28 bytes: offset i64, ts i64, price f64, partition i32, little-endian)
 -- ARGV[2]  partition  ARGV[3] offset  ARGV[4] window length (records)  ARGV[5] records to keep
+-- ARGV[6]  tick ts (ms)
+-- Returns the window bytes; nil when a redelivered tick is older than the kept history;
+-- -1 when a new tick is older than the symbol's last tick (out of order: not appended).
 local R = 28
 local key = KEYS[1]
 local part, off = tonumber(ARGV[2]), tonumber(ARGV[3])
 local length, keep = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ts = tonumber(ARGV[6])
 local size = redis.call('STRLEN', key)
 local n = size / R
 local pos = -1
@@ -24,6 +28,8 @@ if n > 0 then
       i = i - 1
     end
     if pos < 0 then return false end  -- trimmed away: cannot reproduce this window
+  elseif ts < struct.unpack('<i8', string.sub(last, 9, 16)) then
+    return -1
   end
 end
 if pos < 0 then

@@ -8,7 +8,7 @@ import redis.asyncio as aioredis
 from stream.core import fencing
 from stream.core.features import AccountState
 from stream.core.windows import RECORD_SIZE, pack_tick, unpack
-from stream.state.redis_store import RedisState, StateConflict
+from stream.state.redis_store import OUT_OF_ORDER, RedisState, StateConflict
 
 
 def run(coro):
@@ -24,7 +24,8 @@ async def _with_state(stack, fn):
 
 
 def ticks(symbol, partition, offsets):
-    return [(symbol, pack_tick(partition, o, 1_700_000_000_000 + o, 100.0 + o), partition, o) for o in offsets]
+    return [(symbol, pack_tick(partition, o, 1_700_000_000_000 + o, 100.0 + o), partition, o, 1_700_000_000_000 + o)
+            for o in offsets]
 
 
 def test_window_fills_then_slides(stack, redis_client):
@@ -60,9 +61,19 @@ def test_history_is_trimmed_and_a_too_old_redelivery_is_reported(stack, redis_cl
 def test_partition_move_is_not_mistaken_for_redelivery(stack, redis_client):
     async def go(st):
         await st.append_ticks(ticks("X", 0, [100, 101]), 3, 10)
-        return await st.append_ticks(ticks("X", 2, [7]), 3, 10)
+        moved = [("X", pack_tick(2, 7, 1_800_000_000_000, 1.0), 2, 7, 1_800_000_000_000)]
+        return await st.append_ticks(moved, 3, 10)
     [buf] = run(_with_state(stack, go))
     assert list(unpack(buf)["offset"]) == [100, 101, 7]
+
+
+def test_out_of_order_tick_is_refused_not_appended(stack, redis_client):
+    async def go(st):
+        await st.append_ticks(ticks("X", 0, [10, 11]), 3, 10)
+        late = [("X", pack_tick(0, 12, 5, 99.0), 0, 12, 5)]
+        return await st.append_ticks(late, 3, 10)
+    assert run(_with_state(stack, go)) == [OUT_OF_ORDER]
+    assert list(unpack(redis_client.get("t:win:{X}"))["offset"]) == [10, 11]
 
 
 def test_entities_round_trip_with_fence_and_snapshots(stack, redis_client):
