@@ -1,0 +1,166 @@
+"""``finstream demo``: the whole system live on bundled real data.
+
+Starts the stack (unless it already runs), a worker, and four feeds on topics of their own
+(one set per demo run, so a second run never re-reads the first one's events):
+real S&P 500 and EuroStoxx closes as ticks, real Caravan policy holdings as user events, and
+synthetic card transactions (labelled synthetic: no real card data is public). Shows forecasts,
+risk alerts and recommendations as they arrive.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, deque
+from pathlib import Path
+
+import orjson
+from rich.console import Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from stream.replay import publish, read_csv, rows_to_records
+from stream.settings import Settings, get_settings
+
+DATA = Path(__file__).parent / "data"
+
+
+def demo_env(run: str) -> dict[str, str]:
+    env = {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
+           "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "false"}
+    for field in ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
+                  "recommendations", "dead_letters", "model_events"):
+        env[f"FINSTREAM_TOPIC_{field.upper()}"] = f"demo-{run}-{field.replace('_', '-')}"
+    return env
+
+
+def feeds(s: Settings) -> list:
+    from stream.synthetic import strip_labels, transaction_stream
+
+    sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
+    eu = rows_to_records(read_csv(DATA / "eustocks.csv"), "ticks", {}, None)
+    caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
+    txns = ((t["account_id"].encode(), orjson.dumps(t))
+            for t in strip_labels(transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7)))
+    return [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
+            publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
+
+
+class View:
+    def __init__(self, s: Settings):
+        self.s = s
+        self.forecasts: dict[str, dict] = {}
+        self.alerts: deque = deque(maxlen=6)
+        self.recs: deque = deque(maxlen=6)
+        self.counts: Counter = Counter()
+        self.started = time.monotonic()
+
+    def add(self, topic: str, v: dict) -> None:
+        s = self.s
+        self.counts[topic] += 1
+        if topic == s.topic_forecasts:
+            self.forecasts[v["symbol"]] = v
+        elif topic == s.topic_risk_alerts:
+            self.alerts.appendleft(v)
+        elif topic == s.topic_recommendations:
+            self.recs.appendleft(v)
+
+    def render(self):
+        s = self.s
+        ft = Table(title="forecasts (next step, real market data)", expand=True)
+        for c in ("symbol", "date", "last price", "pred. return", "pred. vol", "95% band", "model"):
+            ft.add_column(c)
+        for sym, v in sorted(self.forecasts.items()):
+            lo, hi = v["band_95"]
+            ft.add_row(sym, time.strftime("%Y-%m-%d", time.gmtime(v["ts"] / 1000)), f"{v['last_price']:.2f}",
+                       f"{v['predicted_return']:+.4%}", f"{v['predicted_volatility']:.3%}", f"[{lo:+.2%}, {hi:+.2%}]",
+                       f"{v['model']} v{v['model_version']}")
+        at = Table(title="risk alerts (synthetic transactions)", expand=True)
+        for c in ("account", "amount", "score", "threshold", "top reasons"):
+            at.add_column(c)
+        for v in self.alerts:
+            at.add_row(v["account_id"], f"{v['amount']:.2f} {v['currency']}", f"{v['risk_score']:.3f}",
+                       f"{v['threshold']:.3f}", "; ".join(r["reason"] for r in v["reasons"]))
+        rt = Table(title="recommendations (real Caravan holdings)", expand=True)
+        for c in ("user", "after", "holds", "recommended"):
+            rt.add_column(c)
+        for v in self.recs:
+            rt.add_row(v["user_id"], f"{v['trigger']['action']} {v['trigger']['product_id']}", ", ".join(v["holdings"]),
+                       ", ".join(i["product_id"] for i in v["items"][:3]))
+        secs = time.monotonic() - self.started
+        summary = "  ".join(f"{t.removeprefix('demo-').split('-', 1)[-1]}: {n}" for t, n in sorted(self.counts.items()))
+        return Group(ft, at, rt, Panel(f"{secs:.0f}s  {summary}", title="outputs so far"))
+
+
+async def watch(s: Settings, view: View, live: Live, until: float) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    topics = [s.topic_forecasts, s.topic_risk_alerts, s.topic_recommendations, s.topic_dead_letters, s.topic_risk_scores]
+    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
+                         isolation_level="read_committed")
+    await c.start()
+    try:
+        while until == 0 or time.monotonic() < until:
+            for tp, msgs in (await c.getmany(timeout_ms=300)).items():
+                for m in msgs:
+                    view.add(tp.topic, orjson.loads(m.value))
+            live.update(view.render())
+    finally:
+        await c.stop()
+
+
+def main(seconds: float = 0) -> None:
+    from stream.stack import manager
+    from stream.stack.kafka import ensure_topics
+    from stream.stack.procs import StackError
+
+    run = uuid.uuid4().hex[:6]
+    os.environ.update(demo_env(run))
+    get_settings.cache_clear()
+    s = get_settings()
+    ours = not all(p.ready for p in manager.probe(s))
+    try:
+        if ours:
+            print("starting Kafka and Redis ...", flush=True)
+            manager.start(s)
+        else:
+            ensure_topics(s)
+    except StackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(1)
+    log = s.stack_path / f"demo-worker-{run}.log"
+    worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=open(log, "ab"),
+                              stderr=subprocess.STDOUT, start_new_session=True)
+    print(f"worker pid {worker.pid} (log: {log}); feeding real market data, Caravan holdings and synthetic "
+          f"transactions ... Ctrl-C to stop", flush=True)
+    view = View(s)
+
+    async def go():
+        until = time.monotonic() + seconds if seconds else 0
+        tasks = [asyncio.create_task(f) for f in feeds(s)]
+        try:
+            with Live(view.render(), refresh_per_second=4, screen=False) as live:
+                await watch(s, view, live, until)
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    try:
+        asyncio.run(go())
+    except KeyboardInterrupt:
+        pass
+    finally:
+        os.killpg(worker.pid, signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+        if ours:
+            manager.stop(s)
+        print("demo stopped. counts: " + ", ".join(f"{k}={v}" for k, v in sorted(view.counts.items())))
