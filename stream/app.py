@@ -1,9 +1,12 @@
 """The Faust adapter: three agents, each feeding micro-batches of raw events to its job.
 
-Faust only moves bytes here (raw serializers, no Records, no Tables): parsing, state, scoring
-and output records are the engine's (``stream.serving``), which the bench and tests drive too.
-Outputs go to the source's partition number, so per-key order carries over and, under
-exactly-once, Faust's transactional producer for that partition carries them.
+Faust consumes, balances partitions and supervises agents; it only moves bytes here (raw
+serializers, no Records, no Tables). Parsing, state, scoring and output records are the
+engine's (``stream.serving``); delivery is ``stream.publisher``'s, which owns the Kafka
+transaction because Faust's exactly-once does not cover our sends (see that module).
+A batch's events are acked only after its outputs are durable. A failing batch is retried
+(state updates are fenced, so a retry is harmless); if it keeps failing the process exits
+without acking, so nothing is committed past it and Kafka redelivers it to the next worker.
 """
 from __future__ import annotations
 
@@ -11,8 +14,18 @@ import logging
 
 import faust
 
-from stream.core.records import OutputRecord, SourceRecord
+import asyncio
+import os
+from collections import defaultdict
+
+from aiokafka.structs import TopicPartition
+
+from stream.core.records import SourceRecord
+from stream.publisher import Publisher
 from stream.settings import Settings
+
+RETRIES = 6          # attempts per batch step, with exponential backoff from 0.2 s (about 12 s in all)
+EXIT_UNPROCESSABLE = 75
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +50,7 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         broker=[f"kafka://{b.strip()}" for b in s.kafka_bootstrap.split(",")],
         broker_credentials=_credentials(s),
         store="memory://",
-        processing_guarantee=s.processing_guarantee,
+        processing_guarantee="at_least_once",   # the guarantee is the publisher's, not Faust's
         topic_partitions=s.topic_partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -47,27 +60,40 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         producer_linger_ms=5,
         stream_buffer_maxsize=max(4096, 2 * s.batch_max),
     )
-    out_topics: dict[str, faust.TopicT] = {}
+    publisher = Publisher(s)
 
-    def out_topic(name: str) -> faust.TopicT:
-        if name not in out_topics:
-            out_topics[name] = app.topic(name, key_serializer="raw", value_serializer="raw",
-                                         partitions=s.topic_partitions)
-        return out_topics[name]
-
-    async def publish(records: list[OutputRecord]) -> None:
-        for o in records:
-            part = None if o.partition is None else o.partition % s.topic_partitions
-            await out_topic(o.topic).send(key=o.key, value=o.value, partition=part)
+    async def handle(job, events) -> None:
+        batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
+                              e.message.key, e.message.value, e.message.timestamp) for e in events]
+        groups: dict = defaultdict(list)
+        for r in batch:   # one transaction per source partition (its producer fences zombies)
+            groups[(r.topic, r.partition) if publisher.exactly_once else (r.topic, -1)].append(r)
+        for (topic, partition), records in groups.items():
+            outputs = await _retry(job.process, records)
+            await _retry(publisher.publish, TopicPartition(topic, partition), outputs, records[-1].offset + 1)
 
     for topic_name, job in jobs.items():
         source = app.topic(topic_name, key_serializer="raw", value_serializer="raw", partitions=s.topic_partitions)
 
         async def agent(stream, job=job):
             async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
-                batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                                      e.message.key, e.message.value, e.message.timestamp) for e in events]
-                await publish(await job.process(batch))
+                await handle(job, events)
 
         app.agent(source, name=f"{job.slot}-agent")(agent)
     return app
+
+
+async def _retry(fn, *args):
+    delay = 0.2
+    for attempt in range(1, RETRIES + 1):
+        try:
+            return await fn(*args)
+        except Exception:
+            if attempt == RETRIES:
+                log.critical("giving up on a batch after %d attempts; exiting without acking it", attempt,
+                             exc_info=True)
+                logging.shutdown()
+                os._exit(EXIT_UNPROCESSABLE)   # no ack, no commit: the batch is redelivered
+            log.warning("batch step failed (attempt %d/%d), retrying in %.1fs", attempt, RETRIES, delay, exc_info=True)
+            await asyncio.sleep(delay)
+            delay *= 2
