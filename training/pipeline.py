@@ -124,6 +124,7 @@ def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir:
     if unknown:
         raise TrainingError(f"unknown job(s) {unknown}; choose from {list(JOBS)}")
     jobs = [j for j in JOBS if j in jobs]
+    modules = {job: _job_module(job) for job in jobs}     # fail before any training if one is missing
     default_out = out is None
     out = Path(out or settings.model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -131,7 +132,6 @@ def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir:
         reports_dir = REPO_ROOT / "reports" if default_out or out == Path(settings.model_dir).resolve() else out / "reports"
     cache_dir = Path(cache_dir or Path(settings.home) / "data")
 
-    modules = {job: _job_module(job) for job in jobs}     # fail before any training if one is missing
     _seed_everything(seed)
     quality = QualityLog()
     results: dict[str, JobResult] = {}
