@@ -72,6 +72,13 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
             outputs = await _retry(job.process, records)
             await _retry(publisher.publish, TopicPartition(topic, partition), outputs, records[-1].offset + 1)
 
+    registries = {id(j.models): j.models for j in jobs.values()}
+
+    @app.timer(interval=s.model_poll_s)
+    async def watch_models() -> None:
+        for registry in registries.values():
+            registry.maybe_reload()
+
     for topic_name, job in jobs.items():
         source = app.topic(topic_name, key_serializer="raw", value_serializer="raw", partitions=s.topic_partitions)
 

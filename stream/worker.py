@@ -15,7 +15,7 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
     from stream.state.redis_store import RedisState, connect
 
     state = RedisState(redis_client or connect(s), s.redis_key_prefix)
-    registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"), s.model_poll_s)
+    registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
     return {
         s.topic_ticks: ForecastJob(s, state, registry),
         s.topic_transactions: RiskJob(s, state, registry),

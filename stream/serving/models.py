@@ -73,14 +73,12 @@ def load_model(card: ModelCard, model_dir: Path) -> ServedModel:
 class ModelRegistry:
     """The served model per slot, reloaded when the manifest file changes."""
 
-    def __init__(self, model_dir: Path, slots: tuple[str, ...], poll_s: float = 2.0):
+    def __init__(self, model_dir: Path, slots: tuple[str, ...]):
         self.model_dir = Path(model_dir)
         self.slots = slots
-        self.poll_s = poll_s
         self.served: dict[str, ServedModel] = {}
         self.events: list[dict] = []          # model-events records waiting to be published
         self._stamp: tuple | None = None
-        self._next_check = 0.0
         self.reload(force=True)
         missing = [s for s in slots if s not in self.served]
         if missing:
@@ -94,11 +92,8 @@ class ModelRegistry:
         return st.st_mtime_ns, st.st_size
 
     def maybe_reload(self) -> None:
-        """Cheap enough to call before every batch: stats the manifest at most every ``poll_s``."""
-        now = time.monotonic()
-        if now < self._next_check:
-            return
-        self._next_check = now + self.poll_s
+        """Cheap enough to call before every batch (one ``stat``); the worker also calls it on a
+        timer (``model_poll_s``) so a refused model is reported while the stream is idle."""
         if self._manifest_stamp() != self._stamp:
             self.reload()
 

@@ -15,13 +15,13 @@ from stream.replay import read_csv, rows_to_records
 from stream.settings import REPO_ROOT
 from stream.synthetic import generate_transactions, strip_labels
 
-from .conftest import consume, produce
+from workers import MODEL_DIR, consume, produce
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
 
 
 def window_len() -> int:
-    return read_manifest(REPO_ROOT / "onnx_models").default("forecast").inputs[0].shape[1] + 1
+    return read_manifest(MODEL_DIR).default("forecast").inputs[0].shape[1] + 1
 
 
 def real_ticks(n: int, symbol: str, skip: int = 0):
@@ -50,7 +50,7 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     assert len(forecasts) == expected, run.log_text()[-3000:]
     by_symbol = {sym: [v for _, v in forecasts if v["symbol"] == sym] for sym in ("SPX", "NDX")}
     assert {k: len(v) for k, v in by_symbol.items()} == {"SPX": n - w + 1, "NDX": n - w + 1}
-    card = read_manifest(REPO_ROOT / "onnx_models").default("forecast")
+    card = read_manifest(MODEL_DIR).default("forecast")
     for key, v in forecasts:
         assert key.decode() == f"{v['source']['topic']}:{v['source']['partition']}:{v['source']['offset']}"
         assert v["model"] == card.name and v["model_version"] == card.version and v["horizon"] == 1
@@ -125,7 +125,7 @@ def test_recommendations_never_include_held_products(worker_run):
 
 def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     models = tmp_path / "models"
-    shutil.copytree(REPO_ROOT / "onnx_models", models)
+    shutil.copytree(MODEL_DIR, models)
     run = worker_run(model_dir=models).start()
     s = run.settings
     w = window_len()
@@ -147,7 +147,8 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
                   until=lambda g: len(g[s.topic_forecasts]) >= 16
                   and any(v["event"] == "model_refused" for _, v in g[s.topic_model_events]), timeout=60)
     refused = [v for _, v in got[s.topic_model_events] if v["event"] == "model_refused"]
-    assert refused and "SHA-256 mismatch" in refused[0]["reason"] and refused[0]["still_serving"]["version"] == "1"
+    assert refused, (len(got[s.topic_forecasts]), got[s.topic_model_events], run.log_text()[-2000:])
+    assert "SHA-256 mismatch" in refused[0]["reason"] and refused[0]["still_serving"]["version"] == "1"
     assert {v["model_version"] for _, v in got[s.topic_forecasts]} == {"1"}
 
     # ... and a good new version is picked up between batches: nothing lost, nothing scored twice.
@@ -162,5 +163,5 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     keys = [k for k, _ in got[s.topic_forecasts]]
     assert len(fc) == total and len(set(keys)) == total
     versions = [v["model_version"] for v in sorted(fc, key=lambda v: v["source"]["offset"])]
-    assert versions[-1] == "2" and versions[0] == "1"
+    assert versions[-1] == "2" and versions[0] == "1", run.log_text()[-3000:]
     assert versions == sorted(versions), "a version switch happens once, between batches"

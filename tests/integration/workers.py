@@ -1,0 +1,119 @@
+"""End-to-end helpers: a real worker process on the session stack, with its own topics."""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from stream.settings import REPO_ROOT, Settings
+
+MODEL_DIR = Path(os.environ.get("FINSTREAM_TEST_MODEL_DIR", REPO_ROOT / "onnx_models"))
+TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
+                "recommendations", "dead_letters", "model_events")
+
+
+class WorkerRun:
+    """One isolated deployment: unique app id, topics and Redis prefix; a worker subprocess."""
+
+    def __init__(self, stack: Settings, tmp: Path, model_dir: Path | None = None, **extra_env):
+        tag = uuid.uuid4().hex[:8]
+        self.env = {**os.environ,
+                    "FINSTREAM_APP_ID": f"fs-test-{tag}",
+                    "FINSTREAM_REDIS_KEY_PREFIX": f"t{tag}",
+                    "FINSTREAM_WORKER_WEB_ENABLED": "false",
+                    "FINSTREAM_TOPIC_PARTITIONS": "2",
+                    "FINSTREAM_MODEL_DIR": str(model_dir or MODEL_DIR),
+                    "FINSTREAM_MODEL_POLL_S": "0.5",
+                    "FINSTREAM_PUBLISH_RISK_SCORES": "true",
+                    "FINSTREAM_LOG_LEVEL": "info"}
+        for f in TOPIC_FIELDS:
+            self.env[f"FINSTREAM_TOPIC_{f.upper()}"] = f"{f.replace('_', '-')}-{tag}"
+        self.env.update({k: str(v) for k, v in extra_env.items()})
+        self.settings = _settings_from(self.env)
+        self.log = tmp / f"worker-{tag}.log"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "WorkerRun":
+        self.log_fh = open(self.log, "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env, cwd=REPO_ROOT,
+                                     stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+        return self
+
+    def kill(self, sig=signal.SIGKILL) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def _settings_from(env: dict) -> Settings:
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+async def _produce(s: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    p = AIOKafkaProducer(**s.kafka_client_options(), enable_idempotence=True, linger_ms=5)
+    await p.start()
+    try:
+        for k, v in records:
+            await p.send(topic, key=k, value=v)
+        await p.flush()
+    finally:
+        await p.stop()
+
+
+def produce(s: Settings, topic: str, records) -> None:
+    asyncio.run(_produce(s, topic, [(k.encode() if isinstance(k, str) else k, v if isinstance(v, bytes) else orjson.dumps(v))
+                                    for k, v in records]))
+
+
+async def _consume(s: Settings, topics: list[str], until, timeout: float, committed: bool):
+    from aiokafka import AIOKafkaConsumer
+
+    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
+                         isolation_level="read_committed" if committed else "read_uncommitted")
+    await c.start()
+    got: dict[str, list] = {t: [] for t in topics}
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            batch = await c.getmany(timeout_ms=500)
+            for tp, msgs in batch.items():
+                got[tp.topic] += [(m.key, orjson.loads(m.value)) for m in msgs]
+            if until(got):
+                break
+    finally:
+        await c.stop()
+    return got
+
+
+def consume(s: Settings, topics: list[str], until=lambda got: False, timeout: float = 60.0, committed: bool = True):
+    """Everything on ``topics`` from the beginning, read until ``until(got)`` or the timeout."""
+    return asyncio.run(_consume(s, topics, until, timeout, committed))
+
+
