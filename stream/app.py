@@ -59,8 +59,15 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         web_bind="127.0.0.1",
         producer_linger_ms=5,
         stream_buffer_maxsize=max(4096, 2 * s.batch_max),
+        # A killed worker's partitions move to the others after this long, not Faust's default 60 s.
+        broker_session_timeout=s.kafka_session_timeout_s,
+        broker_heartbeat_interval=max(1.0, s.kafka_session_timeout_s / 4),
     )
     publisher = Publisher(s)
+
+    @app.on_before_shutdown.connect
+    async def close_publisher(app, **kwargs) -> None:
+        await publisher.close()
 
     async def handle(job, events) -> None:
         batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,

@@ -25,6 +25,7 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: Path | None = None
+    kafka_session_timeout_s: float = Field(10.0, ge=6.0)  # consumer-group liveness: failover time after a crash
     kafka_controller_port: int = 9093  # used only by `finstream stack` for the local KRaft controller
 
     # --- Redis -----------------------------------------------------------
