@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     redis_cluster: bool = False
     redis_key_prefix: str = "fs"
+    # When set, account/user ids in Redis keys are HMAC-SHA256 pseudonyms: a Redis dump or MONITOR
+    # session shows no raw account numbers. Changing it orphans existing state.
+    redis_key_secret: SecretStr | None = None
 
     # --- Topics ----------------------------------------------------------
     topic_ticks: str = "ticks"

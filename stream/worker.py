@@ -14,7 +14,8 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
     from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState, connect
 
-    state = RedisState(redis_client or connect(s), s.redis_key_prefix)
+    secret = s.redis_key_secret.get_secret_value().encode() if s.redis_key_secret else None
+    state = RedisState(redis_client or connect(s), s.redis_key_prefix, secret)
     registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
     return {
         s.topic_ticks: ForecastJob(s, state, registry),

@@ -7,11 +7,16 @@ entity in one Redis Cluster slot, so each script touches a single slot)::
     P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state + output snapshots
     P:user:{<user>}      hash    same layout, for product profiles
 
+With ``FINSTREAM_REDIS_KEY_SECRET`` set, ``<symbol>``, ``<account>`` and ``<user>`` are replaced by
+the first 32 hex digits of HMAC-SHA256(secret, id).
+
 Every batch is one pipelined round trip per direction; no per-event awaits (``asyncio.gather``
 over many commands exhausts the connection pool).
 """
 from __future__ import annotations
 
+import hashlib
+import hmac
 from pathlib import Path
 
 import orjson
@@ -47,13 +52,16 @@ def connect(settings) -> aioredis.Redis:
 class RedisState:
     """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "fs"):
+    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None):
         self.r = client
         self.prefix = prefix
+        self._secret = key_secret
         self._append = client.register_script(WINDOW_APPEND)
         self._fenced_set = client.register_script(FENCED_SET)
 
     def key(self, kind: str, entity: str) -> str:
+        if self._secret is not None:
+            entity = hmac.new(self._secret, entity.encode(), hashlib.sha256).hexdigest()[:32]
         return f"{self.prefix}:{kind}:{{{entity}}}"
 
     # --- windows ---------------------------------------------------------

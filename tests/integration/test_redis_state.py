@@ -109,3 +109,25 @@ def test_concurrent_writer_is_detected(stack, redis_client):
         with pytest.raises(StateConflict):
             await st.save("acct", mine, AccountState.to_dict)
     run(_with_state(stack, go))
+
+
+def test_key_secret_pseudonymises_ids(stack, redis_client):
+    def step(st):
+        return AccountState(n=st.n + 1), []
+
+    async def go():
+        client = aioredis.from_url(stack.redis_url.get_secret_value())
+        st = RedisState(client, "t", key_secret=b"s3cret")
+        try:
+            ents = await st.load("acct", ["DE89370400440532013000"], AccountState.from_dict)
+            fencing.apply(ents["DE89370400440532013000"], 0, 1, step)
+            await st.save("acct", ents, AccountState.to_dict)
+            await st.append_ticks(ticks("SPX", 0, [1]), 3, 5)
+            back = await st.load("acct", ["DE89370400440532013000"], AccountState.from_dict)
+        finally:
+            await client.aclose()
+        return back
+    back = run(go())
+    assert back["DE89370400440532013000"].state.n == 1
+    keys = [k.decode() for k in redis_client.keys("t:*")]
+    assert len(keys) == 2 and not any("DE8937" in k or "SPX" in k for k in keys)
