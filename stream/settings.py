@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     batch_within_s: float = Field(0.05, gt=0)
     window_history: int = Field(1024, ge=1)  # ticks kept per symbol beyond the model window (replay safety)
     recommend_k: int = Field(5, ge=1)
+    drift_window: int = Field(5000, ge=100)  # rows per PSI drift check of the risk features
     model_dir: Path = REPO_ROOT / "onnx_models"
     model_poll_s: float = Field(2.0, gt=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"

@@ -42,5 +42,26 @@ class Job:
         return [OutputRecord(self.settings.topic_model_events, f"{e['slot']}:{e['event']}".encode(), orjson.dumps(e))
                 for e in self.models.take_events()]
 
+    def drift_events(self, model, x) -> list[OutputRecord]:
+        """Monitoring only: counts are per worker and a redelivered batch counts again."""
+        import orjson
+
+        from stream.core.drift import DriftMonitor
+
+        if getattr(self, "_drift_for", None) is not model:
+            ref = model.card.reference_distribution
+            self._drift = DriftMonitor(model.card.features, ref, self.settings.drift_window) if ref else None
+            self._drift_for = model
+        if self._drift is None:
+            return []
+        out = []
+        for f in self._drift.update(x):
+            self.counts["drift_alerts"] += 1
+            log.warning("feature drift on %s: %s PSI %.3f over %d rows", model.name, f["feature"], f["psi"], f["rows"])
+            event = {"event": "feature_drift", "slot": self.slot, "model": model.name, "version": model.version, **f}
+            out.append(OutputRecord(self.settings.topic_model_events, f"{self.slot}:feature_drift".encode(),
+                                    orjson.dumps(event)))
+        return out
+
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         raise NotImplementedError

@@ -46,6 +46,7 @@ class RiskJob(Job):
         raw = model.run({card.inputs[0].name: occlusion_batch(x, baseline)})[0]
         scores, contrib = split_scores(raw, len(x), x.shape[1])
         reasons = top_reasons(contrib, x, card.features, card.feature_labels, k=3)
+        out += self.drift_events(model, x)
         for (rec, t), score, why in zip(kept, scores, reasons):
             body = {
                 "event_id": t.event_id, "account_id": t.account_id, "ts": t.ts, "amount": t.amount,
