@@ -1,0 +1,429 @@
+"""Kafka end-to-end runs for ``finstream bench``: a subprocess (the real worker or a pass-through) fed
+through its own topics while the bench produces the input and consumes the outputs concurrently.
+
+One run: create the run's topics, spawn the process, wait for its "ready" log line (start-up time),
+then produce N records as fast as the producer goes and read every output (``read_committed``) until
+each input is accounted for. Latency per output = its Kafka timestamp minus its source record's
+(matched by the ``topic:partition:offset`` key every output carries); "visible" latency = when the
+bench received it minus the source timestamp (includes the exactly-once transaction commit).
+Memory (VmRSS/VmHWM) and CPU come from /proc of the subprocess.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aiokafka import TopicPartition
+
+from stream.settings import REPO_ROOT, Settings
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
+                "recommendations", "dead_letters", "model_events")
+
+
+# --- /proc ------------------------------------------------------------------------------------------
+def proc_status_kb(pid: int, field_name: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def proc_cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process (all its threads)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def settings_from_env(env: dict) -> Settings:
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _die_with_parent() -> None:  # child side, between fork and exec
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+# --- one run ----------------------------------------------------------------------------------------
+@dataclass
+class RunSpec:
+    name: str
+    argv: list[str]
+    env: dict
+    settings: Settings                 # the subprocess's view (topics, partitions, guarantee)
+    src_topic: str
+    done_topics: list[str]             # outputs that account for an input (primary + dead letters)
+    extra_topics: list[str] = field(default_factory=list)   # also counted (e.g. risk alerts), not needed
+    ready_marker: str = "[^Worker]: Ready"
+    dead_topic: str | None = None
+
+
+class Proc:
+    def __init__(self, spec: RunSpec, log_path: Path):
+        self.spec = spec
+        self.log_path = log_path
+        self.log_fh = open(log_path, "wb")
+        self.popen = subprocess.Popen(spec.argv, env=spec.env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
+                                      stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=_die_with_parent)
+        self.pid = self.popen.pid
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen.poll() is None:
+            try:
+                os.killpg(self.pid, signal.SIGTERM)
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.pid, signal.SIGKILL)
+                self.popen.wait(10)
+            except ProcessLookupError:
+                pass
+        self.log_fh.close()
+
+
+async def create_topics(s: Settings, topics: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError, for_code
+
+    admin = AIOKafkaAdminClient(**s.kafka_client_options())
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in dict.fromkeys(topics) if t not in existing]
+        if missing:
+            resp = await admin.create_topics([NewTopic(t, s.topic_partitions, 1) for t in missing])
+            for topic, code, *rest in resp.topic_errors:
+                if code != 0 and for_code(code) is not TopicAlreadyExistsError:
+                    raise RuntimeError(f"creating topic {topic!r} failed: {for_code(code).__name__} {rest}")
+    finally:
+        await admin.close()
+
+
+async def delete_topics(s: Settings, topics: list[str]) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**s.kafka_client_options())
+    await admin.start()
+    try:
+        await admin.delete_topics(list(dict.fromkeys(topics)))
+    except Exception:
+        pass
+    finally:
+        await admin.close()
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
+
+
+async def _wait_leaders(consumer, topics: list[str], timeout: float = 30.0) -> None:
+    """Until the metadata names a leader for every partition of the (fresh) topics."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        await consumer._client.force_metadata_update()
+        cluster = consumer._client.cluster
+        ok = True
+        for t in topics:
+            parts = cluster.partitions_for_topic(t)
+            if not parts or any(cluster.leader_for_partition(TopicPartition(t, p)) in (None, -1) for p in parts):
+                ok = False
+        if ok or loop.time() > deadline:
+            return
+        await asyncio.sleep(0.1)
+
+
+async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, log_dir: Path,
+              warmup: list[tuple[bytes, bytes]] = (), warmup_expected: int = 0,
+              paced: list[tuple[bytes, bytes]] = (), paced_expected=None, paced_load: float = 0.5,
+              paced_seconds: float = 3.0, other_pids: dict[str, int] | None = None,
+              ready_timeout: float = 120.0, idle_timeout: float = 45.0) -> dict:
+    """Spawn, wait ready, then three phases on the same process:
+
+    * warm-up: ``warmup`` records (entities of their own), waited for, not timed. Takes the one-off
+      costs (fresh topics' leaders, transactional producer init, Lua script load, first onnxruntime
+      run) out of the numbers and gives the first-output time;
+    * flood: ``records`` produced flat out while the outputs are read, until ``expected`` sources are
+      accounted for: throughput (first produce -> last needed output), latency under backlog, CPU, RSS;
+    * paced: a prefix of ``paced`` produced at ``paced_load`` x the flood throughput for about
+      ``paced_seconds``: latency when the worker keeps up. ``paced_expected(m)`` = outputs expected
+      from the first m paced records.
+    """
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+    s = spec.settings
+    opts = s.kafka_client_options()
+    all_out = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
+    await create_topics(s, [spec.src_topic, *all_out])
+
+    consumer = AIOKafkaConsumer(**opts, isolation_level="read_committed", enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=5000, fetch_max_wait_ms=50)
+    producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
+    await consumer.start()
+    await producer.start()
+    proc: Proc | None = None
+    done_topics = set(spec.done_topics)
+    got: dict[str, int] = {t: 0 for t in all_out}
+    # source (partition, offset) -> (output Kafka ts, bench receive ms, output topic)
+    samples: dict[tuple[int, int], tuple[int, float, str]] = {}
+    st = {"dups": 0, "last_progress": time.monotonic(), "first_recv": None}
+    stop = asyncio.Event()
+
+    async def consume() -> None:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=100)
+            if not batch:
+                continue
+            now_ms = time.time() * 1000.0
+            st["last_progress"] = time.monotonic()
+            st["first_recv"] = st["first_recv"] or st["last_progress"]
+            for tp, msgs in batch.items():
+                got[tp.topic] += len(msgs)
+                if tp.topic not in done_topics:
+                    continue
+                for m in msgs:
+                    _, p, o = m.key.decode().rsplit(":", 2)
+                    key = (int(p), int(o))
+                    if key in samples:
+                        st["dups"] += 1
+                    else:
+                        samples[key] = (m.timestamp, now_ms, tp.topic)
+
+    def check_alive(what: str) -> None:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{spec.name}: process exited with {proc.popen.returncode} {what}:\n"
+                               + "\n".join(proc.log_text().splitlines()[-25:]))
+
+    async def produce(recs, rate: float | None = None) -> tuple[dict, float, float]:
+        """Send recs (flat out, or paced at rate/s); returns ({(partition, offset): input ts}, t0 wall, t0 mono)."""
+        t0_wall, t0 = time.time() * 1000.0, time.monotonic()
+        futures = []
+        for i, (k, v) in enumerate(recs):
+            if rate:
+                ahead = t0 + i / rate - time.monotonic()
+                if ahead > 0.002:
+                    await asyncio.sleep(ahead)
+            futures.append(await producer.send(spec.src_topic, key=k, value=v))
+        metas = await asyncio.gather(*futures)
+        st["last_progress"] = max(st["last_progress"], time.monotonic())
+        return {(md.partition, md.offset): md.timestamp for md in metas}, t0_wall, t0
+
+    async def outputs_of(in_ts: dict, want: int, what: str, timeout: float) -> list:
+        """Wait until ``want`` of these sources have an output (or nothing arrives for ``timeout`` s)."""
+        while True:
+            check_alive(what)
+            have = [k for k in in_ts if k in samples]
+            if len(have) >= want or time.monotonic() - st["last_progress"] > timeout:
+                return [(in_ts[k], *samples[k]) for k in have]
+            await asyncio.sleep(0.02)
+
+    def stats(matched: list) -> dict:
+        kafka = [out_ts - ts for ts, out_ts, _, _ in matched]
+        visible = [recv - ts for ts, _, recv, _ in matched]
+        return {"latency_ms": {"p50": _pct(kafka, 50), "p99": _pct(kafka, 99), "min": min(kafka, default=None),
+                               "max": max(kafka, default=None)},
+                "visible_latency_ms": {"p50": _pct(visible, 50), "p99": _pct(visible, 99)}}
+
+    consumer_task = None
+    try:
+        await _wait_leaders(consumer, [spec.src_topic, *all_out])
+        tps = [TopicPartition(t, p) for t in all_out for p in sorted(consumer.partitions_for_topic(t) or ())]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning()
+
+        t_spawn = time.monotonic()
+        proc = Proc(spec, log_dir / f"{spec.name}.log")
+        while spec.ready_marker not in proc.log_text():
+            check_alive("before ready")
+            if time.monotonic() - t_spawn > ready_timeout:
+                raise RuntimeError(f"{spec.name}: not ready after {ready_timeout:.0f}s:\n"
+                                   + "\n".join(proc.log_text().splitlines()[-25:]))
+            await asyncio.sleep(0.02)
+        startup_s = time.monotonic() - t_spawn
+        rss_ready_kb = proc_status_kb(proc.pid, "VmRSS")
+        consumer_task = asyncio.create_task(consume())
+
+        # --- warm-up
+        first_output_s = None
+        if warmup:
+            in_ts, _, _ = await produce(warmup)
+            if len(await outputs_of(in_ts, warmup_expected, "during warm-up", 60.0)) < warmup_expected:
+                raise RuntimeError(f"{spec.name}: warm-up outputs did not arrive within 60s:\n"
+                                   + "\n".join(proc.log_text().splitlines()[-25:]))
+            first_output_s = st["first_recv"] - t_spawn if st["first_recv"] else None
+
+        # --- flood
+        rss_before_kb = proc_status_kb(proc.pid, "VmRSS")
+        peak = {"rss": rss_before_kb or 0}
+
+        async def sample_rss() -> None:
+            while not stop.is_set():
+                peak["rss"] = max(peak["rss"], proc_status_kb(proc.pid, "VmRSS") or 0)
+                await asyncio.sleep(0.2)
+
+        rss_task = asyncio.create_task(sample_rss())
+        cpu0 = proc_cpu_s(proc.pid)
+        others0 = {k: proc_cpu_s(v) for k, v in (other_pids or {}).items()}
+        self0 = time.process_time()
+        in_ts, t0_wall, t0 = await produce(records)
+        t_produced = time.monotonic()
+        matched = await outputs_of(in_ts, expected, "while running", idle_timeout)
+        last_recv = max((recv for _, _, recv, _ in matched), default=t0_wall)
+        elapsed = (last_recv - t0_wall) / 1000.0 if expected else t_produced - t0
+        wall = max(elapsed, 1e-9)
+        cpu1 = proc_cpu_s(proc.pid)
+        others1 = {k: proc_cpu_s(v) for k, v in (other_pids or {}).items()}
+        self_cpu = time.process_time() - self0
+        hwm_kb = proc_status_kb(proc.pid, "VmHWM")
+        rss_end_kb = proc_status_kb(proc.pid, "VmRSS")
+        n = len(records)
+        complete = len(matched) >= expected
+        throughput = (n if complete else len(matched)) / wall
+        by_topic: dict[str, int] = {}
+        for *_, topic in matched:
+            by_topic[topic] = by_topic.get(topic, 0) + 1
+
+        # --- paced
+        paced_res = None
+        if paced and complete and throughput > 0:
+            rate = paced_load * throughput
+            m = max(1, min(len(paced), int(rate * paced_seconds)))
+            want = paced_expected(m) if paced_expected else m
+            p_ts, _, _ = await produce(paced[:m], rate=rate)
+            p_matched = await outputs_of(p_ts, want, "while paced", idle_timeout)
+            paced_res = {"rate_eps": round(rate, 1), "events": m, "expected_outputs": want,
+                         "matched": len(p_matched), "complete": len(p_matched) >= want, **stats(p_matched)}
+
+        await asyncio.sleep(0.3)   # a straggling duplicate would show up here (exactly-once: none)
+        stop.set()
+        rss_task.cancel()
+    finally:
+        stop.set()
+        if consumer_task is not None:
+            await consumer_task
+        if proc is not None:
+            proc.stop()
+        await producer.stop()
+        await consumer.stop()
+
+    def cpu_pct(a, b):
+        return None if a is None or b is None else round(100.0 * (b - a) / wall, 1)
+
+    def cpu_us(a, b):
+        return None if a is None or b is None else round(1e6 * (b - a) / max(n, 1), 1)
+
+    flood = stats(matched)
+    flood["latency_ms"]["basis"] = ("output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
+                                    "inputs produced flat out, so this is mostly queueing behind the backlog")
+    flood["visible_latency_ms"]["basis"] = "bench receive time (read_committed consumer) - input Kafka timestamp"
+    return {
+        "events": n,
+        "expected_outputs": expected,
+        "complete": complete,
+        "elapsed_s": round(elapsed, 3),
+        "throughput_eps": round(throughput, 1),
+        "produce_eps": round(n / max(t_produced - t0, 1e-9), 1),
+        **flood,
+        "paced": paced_res,
+        "startup_s": round(startup_s, 2),
+        "first_output_s": None if first_output_s is None else round(first_output_s, 2),
+        "startup_basis": f"spawn until the log line {spec.ready_marker!r} (partitions assigned); "
+                         "first_output_s: spawn until the first warm-up output was read",
+        "warmup_events": len(warmup),
+        "rss_mb": {"ready": _mb(rss_ready_kb), "before_run": _mb(rss_before_kb), "peak_sampled": _mb(peak["rss"]),
+                   "end": _mb(rss_end_kb), "hwm": _mb(hwm_kb)},
+        "cpu_pct": {"process": cpu_pct(cpu0, cpu1), "bench": round(100.0 * self_cpu / wall, 1),
+                    **{k: cpu_pct(others0.get(k), others1.get(k)) for k in others1}},
+        "cpu_us_per_event": {"process": cpu_us(cpu0, cpu1),
+                             **{k: cpu_us(others0.get(k), others1.get(k)) for k in others1}},
+        "outputs_by_topic": got,
+        "timed_sources_by_topic": by_topic,
+        "sources_matched": len(matched),
+        "duplicates": st["dups"],
+    }
+
+
+def _mb(kb: int | None) -> float | None:
+    return None if kb is None else round(kb / 1024.0, 1)
+
+
+# --- specs ------------------------------------------------------------------------------------------
+def _base_env(s: Settings, tag: str) -> dict:
+    return {**os.environ,
+            "FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+            "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(),
+            "FINSTREAM_APP_ID": f"fs-bench-{tag}",
+            "FINSTREAM_WORKER_WEB_ENABLED": "false",
+            "FINSTREAM_LOG_LEVEL": "info",          # the start-up marker is an info line
+            "PYTHONUNBUFFERED": "1"}
+
+
+def worker_spec(s: Settings, job: str) -> RunSpec:
+    """The real worker (``python -m stream.cli worker``) with its own app id, topics and Redis prefix."""
+    tag = f"{job}-{uuid.uuid4().hex[:8]}"
+    env = _base_env(s, tag)
+    env.update({"FINSTREAM_REDIS_KEY_PREFIX": f"bench-{tag}",
+                "FINSTREAM_PUBLISH_RISK_SCORES": "true",   # one output per transaction, so each is accounted for
+                "FINSTREAM_MODEL_DIR": str(s.model_dir)})
+    for f in TOPIC_FIELDS:
+        env[f"FINSTREAM_TOPIC_{f.upper()}"] = f"bench-{f.replace('_', '-')}-{tag}"
+    ws = settings_from_env(env)
+    src, done, extra = {
+        "forecast": (ws.topic_ticks, [ws.topic_forecasts], []),
+        "risk": (ws.topic_transactions, [ws.topic_risk_scores], [ws.topic_risk_alerts]),
+        "recommend": (ws.topic_user_events, [ws.topic_recommendations], []),
+    }[job]
+    return RunSpec(name=f"worker-{job}", argv=[sys.executable, "-m", "stream.cli", "worker"], env=env, settings=ws,
+                   src_topic=src, done_topics=[*done, ws.topic_dead_letters], extra_topics=extra,
+                   dead_topic=ws.topic_dead_letters)
+
+
+def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False) -> RunSpec:
+    from stream.bench_passthrough import READY_LINE
+
+    tag = f"pt-{mode}-{uuid.uuid4().hex[:8]}"
+    env = _base_env(s, tag)
+    if at_least_once:
+        env["FINSTREAM_PROCESSING_GUARANTEE"] = "at_least_once"
+    ws = settings_from_env(env)
+    src, dst = f"bench-in-{tag}", f"bench-out-{tag}"
+    name = f"{mode}-passthrough" + ("-alo" if at_least_once else "")
+    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.bench_passthrough", mode, src, dst],
+                   env=env, settings=ws, src_topic=src, done_topics=[dst],
+                   ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE)
+
+
+def run_topics(spec: RunSpec) -> list[str]:
+    return [spec.src_topic, *spec.done_topics, *spec.extra_topics]
