@@ -31,25 +31,44 @@ def _number(v) -> float:
 
 
 def encode_row(row: dict, card: ModelCard) -> list[float]:
-    """One CSV row -> the model's feature vector, or ValueError naming the bad column."""
+    """One CSV row -> the model's feature vector, or ValueError naming the bad column.
+
+    Applies the training-time cleaning recorded in ``extra.encoding``: blanks take the stored fill
+    value, numeric values are winsorised to the stored bounds, categoricals are one-hot encoded.
+    """
     enc = card.extra.get("encoding") or {}
     categorical: dict = enc.get("categorical", {})
+    fill: dict = enc.get("fill", {})
+    clip: dict = enc.get("clip", {})
+
+    def cell(col: str):
+        v = row.get(col)
+        if v in ("", None) and col in fill:
+            return fill[col]
+        return v
+
     out = []
     for f in card.features:
-        if f in row and row[f] not in ("", None):
-            try:
-                out.append(_number(row[f]))
-            except ValueError:
-                raise ValueError(f"column {f!r}: {row[f]!r} is not a number") from None
-            continue
         col, eq, level = f.partition("=")
-        if eq and col in categorical and col in row:
-            value = row[col]
+        if eq and col in categorical:
+            value = cell(col)
+            if value in ("", None):
+                raise ValueError(f"missing value for column {col!r}")
             if value not in categorical[col]:
                 raise ValueError(f"column {col!r}: unknown level {value!r}")
             out.append(1.0 if value == level else 0.0)
             continue
-        raise ValueError(f"missing value for feature {f!r}")
+        value = cell(f)
+        if value in ("", None):
+            raise ValueError(f"missing value for feature {f!r}")
+        try:
+            x = _number(value)
+        except ValueError:
+            raise ValueError(f"column {f!r}: {value!r} is not a number") from None
+        if f in clip:
+            lo, hi = clip[f]
+            x = min(max(x, lo), hi)
+        out.append(x)
     return out
 
 
