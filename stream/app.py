@@ -16,9 +16,6 @@ import faust
 
 import asyncio
 import os
-from collections import defaultdict
-
-from aiokafka.structs import TopicPartition
 
 from stream.core.records import SourceRecord
 from stream.publisher import Publisher
@@ -72,12 +69,10 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
     async def handle(job, events) -> None:
         batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
                               e.message.key, e.message.value, e.message.timestamp) for e in events]
-        groups: dict = defaultdict(list)
-        for r in batch:   # one transaction per source partition (its producer fences zombies)
-            groups[(r.topic, r.partition) if publisher.exactly_once else (r.topic, -1)].append(r)
-        for (topic, partition), records in groups.items():
-            outputs = await _retry(job.process, records)
-            await _retry(publisher.publish, TopicPartition(topic, partition), outputs, records[-1].offset + 1)
+        outputs = await _retry(job.process, batch)
+        # Partitions commit concurrently, each retried alone: a retry never re-sends a committed one.
+        await asyncio.gather(*(_retry(publisher.publish, tp, outs, nxt)
+                               for tp, outs, nxt in publisher.plan(batch, outputs)))
 
     registries = {id(j.models): j.models for j in jobs.values()}
 

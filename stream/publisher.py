@@ -20,7 +20,7 @@ import logging
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
-from stream.core.records import OutputRecord
+from stream.core.records import OutputRecord, SourceRecord
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,26 @@ class Publisher:
     def _partition(self, o: OutputRecord) -> int | None:
         return None if o.partition is None else o.partition % self.s.topic_partitions
 
-    async def publish(self, source: TopicPartition, records: list[OutputRecord], next_offset: int) -> None:
+    def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
+        """Split a processed batch into (source partition, its outputs, next offset) units.
+
+        Under exactly-once each unit is one transaction; an output goes with the source partition
+        it came from (``OutputRecord.partition``), records without one (model events) with the first.
+        At-least-once publishes the whole batch as one unit.
+        """
+        if not self.exactly_once:
+            return [(None, outputs, None)]
+        nxt: dict[TopicPartition, int] = {}
+        for r in batch:
+            tp = TopicPartition(r.topic, r.partition)
+            nxt[tp] = max(nxt.get(tp, 0), r.offset + 1)
+        by_partition: dict[int, list[OutputRecord]] = {tp.partition: [] for tp in nxt}
+        first = next(iter(by_partition))
+        for o in outputs:
+            by_partition[o.partition if o.partition in by_partition else first].append(o)
+        return [(tp, by_partition[tp.partition], n) for tp, n in nxt.items()]
+
+    async def publish(self, source: TopicPartition | None, records: list[OutputRecord], next_offset: int | None) -> None:
         """Make ``records`` durable; under exactly-once, atomically with consuming up to ``next_offset``."""
         if not self.exactly_once:
             p = await self._producer(None)
