@@ -86,9 +86,15 @@ def score(
 def bench(
     out: Path = typer.Option(Path("bench_results"), "--out", help="Directory for the JSON results."),
     events: int = typer.Option(20000, "--events", help="Events per scenario."),
+    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated scenario names or prefixes, e.g. onnx,engine."),
 ) -> None:
     """Measure throughput, latency and memory against the real stack; writes JSON and prints a table."""
+    import os
+
     from stream import bench as b
+
+    if only:
+        os.environ["FINSTREAM_BENCH_ONLY"] = only
     b.main(out=out, events=events)
 
 
