@@ -71,7 +71,6 @@ class View:
             self.recs.appendleft(v)
 
     def render(self):
-        s = self.s
         ft = Table(title="forecasts (next step, real market data)", expand=True)
         for c in ("symbol", "date", "last price", "pred. return", "pred. vol", "95% band", "model"):
             ft.add_column(c)

@@ -42,6 +42,7 @@ def export_keras(model, path: Path, inputs: Sequence[TensorSpec], output_names: 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     proto, _ = tf2onnx.convert.from_function(fn, input_signature=signature, opset=opset)
+    canonicalise_names(proto)
     _strip_and_save(proto, path)
     return path
 
@@ -94,6 +95,11 @@ def export_linear(
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, n_out])],
         inits,
     )
+    return save_graph(graph, path, opset)
+
+
+def save_graph(graph: onnx.GraphProto, path: Path, opset: int = OPSET) -> Path:
+    """A hand-built graph as a checked model file (the AR, linear and recommender graphs)."""
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="finstream")
     model.ir_version = 8
     onnx.checker.check_model(model)
@@ -101,6 +107,49 @@ def export_linear(
     path.parent.mkdir(parents=True, exist_ok=True)
     _strip_and_save(model, path)
     return path
+
+
+def canonicalise_names(model) -> bool:
+    """Rename internal tensors/nodes by position so a retrain gives byte-identical files.
+
+    tf2onnx's optimisers name folded constants from run-dependent counters (same graph, same
+    weights, different names between processes); renaming every non-IO tensor in order of first
+    use and sorting the initializers makes the bytes a function of the graph alone. Graphs with
+    subgraphs (Loop/If/Scan) are left as they are (returns False).
+    """
+    g = model.graph
+    if any(a.type in (a.GRAPH, a.GRAPHS) for n in g.node for a in n.attribute):
+        return False
+    io = {v.name for v in g.input} | {v.name for v in g.output}
+    inits = {i.name for i in g.initializer}
+    mapping: dict[str, str] = {}
+
+    def new(name: str) -> str:
+        if not name or name in io:
+            return name
+        if name not in mapping:
+            mapping[name] = f"{'c' if name in inits else 't'}{len(mapping)}"
+        return mapping[name]
+
+    for k, n in enumerate(g.node):
+        ins = [new(x) for x in n.input]
+        outs = [new(x) for x in n.output]
+        del n.input[:], n.output[:]
+        n.input.extend(ins)
+        n.output.extend(outs)
+        n.name = f"{n.op_type}_{k}"
+    for i in g.initializer:
+        i.name = new(i.name)
+    for v in g.value_info:
+        v.name = new(v.name)
+    ordered = sorted(g.initializer, key=lambda i: (i.name[0], int(i.name[1:]) if i.name[1:].isdigit() else 0, i.name))
+    ordered = [type(o).FromString(o.SerializeToString()) for o in ordered]
+    del g.initializer[:]
+    g.initializer.extend(ordered)
+    vi = sorted((type(v).FromString(v.SerializeToString()) for v in g.value_info), key=lambda v: v.name)
+    del g.value_info[:]
+    g.value_info.extend(vi)
+    return True
 
 
 def _strip_and_save(model: onnx.ModelProto, path: Path) -> None:

@@ -41,7 +41,8 @@ import numpy as np
 from stream.core.features import FORECAST_WINDOW, Standardiser
 from stream.core.manifest import ModelCard, TensorSpec
 from training.data.market import MarketData, prepare
-from training.export import OPSET, data_fingerprint, export_keras, make_card, onnx_run, reference_distribution
+from training.export import (OPSET, data_fingerprint, export_keras, make_card, onnx_run, reference_distribution,
+                             save_graph)
 from training.job import JobResult, TrainContext
 
 SQRT_PI_2 = math.sqrt(math.pi / 2)     # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
@@ -126,7 +127,6 @@ def fit_ar(data: MarketData, orders=(1, 2, 3, 5, 10, 20, 32)) -> tuple[ARModel, 
 
 def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: int = OPSET) -> Path:
     """``window`` [N,W,1] -> Reshape [N,W] -> [x@w_ret+b, max(|x|@w_abs+b, floor)] -> ``forecast`` [N,2]."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
@@ -154,14 +154,7 @@ def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: 
         [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, 2])],
         inits,
     )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="finstream")
-    m.ir_version = 8
-    onnx.checker.check_model(m)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    m.doc_string = ""
-    onnx.save(m, str(path))
-    return path
+    return save_graph(graph, path, opset)
 
 
 # =========================================================================== Keras
@@ -249,56 +242,7 @@ def keras_predict(model, X: np.ndarray) -> np.ndarray:
 
 
 def export_forecaster_keras(model, path: Path, window: int = FORECAST_WINDOW) -> Path:
-    path = export_keras(model, path, [input_spec(window)], output_names=("forecast",))
-    import onnx
-
-    m = onnx.load(str(path))
-    if canonicalise_names(m):
-        onnx.save(m, str(path))
-    return path
-
-
-def canonicalise_names(model) -> bool:
-    """Rename internal tensors/nodes by position so a retrain gives byte-identical files.
-
-    tf2onnx's optimisers name folded constants from run-dependent counters (same graph, same
-    weights, different names between processes); renaming every non-IO tensor in order of first
-    use and sorting the initializers makes the bytes a function of the graph alone. Graphs with
-    subgraphs (Loop/If/Scan) are left as they are (returns False).
-    """
-    g = model.graph
-    if any(a.type in (a.GRAPH, a.GRAPHS) for n in g.node for a in n.attribute):
-        return False
-    io = {v.name for v in g.input} | {v.name for v in g.output}
-    inits = {i.name for i in g.initializer}
-    mapping: dict[str, str] = {}
-
-    def new(name: str) -> str:
-        if not name or name in io:
-            return name
-        if name not in mapping:
-            mapping[name] = f"{'c' if name in inits else 't'}{len(mapping)}"
-        return mapping[name]
-
-    for k, n in enumerate(g.node):
-        ins = [new(x) for x in n.input]
-        outs = [new(x) for x in n.output]
-        del n.input[:], n.output[:]
-        n.input.extend(ins)
-        n.output.extend(outs)
-        n.name = f"{n.op_type}_{k}"
-    for i in g.initializer:
-        i.name = new(i.name)
-    for v in g.value_info:
-        v.name = new(v.name)
-    ordered = sorted(g.initializer, key=lambda i: (i.name[0], int(i.name[1:]) if i.name[1:].isdigit() else 0, i.name))
-    ordered = [type(o).FromString(o.SerializeToString()) for o in ordered]
-    del g.initializer[:]
-    g.initializer.extend(ordered)
-    vi = sorted((type(v).FromString(v.SerializeToString()) for v in g.value_info), key=lambda v: v.name)
-    del g.value_info[:]
-    g.value_info.extend(vi)
-    return True
+    return export_keras(model, path, [input_spec(window)], output_names=("forecast",))
 
 
 def onnx_predict(path: Path, X: np.ndarray) -> np.ndarray:

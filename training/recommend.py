@@ -47,7 +47,7 @@ import numpy as np
 
 from stream.core.manifest import ModelCard, TensorSpec
 from stream.core.products import CATALOGUE, CUSTOMER_ATTRIBUTES, LINES, PRODUCT_IDS
-from training.export import OPSET, _strip_and_save, data_fingerprint, export_keras, make_card, reference_distribution
+from training.export import OPSET, data_fingerprint, export_keras, make_card, reference_distribution, save_graph
 from training.job import JobResult, TrainContext
 from training.risk import (
     Logistic, _preprocess_layer, auc, bootstrap_ci, check_parity, fit_mlp, keras_predict, set_seed, stratified_split,
@@ -117,7 +117,6 @@ def export_recommender_linear(path: Path, *, item_sim: np.ndarray | None = None,
     Either term may be absent; both inputs are always declared so every recommender has the
     same signature.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     inits = [numpy_helper.from_array(np.asarray(bias, np.float32).reshape(1, N_P), "B"),
@@ -151,13 +150,7 @@ def export_recommender_linear(path: Path, *, item_sim: np.ndarray | None = None,
         [helper.make_tensor_value_info("holdings", TensorProto.FLOAT, [None, N_P]),
          helper.make_tensor_value_info("attributes", TensorProto.FLOAT, [None, N_A])],
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [None, N_P])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="finstream")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _strip_and_save(model, path)
-    return path
+    return save_graph(graph, path, OPSET)
 
 
 def onnx_scores(path: Path, holdings: np.ndarray, attributes: np.ndarray) -> np.ndarray:

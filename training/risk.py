@@ -291,10 +291,9 @@ def export_log_linear(coef: np.ndarray, intercept: float, mean: np.ndarray, scal
     ``export_linear`` takes the augmented row; this graph takes the raw row so the served input
     (and the card's ``features``) stay the encoded raw columns.
     """
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from training.export import OPSET, _strip_and_save
+    from training.export import OPSET, save_graph
 
     inits = [
         numpy_helper.from_array(np.asarray(log_cols, np.int64), "LOG_IDX"),
@@ -323,13 +322,7 @@ def export_log_linear(coef: np.ndarray, intercept: float, mean: np.ndarray, scal
     graph = helper.make_graph(nodes, "log_linear",
                               [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_in])],
                               [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="finstream")
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _strip_and_save(model, path)
-    return path
+    return save_graph(graph, path, OPSET)
 
 
 def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,

@@ -2,12 +2,10 @@
 from __future__ import annotations
 
 import base64
-import csv
 import json
 import shutil
 
 import orjson
-import pytest
 
 from stream.core.manifest import read_manifest
 from stream.core.products import PRODUCT_IDS
@@ -92,7 +90,7 @@ def test_risk_alerts_carry_reason_codes(worker_run):
 def test_recommendations_never_include_held_products(worker_run):
     run = worker_run().start()
     s = run.settings
-    events, held = [], {}
+    events = []
     ts = 1_700_000_000_000
     for u in range(12):
         user = f"u{u}"

