@@ -40,13 +40,13 @@ def demo_env(run: str) -> dict[str, str]:
 
 
 def feeds(s: Settings) -> list:
-    from stream.synthetic import strip_labels, transaction_stream
+    from stream.synthetic import transaction_stream
 
     sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
     eu = rows_to_records(read_csv(DATA / "eustocks.csv"), "ticks", {}, None)
     caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
-    txns = ((t["account_id"].encode(), orjson.dumps(t))
-            for t in strip_labels(transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7)))
+    txns = ((t["account_id"].encode(), orjson.dumps(t))          # endless and unlabelled
+            for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
     return [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
             publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
 
@@ -162,4 +162,4 @@ def main(seconds: float = 0) -> None:
             os.killpg(worker.pid, signal.SIGKILL)
         if ours:
             manager.stop(s)
-        print("demo stopped. counts: " + ", ".join(f"{k}={v}" for k, v in sorted(view.counts.items())))
+        print("\ndemo stopped. counts: " + ", ".join(f"{k}={v}" for k, v in sorted(view.counts.items())))
