@@ -81,6 +81,18 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         for registry in registries.values():
             registry.maybe_reload()
 
+    def counts() -> dict:
+        return {job.slot: dict(job.counts) for job in jobs.values()}
+
+    @app.timer(interval=60.0)
+    async def log_counts() -> None:
+        log.info("counts %s", counts())
+
+    @app.page("/counts/")
+    async def counts_page(web, request):
+        """What each job has seen: events, outputs, dead letters, warming-up windows, alerts."""
+        return web.json(counts())
+
     for topic_name, job in jobs.items():
         source = app.topic(topic_name, key_serializer="raw", value_serializer="raw", partitions=s.topic_partitions)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from stream.settings import REPO_ROOT, Settings
+from stream.settings import REPO_ROOT, Settings, settings_from_env
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
@@ -47,17 +47,6 @@ def proc_cpu_s(pid: int) -> float | None:
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
     except (OSError, ValueError, IndexError):
         return None
-
-
-def settings_from_env(env: dict) -> Settings:
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 def _die_with_parent() -> None:  # child side, between fork and exec

@@ -143,6 +143,20 @@ class Settings(BaseSettings):
         return opts
 
 
+def settings_from_env(env: dict[str, str]) -> Settings:
+    """Settings as a process with exactly ``env`` would read them (for launching workers)."""
+    import os
+
+    saved = dict(os.environ)
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        return Settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

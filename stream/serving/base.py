@@ -5,6 +5,7 @@ import logging
 from collections import Counter
 from typing import Callable, TypeVar
 
+from stream.core import fencing
 from stream.core.contracts import ContractError, decode
 from stream.core.records import OutputRecord, SourceRecord, dead_letter
 
@@ -35,6 +36,22 @@ class Job:
         self.counts["dead_letters"] += 1
         log.warning("dead letter %s: %s", rec.source_id, reason)
         return dead_letter(self.settings.topic_dead_letters, rec, reason)
+
+    async def fold(self, kind: str, events: list, entity_id, decode, encode, step, out: list) -> tuple[list, list]:
+        """Apply each event to its entity's fenced state (``stream.core.fencing``), one load and
+        one save per batch. Returns (each kept event's output, the kept events); a redelivered
+        event whose snapshot is gone is dead-lettered into ``out`` rather than recomputed wrongly.
+        """
+        entities = await self.state.load(kind, [entity_id(e) for _, e in events], decode)
+        results, kept = [], []
+        for rec, e in events:
+            try:
+                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e)))
+                kept.append((rec, e))
+            except fencing.ReplayGap as exc:
+                out.append(self.dead_letter(rec, f"cannot reproduce a redelivered record: {exc}"))
+        await self.state.save(kind, entities, encode)
+        return results, kept
 
     def model_events(self) -> list[OutputRecord]:
         import orjson

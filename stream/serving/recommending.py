@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.core import fencing
-from stream.core.contracts import parse_user_event
+from stream.core.contracts import ContractError, parse_user_event
 from stream.core.features import holdings_vector
 from stream.core.products import PRODUCT_IDS, PRODUCT_INDEX
 from stream.core.profiles import UserProfile, apply_event
@@ -26,8 +25,6 @@ class RecommendJob(Job):
     def _known_product(self, d: dict):
         ev = parse_user_event(d)
         if ev.product_id not in PRODUCT_INDEX:
-            from stream.core.contracts import ContractError
-
             raise ContractError(f"unknown product_id {ev.product_id!r}")
         return ev
 
@@ -36,15 +33,8 @@ class RecommendJob(Job):
         out = self.model_events()
         events, dead = self.parse_batch(batch, self._known_product)
         out += dead
-        users = await self.state.load("user", [e.user_id for _, e in events], UserProfile.from_dict)
-        held, kept = [], []
-        for rec, e in events:
-            try:
-                held.append(fencing.apply(users[e.user_id], rec.partition, rec.offset, _step(e)))
-                kept.append((rec, e))
-            except fencing.ReplayGap as exc:
-                out.append(self.dead_letter(rec, f"cannot reproduce a redelivered user event: {exc}"))
-        await self.state.save("user", users, UserProfile.to_dict)
+        held, kept = await self.fold("user", events, lambda e: e.user_id, UserProfile.from_dict,
+                                     UserProfile.to_dict, _step, out)
         self.counts["user_events"] += len(kept)
         if not kept:
             return out

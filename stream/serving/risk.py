@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from stream.core import fencing
 from stream.core.alerts import is_alert
 from stream.core.contracts import parse_transaction
 from stream.core.features import AccountState, advance, txn_features
@@ -27,15 +26,8 @@ class RiskJob(Job):
         out = self.model_events()
         events, dead = self.parse_batch(batch, parse_transaction)
         out += dead
-        accounts = await self.state.load("acct", [t.account_id for _, t in events], AccountState.from_dict)
-        rows, kept = [], []
-        for rec, t in events:
-            try:
-                rows.append(fencing.apply(accounts[t.account_id], rec.partition, rec.offset, _step(t)))
-                kept.append((rec, t))
-            except fencing.ReplayGap as exc:
-                out.append(self.dead_letter(rec, f"cannot reproduce a redelivered transaction: {exc}"))
-        await self.state.save("acct", accounts, AccountState.to_dict)
+        rows, kept = await self.fold("acct", events, lambda t: t.account_id, AccountState.from_dict,
+                                     AccountState.to_dict, _step, out)
         self.counts["transactions"] += len(kept)
         if not kept:
             return out

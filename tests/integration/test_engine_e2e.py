@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import urllib.request
 
 import orjson
 
@@ -11,6 +12,7 @@ from stream.core.manifest import read_manifest
 from stream.core.products import PRODUCT_IDS
 from stream.replay import read_csv, rows_to_records
 from stream.settings import REPO_ROOT
+from stream.stack.procs import free_ports
 from stream.synthetic import generate_transactions, strip_labels
 
 from workers import MODEL_DIR, consume, produce
@@ -35,7 +37,8 @@ BAD = [
 
 
 def test_forecast_for_every_full_window_and_dead_letters(worker_run):
-    run = worker_run().start()
+    [web_port] = free_ports(1)
+    run = worker_run(FINSTREAM_WORKER_WEB_ENABLED="true", FINSTREAM_WORKER_WEB_PORT=web_port).start()
     s = run.settings
     n, w = 60, window_len()
     ticks = real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=100)
@@ -64,6 +67,10 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     assert any("missing field 'ts'" in r for r in reasons)
     originals = {base64.b64decode(v["original_b64"]) for _, v in dead}
     assert originals == {v for _, v in BAD}
+    # the worker counts what it saw, warming-up windows included (not errors, not silent)
+    with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counts/", timeout=10) as resp:
+        counts = json.loads(resp.read())["forecast"]
+    assert counts == {"ticks": 2 * n, "warming_up": 2 * (w - 1), "forecasts": expected, "dead_letters": 3}
 
 
 def test_risk_alerts_carry_reason_codes(worker_run):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import orjson
 
-from stream.settings import REPO_ROOT, Settings
+from stream.settings import REPO_ROOT, Settings, settings_from_env
 
 MODEL_DIR = Path(os.environ.get("FINSTREAM_TEST_MODEL_DIR", REPO_ROOT / "onnx_models"))
 TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
@@ -36,7 +36,7 @@ class WorkerRun:
         for f in TOPIC_FIELDS:
             self.env[f"FINSTREAM_TOPIC_{f.upper()}"] = f"{f.replace('_', '-')}-{tag}"
         self.env.update({k: str(v) for k, v in extra_env.items()})
-        self.settings = _settings_from(self.env)
+        self.settings = settings_from_env(self.env)
         self.log = tmp / f"worker-{tag}.log"
         self.proc: subprocess.Popen | None = None
 
@@ -61,17 +61,6 @@ class WorkerRun:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def _settings_from(env: dict) -> Settings:
-    saved = dict(os.environ)
-    try:
-        os.environ.clear()
-        os.environ.update(env)
-        return Settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 async def _produce(s: Settings, topic: str, records: list[tuple[bytes | None, bytes]]) -> None:
