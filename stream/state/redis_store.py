@@ -11,10 +11,13 @@ With ``FINSTREAM_REDIS_KEY_SECRET`` set, ``<symbol>``, ``<account>`` and ``<user
 the first 32 hex digits of HMAC-SHA256(secret, id).
 
 Every batch is one pipelined round trip per direction; no per-event awaits (``asyncio.gather``
-over many commands exhausts the connection pool).
+over many commands exhausts the connection pool). Redis Cluster refuses scripts inside a
+pipeline (redis-py blocks EVALSHA in cluster pipelines), so there the script calls run per key,
+in order within a key and concurrently across keys, at most ``CLUSTER_CONCURRENCY`` at a time.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 from pathlib import Path
@@ -30,6 +33,9 @@ FENCED_SET = (_HERE / "fenced_set.lua").read_text()
 
 
 OUT_OF_ORDER = "out-of-order"
+
+
+CLUSTER_CONCURRENCY = 32
 
 
 class StateConflict(RuntimeError):
@@ -58,6 +64,30 @@ class RedisState:
         self._secret = key_secret
         self._append = client.register_script(WINDOW_APPEND)
         self._fenced_set = client.register_script(FENCED_SET)
+        self._cluster = type(client).__name__ == "RedisCluster"
+
+    async def _run_scripts(self, script, calls: list[tuple[str, list]]) -> list:
+        """Results of ``script(key, args)`` for each call, in call order, in as few round trips as
+        the deployment allows (one pipeline; on a cluster, one chain per key)."""
+        if not self._cluster:
+            pipe = self.r.pipeline(transaction=False)
+            for key, args in calls:
+                await script(keys=[key], args=args, client=pipe)
+            return list(await pipe.execute())
+        results: list = [None] * len(calls)
+        by_key: dict[str, list[int]] = {}
+        for i, (key, _) in enumerate(calls):
+            by_key.setdefault(key, []).append(i)
+        gate = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+
+        async def chain(indices: list[int]) -> None:
+            async with gate:
+                for i in indices:   # one key's calls stay in order: they are that key's history
+                    key, args = calls[i]
+                    results[i] = await script(keys=[key], args=args)
+
+        await asyncio.gather(*(chain(ix) for ix in by_key.values()))
+        return results
 
     def key(self, kind: str, entity: str) -> str:
         if self._secret is not None:
@@ -70,11 +100,9 @@ class RedisState:
         ``OUT_OF_ORDER`` a new tick older than the symbol's last one (not appended)."""
         if not items:
             return []
-        pipe = self.r.pipeline(transaction=False)
-        for symbol, packed, partition, offset, ts in items:
-            await self._append(keys=[self.key("win", symbol)], args=[packed, partition, offset, length, keep, ts],
-                               client=pipe)
-        return [OUT_OF_ORDER if r == -1 else r for r in await pipe.execute()]
+        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts])
+                 for symbol, packed, partition, offset, ts in items]
+        return [OUT_OF_ORDER if r == -1 else r for r in await self._run_scripts(self._append, calls)]
 
     # --- entities --------------------------------------------------------
     async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:
@@ -99,13 +127,12 @@ class RedisState:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        pipe = self.r.pipeline(transaction=False)
+        calls = []
         for i, e in dirty:
             blob = orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
                                 option=orjson.OPT_SERIALIZE_NUMPY)
-            await self._fenced_set(keys=[self.key(kind, i)], args=[e.loaded_fence, f"{e.partition}:{e.offset}", blob],
-                                   client=pipe)
-        results = await pipe.execute()
+            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob]))
+        results = await self._run_scripts(self._fenced_set, calls)
         lost = [i for (i, _), ok in zip(dirty, results) if not ok]
         for i, e in dirty:
             if i not in lost:

@@ -170,3 +170,23 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     versions = [v["model_version"] for v in sorted(fc, key=lambda v: v["source"]["offset"])]
     assert versions[-1] == "2" and versions[0] == "1", run.log_text()[-3000:]
     assert versions == sorted(versions), "a version switch happens once, between batches"
+
+
+def test_worker_on_a_redis_cluster(worker_run, redis_cluster):
+    """The same worker against a real 3-node Redis Cluster: windows and account state spread over slots."""
+    run = worker_run(FINSTREAM_REDIS_CLUSTER="true", FINSTREAM_REDIS_URL=redis_cluster).start()
+    s = run.settings
+    n, w = 45, window_len()
+    txns = strip_labels(generate_transactions(n_accounts=30, days=2, fraud_rate=0.2, seed=3))[:300]
+    produce(s, s.topic_ticks, real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=50))
+    produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
+    got = consume(s, [s.topic_forecasts, s.topic_risk_scores],
+                  until=lambda g: len(g[s.topic_forecasts]) >= 2 * (n - w + 1)
+                  and len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
+    assert len(got[s.topic_forecasts]) == 2 * (n - w + 1), run.log_text()[-3000:]
+    assert {v["event_id"] for _, v in got[s.topic_risk_scores]} == {t["event_id"] for t in txns}
+    import redis
+
+    keys = redis.RedisCluster.from_url(redis_cluster).keys(f"{s.redis_key_prefix}:*",
+                                                           target_nodes=redis.RedisCluster.PRIMARIES)
+    assert len([k for k in keys if b":acct:" in k]) == len({t["account_id"] for t in txns})
