@@ -24,15 +24,44 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
     }
 
 
+def preflight(s: Settings) -> None:
+    """Fail fast, in one line, on what would otherwise surface as a retry loop or a traceback."""
+    import redis
+
+    from stream.stack.kafka import ensure_topics
+
+    url = s.redis_url.get_secret_value()
+    client = redis.RedisCluster.from_url(url) if s.redis_cluster else redis.Redis.from_url(url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise WorkerError(f"Redis at {s.redis_url_redacted} is not reachable: {exc}") from None
+    finally:
+        client.close()
+    try:
+        ensure_topics(s)  # Faust silently ignores a source topic that does not exist yet
+    except Exception as exc:  # aiokafka raises several connection error types
+        raise WorkerError(f"Kafka at {s.kafka_bootstrap} is not reachable: {exc}") from None
+
+
+class WorkerError(RuntimeError):
+    pass
+
+
 def main(settings: Settings | None = None) -> None:
     from faust.worker import Worker
 
     from stream.app import create_app
-    from stream.stack.kafka import ensure_topics
+    from stream.core.manifest import ManifestError
 
     s = settings or get_settings()
     logging.basicConfig(level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ensure_topics(s)  # Faust silently ignores a source topic that does not exist yet
-    app = create_app(s, build_jobs(s))
+    try:
+        preflight(s)
+        jobs = build_jobs(s)
+    except (WorkerError, ManifestError) as exc:
+        logging.getLogger("finstream.worker").error("%s", exc)
+        raise SystemExit(1)
+    app = create_app(s, jobs)
     Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
