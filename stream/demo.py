@@ -118,6 +118,9 @@ def main(seconds: float = 0) -> None:
     from stream.stack.kafka import ensure_topics
     from stream.stack.procs import StackError
 
+    import logging
+
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)   # leader moves on fresh topics: not news here
     run = uuid.uuid4().hex[:6]
     os.environ.update(demo_env(run))
     get_settings.cache_clear()
