@@ -22,15 +22,18 @@ class Job:
         self.models = models
         self.counts: Counter = Counter()
 
-    def parse_batch(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
-        """Valid events in order, and a dead letter with the reason for each invalid one."""
-        good, dead = [], []
+    def begin(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
+        """Start a batch: pick up a new model version (between batches, never inside one), then
+        parse at the edge. Returns the valid events in order, and the outputs so far: model events
+        and a dead letter with the reason for each invalid record."""
+        self.models.maybe_reload()
+        good, out = [], self.model_events()
         for rec in batch:
             try:
                 good.append((rec, parse(decode(rec.value))))
             except ContractError as exc:
-                dead.append(self.dead_letter(rec, str(exc)))
-        return good, dead
+                out.append(self.dead_letter(rec, str(exc)))
+        return good, out
 
     def dead_letter(self, rec: SourceRecord, reason: str) -> OutputRecord:
         self.counts["dead_letters"] += 1

@@ -15,10 +15,7 @@ class ForecastJob(Job):
     slot = "forecast"
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
-        self.models.maybe_reload()
-        out = self.model_events()
-        events, dead = self.parse_batch(batch, parse_tick)
-        out += dead
+        events, out = self.begin(batch, parse_tick)
         model = self.models[self.slot]
         window = model.card.inputs[0].shape[1]           # returns per window
         length = window + 1                               # prices per window

@@ -29,10 +29,7 @@ class RecommendJob(Job):
         return ev
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
-        self.models.maybe_reload()
-        out = self.model_events()
-        events, dead = self.parse_batch(batch, self._known_product)
-        out += dead
+        events, out = self.begin(batch, self._known_product)
         held, kept = await self.fold("user", events, lambda e: e.user_id, UserProfile.from_dict,
                                      UserProfile.to_dict, _step, out)
         self.counts["user_events"] += len(kept)

@@ -22,10 +22,7 @@ class RiskJob(Job):
     slot = "risk"
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
-        self.models.maybe_reload()
-        out = self.model_events()
-        events, dead = self.parse_batch(batch, parse_transaction)
-        out += dead
+        events, out = self.begin(batch, parse_transaction)
         rows, kept = await self.fold("acct", events, lambda t: t.account_id, AccountState.from_dict,
                                      AccountState.to_dict, _step, out)
         self.counts["transactions"] += len(kept)
