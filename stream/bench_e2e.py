@@ -22,11 +22,9 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from stream.settings import REPO_ROOT, Settings, settings_from_env
+from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
-                "recommendations", "dead_letters", "model_events")
 
 
 # --- /proc ------------------------------------------------------------------------------------------
@@ -386,8 +384,7 @@ def worker_spec(s: Settings, job: str) -> RunSpec:
     env.update({"FINSTREAM_REDIS_KEY_PREFIX": f"bench-{tag}",
                 "FINSTREAM_PUBLISH_RISK_SCORES": "true",   # one output per transaction, so each is accounted for
                 "FINSTREAM_MODEL_DIR": str(s.model_dir)})
-    for f in TOPIC_FIELDS:
-        env[f"FINSTREAM_TOPIC_{f.upper()}"] = f"bench-{f.replace('_', '-')}-{tag}"
+    env.update(topic_env(lambda topic: f"bench-{topic}-{tag}"))
     ws = settings_from_env(env)
     src, done, extra = {
         "forecast": (ws.topic_ticks, [ws.topic_forecasts], []),

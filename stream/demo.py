@@ -25,18 +25,15 @@ from rich.panel import Panel
 from rich.table import Table
 
 from stream.replay import publish, read_csv, rows_to_records
-from stream.settings import Settings, get_settings
+from stream.settings import Settings, get_settings, topic_env
 
 DATA = Path(__file__).parent / "data"
 
 
 def demo_env(run: str) -> dict[str, str]:
-    env = {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
-           "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "false"}
-    for field in ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
-                  "recommendations", "dead_letters", "model_events"):
-        env[f"FINSTREAM_TOPIC_{field.upper()}"] = f"demo-{run}-{field.replace('_', '-')}"
-    return env
+    return {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
+            "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "false",
+            **topic_env(lambda topic: f"demo-{run}-{topic}")}
 
 
 def feeds(s: Settings) -> list:

@@ -143,6 +143,15 @@ class Settings(BaseSettings):
         return opts
 
 
+TOPIC_FIELDS: tuple[str, ...] = tuple(f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions")
+
+
+def topic_env(name) -> dict[str, str]:
+    """``FINSTREAM_TOPIC_*`` variables giving every topic its own name, ``name("user-events")``:
+    a private deployment (the demo, the bench, a test) on a shared broker."""
+    return {f"FINSTREAM_{f.upper()}": name(f.removeprefix("topic_").replace("_", "-")) for f in TOPIC_FIELDS}
+
+
 def settings_from_env(env: dict[str, str]) -> Settings:
     """Settings as a process with exactly ``env`` would read them (for launching workers)."""
     import os

@@ -12,11 +12,9 @@ from pathlib import Path
 
 import orjson
 
-from stream.settings import REPO_ROOT, Settings, settings_from_env
+from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
 
 MODEL_DIR = Path(os.environ.get("FINSTREAM_TEST_MODEL_DIR", REPO_ROOT / "onnx_models"))
-TOPIC_FIELDS = ("ticks", "transactions", "user_events", "forecasts", "risk_alerts", "risk_scores",
-                "recommendations", "dead_letters", "model_events")
 
 
 class WorkerRun:
@@ -33,8 +31,7 @@ class WorkerRun:
                     "FINSTREAM_MODEL_POLL_S": "0.5",
                     "FINSTREAM_PUBLISH_RISK_SCORES": "true",
                     "FINSTREAM_LOG_LEVEL": "info"}
-        for f in TOPIC_FIELDS:
-            self.env[f"FINSTREAM_TOPIC_{f.upper()}"] = f"{f.replace('_', '-')}-{tag}"
+        self.env.update(topic_env(lambda topic: f"{topic}-{tag}"))
         self.env.update({k: str(v) for k, v in extra_env.items()})
         self.settings = settings_from_env(self.env)
         self.log = tmp / f"worker-{tag}.log"
