@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from stream.core.manifest import ModelCard, read_manifest
-from stream.core.reasons import occlusion_batch, split_scores, top_reasons
+from stream.core.reasons import score_with_reasons
 
 RISK_TASKS = {"transaction_risk", "credit_default"}
 
@@ -100,9 +100,8 @@ def score_rows(model, rows: list[dict], batch: int = 4096) -> list[dict]:
         idx = good[start:start + batch]
         x = np.asarray(x_rows[start:start + batch], dtype=np.float32)
         if with_reasons:
-            raw = model.run({card.inputs[0].name: occlusion_batch(x, np.asarray(card.baseline, np.float32))})[0]
-            scores, contrib = split_scores(raw, len(x), x.shape[1])
-            reasons = top_reasons(contrib, x, card.features, card.feature_labels, k=3)
+            scores, reasons = score_with_reasons(lambda b: model.run({card.inputs[0].name: b})[0], x,
+                                                 card.baseline, card.features, card.feature_labels)
         else:
             scores = np.asarray(model.run({card.inputs[0].name: x})[0], dtype=np.float64).reshape(len(x), -1)[:, 0]
             reasons = [[] for _ in idx]

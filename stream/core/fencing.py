@@ -49,8 +49,7 @@ def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tu
     entity.state, output = step(entity.state)
     entity.partition, entity.offset = partition, offset
     entity.snapshots[offset] = output
-    if len(entity.snapshots) > SNAPSHOTS_KEPT:
-        for old in sorted(entity.snapshots)[: len(entity.snapshots) - SNAPSHOTS_KEPT]:
-            del entity.snapshots[old]
+    while len(entity.snapshots) > SNAPSHOTS_KEPT:   # offsets go in ascending, so the first is the oldest
+        del entity.snapshots[next(iter(entity.snapshots))]
     entity.dirty = True
     return output

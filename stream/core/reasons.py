@@ -48,3 +48,12 @@ def top_reasons(contrib: np.ndarray, x: np.ndarray, features: list[str], labels:
         out.append([Reason(features[j], labels.get(features[j], features[j]), float(contrib[i, j]), float(x[i, j]))
                     for j in cols if contrib[i, j] > 0])
     return out
+
+
+def score_with_reasons(run, x: np.ndarray, baseline, features: list[str], labels: dict[str, str],
+                       k: int = 3) -> tuple[np.ndarray, list[list[Reason]]]:
+    """The whole plan: one ``run`` (occlusion batch -> scores) gives every row's score and top reasons."""
+    x = np.asarray(x, dtype=np.float32)
+    raw = run(occlusion_batch(x, np.asarray(baseline, dtype=np.float32)))
+    scores, contrib = split_scores(raw, len(x), x.shape[1])
+    return scores, top_reasons(contrib, x, features, labels, k=k)

@@ -5,6 +5,8 @@ import logging
 from collections import Counter
 from typing import Callable, TypeVar
 
+import orjson
+
 from stream.core import fencing
 from stream.core.contracts import ContractError, decode
 from stream.core.records import OutputRecord, SourceRecord, dead_letter
@@ -57,15 +59,11 @@ class Job:
         return results, kept
 
     def model_events(self) -> list[OutputRecord]:
-        import orjson
-
         return [OutputRecord(self.settings.topic_model_events, f"{e['slot']}:{e['event']}".encode(), orjson.dumps(e))
                 for e in self.models.take_events()]
 
     def drift_events(self, model, x) -> list[OutputRecord]:
         """Monitoring only: counts are per worker and a redelivered batch counts again."""
-        import orjson
-
         from stream.core.drift import DriftMonitor
 
         if getattr(self, "_drift_for", None) is not model:

@@ -6,7 +6,7 @@ import numpy as np
 from stream.core.alerts import is_alert
 from stream.core.contracts import parse_transaction
 from stream.core.features import AccountState, advance, txn_features
-from stream.core.reasons import occlusion_batch, split_scores, top_reasons
+from stream.core.reasons import score_with_reasons
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 
@@ -31,10 +31,8 @@ class RiskJob(Job):
         model = self.models[self.slot]
         card = model.card
         x = np.asarray(rows, dtype=np.float32)
-        baseline = np.asarray(card.baseline, dtype=np.float32)
-        raw = model.run({card.inputs[0].name: occlusion_batch(x, baseline)})[0]
-        scores, contrib = split_scores(raw, len(x), x.shape[1])
-        reasons = top_reasons(contrib, x, card.features, card.feature_labels, k=3)
+        scores, reasons = score_with_reasons(lambda batch: model.run({card.inputs[0].name: batch})[0], x,
+                                             card.baseline, card.features, card.feature_labels)
         out += self.drift_events(model, x)
         for (rec, t), score, why in zip(kept, scores, reasons):
             body = {

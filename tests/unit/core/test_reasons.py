@@ -1,6 +1,6 @@
 import numpy as np
 
-from stream.core.reasons import occlusion_batch, split_scores, top_reasons
+from stream.core.reasons import occlusion_batch, score_with_reasons, split_scores, top_reasons
 
 
 def test_occlusion_batch_layout():
@@ -27,3 +27,18 @@ def test_top_reasons_only_positive_pushes_in_order():
     [reasons] = top_reasons(contrib, x, ["a", "b", "c", "d"], {"c": "C words"}, k=3)
     assert [r.feature for r in reasons] == ["c", "a"]
     assert reasons[0].text == "C words" and reasons[1].text == "a"
+
+
+def test_score_with_reasons_is_one_run_over_the_occlusion_batch():
+    w = np.array([1.0, -2.0, 3.0])
+    calls = []
+
+    def run(batch):
+        calls.append(batch.shape)
+        return batch @ w
+
+    x = np.array([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0]])
+    scores, reasons = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {"c": "C"})
+    assert calls == [(8, 3)]
+    np.testing.assert_allclose(scores, [2.0, 2.0])
+    assert [r.feature for r in reasons[0]] == ["c", "a"] and [r.feature for r in reasons[1]] == ["b"]
