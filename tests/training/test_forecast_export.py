@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import onnx
 
-import onnx  # noqa: E402
-
-from stream.core.features import FORECAST_WINDOW  # noqa: E402
-from training import forecast as F  # noqa: E402
-from training.data.market import prepare  # noqa: E402
-from training.quality import QualityLog  # noqa: E402
+from stream.core.features import FORECAST_WINDOW
+from training import forecast as F
+from training.data.market import prepare
+from training.quality import QualityLog
 
 pytestmark = pytest.mark.training
 

@@ -10,8 +10,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from stream.core.features import FORECAST_WINDOW, RETURN_CLIP  # noqa: E402
-from stream.core.manifest import SLOTS, ModelCard, TensorSpec, read_manifest, sha256_file  # noqa: E402
+from stream.core.features import FORECAST_WINDOW, RETURN_CLIP
+from stream.core.manifest import SLOTS, ModelCard, TensorSpec, read_manifest, sha256_file
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "onnx_models"
 SLOT_TASKS = {"forecast": {"forecast"}, "risk": {"transaction_risk"}, "recommend": {"recommend"}}

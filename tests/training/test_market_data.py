@@ -7,10 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-
-from stream.core.features import FORECAST_WINDOW, Standardiser, log_returns  # noqa: E402
-from training.data import market  # noqa: E402
-from training.quality import QualityLog  # noqa: E402
+from stream.core.features import FORECAST_WINDOW, Standardiser, log_returns
+from training.data import market
+from training.quality import QualityLog
 
 pytestmark = pytest.mark.training
 REPO = Path(__file__).resolve().parents[2]

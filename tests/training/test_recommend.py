@@ -4,14 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import onnx
 
-import onnx  # noqa: E402
-
-from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS  # noqa: E402
-from training import recommend as R  # noqa: E402
-from training.data import products  # noqa: E402
-from training.job import TrainContext  # noqa: E402
-from training.quality import QualityLog  # noqa: E402
+from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS
+from training import recommend as R
+from training.data import products
+from training.job import TrainContext
+from training.quality import QualityLog
 
 pytestmark = pytest.mark.training
 

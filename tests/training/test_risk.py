@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import onnx
 
-import onnx  # noqa: E402
-
-from stream.core.features import TXN_FEATURE_LABELS, TXN_FEATURES  # noqa: E402
-from stream.core.manifest import ModelCard, TensorSpec  # noqa: E402
-from training import risk  # noqa: E402
-from training.data import credit  # noqa: E402
-from training.export import export_keras, onnx_run  # noqa: E402
-from training.job import TrainContext  # noqa: E402
-from training.quality import QualityLog  # noqa: E402
+from stream.core.features import TXN_FEATURE_LABELS, TXN_FEATURES
+from stream.core.manifest import ModelCard, TensorSpec
+from training import risk
+from training.data import credit
+from training.export import export_keras, onnx_run
+from training.job import TrainContext
+from training.quality import QualityLog
 
 pytestmark = pytest.mark.training
 
