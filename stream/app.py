@@ -17,7 +17,9 @@ import faust
 import asyncio
 import os
 
+from stream import observe                      # observe: /health /ready /metrics, stage timers
 from stream.core.records import SourceRecord
+from stream.metrics import METRICS              # observe
 from stream.publisher import Publisher
 from stream.settings import Settings
 
@@ -61,18 +63,29 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         broker_heartbeat_interval=max(1.0, s.kafka_session_timeout_s / 4),
     )
     publisher = Publisher(s)
+    observe.instrument(jobs)                    # observe: stage timers around state and models
+    observe.install(app, s, jobs)               # observe: routes, readiness probes, scrape-time metrics
 
     @app.on_before_shutdown.connect
     async def close_publisher(app, **kwargs) -> None:
         await publisher.close()
 
     async def handle(job, events) -> None:
+        # Faust's message.timestamp is in seconds; SourceRecord wants the Kafka milliseconds.
         batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                              e.message.key, e.message.value, e.message.timestamp) for e in events]
-        outputs = await _retry(job.process, batch)
-        # Partitions commit concurrently, each retried alone: a retry never re-sends a committed one.
-        await asyncio.gather(*(_retry(publisher.publish, tp, outs, nxt)
-                               for tp, outs, nxt in publisher.plan(batch, outputs)))
+                              e.message.key, e.message.value,
+                              int(e.message.timestamp * 1000) if e.message.timestamp else None) for e in events]
+        clock, outputs, ok = METRICS.batch_started(job.slot), [], False     # observe
+        try:
+            outputs = await _retry(job.process, batch)
+            clock.mark("processed")                                          # observe
+            # Partitions commit concurrently, each retried alone: a retry never re-sends a committed one.
+            await asyncio.gather(*(_retry(publisher.publish, tp, outs, nxt)
+                                   for tp, outs, nxt in publisher.plan(batch, outputs)))
+            clock.mark("delivered")                                          # observe
+            ok = True
+        finally:
+            METRICS.batch_done(clock, batch, outputs, ok)                    # observe: once per batch
 
     registries = {id(j.models): j.models for j in jobs.values()}
 

@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from stream.core.records import OutputRecord, SourceRecord
+from stream.metrics import add_stage   # observe
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class Publisher:
             for o in records:
                 await p.send(o.topic, o.value, key=o.key, partition=self._partition(o))
             await p.send_offsets_to_transaction({source: next_offset}, self.s.app_id)
+            commit_from = time.perf_counter()                                         # observe
+        add_stage("commit", time.perf_counter() - commit_from, concurrent=True)       # observe
 
     async def close(self) -> None:
         for p in self._producers.values():

@@ -63,6 +63,11 @@ class Settings(BaseSettings):
     model_poll_s: float = Field(2.0, gt=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
 
+    # --- Observability (stream/observe.py, stream/dashboard) -------------------
+    health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself
+    dashboard_port: int = 8050                # `finstream dashboard` on 127.0.0.1
+    worker_metrics_url: str | None = None     # what the dashboard scrapes; default: this worker's web port
+
     # --- Local stack (finstream stack) ------------------------------------
     home: Path = Path.home() / ".cache" / "finstream"
     kafka_version: str = "3.9.1"

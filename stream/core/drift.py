@@ -30,6 +30,7 @@ class DriftMonitor:
         self.threshold = threshold
         self.counts = [np.zeros(len(e), dtype=np.float64) for e in self.expected]
         self.seen = 0
+        self.last_psi: dict[str, float] = {}   # every feature's PSI at the last full window (for metrics)
 
     def update(self, x: np.ndarray) -> list[dict]:
         """Add a batch of rows; returns drift findings whenever a window completes."""
@@ -42,6 +43,7 @@ class DriftMonitor:
             for k, f in enumerate(self.features):
                 actual = np.maximum(self.counts[k] / self.seen, _EPS)
                 psi = float(np.sum((actual - self.expected[k]) * np.log(actual / self.expected[k])))
+                self.last_psi[f] = psi
                 if psi > self.threshold:
                     findings.append({"feature": f, "psi": round(psi, 4), "rows": self.seen})
                 self.counts[k][:] = 0
