@@ -105,6 +105,17 @@ def demo(seconds: float = typer.Option(0, "--seconds", help="Stop after this lon
     d.main(seconds=seconds)
 
 
+@app.command()
+def dashboard(
+    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default FINSTREAM_DASHBOARD_PORT)."),
+    from_beginning: bool = typer.Option(False, "--from-beginning", help="Replay the output topics from the start."),
+) -> None:
+    """Live web page of forecasts, risk alerts, recommendations and the worker's metrics."""
+    from stream.dashboard import server
+    from stream.settings import get_settings
+    server.main(get_settings(), port=port, from_beginning=from_beginning)
+
+
 def main() -> None:
     app()
 

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from stream.dashboard.server import Dashboard, metrics_url
 from stream.replay import publish, read_csv, rows_to_records
 from stream.settings import Settings, get_settings, topic_env
 
@@ -32,8 +33,20 @@ DATA = Path(__file__).parent / "data"
 
 def demo_env(run: str) -> dict[str, str]:
     return {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
-            "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "false",
+            "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "true",
             **topic_env(lambda topic: f"demo-{run}-{topic}")}
+
+
+def web_ports() -> dict[str, str]:
+    """The worker's web port and the dashboard's: the configured ones when free, else free ones."""
+    from stream.stack.procs import free_ports, port_in_use
+
+    s = Settings()
+    worker, board = s.worker_web_port, s.dashboard_port
+    spare = iter(free_ports(2))
+    worker = next(spare) if port_in_use("127.0.0.1", worker) else worker
+    board = next(spare) if port_in_use("127.0.0.1", board) else board
+    return {"FINSTREAM_WORKER_WEB_PORT": str(worker), "FINSTREAM_DASHBOARD_PORT": str(board)}
 
 
 def feeds(s: Settings) -> list:
@@ -120,6 +133,7 @@ def main(seconds: float = 0) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)   # leader moves on fresh topics: not news here
     run = uuid.uuid4().hex[:6]
     os.environ.update(demo_env(run))
+    os.environ.update(web_ports())                                  # observe: worker /metrics + dashboard
     get_settings.cache_clear()
     s = get_settings()
     ours = not all(p.ready for p in manager.probe(s))
@@ -142,6 +156,9 @@ def main(seconds: float = 0) -> None:
     async def go():
         until = time.monotonic() + seconds if seconds else 0
         tasks = [asyncio.create_task(f) for f in feeds(s)]
+        board = Dashboard(s, metrics_url(s), from_beginning=True)              # observe
+        runner = await board.start("127.0.0.1", s.dashboard_port)              # observe
+        print(f"dashboard: http://127.0.0.1:{s.dashboard_port}/   worker metrics: {metrics_url(s)}", flush=True)
         try:
             with Live(view.render(), refresh_per_second=4, screen=False) as live:
                 await watch(s, view, live, until)
@@ -149,6 +166,7 @@ def main(seconds: float = 0) -> None:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await board.stop(runner)                                            # observe
 
     try:
         asyncio.run(go())
