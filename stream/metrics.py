@@ -116,21 +116,21 @@ class Metrics:
         r = self.registry = CollectorRegistry(auto_describe=False)
         self.dead_letter_topic = "dead-letters"
         self.model_events_topic = "model-events"
-        self.events = PCounter("finstream_events", "Input events taken by a job", ["job", "topic"], registry=r)
-        self.outputs = PCounter("finstream_outputs", "Output records published", ["job", "topic"], registry=r)
+        self.events = PCounter("finstream_events", "Input events taken by a job", ["slot", "topic"], registry=r)
+        self.outputs = PCounter("finstream_outputs", "Output records published", ["slot", "topic"], registry=r)
         self.dead_letters = PCounter("finstream_dead_letters", "Records dead-lettered, by reason class",
-                                     ["job", "topic", "reason"], registry=r)
-        self.batch_size = Histogram("finstream_batch_size_events", "Events per micro-batch", ["job"],
+                                     ["slot", "topic", "reason"], registry=r)
+        self.batch_size = Histogram("finstream_batch_size_events", "Events per micro-batch", ["slot"],
                                     buckets=BATCH_SIZE_BUCKETS, registry=r)
-        self.stage = Histogram("finstream_stage_seconds", "Seconds per batch spent in each stage", ["job", "stage"],
+        self.stage = Histogram("finstream_stage_seconds", "Seconds per batch spent in each stage", ["slot", "stage"],
                                buckets=STAGE_BUCKETS, registry=r)
         self.latency = BatchHistogram("finstream_end_to_end_latency_seconds",
-                                      "Output durable time minus the input record's Kafka timestamp", ["job"],
+                                      "Output durable time minus the input record's Kafka timestamp", ["slot"],
                                       LATENCY_BUCKETS)
         r.register(self.latency)
-        self.inflight = Gauge("finstream_inflight_batches", "Batches being processed or delivered", ["job"], registry=r)
+        self.inflight = Gauge("finstream_inflight_batches", "Batches being processed or delivered", ["slot"], registry=r)
         self.last_output = Gauge("finstream_last_output_timestamp_seconds", "When a job last published outputs",
-                                 ["job"], registry=r)
+                                 ["slot"], registry=r)
         self.reloads = PCounter("finstream_model_reloads", "Model versions loaded (first load included)", ["slot"],
                                 registry=r)
         self.refusals = PCounter("finstream_model_refusals", "Model versions refused (checksum, load, inputs)",

@@ -46,16 +46,16 @@ def quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
 def _latency_buckets(m: dict) -> dict[str, dict[float, float]]:
     per_job: dict[str, dict[float, float]] = defaultdict(dict)
     for labels, v in m.get("finstream_end_to_end_latency_seconds_bucket", []):
-        per_job[labels["job"]][float(labels["le"])] = v
+        per_job[labels["slot"]][float(labels["le"])] = v
     return per_job
 
 
 def summarise(prev: dict | None, cur: dict, dt: float) -> dict:
     """Figures for the page from two parsed scrapes ``dt`` seconds apart (``prev`` may be None)."""
-    events = _by(cur.get("finstream_events_total", []), "job")
-    outputs = _by(cur.get("finstream_outputs_total", []), "job")
-    p_events = _by(prev.get("finstream_events_total", []), "job") if prev else {}
-    p_outputs = _by(prev.get("finstream_outputs_total", []), "job") if prev else {}
+    events = _by(cur.get("finstream_events_total", []), "slot")
+    outputs = _by(cur.get("finstream_outputs_total", []), "slot")
+    p_events = _by(prev.get("finstream_events_total", []), "slot") if prev else {}
+    p_outputs = _by(prev.get("finstream_outputs_total", []), "slot") if prev else {}
     lat_now, lat_prev = _latency_buckets(cur), _latency_buckets(prev) if prev else {}
     jobs = {}
     for job in sorted(set(events) | set(_latency_buckets(cur))):

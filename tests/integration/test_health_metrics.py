@@ -96,13 +96,13 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
             events = sum(v for (n, _), v in m.items() if n == "finstream_events_total")
             return m if events >= 701 else None
         m = wait_for("all events counted in /metrics", done, 90, w)
-        assert m[("finstream_events_total", (("job", "forecast"), ("topic", ws.topic_ticks)))] == 401
-        assert m[("finstream_dead_letters_total", (("job", "forecast"), ("reason", "not valid JSON"), ("topic", ws.topic_ticks)))] == 1
-        assert m[("finstream_outputs_total", (("job", "risk"), ("topic", ws.topic_risk_scores)))] == 200
-        assert m[("finstream_outputs_total", (("job", "recommend"), ("topic", ws.topic_recommendations)))] > 0
-        assert m[("finstream_end_to_end_latency_seconds_count", (("job", "risk"),))] == 200
+        assert m[("finstream_events_total", (("slot", "forecast"), ("topic", ws.topic_ticks)))] == 401
+        assert m[("finstream_dead_letters_total", (("reason", "not valid JSON"), ("slot", "forecast"), ("topic", ws.topic_ticks)))] == 1
+        assert m[("finstream_outputs_total", (("slot", "risk"), ("topic", ws.topic_risk_scores)))] == 200
+        assert m[("finstream_outputs_total", (("slot", "recommend"), ("topic", ws.topic_recommendations)))] > 0
+        assert m[("finstream_end_to_end_latency_seconds_count", (("slot", "risk"),))] == 200
         for stage in ("parse", "redis", "onnxruntime", "python", "publish", "commit"):
-            assert m[("finstream_stage_seconds_count", (("job", "risk"), ("stage", stage)))] >= 1, stage
+            assert m[("finstream_stage_seconds_count", (("slot", "risk"), ("stage", stage)))] >= 1, stage
         assert m[("finstream_partitions_assigned", ())] == 3 * 2
         models = {dict(k)["slot"]: dict(k) for (n, k), _ in m.items() if n == "finstream_model_info"}
         assert set(models) == {"forecast", "risk", "recommend"} and all(len(v["sha256"]) == 64 for v in models.values())

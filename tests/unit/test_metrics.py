@@ -27,7 +27,7 @@ def test_one_batch_counts_events_outputs_dead_letters_stages_and_latency():
              dead_letter("dead-letters", batch[2], "missing field 'ts'")]
     outs.append(OutputRecord("model-events", b"k", orjson.dumps({"event": "model_refused", "slot": "forecast"})))
     clock = m.batch_started("forecast")
-    assert scrape(m)[("finstream_inflight_batches", (("job", "forecast"),))] == 1
+    assert scrape(m)[("finstream_inflight_batches", (("slot", "forecast"),))] == 1
     add_stage("redis", 0.004)
     add_stage("onnxruntime", 0.002)
     clock.mark("processed")
@@ -37,20 +37,20 @@ def test_one_batch_counts_events_outputs_dead_letters_stages_and_latency():
     m.batch_done(clock, batch, outs)
     add_stage("redis", 5.0)                       # after the batch: charged to nobody
     v = scrape(m)
-    assert v[("finstream_inflight_batches", (("job", "forecast"),))] == 0
-    assert v[("finstream_events_total", (("job", "forecast"), ("topic", "ticks")))] == 10
-    assert v[("finstream_outputs_total", (("job", "forecast"), ("topic", "forecasts")))] == 7
-    assert v[("finstream_dead_letters_total", (("job", "forecast"), ("reason", "impossible price N"), ("topic", "ticks")))] == 2
-    assert v[("finstream_dead_letters_total", (("job", "forecast"), ("reason", "missing field 'ts'"), ("topic", "ticks")))] == 1
+    assert v[("finstream_inflight_batches", (("slot", "forecast"),))] == 0
+    assert v[("finstream_events_total", (("slot", "forecast"), ("topic", "ticks")))] == 10
+    assert v[("finstream_outputs_total", (("slot", "forecast"), ("topic", "forecasts")))] == 7
+    assert v[("finstream_dead_letters_total", (("reason", "impossible price N"), ("slot", "forecast"), ("topic", "ticks")))] == 2
+    assert v[("finstream_dead_letters_total", (("reason", "missing field 'ts'"), ("slot", "forecast"), ("topic", "ticks")))] == 1
     assert v[("finstream_model_refusals_total", (("slot", "forecast"),))] == 1
-    assert v[("finstream_stage_seconds_sum", (("job", "forecast"), ("stage", "redis")))] == 0.004
-    assert v[("finstream_stage_seconds_sum", (("job", "forecast"), ("stage", "commit")))] == 0.003
-    assert v[("finstream_batch_size_events_sum", (("job", "forecast"),))] == 10
-    lat = ("finstream_end_to_end_latency_seconds", (("job", "forecast"),))
+    assert v[("finstream_stage_seconds_sum", (("slot", "forecast"), ("stage", "redis")))] == 0.004
+    assert v[("finstream_stage_seconds_sum", (("slot", "forecast"), ("stage", "commit")))] == 0.003
+    assert v[("finstream_batch_size_events_sum", (("slot", "forecast"),))] == 10
+    lat = ("finstream_end_to_end_latency_seconds", (("slot", "forecast"),))
     assert v[(lat[0] + "_count", lat[1])] == 10
     assert 0.29 < v[(lat[0] + "_sum", lat[1])] / 10 < 5.0
-    below = v[(lat[0] + "_bucket", (("job", "forecast"), ("le", "0.25")))]
-    above = v[(lat[0] + "_bucket", (("job", "forecast"), ("le", "5.0")))]
+    below = v[(lat[0] + "_bucket", (("le", "0.25"), ("slot", "forecast")))]
+    above = v[(lat[0] + "_bucket", (("le", "5.0"), ("slot", "forecast")))]
     assert (below, above) == (0, 10)
     assert m.positions == {("ticks", 0): 109, ("ticks", 1): 110}
 
@@ -60,8 +60,8 @@ def test_failed_batch_only_leaves_flight():
     clock = m.batch_started("risk")
     m.batch_done(clock, batch_of(3, "transactions"), [], ok=False)
     v = scrape(m)
-    assert v[("finstream_inflight_batches", (("job", "risk"),))] == 0
-    assert ("finstream_events_total", (("job", "risk"), ("topic", "transactions"))) not in v
+    assert v[("finstream_inflight_batches", (("slot", "risk"),))] == 0
+    assert ("finstream_events_total", (("slot", "risk"), ("topic", "transactions"))) not in v
 
 
 def test_reason_classes_are_bounded_and_keep_field_names():
