@@ -32,7 +32,8 @@ from prometheus_client.core import HistogramMetricFamily
 STAGES = ("parse", "redis", "onnxruntime", "python", "publish", "commit")
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0,
+                   60.0, 120.0, 300.0)
 MAX_REASONS = 64          # distinct dead-letter reason labels; the rest count as "other"
 
 _CLOCK: contextvars.ContextVar["StageClock | None"] = contextvars.ContextVar("finstream_stage_clock", default=None)

@@ -87,10 +87,14 @@ class _TimedRegistry:
 def instrument(jobs: dict) -> dict:
     """Wrap each job's state and models for stage timing; parse time is ``Job.begin``'s."""
     registries: dict[int, _TimedRegistry] = {}
-    for job in jobs.values():
-        job.state = _Timed(job.state, "redis")
-        job.models = registries.setdefault(id(job.models), _TimedRegistry(job.models))
-        begin = job.begin
+    for job in jobs.values():     # a job without state or models (the bench's pass-through) is left as is
+        if hasattr(job, "state"):
+            job.state = _Timed(job.state, "redis")
+        if hasattr(job.models, "served"):
+            job.models = registries.setdefault(id(job.models), _TimedRegistry(job.models))
+        begin = getattr(job, "begin", None)
+        if begin is None:
+            continue
 
         def timed_begin(batch, parse, begin=begin):
             t = time.perf_counter()
@@ -131,9 +135,13 @@ class Probe:
 
         try:
             if self._kafka is None:
-                self._kafka = AIOKafkaClient(**self.s.kafka_client_options(),
-                                             request_timeout_ms=int(self.timeout * 1000))
-                await asyncio.wait_for(self._kafka.bootstrap(), self.timeout)
+                client = AIOKafkaClient(**self.s.kafka_client_options(), request_timeout_ms=int(self.timeout * 1000))
+                try:
+                    await asyncio.wait_for(client.bootstrap(), self.timeout)
+                except BaseException:
+                    await client.close()      # a half-bootstrapped client is not reused: retry afresh
+                    raise
+                self._kafka = client          # bootstrapped once; it reconnects by itself later
             meta = await asyncio.wait_for(self._kafka.fetch_all_metadata(), self.timeout)
             brokers = len(meta.brokers())
             if not brokers:
@@ -141,8 +149,6 @@ class Probe:
             HEALTH.set("kafka", True, f"metadata ok, {brokers} broker(s) ({self.s.kafka_bootstrap})")
         except Exception as exc:
             HEALTH.set("kafka", False, f"{self.s.kafka_bootstrap}: {type(exc).__name__}: {exc}"[:300])
-            if self._kafka is not None and not getattr(self._kafka, "cluster", None):
-                await self._close_kafka()
 
     async def _close_kafka(self) -> None:
         client, self._kafka = self._kafka, None
@@ -162,7 +168,7 @@ def models_ready(jobs: dict) -> None:
     registries = {id(_inner(j.models)): _inner(j.models) for j in jobs.values()}
     missing, serving = [], []
     for reg in registries.values():
-        for slot in reg.slots:
+        for slot in getattr(reg, "slots", ()):
             m = reg.served.get(slot)
             (serving.append(f"{slot}={m.name} v{m.version}") if m else missing.append(slot))
     HEALTH.set("models", not missing, f"missing {missing}" if missing else ", ".join(serving))
@@ -184,7 +190,7 @@ def scrape_families(jobs: dict, consumer_highwater, assigned):
         reg = _inner(job.models)
         if id(reg) not in seen:
             seen.add(id(reg))
-            for slot, m in reg.served.items():
+            for slot, m in getattr(reg, "served", {}).items():
                 info.add_metric([slot], {"model": m.name, "version": str(m.version), "sha256": m.card.sha256})
         drift = getattr(job, "_drift", None)
         for feature, value in (getattr(drift, "last_psi", None) or {}).items():
