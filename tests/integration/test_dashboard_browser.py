@@ -90,9 +90,12 @@ def test_dashboard_shows_live_outputs_in_chromium(stack, tmp_path):
         first = wait_page(driver, "forecasts, alerts, recommendations, charts and worker figures", lambda s: (
             s["forecasts"] > 0 and s["alerts"] > 0 and s["recs"] > 0 and s["alert_rows"] > 0 and s["rec_rows"] > 0
             and s["chart_points"] and max(s["chart_points"]) >= 5 and max(s["polyline_points"]) >= 5
-            and min(s["band_points"]) >= 2 and sum(s["job_totals"].values()) > 0), DEADLINE_S, demo, tmp_path / "demo.out")
+            and min(s["band_points"]) >= 2 and sum(s["job_totals"].values()) > 0
+            and s["status"] == "worker ready"), DEADLINE_S, demo, tmp_path / "demo.out")
         assert all(r for r in first["alert_reasons"]), "every alert shows its reasons in words"
-        assert "ready" in first["status"], first["status"]
+        assert all(re.search(rf"{slot}: \S+ v\S+", first["ops"]) for slot in ("forecast", "risk", "recommend")), \
+            f"model versions in use are shown: {first['ops']}"
+        assert "lag:" in first["ops"] and re.search(r"\d", first["ops"]), first["ops"]
         grown = wait_page(driver, "counters growing", lambda s: (
             s["forecasts"] > first["forecasts"] and s["alerts"] > first["alerts"] and s["recs"] > first["recs"]
             and sum(s["job_totals"].values()) > sum(first["job_totals"].values())), 45, demo, tmp_path / "demo.out")
