@@ -174,7 +174,7 @@ def models_ready(jobs: dict) -> None:
     HEALTH.set("models", not missing, f"missing {missing}" if missing else ", ".join(serving))
 
 
-def scrape_families(jobs: dict, consumer_highwater, assigned):
+def scrape_families(jobs: dict, consumer_highwater, assigned, committed=lambda tp: None):
     """Metric families read at scrape time: readiness, served models, drift PSI, consumer lag."""
     ok, view = HEALTH.ready()
     up = GaugeMetricFamily("finstream_component_up", "Readiness of each dependency (1 ok)", labels=["component"])
@@ -202,6 +202,7 @@ def scrape_families(jobs: dict, consumer_highwater, assigned):
     for tp in assigned():
         high = consumer_highwater(tp)
         pos = METRICS.positions.get((tp.topic, tp.partition))
+        pos = committed(tp) if pos is None else pos      # before its first batch: where the group stands
         if high is not None and pos is not None:
             lag.add_metric([tp.topic, str(tp.partition)], float(max(high - pos, 0)))
     yield lag
@@ -225,7 +226,13 @@ def install(app, s, jobs: dict) -> None:
         except Exception:   # consumer not started or partition unknown yet
             return None
 
-    METRICS.add_collector(lambda: scrape_families(jobs, highwater, assigned))
+    def committed(tp):
+        try:   # Faust records the group's committed offset when a partition is assigned
+            return app.consumer._committed_offset.get(tp)
+        except Exception:
+            return None
+
+    METRICS.add_collector(lambda: scrape_families(jobs, highwater, assigned, committed))
 
     @app.on_partitions_revoked.connect
     async def revoked(sender, revoked, **kwargs) -> None:
