@@ -65,10 +65,12 @@ def replay(
     symbol: Optional[str] = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
     rate: float = typer.Option(0.0, "--rate", help="Events per second (0 = as fast as possible)."),
     limit: int = typer.Option(0, "--limit", help="Publish at most this many rows (0 = all)."),
+    ts_format: Optional[str] = typer.Option(None, "--ts-format", help="strftime pattern of the ts column, "
+                                            "e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601."),
 ) -> None:
     """Publish a CSV to an input topic."""
     from stream import replay as r
-    r.main(kind=kind, input=input, mappings=map or [], symbol=symbol, rate=rate, limit=limit)
+    r.main(kind=kind, input=input, mappings=map or [], symbol=symbol, rate=rate, limit=limit, ts_format=ts_format)
 
 
 @app.command()

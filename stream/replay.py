@@ -2,7 +2,8 @@
 
 Rows are converted, not judged: a row that breaks the contract is still published and the worker
 dead-letters it with the reason, so the stream's edge stays the one place validation happens.
-Dates become epoch milliseconds (UTC); numeric contract fields become numbers when they parse.
+Dates become epoch milliseconds (UTC; ``--ts-format`` for patterns like ``%Y%m%d%H%M``); numeric
+contract fields become numbers when they parse.
 """
 from __future__ import annotations
 
@@ -44,24 +45,65 @@ def parse_mappings(mappings: Iterable[str], kind: str) -> dict[str, str]:
     return out
 
 
-def to_epoch_ms(value: str) -> int | str:
-    """A CSV timestamp -> epoch ms. Numbers pass through; ISO dates/times are read as UTC."""
-    v = value.strip()
-    try:
-        return int(float(v))
-    except ValueError:
-        pass
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        return v   # left as text: the worker dead-letters it with the reason
+_DATE_DIGITS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
+_SPELLED = {"%Y%m%d": "yyyymmdd", "%Y%m%d%H%M": "yyyymmddhhmm", "%Y%m%d%H%M%S": "yyyymmddhhmmss"}
+_PLAUSIBLE_MS = (315_532_800_000, 4_102_444_800_000)   # 1980-01-01 .. 2100-01-01 as epoch ms
+
+
+def _utc_ms(dt: datetime) -> int:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
     return int(dt.timestamp() * 1000)
 
 
-def rows_to_records(rows: Iterable[dict], kind: str, mapping: dict[str, str], symbol: str | None) -> Iterator[tuple[bytes | None, bytes]]:
-    """CSV rows -> (key, value) pairs on the wire."""
+def _date_digits(v: str) -> str | None:
+    """The yyyymmdd[hhmm[ss]] pattern a digit string reads as, if it is a valid date in 1900..2100."""
+    fmt = _DATE_DIGITS.get(len(v)) if v.isdigit() else None
+    if fmt is None:
+        return None
+    try:
+        return fmt if 1900 <= datetime.strptime(v, fmt).year < 2100 else None
+    except ValueError:
+        return None
+
+
+def to_epoch_ms(value: str, ts_format: str | None = None) -> int | str:
+    """A CSV timestamp -> epoch ms (naive times are UTC).
+
+    With ``ts_format`` (a strftime pattern, ``--ts-format``) the value must match it. Without one:
+    numbers pass through as epoch ms, ISO dates/times are parsed, other text is left for the
+    worker to dead-letter. A number that reads as a date written as digits (``20170419``,
+    ``201704190900``) but as epoch ms is not a plausible time (1970s) is refused
+    (``ReplayError``): published, it would be a silently wrong 1976 timestamp.
+    """
+    v = value.strip()
+    if ts_format:
+        try:
+            return _utc_ms(datetime.strptime(v, ts_format))
+        except ValueError:
+            raise ReplayError(f"timestamp {v!r} does not match --ts-format {ts_format!r}") from None
+    try:
+        n = int(float(v))
+    except ValueError:
+        n = None
+    if n is not None:
+        fmt = _date_digits(v)
+        if fmt and not (_PLAUSIBLE_MS[0] <= n < _PLAUSIBLE_MS[1]):
+            as_ms = datetime.fromtimestamp(n / 1000, tz=timezone.utc).strftime("%Y-%m-%d") if n < 4e15 else "?"
+            raise ReplayError(f"timestamp {v!r} looks like a date written as {_SPELLED[fmt]} "
+                              f"({datetime.strptime(v, fmt):%Y-%m-%d %H:%M:%S}), but as epoch milliseconds "
+                              f"it is {as_ms}; pass --ts-format '{fmt}'")
+        return n
+    try:
+        return _utc_ms(datetime.fromisoformat(v))
+    except ValueError:
+        return v   # left as text: the worker dead-letters it with the reason
+
+
+def rows_to_records(rows: Iterable[dict], kind: str, mapping: dict[str, str], symbol: str | None,
+                    ts_format: str | None = None) -> Iterator[tuple[bytes | None, bytes]]:
+    """CSV rows -> (key, value) pairs on the wire (``ReplayError`` on a timestamp that
+    ``to_epoch_ms`` refuses)."""
     key_field, fields, numeric = KINDS[kind]
     for row in rows:
         rec: dict = {"v": SCHEMA_VERSION}
@@ -72,7 +114,7 @@ def rows_to_records(rows: Iterable[dict], kind: str, mapping: dict[str, str], sy
         if symbol and kind == "ticks":
             rec.setdefault("symbol", symbol)
         if "ts" in rec:
-            rec["ts"] = to_epoch_ms(rec["ts"])
+            rec["ts"] = to_epoch_ms(rec["ts"], ts_format)
         for f in numeric:
             if f in rec:
                 try:
@@ -116,7 +158,10 @@ def topic_for(settings, kind: str) -> str:
             "user-events": settings.topic_user_events}[kind]
 
 
-def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: float, limit: int = 0) -> None:
+def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: float, limit: int = 0,
+         ts_format: str | None = None) -> None:
+    import itertools
+
     import typer
     from rich.console import Console
 
@@ -126,8 +171,9 @@ def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: 
     s = get_settings()
     try:
         mapping = parse_mappings(mappings, kind)
-        records = rows_to_records(read_csv(input), kind, mapping, symbol)
-        n = asyncio.run(publish(s, topic_for(s, kind), records, rate, limit))
+        records = rows_to_records(read_csv(input), kind, mapping, symbol, ts_format)
+        first = list(itertools.islice(records, 1))   # a wrong timestamp format stops before anything is sent
+        n = asyncio.run(publish(s, topic_for(s, kind), itertools.chain(first, records), rate, limit))
     except ReplayError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2)

@@ -68,6 +68,40 @@ class Settings(BaseSettings):
     dashboard_port: int = 8050                # `finstream dashboard` on 127.0.0.1
     worker_metrics_url: str | None = None     # what the dashboard scrapes; default: this worker's web port
 
+    # --- Time bars (forecasts; docs/forecasting.md) ------------------------
+    bar_interval: str = "1d"               # default bar interval per symbol: <n><s|m|h|d|w>
+    bar_intervals: str = ""                # per-symbol overrides, "EURUSD=1h,SP500=1d"
+    bar_scaling_fallback: bool = False     # serve a forecaster of another interval, square-root-of-time scaled
+
+    @field_validator("bar_interval")
+    @classmethod
+    def _bar_interval(cls, v: str) -> str:
+        from stream.core.bars import parse_interval
+
+        parse_interval(v)
+        return v
+
+    @field_validator("bar_intervals")
+    @classmethod
+    def _bar_intervals(cls, v: str) -> str:
+        from stream.core.bars import parse_overrides
+
+        parse_overrides(v)
+        return v
+
+    def bar_interval_s(self, symbol: str) -> int:
+        """The bar interval (seconds) of a symbol: its override, else the default."""
+        from stream.core.bars import parse_interval, parse_overrides
+
+        return parse_overrides(self.bar_intervals).get(symbol, parse_interval(self.bar_interval))
+
+    @property
+    def bar_intervals_s(self) -> set[int]:
+        """Every bar interval (seconds) the worker may need a forecaster for."""
+        from stream.core.bars import parse_interval, parse_overrides
+
+        return {parse_interval(self.bar_interval), *parse_overrides(self.bar_intervals).values()}
+
     # --- Local stack (finstream stack) ------------------------------------
     home: Path = Path.home() / ".cache" / "finstream"
     kafka_version: str = "3.9.1"

@@ -97,11 +97,12 @@ def merge_manifest(existing: Manifest, results: dict[str, JobResult], out: Path)
             m.add(card)
     for job, res in results.items():
         for slot, name in res.defaults.items():
-            if slot not in SLOTS:
+            base = slot.split("@")[0]   # forecast@1h: the forecast slot of one bar interval
+            if base not in SLOTS:
                 raise TrainingError(f"job {job!r} set a default for unknown slot {slot!r}")
             if name not in m.models:
                 raise TrainingError(f"job {job!r} names missing model {name!r} as default for {slot!r}")
-            if m.models[name].task not in SLOT_TASKS[slot]:
+            if m.models[name].task not in SLOT_TASKS[base]:
                 raise TrainingError(f"default for {slot!r} is {name!r} with task {m.models[name].task!r}")
             m.defaults[slot] = name
     for slot, name in list(m.defaults.items()):

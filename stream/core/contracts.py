@@ -125,14 +125,16 @@ def decode(raw: bytes | str | None) -> dict:
 
 def parse_tick(d: dict) -> Tick:
     _version(d)
-    price = _num(d, "price")
-    if price <= 0:
-        raise ContractError(f"impossible price {price} (must be > 0)")
     bid, ask, volume = _num(d, "bid", required=False), _num(d, "ask", required=False), _num(d, "volume", required=False)
     if bid is not None and bid <= 0 or ask is not None and ask <= 0:
         raise ContractError("bid/ask must be > 0")
     if bid is not None and ask is not None and bid > ask:
         raise ContractError(f"crossed quote: bid {bid} > ask {ask}")
+    # A quote feed (bid and ask, no trade price) is priced at the mid: docs/forecasting.md.
+    quote_only = d.get("price") is None and bid is not None and ask is not None
+    price = (bid + ask) / 2 if quote_only else _num(d, "price")
+    if price <= 0:
+        raise ContractError(f"impossible price {price} (must be > 0)")
     if volume is not None and volume < 0:
         raise ContractError(f"negative volume {volume}")
     return Tick(_str(d, "symbol", max_len=32), _ts(d), price, bid, ask, volume, _str(d, "event_id", required=False))

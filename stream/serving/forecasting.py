@@ -1,52 +1,113 @@
-"""ticks -> forecasts: rolling windows in Redis, one onnxruntime call per batch."""
+"""ticks -> time bars (fenced per-symbol state in Redis) -> one forecast per closed bar.
+
+Each symbol's ticks are folded into bars of its interval (``FINSTREAM_BAR_INTERVAL`` and
+``FINSTREAM_BAR_INTERVALS``) by ``stream.core.bars``; when a bar closes, the window of the last
+W+1 closes goes to the forecaster trained at that interval (``forecast@<interval>`` in the
+manifest), and the forecast states its horizon in seconds. The bar state is an entity under the
+same fence and snapshot rules as accounts and profiles (``Job.fold``), so a redelivered tick
+returns the bar outcome it had, and its forecast scores to the same bytes.
+"""
 from __future__ import annotations
+
+import time
 
 import numpy as np
 
+from stream.core.bars import BarError, BarState, FrequencyMismatch, advance, plan_forecasters, scale_factor
 from stream.core.contracts import parse_tick
 from stream.core.features import Standardiser, forecast_band, forecast_input
+from stream.core.manifest import ManifestError, read_manifest
 from stream.core.records import OutputRecord, SourceRecord, output
-from stream.core.windows import full_windows, pack_tick
 from stream.serving.base import Job
-from stream.state.redis_store import OUT_OF_ORDER
+
+DAY_S = 86400   # forecasters without a stated interval were trained on daily closes
+
+
+def model_bar_s(card) -> int:
+    return int(card.extra.get("bar_s", DAY_S))
 
 
 class ForecastJob(Job):
     slot = "forecast"
 
+    def __init__(self, settings, state, models):
+        super().__init__(settings, state, models)
+        manifest = read_manifest(settings.model_dir)
+        trained = {slot: model_bar_s(manifest.get(name)) for slot, name in manifest.defaults.items()
+                   if slot.startswith("forecast@")}
+        try:   # interval (s) -> slot; the worker prints a ManifestError as one line and exits 1
+            self.plan = plan_forecasters(trained, settings.bar_intervals_s, settings.bar_scaling_fallback)
+        except FrequencyMismatch as exc:
+            raise ManifestError(str(exc)) from None
+        models.require(sorted(set(self.plan.values())))
+
+    def _model_for(self, symbol: str):
+        iv = self.settings.bar_interval_s(symbol)
+        slot = self.plan.get(iv)
+        if slot is None:   # an interval configured after start would need a restart (plan checked there)
+            raise BarError(f"no forecaster planned for {symbol}'s {iv} s bars; restart the worker")
+        return iv, self.models[slot]
+
+    def _step(self, now_ms: int):
+        def for_event(tick):
+            def step(st: BarState):
+                try:
+                    iv, model = self._model_for(tick.symbol)
+                    keep = model.card.inputs[0].shape[1] + 1
+                    nxt, closed = advance(st, tick.ts, tick.price, tick.volume, iv, keep, now_ms)
+                except BarError as exc:
+                    return st, {"error": str(exc)}
+                if closed is None:
+                    return nxt, None
+                return nxt, {"bar": closed.bar.to_list(), "closes": list(closed.closes), "bar_s": iv}
+            return step
+        return for_event
+
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, parse_tick)
-        model = self.models[self.slot]
-        window = model.card.inputs[0].shape[1]           # returns per window
-        length = window + 1                               # prices per window
-        items = [(t.symbol, pack_tick(r.partition, r.offset, t.ts, t.price), r.partition, r.offset, t.ts)
-                 for r, t in events]
-        buffers = await self.state.append_ticks(items, length, length + self.settings.window_history)
-        gaps = []
-        for i, b in enumerate(buffers):
-            if b is None:
-                gaps.append(i)
-                out.append(self.dead_letter(events[i][0], "redelivered tick is older than the kept window history; "
-                                            "raise FINSTREAM_WINDOW_HISTORY"))
-            elif b == OUT_OF_ORDER:
-                gaps.append(i)
-                out.append(self.dead_letter(events[i][0], f"out-of-order tick: ts {events[i][1].ts} is older than "
-                                            f"the last tick of {events[i][1].symbol}"))
-        prices, idx = full_windows([b if isinstance(b, bytes) else b"" for b in buffers], length)
+        results, kept = await self.fold("bar", events, lambda t: t.symbol, BarState.from_dict, BarState.to_dict,
+                                        self._step(int(time.time() * 1000)), out)
         self.counts["ticks"] += len(events)
-        self.counts["warming_up"] += len(events) - len(idx) - len(gaps)
-        if len(idx) == 0:
-            return out
+        ready: dict[str, list[int]] = {}     # slot -> indices into kept/results with a full window
+        for j, ((rec, tick), res) in enumerate(zip(kept, results)):
+            if res is None:
+                continue
+            if "error" in res:
+                out.append(self.dead_letter(rec, res["error"]))
+                continue
+            self.counts["bars_closed"] += 1
+            slot = self.plan.get(res["bar_s"])
+            if slot is None or len(res["closes"]) < self.models[slot].card.inputs[0].shape[1] + 1:
+                self.counts["warming_up"] += 1
+                continue
+            ready.setdefault(slot, []).append(j)
+        for slot, idx in ready.items():
+            out.extend(self._forecast(slot, [kept[j] for j in idx], [results[j] for j in idx]))
+        return out
+
+    def _forecast(self, slot: str, events: list, results: list[dict]) -> list[OutputRecord]:
+        model = self.models[slot]
+        length = model.card.inputs[0].shape[1] + 1
+        bar_s = np.array([r["bar_s"] for r in results], dtype=np.float64)
+        k = bar_s / model_bar_s(model.card)                               # 1.0 unless the fallback serves
+        logp = np.log(np.array([r["closes"][-length:] for r in results], dtype=np.float64))
+        prices = np.exp((logp - logp[:, :1]) / np.sqrt(k)[:, None])      # returns / sqrt(k): the model's scale
         norm = Standardiser.from_dict(model.card.normalisation["returns"])
         pred = model.run({model.card.inputs[0].name: forecast_input(prices, norm)})[0].astype(np.float64)
-        ret, vol = pred[:, 0], np.maximum(pred[:, 1], 0.0)
+        ret, vol = pred[:, 0] * k, np.maximum(pred[:, 1], 0.0) * np.sqrt(k)
         lo, hi = forecast_band(ret, vol)
-        for j, i in enumerate(idx):
-            rec, tick = events[i]
+        out = []
+        for j, ((rec, tick), r) in enumerate(zip(events, results)):
+            start, close_ts, o, h, low, c, v, n, _ = r["bar"]
+            scaled = scale_factor(r["bar_s"], model_bar_s(model.card)) != 1.0
             out.append(output(self.settings.topic_forecasts, rec, {
-                "symbol": tick.symbol, "ts": tick.ts, "event_id": tick.event_id or rec.source_id, "horizon": 1,
-                "last_price": tick.price, "predicted_return": float(ret[j]), "predicted_volatility": float(vol[j]),
+                "symbol": tick.symbol, "ts": tick.ts, "event_id": tick.event_id or rec.source_id,
+                "bar_start": start, "bar_close_ts": close_ts, "bar_s": r["bar_s"], "horizon_s": r["bar_s"],
+                "bar": {"open": o, "high": h, "low": low, "close": c, "volume": v, "count": n},
+                "last_price": c, "predicted_return": float(ret[j]), "predicted_volatility": float(vol[j]),
                 "band_95": [float(lo[j]), float(hi[j])], "model": model.name, "model_version": model.version,
+                **({"scaled_from_bar_s": model_bar_s(model.card)} if scaled else {}),
             }))
-        self.counts["forecasts"] += len(idx)
+        self.counts["forecasts"] += len(out)
         return out
+

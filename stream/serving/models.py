@@ -98,6 +98,18 @@ class ModelRegistry:
         if missing:
             raise ManifestError(f"no loadable model for {missing}; see the log and `finstream train`")
 
+    def require(self, slots) -> None:
+        """Serve these slots too (e.g. ``forecast@1h``, known only once the settings are read);
+        fails like the constructor when one has no loadable model."""
+        extra = [s for s in slots if s not in self.slots]
+        if not extra:
+            return
+        self.slots = (*self.slots, *extra)
+        self.reload(force=True)
+        missing = [s for s in extra if s not in self.served]
+        if missing:
+            raise ManifestError(f"no loadable model for {missing}; see the log and `finstream train`")
+
     def _manifest_stamp(self) -> tuple | None:
         try:
             st = os.stat(self.model_dir / "manifest.json")

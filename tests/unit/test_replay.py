@@ -38,3 +38,23 @@ def test_user_events_keyed_by_user():
     rows = [{"user_id": "u1", "ts": "1700000000000", "product_id": "car", "action": "buy", "source": "x"}]
     [(key, value)] = rows_to_records(rows, "user-events", {}, None)
     assert key == b"u1" and parse_user_event(orjson.loads(value)).product_id == "car"
+
+
+def test_ts_format_reads_interbank_minute_stamps_as_utc():
+    assert to_epoch_ms("201704190900", "%Y%m%d%H%M") == 1_492_592_400_000     # 2017-04-19 09:00 UTC
+    rows = [{"sym": "EURUSD", "t": "201704190900", "bid": "1.0712", "ask": "1.0714"}]
+    [(_, value)] = rows_to_records(rows, "ticks", parse_mappings(["symbol=sym", "ts=t"], "ticks"), None,
+                                   "%Y%m%d%H%M")
+    tick = parse_tick(orjson.loads(value))
+    assert tick.ts == 1_492_592_400_000 and tick.price == pytest.approx(1.0713)   # quote-only: the mid
+
+
+@pytest.mark.parametrize("stamp, pattern", [("201704190900", "%Y%m%d%H%M"), ("20170419", "%Y%m%d")])
+def test_digit_dates_read_as_1970s_epochs_are_refused_with_the_fix(stamp, pattern):
+    with pytest.raises(ReplayError, match=f"looks like a date .* epoch milliseconds it is 197.*--ts-format '{pattern}'"):
+        to_epoch_ms(stamp)
+
+
+def test_ts_format_mismatch_is_a_clear_error():
+    with pytest.raises(ReplayError, match="does not match --ts-format"):
+        to_epoch_ms("2017-04-19", "%Y%m%d%H%M")

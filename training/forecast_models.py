@@ -1,0 +1,319 @@
+"""The exported forecasters: one interface, fitted per bar interval, exported to ONNX.
+
+Every exported forecaster has the same interface, which is what the stream feeds it:
+
+* input ``window``  [None, W, 1] float32: ``forecast_input(prices, norm)``, i.e. the last W log
+  returns between bar closes, standardised with the ONE pooled ``Standardiser`` of its interval
+  (stored in the manifest) and clipped at +-``RETURN_CLIP``;
+* output ``forecast`` [None, 2] float32: ``[next_return, next_volatility]`` in raw log-return
+  units over the next bar; ``next_volatility`` is the conditional *standard deviation*.
+
+Models
+------
+``forecast_ar``      least squares on the lags: AR(p) for the mean, and a linear model on the
+                     absolute standardised lags for E|r| (an ARCH-type model in absolute values),
+                     turned into a standard deviation with sqrt(pi/2) (exact for a Gaussian);
+                     p and q chosen on the validation split. A plain ONNX graph.
+``forecast_conv1d``  two causal Conv1D layers + a small dense layer;
+``forecast_lstm``    one LSTM(16) layer;
+``forecast_ewma``    RiskMetrics EWMA(0.94) of squared returns over the window (zero mean);
+``forecast_garch``   GARCH(1,1) fitted on the training returns, its recursion unrolled over
+                     the window (the tail beyond W lags replaced by the unconditional variance).
+The last two are the classical volatility models as servable graphs, so the per-frequency
+winner can be served whichever family wins.
+The Keras models predict (mean, sd) and are trained with the Gaussian negative log-likelihood,
+whose volatility part is QLIKE-consistent: its expected value is minimised by the true
+conditional variance. Fitting targets are winsorised at the inputs' clip; metrics use raw returns.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.core.features import FORECAST_WINDOW, Standardiser
+from stream.core.manifest import TensorSpec
+from training.data.market import MarketData
+from training.export import OPSET, export_keras, onnx_run, save_graph
+from training.forecast_eval import _rmse, qlike
+
+SQRT_PI_2 = math.sqrt(math.pi / 2)     # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
+EWMA_LAMBDA = 0.94
+# (max epochs, Adam learning rate); early stopping (patience 5) on the validation NLL decides
+KERAS_FIT = {"conv1d": (40, 1e-3), "lstm": (80, 3e-3)}
+INPUT_FEATURE = "log_return_std"
+OUTPUT_MEANING = ["next_return", "next_volatility"]
+
+
+def input_spec(window: int = FORECAST_WINDOW) -> TensorSpec:
+    return TensorSpec("window", [None, window, 1], "float32", features=[INPUT_FEATURE])
+
+
+def output_spec() -> TensorSpec:
+    return TensorSpec("forecast", [None, 2], "float32", meaning=list(OUTPUT_MEANING))
+
+
+def clip_target(y: np.ndarray, norm: Standardiser) -> np.ndarray:
+    """The fitting target: raw returns winsorised at the inputs' standardised clip."""
+    lo, hi = norm.mean - norm.clip * norm.std, norm.mean + norm.clip * norm.std
+    return np.clip(y, lo, hi)
+
+
+# =========================================================================== AR (linear)
+
+@dataclass
+class ARModel:
+    w_ret: np.ndarray        # (W,) weights on the standardised lags (oldest first)
+    b_ret: float
+    w_abs: np.ndarray        # (W,) weights on |lags|, already in sd units (x sqrt(pi/2))
+    b_abs: float
+    floor: float             # minimum sd
+    p: int
+    q: int
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        x = X.reshape(len(X), -1).astype(np.float64)
+        ret = x @ self.w_ret + self.b_ret
+        sd = np.maximum(np.abs(x) @ self.w_abs + self.b_abs, self.floor)
+        return np.stack([ret, sd], axis=1)
+
+
+def _lstsq_last(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, float]:
+    """OLS of y on an intercept and the last k columns of x; weights padded to x's width."""
+    A = np.column_stack([np.ones(len(x)), x[:, -k:]])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    w = np.zeros(x.shape[1])
+    w[-k:] = coef[1:]
+    return w, float(coef[0])
+
+
+def fit_ar(data: MarketData, orders=(1, 2, 3, 5, 10, 20, 32)) -> tuple[ARModel, dict]:
+    Xtr, ytr = data.pooled("train")
+    Xva, yva = data.pooled("val")
+    xtr, xva = Xtr.reshape(len(Xtr), -1).astype(np.float64), Xva.reshape(len(Xva), -1).astype(np.float64)
+    yc = clip_target(ytr, data.norm)
+    floor = 0.1 * data.norm.std
+    sel: dict[str, dict[int, float]] = {"p": {}, "q": {}}
+    for p in orders:
+        w, b = _lstsq_last(xtr, yc, p)
+        sel["p"][p] = _rmse(xva @ w + b, yva)
+    best_p = min(orders, key=sel["p"].__getitem__)
+    w_ret, b_ret = _lstsq_last(xtr, yc, best_p)
+    atr, ava = np.abs(xtr), np.abs(xva)
+
+    def vol_fit(q):
+        w, b = _lstsq_last(atr, np.abs(yc), q)
+        return w * SQRT_PI_2, b * SQRT_PI_2
+
+    for q in orders:
+        w, b = vol_fit(q)
+        sel["q"][q] = qlike(np.maximum(ava @ w + b, floor), yva)
+    best_q = min(orders, key=sel["q"].__getitem__)
+    w_abs, b_abs = vol_fit(best_q)
+    model = ARModel(w_ret, b_ret, w_abs, b_abs, floor, best_p, best_q)
+    return model, {"p": best_p, "q": best_q, "val_rmse_by_p": sel["p"], "val_qlike_by_q": sel["q"]}
+
+
+def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: int = OPSET) -> Path:
+    """``window`` [N,W,1] -> Reshape [N,W] -> [x@w_ret+b, max(|x|@w_abs+b, floor)] -> ``forecast`` [N,2]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    inits = [
+        numpy_helper.from_array(np.array([-1, window], dtype=np.int64), "shape"),
+        numpy_helper.from_array(f32(model.w_ret).reshape(window, 1), "W_ret"),
+        numpy_helper.from_array(f32([model.b_ret]), "B_ret"),
+        numpy_helper.from_array(f32(model.w_abs).reshape(window, 1), "W_abs"),
+        numpy_helper.from_array(f32([model.b_abs]), "B_abs"),
+        numpy_helper.from_array(f32([model.floor]), "floor"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["window", "shape"], ["x"]),
+        helper.make_node("MatMul", ["x", "W_ret"], ["xw"]),
+        helper.make_node("Add", ["xw", "B_ret"], ["ret"]),
+        helper.make_node("Abs", ["x"], ["ax"]),
+        helper.make_node("MatMul", ["ax", "W_abs"], ["aw"]),
+        helper.make_node("Add", ["aw", "B_abs"], ["sd_lin"]),
+        helper.make_node("Max", ["sd_lin", "floor"], ["sd"]),
+        helper.make_node("Concat", ["ret", "sd"], ["forecast"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "forecast_ar",
+        [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, window, 1])],
+        [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, 2])],
+        inits,
+    )
+    return save_graph(graph, path, opset)
+
+
+# =========================================================================== Keras
+
+def _keras_setup(seed: int):
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(seed)
+    try:
+        tf.config.experimental.enable_op_determinism()
+    except Exception:   # pragma: no cover - older TF
+        pass
+    return keras, tf
+
+
+def build_keras(kind: str, norm: Standardiser, window: int = FORECAST_WINDOW, seed: int = 7, units: int = 16):
+    """A model from ``window`` (N,W,1) standardised returns to ``forecast`` (N,2) raw (mean, sd)."""
+    keras, _ = _keras_setup(seed)
+    from keras import layers, ops
+
+    mean, std = float(norm.mean), float(norm.std)
+
+    @keras.saving.register_keras_serializable(package="finstream")
+    class RawUnits(layers.Layer):
+        """(mu_z, s_raw) in standardised units -> [mu_z*std + mean, (softplus(s_raw) + 1e-3)*std]."""
+
+        def call(self, x):
+            mu = x[:, :1] * std + mean
+            sd = (ops.softplus(x[:, 1:2]) + 1e-3) * std
+            return ops.concatenate([mu, sd], axis=1)
+
+    inp = keras.Input((window, 1), name="window")
+    if kind == "conv1d":
+        x = layers.Conv1D(units, 5, padding="causal", activation="relu")(inp)
+        x = layers.Conv1D(units, 5, padding="causal", dilation_rate=2, activation="relu")(x)
+        x = layers.Flatten()(x)
+        x = layers.Dense(16, activation="relu")(x)
+    elif kind == "lstm":
+        x = layers.LSTM(units)(inp)
+    else:
+        raise ValueError(f"unknown kind {kind!r}")
+    head = layers.Dense(2, bias_initializer=keras.initializers.Constant([0.0, math.log(math.e - 1)]))(x)
+    out = RawUnits(name="forecast")(head)
+    return keras.Model(inp, out, name=f"forecast_{kind}")
+
+
+def gaussian_nll(y_true, y_pred):
+    from keras import ops
+
+    y = ops.reshape(y_true, (-1,))
+    mu, sd = y_pred[:, 0], y_pred[:, 1]
+    return ops.mean(ops.log(sd) + 0.5 * ops.square((y - mu) / sd))
+
+
+def train_keras(kind: str, data: MarketData, *, seed: int = 7, epochs: int = 40, patience: int = 5,
+                batch_size: int = 256, max_rows: int | None = None, units: int = 16, lr: float = 1e-3):
+    """Fit on the pooled training split with early stopping on the validation split."""
+    keras, _ = _keras_setup(seed)
+    model = build_keras(kind, data.norm, data.window, seed=seed, units=units)
+    Xtr, ytr = data.pooled("train")
+    Xva, yva = data.pooled("val")
+    if max_rows:
+        Xtr, ytr, Xva, yva = Xtr[-max_rows:], ytr[-max_rows:], Xva[-max_rows:], yva[-max_rows:]
+    ytr_c = clip_target(ytr, data.norm).astype(np.float32)
+    yva_c = clip_target(yva, data.norm).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss=gaussian_nll)
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    t0 = time.perf_counter()
+    hist = model.fit(Xtr, ytr_c, validation_data=(Xva, yva_c), epochs=epochs, batch_size=batch_size,
+                     shuffle=True, callbacks=[stop], verbose=0)
+    info = {"epochs_run": len(hist.history["loss"]),
+            "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1,
+            "best_val_nll": float(np.min(hist.history["val_loss"])),
+            "params": int(model.count_params()),
+            "fit_seconds": round(time.perf_counter() - t0, 1)}
+    return model, info
+
+
+def keras_predict(model, X: np.ndarray) -> np.ndarray:
+    return np.asarray(model.predict(X, batch_size=4096, verbose=0), dtype=np.float64)
+
+
+def export_forecaster_keras(model, path: Path, window: int = FORECAST_WINDOW) -> Path:
+    return export_keras(model, path, [input_spec(window)], output_names=("forecast",))
+
+
+def onnx_predict(path: Path, X: np.ndarray) -> np.ndarray:
+    return np.asarray(onnx_run(path, {"window": X.astype(np.float32)})[0], dtype=np.float64)
+
+
+
+# =========================================================================== EWMA / GARCH as graphs
+
+@dataclass
+class VarianceFilter:
+    """A classical volatility model over the window: mean ``mu``, variance ``c + w . (r - mu)^2``
+    with ``r`` the window's raw returns (oldest first), recovered from the standardised input."""
+
+    mu: float
+    c: float
+    w: np.ndarray
+    norm: Standardiser
+    params: dict
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        r = X.reshape(len(X), -1).astype(np.float64) * self.norm.std + self.norm.mean
+        s2 = self.c + ((r - self.mu) ** 2) @ self.w
+        return np.stack([np.full(len(r), self.mu), np.sqrt(s2)], axis=1)
+
+
+def ewma_filter(norm: Standardiser, window: int = FORECAST_WINDOW, lam: float = EWMA_LAMBDA) -> VarianceFilter:
+    """RiskMetrics weights (1-lam) lam^k on lag k, renormalised to sum to 1 over the window."""
+    w = (1 - lam) * lam ** np.arange(window)[::-1]
+    return VarianceFilter(0.0, 0.0, w / w.sum(), norm, {"lambda": lam})
+
+
+def fit_garch_filter(data: MarketData) -> VarianceFilter:
+    """GARCH(1,1) fitted (``arch``) on the pooled training returns, unrolled over the window:
+    sigma2 = omega (1-beta^W)/(1-beta) + alpha sum_k beta^k eps_{t-k}^2 + beta^W * unconditional."""
+    from arch import arch_model
+
+    r = np.concatenate([i.returns[: i.target_offset + i.n_train] for i in data.instruments])
+    res = arch_model(100 * r, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False
+                     ).fit(disp="off", show_warning=False)
+    p = {k: float(v) for k, v in res.params.items()}
+    mu, omega, alpha, beta = p["mu"] / 100, p["omega"] / 1e4, p["alpha[1]"], p["beta[1]"]
+    W = data.window
+    uncond = omega / max(1.0 - alpha - beta, 1e-6)
+    w = alpha * beta ** np.arange(W)[::-1]
+    c = omega * (1 - beta ** W) / (1 - beta) + beta ** W * uncond
+    return VarianceFilter(mu, float(c), w, data.norm, p)
+
+
+def export_filter(model: VarianceFilter, path: Path, window: int = FORECAST_WINDOW, opset: int = OPSET) -> Path:
+    """``window`` [N,W,1] -> raw returns -> [mu, sqrt(c + ((r-mu)^2) @ w)] -> ``forecast`` [N,2]."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    f32 = lambda a: np.asarray(a, dtype=np.float32)  # noqa: E731
+    inits = [
+        numpy_helper.from_array(np.array([-1, window], dtype=np.int64), "shape"),
+        numpy_helper.from_array(f32([model.norm.std]), "std"),
+        numpy_helper.from_array(f32([model.norm.mean - model.mu]), "shift"),
+        numpy_helper.from_array(f32(model.w).reshape(window, 1), "W"),
+        numpy_helper.from_array(f32([model.c]), "C"),
+        numpy_helper.from_array(f32([0.0]), "zero"),
+        numpy_helper.from_array(f32([model.mu]), "MU"),
+    ]
+    nodes = [
+        helper.make_node("Reshape", ["window", "shape"], ["z"]),
+        helper.make_node("Mul", ["z", "std"], ["zs"]),
+        helper.make_node("Add", ["zs", "shift"], ["eps"]),
+        helper.make_node("Mul", ["eps", "eps"], ["eps2"]),
+        helper.make_node("MatMul", ["eps2", "W"], ["we"]),
+        helper.make_node("Add", ["we", "C"], ["s2"]),
+        helper.make_node("Sqrt", ["s2"], ["sd"]),
+        helper.make_node("Mul", ["sd", "zero"], ["z0"]),
+        helper.make_node("Add", ["z0", "MU"], ["ret"]),
+        helper.make_node("Concat", ["ret", "sd"], ["forecast"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, path.stem,
+        [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, window, 1])],
+        [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, 2])],
+        inits,
+    )
+    return save_graph(graph, path, opset)
