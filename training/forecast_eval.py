@@ -19,6 +19,7 @@ EWMA_LAMBDA = 0.94
 BLOCK = 20                             # block length (bars) of the moving-block bootstrap
 N_BOOT = 1000
 Z_95 = 1.96
+SQRT_PI_2 = math.sqrt(math.pi / 2)     # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
 COVERAGE_OK = (0.93, 0.97)             # a served 95% band must cover this share of hold-out moves
 
 # =========================================================================== baselines

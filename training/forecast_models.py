@@ -38,9 +38,9 @@ from stream.core.features import FORECAST_WINDOW, Standardiser
 from stream.core.manifest import TensorSpec
 from training.data.market import MarketData
 from training.export import OPSET, export_keras, onnx_run, save_graph
-from training.forecast_eval import _rmse, qlike
+from training.forecast_eval import SQRT_PI_2, _rmse, qlike
 
-SQRT_PI_2 = math.sqrt(math.pi / 2)     # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
+
 EWMA_LAMBDA = 0.94
 # (max epochs, Adam learning rate); early stopping (patience 5) on the validation NLL decides
 KERAS_FIT = {"conv1d": (40, 1e-3), "lstm": (80, 3e-3)}
