@@ -57,6 +57,9 @@ def tick_symbols(n: int) -> int:
     return max(1, min(50, n // 200))
 
 
+BENCH_TICKS = {"start_ms": 631_152_000_000, "step_ms": 86_400_000}   # daily ticks from 1990: each closes a 1d bar
+
+
 def make_events(job: str, n: int, seed: int = 7, symbols: int | None = None) -> list[tuple[bytes, bytes]]:
     """n (key, value) records for the job's input topic, keyed like a producer would (entity id)."""
     from itertools import islice
@@ -65,7 +68,7 @@ def make_events(job: str, n: int, seed: int = 7, symbols: int | None = None) -> 
 
     if job == "forecast":
         syms = [f"SYN-{i:02d}" for i in range(symbols or tick_symbols(n))]
-        it = synthetic.tick_stream(symbols=syms, seed=seed)
+        it = synthetic.tick_stream(symbols=syms, seed=seed, **BENCH_TICKS)
         return [(r["symbol"].encode(), orjson.dumps(r)) for r in islice(it, n)]
     if job == "risk":
         it = synthetic.transaction_stream(n_accounts=2000, seed=seed)
@@ -77,9 +80,10 @@ def make_events(job: str, n: int, seed: int = 7, symbols: int | None = None) -> 
 
 
 def forecast_warming(records: list[tuple[bytes, bytes]], window: int) -> int:
-    """Ticks that cannot have a forecast on a fresh state: the first ``window`` of each symbol."""
+    """Ticks that give no forecast on a fresh state: the first ``window`` + 1 of each symbol (with
+    one tick per bar, tick k closes bar k-1, and a forecast needs ``window`` + 1 closed bars)."""
     per_symbol = Counter(k for k, _ in records)
-    return sum(min(c, window) for c in per_symbol.values())
+    return sum(min(c, window + 1) for c in per_symbol.values())
 
 
 def forecast_window(model_dir: Path) -> int:
@@ -439,7 +443,7 @@ def warmup_events(job: str, s: Settings) -> tuple[list[tuple[bytes, bytes]], int
     """Warm-up records on entities of their own, and how many outputs they give."""
     if job == "forecast":
         window = forecast_window(s.model_dir)
-        it = __import__("stream.synthetic", fromlist=["tick_stream"]).tick_stream(symbols=("WARM-A", "WARM-B"), seed=99)
+        it = __import__("stream.synthetic", fromlist=["tick_stream"]).tick_stream(symbols=("WARM-A", "WARM-B"), seed=99, **BENCH_TICKS)
         recs = [(r["symbol"].encode(), orjson.dumps(r)) for r, _ in zip(it, range(2 * (window + 10)))]
         return recs, len(recs) - forecast_warming(recs, window)
     recs = make_events(job, 100, seed=99)

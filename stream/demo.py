@@ -2,7 +2,7 @@
 
 Starts the stack (unless it already runs), a worker, and four feeds on topics of their own
 (one set per demo run, so a second run never re-reads the first one's events):
-real S&P 500 and EuroStoxx closes as ticks, real Caravan policy holdings as user events, and
+real S&P 500 and EuroStoxx daily closes and hourly EUR/USD as ticks (forecast per closed bar), real Caravan policy holdings as user events, and
 synthetic card transactions (labelled synthetic: no real card data is public). Shows forecasts,
 risk alerts and recommendations as they arrive.
 """
@@ -34,6 +34,7 @@ DATA = Path(__file__).parent / "data"
 def demo_env(run: str) -> dict[str, str]:
     return {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
             "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "true",
+            "FINSTREAM_BAR_INTERVALS": "EURUSD=1h",   # daily closes make 1d bars (the default), EUR/USD hours 1h
             **topic_env(lambda topic: f"demo-{run}-{topic}")}
 
 
@@ -57,8 +58,16 @@ def feeds(s: Settings) -> list:
     caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
     txns = ((t["account_id"].encode(), orjson.dumps(t))          # endless and unlabelled
             for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
-    return [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
-            publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
+    out = [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
+           publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
+    try:   # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
+        from training.data.market import eurusd_csv
+
+        hours = ({"ts": r[""], "price": r["Close"], "volume": r["Volume"]} for r in read_csv(eurusd_csv()))
+        out.append(publish(s, s.topic_ticks, rows_to_records(hours, "ticks", {}, "EURUSD"), rate=40))
+    except (ImportError, FileNotFoundError):
+        pass
+    return out
 
 
 class View:
@@ -81,12 +90,14 @@ class View:
             self.recs.appendleft(v)
 
     def render(self):
-        ft = Table(title="forecasts (next step, real market data)", expand=True)
-        for c in ("symbol", "date", "last price", "pred. return", "pred. vol", "95% band", "model"):
+        ft = Table(title="forecasts per closed bar (real market data)", expand=True)
+        for c in ("symbol", "bar closed", "horizon", "close", "pred. return", "pred. vol", "95% band", "model"):
             ft.add_column(c)
         for sym, v in sorted(self.forecasts.items()):
             lo, hi = v["band_95"]
-            ft.add_row(sym, time.strftime("%Y-%m-%d", time.gmtime(v["ts"] / 1000)), f"{v['last_price']:.2f}",
+            h = v["horizon_s"]
+            ft.add_row(sym, time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["bar_close_ts"] / 1000)),
+                       f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d", f"{v['last_price']:.4g}",
                        f"{v['predicted_return']:+.4%}", f"{v['predicted_volatility']:.3%}", f"[{lo:+.2%}, {hi:+.2%}]",
                        f"{v['model']} v{v['model_version']}")
         at = Table(title="risk alerts (synthetic transactions)", expand=True)

@@ -43,23 +43,23 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     n, w = 60, window_len()
     ticks = real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=100)
     produce(s, s.topic_ticks, ticks + BAD)
-    expected = 2 * (n - w + 1)
+    expected = 2 * (n - w)          # n daily ticks close n - 1 daily bars; w closes per forecast
     got = consume(s, [s.topic_forecasts, s.topic_dead_letters],
                   until=lambda g: len(g[s.topic_forecasts]) >= expected and len(g[s.topic_dead_letters]) >= 3,
                   timeout=90)
     forecasts, dead = got[s.topic_forecasts], got[s.topic_dead_letters]
     assert len(forecasts) == expected, run.log_text()[-3000:]
     by_symbol = {sym: [v for _, v in forecasts if v["symbol"] == sym] for sym in ("SPX", "NDX")}
-    assert {k: len(v) for k, v in by_symbol.items()} == {"SPX": n - w + 1, "NDX": n - w + 1}
+    assert {k: len(v) for k, v in by_symbol.items()} == {"SPX": n - w, "NDX": n - w}
     card = read_manifest(MODEL_DIR).default("forecast")
     for key, v in forecasts:
         assert key.decode() == f"{v['source']['topic']}:{v['source']['partition']}:{v['source']['offset']}"
-        assert v["model"] == card.name and v["model_version"] == card.version and v["horizon"] == 1
+        assert v["model"] == card.name and v["model_version"] == card.version and v["horizon_s"] == 86400
         lo, hi = v["band_95"]
         assert lo <= v["predicted_return"] <= hi and v["predicted_volatility"] >= 0
-    # The first forecast for SPX is for the w-th tick: the first tick with a full window.
+    # The first forecast for SPX is made by tick w: it closes the w-th daily bar, the first full window.
     first_ts = min(x["ts"] for x in by_symbol["SPX"])
-    assert first_ts == orjson.loads(real_ticks(n, "SPX")[w - 1][1])["ts"]
+    assert first_ts == orjson.loads(real_ticks(n, "SPX")[w][1])["ts"]
     assert len(dead) == 3
     reasons = sorted(v["reason"] for _, v in dead)
     assert any("not valid JSON" in r for r in reasons)
@@ -70,7 +70,8 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     # the worker counts what it saw, warming-up windows included (not errors, not silent)
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counts/", timeout=10) as resp:
         counts = json.loads(resp.read())["forecast"]
-    assert counts == {"ticks": 2 * n, "warming_up": 2 * (w - 1), "forecasts": expected, "dead_letters": 3}
+    assert counts == {"ticks": 2 * n, "bars_closed": 2 * (n - 1), "warming_up": 2 * (w - 1), "forecasts": expected,
+                      "dead_letters": 3}
 
 
 def test_risk_alerts_carry_reason_codes(worker_run):
@@ -136,7 +137,7 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     w = window_len()
     first = real_ticks(w + 10, "SPX")
     produce(s, s.topic_ticks, first)
-    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= 11, timeout=90)
+    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= 10, timeout=90)
     assert {v["model_version"] for _, v in got[s.topic_forecasts]} == {"1"}, run.log_text()[-3000:]
 
     manifest = json.loads((models / "manifest.json").read_text())
@@ -149,7 +150,7 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     (models / "manifest.json.tmp").replace(models / "manifest.json")
     produce(s, s.topic_ticks, real_ticks(5, "SPX", skip=w + 10))
     got = consume(s, [s.topic_forecasts, s.topic_model_events],
-                  until=lambda g: len(g[s.topic_forecasts]) >= 16
+                  until=lambda g: len(g[s.topic_forecasts]) >= 15
                   and any(v["event"] == "model_refused" for _, v in g[s.topic_model_events]), timeout=60)
     refused = [v for _, v in got[s.topic_model_events] if v["event"] == "model_refused"]
     assert refused, (len(got[s.topic_forecasts]), got[s.topic_model_events], run.log_text()[-2000:])
@@ -161,7 +162,7 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     (models / "manifest.json.tmp").write_text(json.dumps(manifest))
     (models / "manifest.json.tmp").replace(models / "manifest.json")
     produce(s, s.topic_ticks, real_ticks(20, "SPX", skip=w + 15))
-    total = 11 + 5 + 20
+    total = 10 + 5 + 20
     got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= total
                   and g[s.topic_forecasts][-1][1]["model_version"] == "2", timeout=60)
     fc = [v for _, v in got[s.topic_forecasts]]
@@ -181,9 +182,9 @@ def test_worker_on_a_redis_cluster(worker_run, redis_cluster):
     produce(s, s.topic_ticks, real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=50))
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
     got = consume(s, [s.topic_forecasts, s.topic_risk_scores],
-                  until=lambda g: len(g[s.topic_forecasts]) >= 2 * (n - w + 1)
+                  until=lambda g: len(g[s.topic_forecasts]) >= 2 * (n - w)
                   and len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
-    assert len(got[s.topic_forecasts]) == 2 * (n - w + 1), run.log_text()[-3000:]
+    assert len(got[s.topic_forecasts]) == 2 * (n - w), run.log_text()[-3000:]
     assert {v["event_id"] for _, v in got[s.topic_risk_scores]} == {t["event_id"] for t in txns}
     import redis
 
