@@ -72,8 +72,9 @@ def test_runs_on_zero_batch(card: ModelCard):
 
 def test_defaults_point_at_models_of_the_right_task():
     for slot, name in manifest.defaults.items():
-        assert slot in SLOTS
-        assert manifest.get(name).task in SLOT_TASKS[slot]
+        base = slot.split("@")[0]              # forecast@1h: the forecast slot of one bar interval
+        assert base in SLOTS
+        assert manifest.get(name).task in SLOT_TASKS[base]
     # a slot whose task has models must have a default
     tasks = {c.task for c in CARDS}
     for slot, ok in SLOT_TASKS.items():
@@ -89,8 +90,8 @@ def test_forecasters_carry_normalisation(card: ModelCard):
     assert card.inputs[0].name == "window" and card.inputs[0].shape == [None, FORECAST_WINDOW, 1]
     assert card.outputs[0].name == "forecast" and card.outputs[0].meaning == ["next_return", "next_volatility"]
     assert card.metrics.get("qlike") is not None and card.data_fingerprint
-    # the same statistics for every forecaster: one Standardiser, served == trained
-    first = next(c for c in CARDS if c.task == "forecast")
+    # the same statistics for every forecaster of one bar interval: one Standardiser, served == trained
+    first = next(c for c in CARDS if c.task == "forecast" and c.extra["bar_s"] == card.extra["bar_s"])
     assert card.normalisation == first.normalisation
 
 
