@@ -397,7 +397,7 @@ async def _engine(s: Settings, job_name: str, records, warm) -> dict:
                "recommend": js.topic_recommendations}[job_name]
     outputs = out_topics.get(primary, 0)
     dead = out_topics.get(js.topic_dead_letters, 0)
-    warming = job.counts.get("warming_up", 0)
+    warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)   # no output yet, by design
     cmds = {k.removeprefix("cmdstat_"): v["calls"] - info0.get(k, {}).get("calls", 0)
             for k, v in info1.items() if v["calls"] - info0.get(k, {}).get("calls", 0) > 0}
     cmds.pop("info", None)

@@ -70,7 +70,8 @@ class ForecastJob(Job):
         self.counts["ticks"] += len(events)
         ready: dict[str, list[int]] = {}     # slot -> indices into kept/results with a full window
         for j, ((rec, tick), res) in enumerate(zip(kept, results)):
-            if res is None:
+            if res is None:                  # the tick went into its open bar: no bar closed
+                self.counts["in_open_bar"] += 1
                 continue
             if "error" in res:
                 out.append(self.dead_letter(rec, res["error"]))

@@ -70,8 +70,8 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     # the worker counts what it saw, warming-up windows included (not errors, not silent)
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counts/", timeout=10) as resp:
         counts = json.loads(resp.read())["forecast"]
-    assert counts == {"ticks": 2 * n, "bars_closed": 2 * (n - 1), "warming_up": 2 * (w - 1), "forecasts": expected,
-                      "dead_letters": 3}
+    assert counts == {"ticks": 2 * n, "in_open_bar": 2, "bars_closed": 2 * (n - 1), "warming_up": 2 * (w - 1),
+                      "forecasts": expected, "dead_letters": 3}
 
 
 def test_risk_alerts_carry_reason_codes(worker_run):
