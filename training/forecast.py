@@ -10,7 +10,8 @@ card says the interval (``extra.bar_s``); the worker refuses to serve it at anot
 
 Frequencies: ``1d`` (daily closes of eleven instruments, ``training.data.market.load_prices``)
 and ``1h`` (hourly EUR/USD from PyPI ``backtesting``). The legacy slot ``forecast`` keeps the
-daily default. Model code: ``training.forecast_models``; metrics: ``training.forecast_eval``.
+daily default. Model code: ``training.forecast_models`` and ``training.forecast_classic``; metrics:
+``training.forecast_eval``.
 """
 from __future__ import annotations
 
@@ -25,9 +26,9 @@ from training.data.market import MarketData, load_hourly_prices, prepare
 from training.export import data_fingerprint, make_card, reference_distribution
 from training.forecast_eval import (_rmse, baselines, block_indices, choose_default, diebold_mariano,  # noqa: F401
                                     evaluate, qlike)
-from training.forecast_models import (INPUT_FEATURE, KERAS_FIT, ewma_filter, export_ar, export_filter,  # noqa: F401
-                                      export_forecaster_keras, fit_ar, fit_garch_filter, input_spec,
-                                      keras_predict, onnx_predict, output_spec, train_keras)
+from training.forecast_classic import ewma_filter, export_filter, fit_garch_filter
+from training.forecast_models import (INPUT_FEATURE, KERAS_FIT, export_ar, export_forecaster_keras,  # noqa: F401
+                                      fit_ar, input_spec, keras_predict, onnx_predict, output_spec, train_keras)
 from training.job import JobResult, TrainContext
 
 FREQUENCIES = {86400: "daily", 3600: "hourly"}

@@ -78,7 +78,13 @@ class ForecastJob(Job):
                 continue
             self.counts["bars_closed"] += 1
             slot = self.plan.get(res["bar_s"])
-            if slot is None or len(res["closes"]) < self.models[slot].card.inputs[0].shape[1] + 1:
+            card = self.models[slot].card
+            if model_bar_s(card) != res["bar_s"] and not self.settings.bar_scaling_fallback:
+                # a hot-reloaded manifest named a model of another interval: refuse, as at start
+                out.append(self.dead_letter(rec, f"{card.name} v{card.version} was trained at {model_bar_s(card)} s "
+                                                 f"bars, not {res['bar_s']} s; set FINSTREAM_BAR_SCALING_FALLBACK"))
+                continue
+            if len(res["closes"]) < card.inputs[0].shape[1] + 1:
                 self.counts["warming_up"] += 1
                 continue
             ready.setdefault(slot, []).append(j)

@@ -13,6 +13,7 @@ from stream.core.features import Standardiser, forecast_band, forecast_input
 from stream.core.manifest import read_manifest
 from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
+from training import forecast_classic as C
 from training import forecast_models as M
 from training.data.market import load_hourly_prices, prepare
 from training.quality import QualityLog
@@ -62,9 +63,9 @@ def test_each_interval_has_its_own_model_and_report():
 
 def test_ewma_and_garch_graphs_match_numpy(hourly, tmp_path):
     X, _ = hourly.pooled("test")
-    for f in (M.ewma_filter(hourly.norm, hourly.window), M.fit_garch_filter(hourly)):
-        path = M.export_filter(f, tmp_path / "f.onnx", hourly.window)
+    for f in (C.ewma_filter(hourly.norm, hourly.window), C.fit_garch_filter(hourly)):
+        path = C.export_filter(f, tmp_path / "f.onnx", hourly.window)
         o, n = M.onnx_predict(path, X), f.predict(X)
         assert np.max(np.abs(o[:, 0] - n[:, 0])) < 1e-9 and (o[:, 1] > 0).all()
         assert np.max(np.abs(o[:, 1] - n[:, 1]) / n[:, 1]) < 1e-5
-    assert M.ewma_filter(hourly.norm, hourly.window).w.sum() == pytest.approx(1.0)
+    assert C.ewma_filter(hourly.norm, hourly.window).w.sum() == pytest.approx(1.0)
