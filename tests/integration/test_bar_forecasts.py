@@ -77,3 +77,33 @@ def test_worker_refuses_an_interval_without_a_model(stack):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 1, done.stderr[-2000:]
     assert "no forecaster trained at 30m bars" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_scaling_fallback_serves_half_hour_bars_with_the_hourly_model(worker_run):
+    """30m bars have no model of their own; with the fallback the 1h model serves them, fed returns
+    divided by sqrt(k) and answering mean * k, sd * sqrt(k) (k = 1800 / 3600), and says so."""
+    from stream.core.features import Standardiser, forecast_input
+    from stream.serving.models import load_model
+
+    manifest = read_manifest(MODEL_DIR)
+    card = manifest.get(manifest.defaults["forecast@1h"])
+    window = card.inputs[0].shape[1]
+    closes = holdout_closes(window).iloc[: window + 6]
+    run = worker_run(FINSTREAM_BAR_INTERVAL="30m", FINSTREAM_BAR_SCALING_FALLBACK="true").start()
+    s = run.settings
+    ticks = [(b"EURUSD", orjson.dumps({"v": 1, "symbol": "EURUSD", "ts": int(t.value // 1_000_000), "price": p}))
+             for t, p in closes.items()]                     # one price per 30m bar (hours apart: gaps make no bar)
+    produce(s, s.topic_ticks, ticks)
+    expected = len(closes) - 1 - window
+    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= expected, timeout=120)
+    fc = [v for _, v in got[s.topic_forecasts]]
+    assert len(fc) == expected, run.log_text()[-3000:]
+    k = 0.5
+    logp = np.log(closes.to_numpy()[: window + 1])
+    scaled = np.exp((logp - logp[0]) / np.sqrt(k))[None, :]
+    ref = load_model(card, MODEL_DIR).run(
+        {"window": forecast_input(scaled, Standardiser.from_dict(card.normalisation["returns"]))})[0][0]
+    v = fc[0]
+    assert v["bar_s"] == v["horizon_s"] == 1800 and v["scaled_from_bar_s"] == 3600 and v["model"] == card.name
+    assert v["predicted_volatility"] == pytest.approx(float(ref[1]) * np.sqrt(k), rel=1e-6)
+    assert v["predicted_return"] == pytest.approx(float(ref[0]) * k, rel=1e-6, abs=1e-12)
