@@ -24,8 +24,8 @@ from stream.core.bars import forecast_slot, interval_name
 from stream.core.manifest import ModelCard
 from training.data.market import MarketData, load_hourly_prices, prepare
 from training.export import data_fingerprint, make_card, reference_distribution
-from training.forecast_eval import (_rmse, baselines, block_indices, choose_default, diebold_mariano,  # noqa: F401
-                                    evaluate, qlike)
+from training.forecast_eval import (_rmse, baselines, block_indices, calibrate_band_z, choose_default,  # noqa: F401
+                                    diebold_mariano, evaluate, qlike)
 from training.forecast_classic import ewma_filter, export_filter, fit_garch_filter
 from training.forecast_models import (INPUT_FEATURE, KERAS_FIT, export_ar, export_forecaster_keras,  # noqa: F401
                                       fit_ar, input_spec, keras_predict, onnx_predict, output_spec, train_keras)
@@ -96,7 +96,8 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
                 raise RuntimeError(f"{step} ({iv}): framework and onnxruntime disagree by {parity[step]:.2e}")
         fit_info.setdefault(step, {})["seconds"] = round(time.perf_counter() - t0, 1)
 
-    metrics = evaluate(preds, yte, groups, seed=ctx.seed)
+    band_z = {name: calibrate_band_z(p[:, 0], p[:, 1], yva) for name, p in val_preds.items()}
+    metrics = evaluate(preds, yte, groups, seed=ctx.seed, band_z=band_z)
     default, why = choose_default(metrics, EXPORTED)
     per_instrument = {
         inst.symbol: {name: {"r2_oos": float(1 - np.sum((p[m, 0] - yte[m]) ** 2) / np.sum(yte[m] ** 2))
@@ -116,6 +117,7 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
         normalisation={"returns": data.norm.to_dict()}, reference_distribution=ref, metrics=metrics[name],
         data_fingerprint=fingerprint, feature_labels={INPUT_FEATURE: f"standardised {word} log return"},
         extra={"window": data.window, "bar_s": bar_s, "bar_interval": iv, "horizon_s": bar_s, "horizon": 1,
+               "band_z": band_z[name],   # band_95 = mean +- band_z * sd, fitted on the validation split
                "volatility": "sd of the next bar's log return",
                "instruments": [i.symbol for i in data.instruments],
                "fit": {k: v for k, v in fit_info[name].items() if k not in ("val_rmse_by_p", "val_qlike_by_q")},

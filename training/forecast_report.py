@@ -67,7 +67,7 @@ def frequency_section(rep: dict) -> str:
         "**Metrics** on the pooled hold-out. R²_oos = 1 − SSE/SSE(zero forecast). Directional accuracy counts "
         "bars where neither the forecast nor the return is exactly 0. Volatility: RMSE of the implied E|r| "
         "(= sd·sqrt(2/π)) against |r|, and QLIKE = mean(log σ² + r²/σ²) (Patton 2011, lower is better; defined "
-        f"when r = 0). Band coverage: share of returns inside predicted return ± 1.96·sd (a calibrated band: about 0.95). 95% CIs: moving-block bootstrap ({rep['bootstrap']['block']}-bar blocks within each "
+        f"when r = 0). Band coverage: share of returns inside predicted return ± z·sd, with z fitted per exported model on the validation split (the 95% quantile of |r − mean|/sd: 1.96 for Gaussian errors, more for fat tails; the served band uses it) and z = 1.96 for the baselines. 95% CIs: moving-block bootstrap ({rep['bootstrap']['block']}-bar blocks within each "
         f"instrument, {rep['bootstrap']['reps']} replications); DM = Diebold–Mariano test on squared errors vs the "
         "zero forecast (Newey–West variance).",
         "",
@@ -99,7 +99,7 @@ def frequency_section(rep: dict) -> str:
         verdict = "reference" if n == "ewma_0.94" else (_verdict(dci) if dci else "—")
         lines.append(f"| {_LABELS[n]} | {m['vol_rmse_abs']:.5f} | {m['qlike']:.4f} {_ci(m['qlike_ci'])} | "
                      f"{_f(d)} {_ci(dci)} | {m['mean_predicted_sd']:.5f} | {m['coverage_95']:.3f} "
-                     f"{_ci(m['coverage_95_ci'], 3)} | {verdict} |")
+                     f"{_ci(m['coverage_95_ci'], 3)} (z {m['band_z']:.2f}) | {verdict} |")
 
     # plain-words verdicts
     lines += ["", "### What this says", ""]

@@ -102,7 +102,7 @@ class ForecastJob(Job):
         norm = Standardiser.from_dict(model.card.normalisation["returns"])
         pred = model.run({model.card.inputs[0].name: forecast_input(prices, norm)})[0].astype(np.float64)
         ret, vol = pred[:, 0] * k, np.maximum(pred[:, 1], 0.0) * np.sqrt(k)
-        lo, hi = forecast_band(ret, vol)
+        lo, hi = forecast_band(ret, vol, float(model.card.extra.get("band_z", 1.96)))   # z fitted in training
         out = []
         for j, ((rec, tick), r) in enumerate(zip(events, results)):
             start, close_ts, o, h, low, c, v, n, _ = r["bar"]

@@ -41,7 +41,7 @@ def test_served_hourly_band_covers_about_95_percent_of_its_holdout(hourly):
     k = np.arange(inst.n_val, len(inst.y))                               # hold-out samples
     windows = np.stack([prices[j: j + W + 1] for j in k])                # what the stream holds at each close
     pred = model.run({"window": forecast_input(windows, Standardiser.from_dict(card.normalisation["returns"]))})[0]
-    lo, hi = forecast_band(pred[:, 0].astype(np.float64), pred[:, 1].astype(np.float64))
+    lo, hi = forecast_band(pred[:, 0].astype(np.float64), pred[:, 1].astype(np.float64), card.extra["band_z"])
     y = inst.y[k]
     coverage = float(np.mean((y >= lo) & (y <= hi)))
     assert 0.93 <= coverage <= 0.97, coverage
@@ -69,3 +69,16 @@ def test_ewma_and_garch_graphs_match_numpy(hourly, tmp_path):
         assert np.max(np.abs(o[:, 0] - n[:, 0])) < 1e-9 and (o[:, 1] > 0).all()
         assert np.max(np.abs(o[:, 1] - n[:, 1]) / n[:, 1]) < 1e-5
     assert C.ewma_filter(hourly.norm, hourly.window).w.sum() == pytest.approx(1.0)
+
+
+def test_band_multiplier_is_fitted_to_the_tails():
+    from training.forecast_eval import band_coverage, calibrate_band_z
+
+    rng = np.random.default_rng(5)
+    sd = np.full(20000, 0.01)
+    fat = rng.standard_t(3, size=(2, 20000)) * 0.01 / np.sqrt(3)     # unit-variance t(3): fatter tails
+    z = calibrate_band_z(np.zeros(20000), sd, fat[0])
+    assert z == pytest.approx(3.182 / np.sqrt(3), abs=0.05)          # the t(3) two-sided 95% point, unit variance
+    assert band_coverage(np.zeros(20000), sd, fat[1], z) == pytest.approx(0.95, abs=0.006)
+    gauss = rng.normal(0, 0.01, 20000)
+    assert calibrate_band_z(np.zeros(20000), sd, gauss) == pytest.approx(1.96, abs=0.05)
