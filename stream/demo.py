@@ -1,8 +1,9 @@
 """``finstream demo``: the whole system live on bundled real data.
 
-Starts the stack (unless it already runs), a worker, and four feeds on topics of their own
-(one set per demo run, so a second run never re-reads the first one's events):
-real S&P 500 and EuroStoxx daily closes and hourly EUR/USD as ticks (forecast per closed bar), real Caravan policy holdings as user events, and
+Starts the stack (unless it already runs), a worker, and five feeds on topics of their own
+(one set per demo run, so a second run never re-reads the first one's events): real S&P 500
+and EuroStoxx daily closes and hourly EUR/USD as ticks (a forecast per closed bar), real Caravan
+policy holdings as user events, and
 synthetic card transactions (labelled synthetic: no real card data is public). Shows forecasts,
 risk alerts and recommendations as they arrive.
 """
