@@ -118,6 +118,33 @@ def dashboard(
     server.main(get_settings(), port=port, from_beginning=from_beginning)
 
 
+@app.command()
+def pseudonym(ids: Optional[list[str]] = typer.Argument(None, help="Ids to map (default: one per line on stdin).")) -> None:
+    """Print 'id<TAB>pseudonym' for account/user ids, with FINSTREAM_REDIS_KEY_SECRET (docs/security.md)."""
+    import sys
+
+    from stream.core.pseudonyms import pseudonym as make
+    from stream.settings import get_settings
+
+    secret = get_settings().key_secret
+    if secret is None:
+        typer.echo("error: FINSTREAM_REDIS_KEY_SECRET is not set: ids are published as they are", err=True)
+        raise typer.Exit(1)
+    for raw in ids or (line.strip() for line in sys.stdin):
+        if raw:
+            typer.echo(f"{raw}\t{make(secret, raw)}")
+
+
+@app.command()
+def rebuild(
+    prefix: str = typer.Option(..., "--prefix", help="Fresh FINSTREAM_REDIS_KEY_PREFIX to rebuild into."),
+    start: str = typer.Option("earliest", "--from", help="earliest, epoch ms or an ISO time (UTC)."),
+) -> None:
+    """Rebuild Redis state from the input topics up to the worker group's committed offsets."""
+    from stream import rebuild as rb
+    rb.main(prefix=prefix, start=start)
+
+
 def main() -> None:
     app()
 

@@ -36,6 +36,16 @@ class Settings(BaseSettings):
     # session shows no raw account numbers. Changing it orphans existing state.
     redis_key_secret: SecretStr | None = None
 
+    # --- Transport security (docs/security.md) ----------------------------------------------
+    # Redis over TLS is a rediss:// URL; an ACL user and password go in it (rediss://user:pw@host:port/0).
+    # The CA names who may serve it; certfile/keyfile are only needed when the server asks for a client
+    # certificate (tls-auth-clients yes). The same three exist for Kafka (SSL / SASL_SSL).
+    redis_ssl_cafile: Path | None = None
+    redis_ssl_certfile: Path | None = None
+    redis_ssl_keyfile: Path | None = None
+    kafka_ssl_certfile: Path | None = None
+    kafka_ssl_keyfile: Path | None = None
+
     # --- Topics ----------------------------------------------------------
     topic_ticks: str = "ticks"
     topic_transactions: str = "transactions"
@@ -143,7 +153,9 @@ class Settings(BaseSettings):
         if parts.port:
             netloc += f":{parts.port}"
         if parts.password:
-            netloc = f"***@{netloc}"
+            netloc = f"{parts.username or ''}{':' if parts.username else ''}***@{netloc}"
+        elif parts.username:
+            netloc = f"{parts.username}@{netloc}"
         return parts._replace(netloc=netloc).geturl()
 
     @property
@@ -178,8 +190,42 @@ class Settings(BaseSettings):
         if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
             from aiokafka.helpers import create_ssl_context
 
-            opts["ssl_context"] = create_ssl_context(cafile=str(self.kafka_ssl_cafile) if self.kafka_ssl_cafile else None)
+            opts["ssl_context"] = create_ssl_context(
+                cafile=_str(self.kafka_ssl_cafile), certfile=_str(self.kafka_ssl_certfile),
+                keyfile=_str(self.kafka_ssl_keyfile))
         return opts
+
+    @property
+    def redis_tls(self) -> bool:
+        return urlsplit(self.redis_url.get_secret_value()).scheme == "rediss"
+
+    @property
+    def redis_username(self) -> str | None:
+        """The ACL user named in FINSTREAM_REDIS_URL (None: the ``default`` user)."""
+        return urlsplit(self.redis_url.get_secret_value()).username or None
+
+    def redis_client_options(self) -> dict:
+        """Keyword arguments for redis-py's ``from_url`` (TLS files; the URL carries user and password).
+
+        Every Redis client of the project (worker, preflight, stack, bench, tests) goes through
+        ``stream.state.redis_store.connect``, which adds these, so TLS is configured in one place."""
+        if not self.redis_tls:
+            return {}
+        opts: dict = {"ssl_cert_reqs": "required"}
+        for key, path in (("ssl_ca_certs", self.redis_ssl_cafile), ("ssl_certfile", self.redis_ssl_certfile),
+                          ("ssl_keyfile", self.redis_ssl_keyfile)):
+            if path is not None:
+                opts[key] = str(path)
+        return opts
+
+    @property
+    def key_secret(self) -> bytes | None:
+        """FINSTREAM_REDIS_KEY_SECRET as bytes: the HMAC key of every pseudonym (Redis keys and outputs)."""
+        return self.redis_key_secret.get_secret_value().encode() if self.redis_key_secret else None
+
+
+def _str(path: Path | None) -> str | None:
+    return str(path) if path is not None else None
 
 
 TOPIC_FIELDS: tuple[str, ...] = tuple(f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions")

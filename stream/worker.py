@@ -14,8 +14,7 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
     from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState, connect
 
-    secret = s.redis_key_secret.get_secret_value().encode() if s.redis_key_secret else None
-    state = RedisState(redis_client or connect(s), s.redis_key_prefix, secret)
+    state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret)
     registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
     return {
         s.topic_ticks: ForecastJob(s, state, registry),
@@ -25,23 +24,19 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
 
 
 def preflight(s: Settings) -> None:
-    """Fail fast, in one line, on what would otherwise surface as a retry loop or a traceback."""
-    import redis
+    """Fail fast, in one line, on what would otherwise surface as a retry loop or a traceback:
+    an unreachable server, a refused password, an untrusted certificate (same checks as
+    ``finstream stack status``; the password is never printed)."""
+    from stream.stack import kafka, redis_server
 
-    from stream.stack.kafka import ensure_topics
-
-    url = s.redis_url.get_secret_value()
-    client = redis.RedisCluster.from_url(url) if s.redis_cluster else redis.Redis.from_url(url)
+    for component in (redis_server, kafka):
+        problem = component.check(s, timeout=5.0)
+        if problem:
+            raise WorkerError(problem)
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        raise WorkerError(f"Redis at {s.redis_url_redacted} is not reachable: {exc}") from None
-    finally:
-        client.close()
-    try:
-        ensure_topics(s)  # Faust silently ignores a source topic that does not exist yet
+        kafka.ensure_topics(s)  # Faust silently ignores a source topic that does not exist yet
     except Exception as exc:  # aiokafka raises several connection error types
-        raise WorkerError(f"Kafka at {s.kafka_bootstrap} is not reachable: {exc}") from None
+        raise WorkerError(kafka.explain(s, exc)) from None
 
 
 class WorkerError(RuntimeError):

@@ -9,6 +9,7 @@ import orjson
 
 from stream.core import fencing
 from stream.core.contracts import ContractError, decode
+from stream.core.pseudonyms import Pseudonyms, withheld_dead_letter
 from stream.core.records import OutputRecord, SourceRecord, dead_letter
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ class Job:
         self.state = state
         self.models = models
         self.counts: Counter = Counter()
+        self.ids = Pseudonyms(settings.key_secret)  # account/user ids as published (docs/security.md)
 
     def begin(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
         """Start a batch: pick up a new model version (between batches, never inside one), then
@@ -40,6 +42,8 @@ class Job:
     def dead_letter(self, rec: SourceRecord, reason: str) -> OutputRecord:
         self.counts["dead_letters"] += 1
         log.warning("dead letter %s: %s", rec.source_id, reason)
+        if self.ids.enabled:
+            return withheld_dead_letter(self.settings.topic_dead_letters, rec, reason, self.ids)
         return dead_letter(self.settings.topic_dead_letters, rec, reason)
 
     async def fold(self, kind: str, events: list, entity_id, decode, encode, step, out: list) -> tuple[list, list]:

@@ -47,7 +47,7 @@ class RecommendJob(Job):
         k = self.settings.recommend_k
         for (rec, e), hv, ranked in zip(kept, held, top_k(scores, h, k)):
             out.append(output(self.settings.topic_recommendations, rec, {
-                "user_id": e.user_id, "ts": e.ts, "trigger": {"product_id": e.product_id, "action": e.action},
+                "user_id": self.ids(e.user_id), "ts": e.ts, "trigger": {"product_id": e.product_id, "action": e.action},
                 "holdings": hv, "items": [{"product_id": PRODUCT_IDS[j], "score": s} for j, s in ranked],
                 "model": model.name, "model_version": model.version,
             }))

@@ -36,7 +36,7 @@ class RiskJob(Job):
         out += self.drift_events(model, x)
         for (rec, t), score, why in zip(kept, scores, reasons):
             body = {
-                "event_id": t.event_id, "account_id": t.account_id, "ts": t.ts, "amount": t.amount,
+                "event_id": t.event_id, "account_id": self.ids(t.account_id), "ts": t.ts, "amount": t.amount,
                 "currency": t.currency, "risk_score": float(score), "threshold": card.threshold,
                 "reasons": [r.to_dict() for r in why], "model": model.name, "model_version": model.version,
             }

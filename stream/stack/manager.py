@@ -33,6 +33,7 @@ class Probe:
     pid: int | None
     address: str
     ready: bool
+    problem: str | None = None  # why not ready, in one line (e.g. a refused password), never a secret
 
 
 def _address(c: ModuleType, s: Settings) -> str:
@@ -69,15 +70,17 @@ def _start_one(c: ModuleType, s: Settings, tie_to_parent: bool) -> int | None:
 
 def _wait_ready(c: ModuleType, s: Settings, pid: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT[c.NAME]
+    problem = None
     while time.monotonic() < deadline:
         code = exited(pid)
         if code is not None:
             raise StackError(f"{c.NAME} (pid {pid}) exited with code {code} while starting. "
                              f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}")
-        if c.ready(s):
+        problem = c.check(s)
+        if problem is None:
             return
         time.sleep(0.3)
-    raise StackError(f"{c.NAME} (pid {pid}) not ready after {READY_TIMEOUT[c.NAME]:.0f}s. "
+    raise StackError(f"{c.NAME} (pid {pid}) not ready after {READY_TIMEOUT[c.NAME]:.0f}s ({problem}). "
                      f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}")
 
 
@@ -119,7 +122,11 @@ def stop(settings: Settings | None = None) -> dict[str, int]:
 
 def probe(settings: Settings | None = None) -> list[Probe]:
     s = settings or get_settings()
-    return [Probe(c.NAME, read_pid(c.pid_file(s), c.marker(s)), _address(c, s), c.ready(s)) for c in COMPONENTS]
+    probes = []
+    for c in COMPONENTS:
+        problem = c.check(s)
+        probes.append(Probe(c.NAME, read_pid(c.pid_file(s), c.marker(s)), _address(c, s), problem is None, problem))
+    return probes
 
 
 # --- CLI faces ---------------------------------------------------------------------------------------
@@ -173,4 +180,7 @@ def status(settings: Settings | None = None) -> int:
         table.add_row(p.name, str(p.pid or "-"), p.address, alive,
                       "[green]ready[/]" if p.ready else "[red]not ready[/]")
     out.print(table)
+    for p in probes:
+        if p.problem:
+            err.print(f"[bold red]error:[/] {p.problem}", highlight=False, markup=True, soft_wrap=True)
     return 0 if all(p.ready for p in probes) else 1

@@ -18,14 +18,13 @@ in order within a key and concurrently across keys, at most ``CLUSTER_CONCURRENC
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 from pathlib import Path
 
 import orjson
 import redis.asyncio as aioredis
 
 from stream.core.fencing import Fenced
+from stream.core.pseudonyms import pseudonym
 
 _HERE = Path(__file__).parent
 WINDOW_APPEND = (_HERE / "window_append.lua").read_text()
@@ -46,13 +45,21 @@ class ReplayWindowGap(LookupError):
     """A redelivered tick is older than the kept history."""
 
 
-def connect(settings) -> aioredis.Redis:
+def connect(settings, *, sync: bool = False, **kw):
+    """The one way the project opens Redis: URL (user, password, rediss:// for TLS), TLS files
+    (``Settings.redis_client_options``) and cluster mode all come from the settings. ``sync=True``
+    gives a blocking client (preflight, stack probes, tools); ``kw`` adds client options (timeouts)."""
     url = settings.redis_url.get_secret_value()
+    opts = {**settings.redis_client_options(), **kw}
+    if sync:
+        import redis
+
+        return redis.RedisCluster.from_url(url, **opts) if settings.redis_cluster else redis.Redis.from_url(url, **opts)
     if settings.redis_cluster:
         from redis.asyncio.cluster import RedisCluster
 
-        return RedisCluster.from_url(url)
-    return aioredis.from_url(url, max_connections=32)
+        return RedisCluster.from_url(url, **opts)
+    return aioredis.from_url(url, **{"max_connections": 32, **opts})
 
 
 class RedisState:
@@ -91,7 +98,7 @@ class RedisState:
 
     def key(self, kind: str, entity: str) -> str:
         if self._secret is not None:
-            entity = hmac.new(self._secret, entity.encode(), hashlib.sha256).hexdigest()[:32]
+            entity = pseudonym(self._secret, entity)
         return f"{self.prefix}:{kind}:{{{entity}}}"
 
     # --- windows ---------------------------------------------------------
