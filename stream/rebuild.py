@@ -53,16 +53,17 @@ async def _ranges(s: Settings, consumer, start_ms: int | None) -> dict:
     from aiokafka.admin import AIOKafkaAdminClient
     from aiokafka.structs import TopicPartition
 
-    await consumer.topics()  # loads the metadata partitions_for_topic reads
-    tps = [TopicPartition(t, p) for t in s.input_topics for p in sorted(consumer.partitions_for_topic(t) or ())]
-    if not tps:
-        raise RebuildError(f"none of the input topics {s.input_topics} exists on {s.kafka_bootstrap}")
     admin = AIOKafkaAdminClient(**s.kafka_client_options())
     await admin.start()
     try:
+        described = await admin.describe_topics(list(s.input_topics))
         committed = await admin.list_consumer_group_offsets(s.app_id)
     finally:
         await admin.close()
+    tps = [TopicPartition(t["topic"], p["partition"]) for t in described if t["error_code"] == 0
+           for p in sorted(t["partitions"], key=lambda p: p["partition"])]
+    if not tps:
+        raise RebuildError(f"none of the input topics {s.input_topics} exists on {s.kafka_bootstrap}")
     first = await consumer.beginning_offsets(tps)
     last = await consumer.end_offsets(tps)
     starts = dict(first)

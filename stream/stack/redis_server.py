@@ -125,18 +125,19 @@ def explain(settings: Settings, exc: BaseException) -> str:
 
     where = f"Redis at {settings.redis_url_redacted}"
     text = " ".join(str(exc).split())
-    if isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "invalid username-password" in text:
+    password = urlsplit(settings.redis_url.get_secret_value()).password
+    if "NOAUTH" in text or "Authentication required" in text or (
+            isinstance(exc, redis.AuthenticationError) and not password):
+        line = f"{where} requires a user and password: put them in FINSTREAM_REDIS_URL (rediss://user:password@host:port/0)"
+    elif isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "invalid username-password" in text:
         line = (f"{where} refused user {settings.redis_username or 'default'!r}: wrong username or password "
                 "(FINSTREAM_REDIS_URL)")
-    elif "NOAUTH" in text or "Authentication required" in text:
-        line = f"{where} requires a user and password: put them in FINSTREAM_REDIS_URL (rediss://user:password@host:port/0)"
     elif "CERTIFICATE_VERIFY_FAILED" in text:
         line = f"{where}: its TLS certificate is not trusted; set FINSTREAM_REDIS_SSL_CAFILE to the CA that signed it"
     elif settings.redis_tls and ("SSL" in text or "EOF" in text):
         line = f"{where}: TLS handshake failed ({text}); does the server speak TLS on that port?"
     else:
         line = f"{where} is not reachable: {text}"
-    password = urlsplit(settings.redis_url.get_secret_value()).password
     return line.replace(password, "***") if password else line
 
 
