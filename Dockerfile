@@ -5,5 +5,7 @@ COPY pyproject.toml README.md ./
 COPY stream ./stream
 COPY training ./training
 COPY onnx_models ./onnx_models
-RUN pip install --no-cache-dir .
+RUN pip install --no-cache-dir . && useradd --create-home --uid 10001 finstream
+# The worker needs no root: it only talks to Kafka and Redis and reads the models.
+USER finstream
 CMD ["finstream", "worker"]

@@ -153,9 +153,7 @@ class Settings(BaseSettings):
         if parts.port:
             netloc += f":{parts.port}"
         if parts.password:
-            netloc = f"{parts.username or ''}{':' if parts.username else ''}***@{netloc}"
-        elif parts.username:
-            netloc = f"{parts.username}@{netloc}"
+            netloc = f"***@{netloc}"
         return parts._replace(netloc=netloc).geturl()
 
     @property

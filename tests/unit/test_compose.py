@@ -38,8 +38,8 @@ def test_kafka_is_kraft_and_ports_published(compose):
     env = _env(compose["services"]["kafka"])
     assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert not any("ZOOKEEPER" in k for k in env)
-    assert "9092:9092" in compose["services"]["kafka"]["ports"]
-    assert "6379:6379" in compose["services"]["redis"]["ports"]
+    assert "127.0.0.1:9092:9092" in compose["services"]["kafka"]["ports"]
+    assert "127.0.0.1:6379:6379" in compose["services"]["redis"]["ports"]
     # the host-side defaults of Settings reach the published ports
     assert Settings.model_fields["kafka_bootstrap"].default.endswith(":9092")
     assert "localhost:9092" in env["KAFKA_ADVERTISED_LISTENERS"]
@@ -72,3 +72,17 @@ def test_urls_agree_with_services(compose, service):
     assert rport == 6379  # redis:7 listens on its default port
     deps = services[service]["depends_on"]
     assert "kafka" in deps
+
+
+def test_published_ports_are_loopback_only_and_services_restart(compose):
+    """Issue 7 items 4 and 9: nothing listens on the host's other interfaces; a crashed Kafka,
+    Redis or worker comes back by itself; Redis keeps its data (AOF on a volume) and never evicts."""
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} on every interface"
+        assert svc.get("restart") in ("unless-stopped", "always", "on-failure"), f"{name} has no restart policy"
+    redis = compose["services"]["redis"]
+    cmd = redis["command"]
+    assert cmd[cmd.index("--appendonly") + 1] == "yes"
+    assert cmd[cmd.index("--maxmemory-policy") + 1] == "noeviction"
+    assert any(str(v).endswith(":/data") for v in redis["volumes"])
