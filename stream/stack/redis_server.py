@@ -70,6 +70,11 @@ def ports(settings: Settings) -> list[int]:
     return [settings.redis_host_port[1]]
 
 
+# Data commands, scripts and connection handshakes on any key (each deployment picks its own key
+# prefix; production narrows ``~*`` to ``~<prefix>:*``); nothing administrative or dangerous.
+ACL_RULES = "~* resetchannels -@all +@read +@write +@keyspace +@scripting +@connection -@dangerous"
+
+
 def config(settings: Settings) -> str:
     """redis.conf for the local server, written 0600 (it may hold a password, which a command line
     would show to every local user). Persistence: append-only file, fsync every second, so a
@@ -90,8 +95,9 @@ def config(settings: Settings) -> str:
     if password and any(c.isspace() or c in '"\'' for c in password + (user or "")):
         raise StackError("the local stack's Redis user/password must not contain spaces or quotes")
     if user and user != "default":
-        # The worker's own ACL user; the passwordless default user is switched off.
-        lines += [f"user {user} on >{password} ~* &* +@all", "user default off"]
+        # The worker's own ACL user with what the worker needs and no administration (docs/security.md);
+        # the passwordless default user is switched off.
+        lines += [f"user {user} on >{password} {ACL_RULES}", "user default off"]
     elif password:
         lines.append(f"requirepass {password}")
     return "".join(f"{line}\n" for line in lines)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 
@@ -91,12 +92,14 @@ def test_wrong_password_is_one_clear_line_without_the_password(secure_env, which
         preflight(_settings(secure_env, **bad))
     assert "\n" not in str(err.value) and "wrong-pw" not in str(err.value)
 
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "stack", "status"], cwd=REPO_ROOT,
-                          env={**os.environ, **secure_env, **bad}, capture_output=True, text=True, timeout=60)
-    assert done.returncode == 1
-    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 1 and expected in errors[0], done.stderr
-    assert "wrong-pw" not in done.stdout + done.stderr and "Traceback" not in done.stderr
+    for command, marker in ((["stack", "status"], "error:"), (["worker"], "ERROR")):
+        done = subprocess.run([sys.executable, "-m", "stream.cli", *command], cwd=REPO_ROOT, timeout=120,
+                              env={**os.environ, **secure_env, **bad, "FINSTREAM_WORKER_WEB_ENABLED": "false"},
+                              capture_output=True, text=True)
+        assert done.returncode == 1, done.stdout + done.stderr
+        errors = [line for line in done.stderr.splitlines() if marker in line]
+        assert len(errors) == 1 and expected in errors[0], done.stderr
+        assert "wrong-pw" not in done.stdout + done.stderr and "Traceback" not in done.stderr
 
 
 # --- a worker on the secure stack -----------------------------------------------------------------
@@ -212,7 +215,8 @@ def test_local_stack_redis_restart_keeps_the_worker_state(secured_run, secure_en
     assert len(before) >= 20 + 8
     pid = read_pid(redis_server.pid_file(s), redis_server.marker(s))
     assert pid is not None
-    stop_pid(pid, timeout=15)
+    os.kill(pid, signal.SIGKILL)   # a crash, not a clean shutdown: only the append-only file can keep state
+    stop_pid(pid, timeout=15)      # reaps it
     assert not redis_server.ready(s)
     pids = manager.start(s, tie_to_parent=True, topics=False)
     assert pids["redis"] != pid
