@@ -14,7 +14,7 @@ from importlib import resources
 from pathlib import Path
 
 from stream.settings import Settings
-from stream.stack import tls
+from stream.stack import kafka_security
 from stream.stack.procs import StackError, port_in_use, require_binary
 
 NAME = "kafka"
@@ -101,48 +101,9 @@ def server_properties(settings: Settings) -> str:
         "transaction.state.log.min.isr": "1",
         "transaction.state.log.num.partitions": "4",
         "group.initial.rebalance.delay.ms": "0",
-        **security_properties(settings),
+        **kafka_security.security_properties(settings),
     }
     return "".join(f"{k}={v}\n" for k, v in props.items())
-
-
-def security_properties(settings: Settings) -> dict[str, str]:
-    """Broker side of FINSTREAM_KAFKA_SECURITY_PROTOCOL: TLS from the stack's own certificates
-    (``stream.stack.tls``) and SCRAM users stored in the KRaft metadata (added at format time, see
-    :func:`scram_credentials`). The broker talks to itself over the same listener as the worker
-    (same user), so no plaintext client port is left open; the controller port stays on 127.0.0.1."""
-    proto = settings.kafka_security_protocol
-    props: dict[str, str] = {}
-    if proto in ("SSL", "SASL_SSL"):
-        t = tls.ensure_server_tls(settings)
-        props.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(t.keystore),
-                      "ssl.truststore.type": "PEM", "ssl.truststore.location": str(t.ca),
-                      "ssl.client.auth": "requested" if settings.kafka_ssl_certfile else "none"})
-    if proto.startswith("SASL_"):
-        mech = settings.kafka_sasl_mechanism
-        if not (mech or "").startswith("SCRAM-") or not settings.kafka_sasl_username or not settings.kafka_sasl_password:
-            raise StackError("`finstream stack` runs SASL with SCRAM only: set FINSTREAM_KAFKA_SASL_MECHANISM="
-                             "SCRAM-SHA-512 and FINSTREAM_KAFKA_SASL_USERNAME / _PASSWORD")
-        user = settings.kafka_sasl_username
-        password = settings.kafka_sasl_password.get_secret_value()
-        if any(c in user + password for c in '"\\\n'):
-            raise StackError("the local stack's SASL username/password must not contain quotes, backslashes or newlines")
-        props.update({
-            "sasl.enabled.mechanisms": mech,
-            "sasl.mechanism.inter.broker.protocol": mech,
-            f"listener.name.{proto.lower()}.{mech.lower()}.sasl.jaas.config":
-                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";',
-        })
-    return props
-
-
-def scram_credentials(settings: Settings) -> list[str]:
-    """``kafka-storage format`` arguments that store the SASL user's SCRAM credentials (KRaft has no
-    ZooKeeper to add them to later; changing the password means a new stack directory)."""
-    if not settings.kafka_security_protocol.startswith("SASL_"):
-        return []
-    password = settings.kafka_sasl_password.get_secret_value()
-    return ["--add-scram", f"{settings.kafka_sasl_mechanism}=[name={settings.kafka_sasl_username},password={password}]"]
 
 
 def _cluster_id() -> str:
@@ -173,7 +134,7 @@ def prepare(settings: Settings) -> list[str]:
     if not (d / "data" / "meta.properties").exists():
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties_file(settings)),
-             *scram_credentials(settings)],
+             *kafka_security.scram_credentials(settings)],
             capture_output=True, text=True,
         )
         if fmt.returncode != 0:
@@ -206,34 +167,6 @@ async def _metadata(settings: Settings, timeout: float) -> int:
         await admin.close()
 
 
-def explain(settings: Settings, exc: BaseException) -> str:
-    """One line saying why Kafka refused us, naming the setting to fix; never the password."""
-    import ssl
-
-    from aiokafka import errors
-
-    where = f"Kafka at {settings.kafka_bootstrap}"
-    if isinstance(exc, (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError)):
-        line = (f"{where} refused SASL user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): wrong "
-                "username or password (FINSTREAM_KAFKA_SASL_USERNAME / FINSTREAM_KAFKA_SASL_PASSWORD)")
-    elif isinstance(exc, errors.UnsupportedSaslMechanismError):
-        line = f"{where}: {exc} (FINSTREAM_KAFKA_SASL_MECHANISM)"
-    elif isinstance(exc, ssl.SSLCertVerificationError):
-        line = (f"{where}: its TLS certificate is not trusted ({exc.verify_message}); "
-                "set FINSTREAM_KAFKA_SSL_CAFILE to the CA that signed it")
-    elif isinstance(exc, ssl.SSLError):
-        line = f"{where}: TLS handshake failed ({exc.reason}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL"
-    elif isinstance(exc, (asyncio.TimeoutError, errors.KafkaConnectionError, ConnectionError)) and \
-            port_in_use(*settings.kafka_host_port):
-        line = (f"{where} does not answer a {settings.kafka_security_protocol} client "
-                f"({type(exc).__name__}: {exc}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL")
-    else:
-        line = f"{where} is not reachable: {type(exc).__name__}: {exc}"
-    if settings.kafka_sasl_password:
-        line = line.replace(settings.kafka_sasl_password.get_secret_value(), "***")
-    return " ".join(line.split())
-
-
 async def _handshake(settings: Settings, timeout: float) -> None:
     """One connection to the first bootstrap server, TLS and SASL included: raises what the broker
     said (aiokafka's own bootstrap turns every refusal into "Unable to bootstrap")."""
@@ -244,6 +177,9 @@ async def _handshake(settings: Settings, timeout: float) -> None:
     conn = await asyncio.wait_for(create_conn(*settings.kafka_host_port, request_timeout_ms=int(timeout * 1000),
                                               **opts), timeout)
     conn.close()
+
+
+explain = kafka_security.explain
 
 
 def check(settings: Settings, timeout: float = 3.0) -> str | None:
@@ -260,7 +196,7 @@ def check(settings: Settings, timeout: float = 3.0) -> str | None:
             return None
         return f"Kafka at {settings.kafka_bootstrap} reports no live broker yet"
     except Exception as exc:
-        return explain(settings, exc)
+        return kafka_security.explain(settings, exc)
     finally:
         quiet.setLevel(level)
 

@@ -144,8 +144,8 @@ def install(settings: Settings | None = None) -> None:
         out.print(f"Kafka {s.kafka_version} jars: {'resolved' if ran else 'already there'} ({kafka.libs_dir(s)})")
         ran = redis_server.install()
         out.print(f"redis-server: {'installed' if ran else 'already installed'} ({redis_server.binary()})")
-        from stream.stack import tools   # observe: chromium + driver (browser test), promtool (ops checks)
-        out.print(f"chromium, chromium-driver, prometheus: {', '.join(tools.install()) or 'already installed'}")
+        from stream.stack import tools   # observe: chromium + driver (browser test), promtool (ops checks), openssl (secured stack)
+        out.print(f"chromium, chromium-driver, prometheus, openssl: {', '.join(tools.install()) or 'already installed'}")
     except StackError as e:
         _fail(e)
 

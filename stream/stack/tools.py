@@ -14,7 +14,8 @@ from stream.stack.procs import StackError
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # binary -> Debian package that provides it
-PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "promtool": "prometheus"}
+PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "promtool": "prometheus",
+            "openssl": "openssl"}  # openssl: certificates of a secured local stack (stream.stack.tls)
 
 
 def chromium_binary() -> str:

@@ -9,7 +9,7 @@ import orjson
 from stream.core.pseudonyms import Pseudonyms, pseudonym, withheld_dead_letter
 from stream.core.records import SourceRecord
 from stream.settings import Settings
-from stream.stack import kafka, redis_server
+from stream.stack import kafka, kafka_security, redis_server
 
 SECURE = dict(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512",
               kafka_sasl_username="svc", kafka_sasl_password="pw-k", kafka_bootstrap="127.0.0.1:19092")
@@ -38,8 +38,8 @@ def test_stack_broker_has_no_plaintext_client_listener(tmp_path):
     assert props["listeners"].startswith("SASL_SSL://127.0.0.1:19092,") and "PLAINTEXT://" not in props["advertised.listeners"]
     assert props["inter.broker.listener.name"] == "SASL_SSL" and props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["ssl.keystore.type"] == "PEM" and (tmp_path / "tls" / "ca.pem").exists()
-    assert kafka.scram_credentials(s) == ["--add-scram", "SCRAM-SHA-512=[name=svc,password=pw-k]"]
-    assert kafka.scram_credentials(Settings(stack_dir=tmp_path)) == []
+    assert kafka_security.scram_credentials(s) == ["--add-scram", "SCRAM-SHA-512=[name=svc,password=pw-k]"]
+    assert kafka_security.scram_credentials(Settings(stack_dir=tmp_path)) == []
 
 
 def test_stack_redis_persists_and_takes_an_acl_user_over_tls(tmp_path):
