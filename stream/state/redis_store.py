@@ -145,4 +145,5 @@ class RedisState:
             if i not in lost:
                 e.loaded_fence, e.dirty = f"{e.partition}:{e.offset}", False
         if lost:
-            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. {lost[:3]}")
+            # Named by key, never by raw id: with FINSTREAM_REDIS_KEY_SECRET the key holds the pseudonym.
+            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. {[self.key(kind, i) for i in lost[:3]]}")

@@ -142,6 +142,20 @@ def _state(s: Settings, prefix: str) -> dict[str, object]:
         return out
 
 
+def _entity_state(state: dict[str, object]) -> dict[str, object]:
+    """What a rebuild must reproduce: every key's fence and entity state, and tick windows byte for
+    byte. Output snapshots are left out: they exist for redeliveries, and how long they are kept
+    depends on the worker's commits, which a rebuild does not make."""
+    out = {}
+    for key, value in state.items():
+        if isinstance(value, dict):
+            blob = orjson.loads(value[b"blob"])
+            blob.pop("snap", None)
+            value = {**value, b"blob": blob}
+        out[key] = value
+    return out
+
+
 @pytest.fixture(scope="module")
 def secured_run(secure_env, tmp_path_factory):
     """A worker on the secure stack with pseudonyms on, fed transactions, user events and bad records,
@@ -232,7 +246,8 @@ def test_rebuild_from_kafka_into_a_fresh_prefix_equals_the_lost_state(secured_ru
     done = subprocess.run([sys.executable, "-m", "stream.cli", "rebuild", "--prefix", fresh, "--from", "earliest"],
                           cwd=REPO_ROOT, env=run.env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert _state(s, fresh) == _state(s, s.redis_key_prefix)
+    rebuilt, lost = _entity_state(_state(s, fresh)), _entity_state(_state(s, s.redis_key_prefix))
+    assert len(lost) >= 20 + 8 and rebuilt == lost
     again = subprocess.run([sys.executable, "-m", "stream.cli", "rebuild", "--prefix", fresh], cwd=REPO_ROOT,
                            env=run.env, capture_output=True, text=True, timeout=120)
     assert again.returncode == 1 and "pick a fresh prefix" in again.stderr
