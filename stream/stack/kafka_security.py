@@ -10,7 +10,7 @@ import asyncio
 
 from stream.settings import Settings
 from stream.stack import tls
-from stream.stack.procs import StackError, port_in_use
+from stream.stack.procs import Refusal, StackError, port_in_use
 
 
 def security_properties(settings: Settings) -> dict[str, str]:
@@ -53,12 +53,14 @@ def scram_credentials(settings: Settings) -> list[str]:
 
 
 def explain(settings: Settings, exc: BaseException) -> str:
-    """One line saying why Kafka refused us, naming the setting to fix; never the password."""
+    """One line saying why Kafka refused us, naming the setting to fix; never the password.
+    Credential and certificate problems come back as :class:`Refusal` (waiting will not fix them)."""
     import ssl
 
     from aiokafka import errors
 
     where = f"Kafka at {settings.kafka_bootstrap}"
+    kind = Refusal
     if isinstance(exc, (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError)):
         line = (f"{where} refused SASL user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): wrong "
                 "username or password (FINSTREAM_KAFKA_SASL_USERNAME / FINSTREAM_KAFKA_SASL_PASSWORD)")
@@ -71,10 +73,12 @@ def explain(settings: Settings, exc: BaseException) -> str:
         line = f"{where}: TLS handshake failed ({exc.reason}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL"
     elif isinstance(exc, (asyncio.TimeoutError, errors.KafkaConnectionError, ConnectionError)) and \
             port_in_use(*settings.kafka_host_port):
+        kind = str
         line = (f"{where} does not answer a {settings.kafka_security_protocol} client "
                 f"({type(exc).__name__}: {exc}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL")
     else:
+        kind = str
         line = f"{where} is not reachable: {type(exc).__name__}: {exc}"
     if settings.kafka_sasl_password:
         line = line.replace(settings.kafka_sasl_password.get_secret_value(), "***")
-    return " ".join(line.split())
+    return kind(" ".join(line.split()))

@@ -14,12 +14,13 @@ from rich.table import Table
 
 from stream.settings import Settings, get_settings
 from stream.stack import kafka, redis_server
-from stream.stack.procs import StackError, exited, log_tail, port_in_use, read_pid, spawn, stop_pid
+from stream.stack.procs import Refusal, StackError, exited, log_tail, port_in_use, read_pid, spawn, stop_pid
 
 __all__ = ["StackError", "ensure_topics", "install", "up", "down", "status", "start", "stop", "probe"]
 
 ensure_topics = kafka.ensure_topics
 COMPONENTS: tuple[ModuleType, ...] = (kafka, redis_server)
+REFUSAL_GRACE_S = 10.0
 READY_TIMEOUT = {kafka.NAME: 120.0, redis_server.NAME: 20.0}
 ENV_FOR_PORT = {kafka.NAME: "FINSTREAM_KAFKA_BOOTSTRAP / FINSTREAM_KAFKA_CONTROLLER_PORT", redis_server.NAME: "FINSTREAM_REDIS_URL"}
 
@@ -70,7 +71,7 @@ def _start_one(c: ModuleType, s: Settings, tie_to_parent: bool) -> int | None:
 
 def _wait_ready(c: ModuleType, s: Settings, pid: int) -> None:
     deadline = time.monotonic() + READY_TIMEOUT[c.NAME]
-    problem = None
+    problem, refused_since = None, None
     while time.monotonic() < deadline:
         code = exited(pid)
         if code is not None:
@@ -79,6 +80,10 @@ def _wait_ready(c: ModuleType, s: Settings, pid: int) -> None:
         problem = c.check(s)
         if problem is None:
             return
+        # A refused password or certificate is final, unless the server is still loading its users.
+        refused_since = (refused_since or time.monotonic()) if isinstance(problem, Refusal) else None
+        if refused_since is not None and time.monotonic() - refused_since > REFUSAL_GRACE_S:
+            raise StackError(problem)
         time.sleep(0.3)
     raise StackError(f"{c.NAME} (pid {pid}) not ready after {READY_TIMEOUT[c.NAME]:.0f}s ({problem}). "
                      f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}")

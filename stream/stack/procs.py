@@ -20,6 +20,11 @@ class StackError(RuntimeError):
     """A problem the user can fix (missing tool, busy port, crashed server); shown without a traceback."""
 
 
+class Refusal(str):
+    """Why a server is not usable that waiting will not fix (a wrong password, an untrusted
+    certificate): a one-line message, told apart from "not ready yet" by its type."""
+
+
 _children: dict[int, subprocess.Popen] = {}  # processes spawned by this Python process, so they can be reaped
 
 

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from stream.settings import Settings
 from stream.stack import tls
-from stream.stack.procs import StackError
+from stream.stack.procs import Refusal, StackError
 
 NAME = "redis"
 HINT = "Install it with: apt-get install -y redis-server (as root)"
@@ -126,12 +126,14 @@ def client(settings: Settings, timeout: float = 2.0):
 
 
 def explain(settings: Settings, exc: BaseException) -> str:
-    """One line saying why Redis refused us, naming the setting to fix; never the password."""
+    """One line saying why Redis refused us, naming the setting to fix; never the password.
+    Credential and certificate problems come back as :class:`Refusal` (waiting will not fix them)."""
     import redis
 
     where = f"Redis at {settings.redis_url_redacted}"
     text = " ".join(str(exc).split())
     password = urlsplit(settings.redis_url.get_secret_value()).password
+    kind = Refusal
     if "NOAUTH" in text or "Authentication required" in text or (
             isinstance(exc, redis.AuthenticationError) and not password):
         line = f"{where} requires a user and password: put them in FINSTREAM_REDIS_URL (rediss://user:password@host:port/0)"
@@ -143,8 +145,9 @@ def explain(settings: Settings, exc: BaseException) -> str:
     elif settings.redis_tls and ("SSL" in text or "EOF" in text):
         line = f"{where}: TLS handshake failed ({text}); does the server speak TLS on that port?"
     else:
+        kind = str
         line = f"{where} is not reachable: {text}"
-    return line.replace(password, "***") if password else line
+    return kind(line.replace(password, "***") if password else line)
 
 
 def check(settings: Settings, timeout: float = 2.0) -> str | None:

@@ -23,7 +23,7 @@ from stream.core.products import PRODUCT_IDS
 from stream.rebuild import RebuildError, rebuild
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import manager, redis_server
-from stream.stack.procs import free_ports, read_pid, stop_pid
+from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
 from stream.synthetic import generate_transactions, strip_labels
 from stream.worker import WorkerError, preflight
 
@@ -81,7 +81,7 @@ def test_plaintext_and_anonymous_clients_are_refused(secure_env):
 
 
 @pytest.mark.parametrize("which", ["kafka", "redis"])
-def test_wrong_password_is_one_clear_line_without_the_password(secure_env, which):
+def test_wrong_password_is_one_clear_line_without_the_password(secure_env, which, monkeypatch):
     if which == "kafka":
         bad = {"FINSTREAM_KAFKA_SASL_PASSWORD": "wrong-pw-kafka"}
         expected = "refused SASL user 'finstream-worker' (SCRAM-SHA-512): wrong username or password"
@@ -92,6 +92,10 @@ def test_wrong_password_is_one_clear_line_without_the_password(secure_env, which
     with pytest.raises(WorkerError, match=expected.replace("(", r"\(").replace(")", r"\)")) as err:
         preflight(_settings(secure_env, **bad))
     assert "\n" not in str(err.value) and "wrong-pw" not in str(err.value)
+
+    monkeypatch.setattr(manager, "REFUSAL_GRACE_S", 1.0)
+    with pytest.raises(StackError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        manager.start(_settings(secure_env, **bad), tie_to_parent=True, topics=False)  # `stack up`: fails fast
 
     commands = [(["stack", "status"], "error:")] + ([(["worker"], "ERROR")] if which == "kafka" else [])
     for command, marker in commands:
