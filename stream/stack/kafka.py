@@ -117,20 +117,26 @@ def _classpath(settings: Settings) -> str:
     return str(libs_dir(settings)) + "/*"
 
 
+def java_command(settings: Settings) -> list[str]:
+    """``java`` with the broker's classpath and quiet logging: the broker and Kafka's own tools."""
+    java = require_binary("java", JAVA_HINT)
+    log4j = stack_dir(settings) / "log4j.properties"
+    log4j.parent.mkdir(parents=True, exist_ok=True)
+    log4j.write_text(resources.files("stream.stack").joinpath("log4j.properties").read_text())
+    return [java, f"-Xmx{settings.kafka_heap}", f"-Dlog4j.configuration=file:{log4j}", "-cp", _classpath(settings)]
+
+
 def prepare(settings: Settings) -> list[str]:
     """Write the config, format storage on first start, and return the broker's argv."""
     host, _ = settings.kafka_host_port
     if host not in ("127.0.0.1", "localhost"):
         raise StackError(f"FINSTREAM_KAFKA_BOOTSTRAP points at {host}; `finstream stack` only runs a local broker")
-    java = require_binary("java", JAVA_HINT)
     install_jars(settings)
     d = stack_dir(settings)
     (d / "data").mkdir(parents=True, exist_ok=True)
     properties_file(settings).write_text(server_properties(settings))
     properties_file(settings).chmod(0o600)  # may hold the broker's own SCRAM password
-    log4j = d / "log4j.properties"
-    log4j.write_text(resources.files("stream.stack").joinpath("log4j.properties").read_text())
-    jvm = [java, f"-Xmx{settings.kafka_heap}", f"-Dlog4j.configuration=file:{log4j}", "-cp", _classpath(settings)]
+    jvm = java_command(settings)
     if not (d / "data" / "meta.properties").exists():
         fmt = subprocess.run(
             [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties_file(settings)),

@@ -13,11 +13,41 @@ from stream.stack import tls
 from stream.stack.procs import Refusal, StackError, port_in_use
 
 
+BROKER_USER = "finstream-broker"
+AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def authorizes(settings: Settings) -> bool:
+    """The local stack enforces Kafka ACLs when it runs SASL_SSL: the worker's user is then an
+    ordinary principal with only the ACLs of :func:`grant_worker`; the broker has its own user."""
+    return settings.kafka_security_protocol == "SASL_SSL"
+
+
+def broker_credentials(settings: Settings) -> tuple[str, str]:
+    """The broker's own SCRAM user (inter-broker traffic, ACL administration): a random password
+    made once per stack directory, kept 0600 next to the broker's files."""
+    import secrets
+
+    from stream.stack.kafka import stack_dir
+
+    f = stack_dir(settings) / "broker.secret"
+    if not f.exists():
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text(secrets.token_urlsafe(24))
+        f.chmod(0o600)
+    return BROKER_USER, f.read_text().strip()
+
+
+def _scram_jaas(user: str, password: str) -> str:
+    return f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";'
+
+
 def security_properties(settings: Settings) -> dict[str, str]:
     """Broker side of FINSTREAM_KAFKA_SECURITY_PROTOCOL: TLS from the stack's own certificates
     (``stream.stack.tls``) and SCRAM users stored in the KRaft metadata (added at format time, see
-    :func:`scram_credentials`). The broker talks to itself over the same listener as the worker
-    (same user), so no plaintext client port is left open; the controller port stays on 127.0.0.1."""
+    :func:`scram_credentials`). The broker talks to itself over the same listener as the worker, as
+    its own user, so no plaintext client port is left open. Under SASL_SSL the broker also enforces
+    ACLs, and its controller port (127.0.0.1) takes only TLS clients holding the stack's own key."""
     proto = settings.kafka_security_protocol
     props: dict[str, str] = {}
     if proto in ("SSL", "SASL_SSL"):
@@ -30,26 +60,95 @@ def security_properties(settings: Settings) -> dict[str, str]:
         if not (mech or "").startswith("SCRAM-") or not settings.kafka_sasl_username or not settings.kafka_sasl_password:
             raise StackError("`finstream stack` runs SASL with SCRAM only: set FINSTREAM_KAFKA_SASL_MECHANISM="
                              "SCRAM-SHA-512 and FINSTREAM_KAFKA_SASL_USERNAME / _PASSWORD")
-        user = settings.kafka_sasl_username
-        password = settings.kafka_sasl_password.get_secret_value()
+        user, password = settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
         if any(c in user + password for c in '"\\\n'):
             raise StackError("the local stack's SASL username/password must not contain quotes, backslashes or newlines")
         props.update({
             "sasl.enabled.mechanisms": mech,
             "sasl.mechanism.inter.broker.protocol": mech,
-            f"listener.name.{proto.lower()}.{mech.lower()}.sasl.jaas.config":
-                f'org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";',
+            f"listener.name.{proto.lower()}.{mech.lower()}.sasl.jaas.config": _scram_jaas(*broker_credentials(settings)),
+        })
+    if authorizes(settings):
+        props.update({
+            "listener.security.protocol.map": f"{proto}:{proto},CONTROLLER:SSL",
+            "listener.name.controller.ssl.client.auth": "required",
+            "authorizer.class.name": AUTHORIZER,
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{BROKER_USER};User:CN=localhost",   # the broker, and itself at the controller
         })
     return props
 
 
 def scram_credentials(settings: Settings) -> list[str]:
-    """``kafka-storage format`` arguments that store the SASL user's SCRAM credentials (KRaft has no
-    ZooKeeper to add them to later; changing the password means a new stack directory)."""
+    """``kafka-storage format`` arguments that store the SCRAM credentials of the worker's user and
+    the broker's (KRaft has no ZooKeeper to add them to later; changing the password means a new
+    stack directory)."""
     if not settings.kafka_security_protocol.startswith("SASL_"):
         return []
-    password = settings.kafka_sasl_password.get_secret_value()
-    return ["--add-scram", f"{settings.kafka_sasl_mechanism}=[name={settings.kafka_sasl_username},password={password}]"]
+    mech = settings.kafka_sasl_mechanism
+    users = [(settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()), broker_credentials(settings)]
+    return [arg for user, pw in users for arg in ("--add-scram", f"{mech}=[name={user},password={pw}]")]
+
+
+def admin_settings(settings: Settings) -> Settings:
+    """The same deployment, seen as the broker's own (super) user: for creating topics and ACLs."""
+    from pydantic import SecretStr
+
+    user, password = broker_credentials(settings)
+    return settings.model_copy(update={"kafka_sasl_username": user, "kafka_sasl_password": SecretStr(password)})
+
+
+# Kafka protocol codes (org.apache.kafka.common.resource / acl): resource types, pattern types, operations.
+TOPIC, GROUP, TRANSACTIONAL_ID = 2, 3, 5
+LITERAL, PREFIXED = 3, 4
+READ, WRITE, CREATE, DESCRIBE = 3, 4, 5, 8
+ALLOW = 3
+
+
+def worker_acls(settings: Settings) -> list[tuple[int, str, int, tuple[int, ...]]]:
+    """(resource type, name, pattern type, operations) the worker's user needs (docs/security.md):
+    read its inputs and its group, write its outputs under its transactional ids (``<app id>-...``),
+    and use Faust's own ``<app id>-`` topics. Nothing else: no other topic, no cluster rights."""
+    app = settings.app_id
+    return [
+        *[(TOPIC, t, LITERAL, (READ, DESCRIBE)) for t in settings.input_topics],
+        (GROUP, app, LITERAL, (READ, DESCRIBE)),
+        *[(TOPIC, t, LITERAL, (WRITE, DESCRIBE)) for t in settings.output_topics],
+        (TRANSACTIONAL_ID, f"{app}-", PREFIXED, (WRITE, DESCRIBE)),
+        (TOPIC, f"{app}-", PREFIXED, (CREATE, READ, WRITE, DESCRIBE)),
+    ]
+
+
+async def agrant_worker(settings: Settings) -> None:
+    """Create the deployment's topics as the broker user and give the worker's user its ACLs.
+    aiokafka has no create_acls call, so the admin client sends Kafka's CreateAcls request itself."""
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.errors import for_code
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    from stream.stack import kafka
+
+    admin_s = admin_settings(settings)
+    await kafka.aensure_topics(admin_s)
+    admin = AIOKafkaAdminClient(**admin_s.kafka_client_options())
+    await admin.start()
+    try:
+        principal = f"User:{settings.kafka_sasl_username}"
+        for rtype, name, pattern, operations in worker_acls(settings):
+            for op in operations:
+                resp = await admin._send_request(CreateAclsRequest(rtype, name, pattern, principal, "*", op, ALLOW))
+                for result in resp.creation_responses:
+                    if result[0] != 0:
+                        raise StackError(f"granting Kafka ACL {op} on {name!r} failed: {for_code(result[0]).__name__}")
+    finally:
+        await admin.close()
+
+
+def grant_worker(settings: Settings) -> None:
+    """Synchronous :func:`agrant_worker`."""
+    from stream.stack.kafka import _run
+
+    _run(agrant_worker(settings))
 
 
 def explain(settings: Settings, exc: BaseException) -> str:

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from stream.settings import Settings, get_settings
-from stream.stack import kafka, redis_server
+from stream.stack import kafka, kafka_security, redis_server
 from stream.stack.procs import Refusal, StackError, exited, log_tail, port_in_use, read_pid, spawn, stop_pid
 
 __all__ = ["StackError", "ensure_topics", "install", "up", "down", "status", "start", "stop", "probe"]
@@ -102,7 +102,9 @@ def start(settings: Settings | None = None, *, tie_to_parent: bool = False, topi
             pid = _start_one(c, s, tie_to_parent)
             if pid is not None:
                 started.append((c, pid))
-        if topics:
+        if topics and kafka_security.authorizes(s):
+            kafka_security.grant_worker(s)   # topics made by the broker user, ACLs for the worker's
+        elif topics:
             kafka.ensure_topics(s)
     except BaseException:
         for c, pid in reversed(started):

@@ -22,7 +22,7 @@ from stream.core.pseudonyms import pseudonym
 from stream.core.products import PRODUCT_IDS
 from stream.rebuild import RebuildError, rebuild
 from stream.settings import REPO_ROOT, Settings, settings_from_env
-from stream.stack import manager, redis_server
+from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
 from stream.synthetic import generate_transactions, strip_labels
 from stream.worker import WorkerError, preflight
@@ -167,8 +167,10 @@ def secured_run(secure_env, tmp_path_factory):
     """A worker on the secure stack with pseudonyms on, fed transactions, user events and bad records,
     stopped once every output is out. Yields (run, accounts, users, outputs by topic)."""
     run = WorkerRun(_settings(secure_env), tmp_path_factory.mktemp("secure-worker"),
-                    FINSTREAM_REDIS_KEY_SECRET=KEY_SECRET, **secure_env).start()
+                    FINSTREAM_REDIS_KEY_SECRET=KEY_SECRET, **secure_env)
     s = run.settings
+    kafka_security.grant_worker(s)   # the worker's user is no super user: it runs on the documented ACLs
+    run.start()
     txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.2, seed=5))[:400]
     accounts = sorted({t["account_id"] for t in txns})
     events = _user_events(8)
@@ -176,10 +178,11 @@ def secured_run(secure_env, tmp_path_factory):
     bad_txn = (accounts[0], b'{"v": 1, "account_id": "' + accounts[0].encode() + b'", "amount": "lots"}')
     bad_event = (users[0], orjson.dumps({"v": 1, "user_id": users[0], "ts": 1, "product_id": "nope", "action": "buy"}))
     try:
-        produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns] + [bad_txn])
-        produce(s, s.topic_user_events, events + [bad_event])
+        feeder = kafka_security.admin_settings(s)   # feeds and reads as another principal: the worker may not
+        produce(feeder, s.topic_transactions, [(t["account_id"], t) for t in txns] + [bad_txn])
+        produce(feeder, s.topic_user_events, events + [bad_event])
         topics = list(s.output_topics)
-        got = asyncio.run(_read_raw(s, topics, timeout=120, until=lambda g: (
+        got = asyncio.run(_read_raw(feeder, topics, timeout=120, until=lambda g: (
             len(g[s.topic_risk_scores]) >= len(txns) and len(g[s.topic_recommendations]) >= len(events)
             and len(g[s.topic_dead_letters]) >= 2)))
         assert len(got[s.topic_risk_scores]) == len(txns), run.log_text()[-3000:]
@@ -202,6 +205,19 @@ def test_no_raw_id_in_any_output_topic_or_redis_key(secured_run):
         keys = [k.decode() for k in r.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000)]
     assert keys and not any(raw in k for k in keys for raw in accounts + users)
     assert run.log_text() and not any(raw in run.log_text() for raw in accounts + users)
+
+
+def test_worker_user_has_only_its_acls(secured_run):
+    """The secured broker enforces ACLs and the worker ran without being a super user: it may not
+    read its own outputs (only write them), nor create topics outside its app's prefix."""
+    from aiokafka.errors import TopicAuthorizationFailedError
+
+    run, *_ = secured_run
+    s = run.settings
+    with pytest.raises(TopicAuthorizationFailedError):
+        asyncio.run(_read_raw(s, [s.topic_risk_scores], until=lambda g: False, timeout=30))
+    with pytest.raises(Exception, match="TopicAuthorizationFailed"):
+        produce(s, "not-granted-" + s.app_id, [(b"k", b"{}")])
 
 
 def test_authorised_consumer_maps_pseudonyms_back(secured_run, secure_env):

@@ -38,7 +38,13 @@ def test_stack_broker_has_no_plaintext_client_listener(tmp_path):
     assert props["listeners"].startswith("SASL_SSL://127.0.0.1:19092,") and "PLAINTEXT://" not in props["advertised.listeners"]
     assert props["inter.broker.listener.name"] == "SASL_SSL" and props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
     assert props["ssl.keystore.type"] == "PEM" and (tmp_path / "tls" / "ca.pem").exists()
-    assert kafka_security.scram_credentials(s) == ["--add-scram", "SCRAM-SHA-512=[name=svc,password=pw-k]"]
+    assert props["authorizer.class.name"].endswith("StandardAuthorizer") and props["allow.everyone.if.no.acl.found"] == "false"
+    assert "User:svc" not in props["super.users"] and props["listener.security.protocol.map"].endswith("CONTROLLER:SSL")
+    assert "pw-k" not in kafka.server_properties(s)  # the broker authenticates as its own user
+    broker_user, broker_pw = kafka_security.broker_credentials(s)
+    assert kafka_security.scram_credentials(s) == ["--add-scram", "SCRAM-SHA-512=[name=svc,password=pw-k]", "--add-scram",
+                                                   f"SCRAM-SHA-512=[name={broker_user},password={broker_pw}]"]
+    assert len(broker_pw) >= 24 and kafka_security.broker_credentials(s) == (broker_user, broker_pw)
     assert kafka_security.scram_credentials(Settings(stack_dir=tmp_path)) == []
 
 
