@@ -6,6 +6,7 @@ user and password in FINSTREAM_REDIS_URL); see :func:`config` and docs/security.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -97,7 +98,9 @@ def config(settings: Settings) -> str:
     if user and user != "default":
         # The worker's own ACL user with what the worker needs and no administration (docs/security.md);
         # the passwordless default user is switched off.
-        lines += [f"user {user} on >{password} {ACL_RULES}", "user default off"]
+        # The password is stored as its SHA-256 (Redis ACL ``#<hash>``): the file does not reveal it.
+        digest = hashlib.sha256(password.encode()).hexdigest() if password else None
+        lines += [f"user {user} on {'#' + digest if digest else 'nopass'} {ACL_RULES}", "user default off"]
     elif password:
         lines.append(f"requirepass {password}")
     return "".join(f"{line}\n" for line in lines)
