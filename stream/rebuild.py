@@ -47,7 +47,23 @@ def parse_start(text: str) -> int | None:
     return int(t.timestamp() * 1000)
 
 
-async def _ranges(s: Settings, consumer, start_ms: int | None) -> dict:
+async def _no_live_workers(s: Settings, admin, wait_s: float) -> None:
+    """The group must be empty, or the rebuild would stop short of what the workers go on to commit.
+    A worker killed without leaving stays a member until its session times out: wait that long."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        groups = await admin.describe_consumer_groups([s.app_id])
+        # DescribeGroups rows: (error, group id, state, protocol type, protocol, members, ...)
+        active = sum(len(g[5]) for resp in groups for g in resp.groups if g[1] == s.app_id)
+        if not active:
+            return
+        if time.monotonic() >= deadline:
+            raise RebuildError(f"{active} consumer(s) still run in group {s.app_id!r}: stop the workers first, so "
+                               "that the rebuild ends where they stopped")
+        await asyncio.sleep(0.5)
+
+
+async def _ranges(s: Settings, consumer, start_ms: int | None, wait_s: float) -> dict:
     """[start, end) per input partition: start from --from, end at the group's committed offset
     (or the log end where the group never committed)."""
     from aiokafka.admin import AIOKafkaAdminClient
@@ -56,6 +72,7 @@ async def _ranges(s: Settings, consumer, start_ms: int | None) -> dict:
     admin = AIOKafkaAdminClient(**s.kafka_client_options())
     await admin.start()
     try:
+        await _no_live_workers(s, admin, wait_s)
         described = await admin.describe_topics(list(s.input_topics))
         committed = await admin.list_consumer_group_offsets(s.app_id)
     finally:
@@ -78,7 +95,8 @@ async def _ranges(s: Settings, consumer, start_ms: int | None) -> dict:
     return out
 
 
-async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=None) -> RebuildReport:
+async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=None,
+                  wait_s: float | None = None) -> RebuildReport:
     from aiokafka import AIOKafkaConsumer
 
     from stream.core.records import SourceRecord
@@ -98,7 +116,8 @@ async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=N
                                 isolation_level="read_committed")
     await consumer.start()
     try:
-        ranges = await _ranges(s, consumer, start_ms)
+        wait = s.kafka_session_timeout_s + 5 if wait_s is None else wait_s
+        ranges = await _ranges(s, consumer, start_ms, wait)
         todo = {tp: rng for tp, rng in ranges.items() if rng[0] < rng[1]}
         report.ranges = {f"{tp.topic}:{tp.partition}": rng for tp, rng in ranges.items()}
         consumer.assign(list(todo))

@@ -272,3 +272,19 @@ def test_rebuild_from_kafka_into_a_fresh_prefix_equals_the_lost_state(secured_ru
     assert len(lost) >= 20 + 8 and rebuilt == lost
     with pytest.raises(RebuildError, match="pick a fresh prefix"):
         asyncio.run(rebuild(s, fresh, None))
+
+    async def while_a_worker_runs():
+        from aiokafka import AIOKafkaConsumer
+
+        member = AIOKafkaConsumer(s.topic_transactions, **s.kafka_client_options(), group_id=s.app_id,
+                                  enable_auto_commit=False)
+        await member.start()
+        try:
+            while not member.assignment():
+                await member.getmany(timeout_ms=200)
+            await rebuild(s, fresh + "-2", None, wait_s=0)
+        finally:
+            await member.stop()
+
+    with pytest.raises(RebuildError, match="still run in group"):
+        asyncio.run(asyncio.wait_for(while_a_worker_runs(), 60))
