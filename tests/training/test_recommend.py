@@ -108,26 +108,6 @@ def test_two_tower_keras_equals_onnxruntime(arrays, tmp_path):
     np.testing.assert_allclose(got, tt.scores(h[4000:4600], a[4000:4600]), atol=1e-5)
 
 
-def test_caravan_purchase(caravan, tmp_path):
-    ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=3)
-    cards, rep = R.train_caravan_purchase(ctx, caravan, epochs=3, n_boot=30)
-    assert "caravan_purchase" in {c.name for c in cards} and len(cards) == 2
-    for c in cards:
-        assert c.task == "purchase_propensity" and c.features == products.caravan_feature_columns(caravan)
-        assert _io(tmp_path / c.file) == ({"features": [None, 85]}, {"score": [None, 1]})
-        assert c.metrics["onnx_max_abs_err"] <= 1e-5
-    for m in rep["models"].values():
-        assert m["top20_selected"] == round(0.2 * m["test_customers"])
-        assert 0 <= m["top20_buyers_found"] <= m["test_buyers"]
-        assert m["top20_recall_ci95"][0] <= m["top20_recall"] <= m["top20_recall_ci95"][1]
-
-
-def test_topk_buyers():
-    y = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 1])
-    p = np.array([0.9, 0.8, 0.1, 0.2, 0.3, 0.0, 0.0, 0.0, 0.0, 0.05])
-    assert R.topk_buyers(y, p, 0.2) == 1 and R.topk_buyers(y, p, 0.5) == 2
-
-
 def test_movielens_benchmark_small(cache):
     m = products.load_movielens(cache, QualityLog())
     m = m[m["userId"] <= 80]
