@@ -50,6 +50,14 @@ class Transaction:
     channel: str
     country: str
     merchant_id: str | None = None
+    # Optional card-level fields (real card data, e.g. IEEE-CIS): codes as strings; old records omit them.
+    product_code: str | None = None
+    card_type: str | None = None
+    card_country: str | None = None
+    billing_region: str | None = None
+    billing_country: str | None = None
+    email_domain: str | None = None
+    device: str | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -165,7 +173,12 @@ def parse_transaction(d: dict) -> Transaction:
         channel=channel,
         country=country,
         merchant_id=_str(d, "merchant_id", required=False),
+        **{k: _str(d, k, max_len=n, required=False) for k, n in _CARD_FIELDS.items()},
     )
+
+
+_CARD_FIELDS = {"product_code": 8, "card_type": 16, "card_country": 16, "billing_region": 16, "billing_country": 16,
+                "email_domain": 64, "device": 64}
 
 
 def parse_user_event(d: dict) -> UserEvent:

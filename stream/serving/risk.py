@@ -1,9 +1,16 @@
-"""transactions -> risk scores and alerts with reason codes, from per-account state in Redis."""
+"""transactions -> risk scores and alerts with reason codes, from per-entity state in Redis.
+
+Two feature sets, chosen by the served model's card: the real-data card model
+(``stream.core.cardrisk``, state per card id under ``card``) and the synthetic account model
+(``stream.core.features``, state per account under ``acct``; kept for load tests). Both are
+keyed by the record's ``account_id``; for real card data that is the card id.
+"""
 from __future__ import annotations
 
 import numpy as np
 
 from stream.core.alerts import is_alert
+from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, advance_card, card_features
 from stream.core.contracts import parse_transaction
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
@@ -18,18 +25,31 @@ def _step(t):
     return step
 
 
+def _card_step(t):
+    e = CardEvent.of(t)
+
+    def step(st: CardState):
+        return advance_card(st, e), card_features(st, e)
+    return step
+
+
+# feature set -> (state kind, decode, encode, step)
+_ACCOUNT = ("acct", AccountState.from_dict, AccountState.to_dict, _step)
+_CARD = ("card", CardState.from_dict, CardState.to_dict, _card_step)
+
+
 class RiskJob(Job):
     slot = "risk"
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, parse_transaction)
-        rows, kept = await self.fold("acct", events, lambda t: t.account_id, AccountState.from_dict,
-                                     AccountState.to_dict, _step, out)
+        model = self.models[self.slot]
+        card = model.card
+        kind, dec, enc, step = _CARD if tuple(card.features) == CARD_FEATURES else _ACCOUNT
+        rows, kept = await self.fold(kind, events, lambda t: t.account_id, dec, enc, step, out)
         self.counts["transactions"] += len(kept)
         if not kept:
             return out
-        model = self.models[self.slot]
-        card = model.card
         x = np.asarray(rows, dtype=np.float32)
         scores, reasons = score_with_reasons(lambda batch: model.run({card.inputs[0].name: batch})[0], x,
                                              card.baseline, card.features, card.feature_labels)

@@ -1,0 +1,260 @@
+"""Card-level risk features from raw transaction events: shared by training and the stream.
+
+The real-data risk model (trained on IEEE-CIS / Vesta card transactions) sees only what a live
+stream has: the event's own fields (amount, time, product code, card/billing codes, e-mail
+domain, device) and a per-card state (``CardState``) kept in the fenced store. As with
+``stream.core.features.AccountState``, ``card_features`` reads the state *before* the event and
+``advance_card`` returns the state after it; ``replay_card_features`` runs a time-ordered
+history through exactly these two functions (the training path and the parity reference).
+
+The card id is built from the card and billing-address columns (``card_id``): the data has no
+account number, and the combination is the closest stable key (the Vesta ``C`` counts are of
+things linked to such a card, which this state keeps live: distinct e-mails, devices, products).
+Pure Python + numpy; per event the work is a few list scans over capped lists.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+PRODUCT_CODES = ("W", "C", "R", "H", "S")
+# E-mail providers grouped by brand; index = the feature value (0 = none given, last = other).
+EMAIL_GROUPS = ("", "gmail", "hotmail", "yahoo", "anonymous", "aol", "apple", "isp_us", "mx", "protonmail", "other")
+_EMAIL_BRANDS = {
+    "gmail": "gmail", "googlemail": "gmail", "hotmail": "hotmail", "outlook": "hotmail", "live": "hotmail",
+    "msn": "hotmail", "yahoo": "yahoo", "ymail": "yahoo", "rocketmail": "yahoo", "anonymous": "anonymous",
+    "aol": "aol", "aim": "aol", "icloud": "apple", "me": "apple", "mac": "apple", "comcast": "isp_us",
+    "verizon": "isp_us", "sbcglobal": "isp_us", "cox": "isp_us", "att": "isp_us", "bellsouth": "isp_us",
+    "charter": "isp_us", "earthlink": "isp_us", "optonline": "isp_us", "frontier": "isp_us",
+    "prodigy": "mx", "protonmail": "protonmail",
+}
+DEVICE_FAMILIES = ("", "windows", "ios", "macos", "android", "browser", "other")
+_HORIZONS_S = (3600, 86400, 7 * 86400)
+_RECENT_CAP = 48          # (ts, amount) pairs kept: velocity counts saturate at this many per 7 days
+_SEEN_CAP = 8             # distinct e-mails / devices / products / regions remembered per card
+_MISSING = -1.0
+
+CARD_FEATURES: tuple[str, ...] = (
+    "log_amount", "amount_cents", "hour_of_day",
+    *(f"product_{p}" for p in PRODUCT_CODES),
+    "card_type", "card_country", "billing_region", "billing_country", "email_group", "device_family",
+    "log_txn_count", "first_transaction", "log_secs_since_last", "log_days_since_first",
+    "txn_count_1h", "txn_count_24h", "txn_count_7d", "spend_24h_ratio",
+    "amount_z", "amount_ratio", "same_amount_as_last",
+    "distinct_emails", "distinct_devices", "distinct_products", "distinct_regions",
+    "new_email", "new_device", "new_product", "new_region",
+)
+
+CARD_FEATURE_LABELS: dict[str, str] = {
+    "log_amount": "large transaction amount",
+    "amount_cents": "unusual cents in the amount (often a converted currency)",
+    "hour_of_day": "time of day",
+    **{f"product_{p}": f"product code {p}" for p in PRODUCT_CODES},
+    "card_type": "card type",
+    "card_country": "card issuing country",
+    "billing_region": "billing region",
+    "billing_country": "billing country",
+    "email_group": "e-mail provider",
+    "device_family": "device type",
+    "log_txn_count": "number of earlier transactions on this card",
+    "first_transaction": "first transaction seen for this card",
+    "log_secs_since_last": "time since the card's previous transaction",
+    "log_days_since_first": "age of the card in this stream",
+    "txn_count_1h": "many transactions in the last hour",
+    "txn_count_24h": "many transactions in the last 24 hours",
+    "txn_count_7d": "many transactions in the last 7 days",
+    "spend_24h_ratio": "high spend in the last 24 hours versus usual",
+    "amount_z": "amount unusual for this card",
+    "amount_ratio": "amount versus the card's average",
+    "same_amount_as_last": "same amount as the previous transaction",
+    "distinct_emails": "many e-mail addresses used with this card",
+    "distinct_devices": "many devices used with this card",
+    "distinct_products": "many product types bought with this card",
+    "distinct_regions": "many billing regions used with this card",
+    "new_email": "e-mail address new for this card",
+    "new_device": "device new for this card",
+    "new_product": "product type new for this card",
+    "new_region": "billing region new for this card",
+}
+
+
+def card_id(card1, card2, card3, card5, addr1, addr2) -> str:
+    """The entity key: card fields plus billing address (missing parts kept as empty slots)."""
+    return "-".join("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(float(v)))
+                    for v in (card1, card2, card3, card5, addr1, addr2))
+
+
+def email_group(domain: str | None) -> int:
+    if not domain:
+        return 0
+    brand = _EMAIL_BRANDS.get(domain.lower().split(".", 1)[0], "other")
+    return EMAIL_GROUPS.index(brand)
+
+
+def device_family(device: str | None) -> int:
+    if not device:
+        return 0
+    d = device.lower()
+    if d.startswith("windows"):
+        return 1
+    if d.startswith("ios"):
+        return 2
+    if d.startswith("macos"):
+        return 3
+    if "build" in d or d.startswith(("sm-", "moto", "lg-", "huawei", "android")):
+        return 4
+    if d.startswith(("trident", "rv:")):
+        return 5
+    return 6
+
+
+def _code(v: str | None) -> float:
+    """A numeric code field ('150', '87.0') as a float; missing or non-numeric -> -1."""
+    if v is None:
+        return _MISSING
+    try:
+        x = float(v)
+    except ValueError:
+        return _MISSING
+    return x if math.isfinite(x) else _MISSING
+
+
+@dataclass(slots=True)
+class CardState:
+    """What the card features need to know about a card's past (JSON-able, capped)."""
+
+    n: int = 0
+    first_ts: int | None = None
+    last_ts: int | None = None
+    last_amount: float | None = None
+    log_sum: float = 0.0
+    log_sq: float = 0.0
+    recent: list[list[float]] = field(default_factory=list)   # [[ts_ms, amount], ...] newest last
+    emails: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "first_ts": self.first_ts, "last_ts": self.last_ts, "last_amount": self.last_amount,
+                "log_sum": self.log_sum, "log_sq": self.log_sq, "recent": self.recent, "emails": self.emails,
+                "devices": self.devices, "products": self.products, "regions": self.regions}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "CardState":
+        if not d:
+            return cls()
+        return cls(d["n"], d["first_ts"], d["last_ts"], d["last_amount"], d["log_sum"], d["log_sq"],
+                   [list(x) for x in d["recent"]], list(d["emails"]), list(d["devices"]), list(d["products"]),
+                   list(d["regions"]))
+
+
+@dataclass(slots=True, frozen=True)
+class CardEvent:
+    """The fields of one transaction the card features read (from the contract or a data row)."""
+
+    ts: int                       # epoch milliseconds
+    amount: float
+    product_code: str | None = None
+    card_type: str | None = None
+    card_country: str | None = None
+    billing_region: str | None = None
+    billing_country: str | None = None
+    email_domain: str | None = None
+    device: str | None = None
+
+    @classmethod
+    def of(cls, t) -> "CardEvent":
+        """From a parsed ``stream.core.contracts.Transaction`` (optional fields may be None)."""
+        return cls(t.ts, t.amount, t.product_code, t.card_type, t.card_country, t.billing_region, t.billing_country,
+                   t.email_domain, t.device)
+
+
+def _seen(values: list[str], v: str | None) -> tuple[float, float]:
+    """(distinct count so far, 1 if ``v`` is new for a card that has history) ; missing v is not new."""
+    return float(len(values)), float(bool(values) and v is not None and v not in values)
+
+
+def card_features(st: CardState, e: CardEvent) -> list[float]:
+    """Features of one transaction given the card's state *before* it (order = CARD_FEATURES)."""
+    log_amount = math.log1p(e.amount)
+    counts = [0.0, 0.0, 0.0]
+    spend_24h = 0.0
+    for t, a in st.recent:
+        age = e.ts - t
+        if 0 <= age:
+            if age <= 3_600_000:
+                counts[0] += 1
+            if age <= 86_400_000:
+                counts[1] += 1
+                spend_24h += a
+            if age <= 604_800_000:
+                counts[2] += 1
+    if st.n:
+        mean = st.log_sum / st.n
+        var = max(st.log_sq / st.n - mean * mean, 0.0)
+        z = (log_amount - mean) / math.sqrt(var + 0.25)          # +0.25: a prior spread for short histories
+        ratio = e.amount / max(math.expm1(mean), 0.01)
+        gap = math.log1p(max(e.ts - st.last_ts, 0) / 1000.0)
+        age = math.log1p(max(e.ts - st.first_ts, 0) / 86_400_000.0)
+        same = float(st.last_amount is not None and abs(e.amount - st.last_amount) < 0.005)
+        usual = math.expm1(mean)
+    else:
+        z, ratio, gap, age, same, usual = 0.0, 1.0, _MISSING, 0.0, 0.0, e.amount
+    product = e.product_code.upper() if e.product_code else None
+    email = e.email_domain.lower() if e.email_domain else None
+    n_em, new_em = _seen(st.emails, email)
+    n_dev, new_dev = _seen(st.devices, e.device)
+    n_pr, new_pr = _seen(st.products, product)
+    n_rg, new_rg = _seen(st.regions, e.billing_region)
+    return [
+        log_amount, round(e.amount % 1.0, 3), float((e.ts // 3_600_000) % 24),
+        *(float(product == p) for p in PRODUCT_CODES),
+        _code(e.card_type), _code(e.card_country), _code(e.billing_region), _code(e.billing_country),
+        float(email_group(email)), float(device_family(e.device)),
+        math.log1p(st.n), float(st.n == 0), gap, age,
+        counts[0], counts[1], counts[2], math.log1p((spend_24h + e.amount) / max(usual, 1.0)),
+        max(-10.0, min(10.0, z)), min(ratio, 100.0), same,
+        n_em, n_dev, n_pr, n_rg, new_em, new_dev, new_pr, new_rg,
+    ]
+
+
+def _remember(values: list[str], v: str | None) -> list[str]:
+    if v is None:
+        return values
+    return ([x for x in values if x != v] + [v])[-_SEEN_CAP:]
+
+
+def advance_card(st: CardState, e: CardEvent) -> CardState:
+    """The card's state after one transaction (a new object; the input is left unchanged)."""
+    log_amount = math.log1p(e.amount)
+    since = e.ts - _HORIZONS_S[-1] * 1000
+    recent = [r for r in st.recent if r[0] >= since]
+    recent.append([e.ts, e.amount])
+    return CardState(
+        n=st.n + 1,
+        first_ts=e.ts if st.first_ts is None else min(st.first_ts, e.ts),
+        last_ts=e.ts if st.last_ts is None else max(st.last_ts, e.ts),
+        last_amount=e.amount,
+        log_sum=st.log_sum + log_amount,
+        log_sq=st.log_sq + log_amount * log_amount,
+        recent=recent[-_RECENT_CAP:],
+        emails=_remember(st.emails, e.email_domain.lower() if e.email_domain else None),
+        devices=_remember(st.devices, e.device),
+        products=_remember(st.products, e.product_code.upper() if e.product_code else None),
+        regions=_remember(st.regions, e.billing_region),
+    )
+
+
+def replay_card_features(events) -> np.ndarray:
+    """Features for a time-ordered iterable of (card id, CardEvent): each row from the state its
+    card had just before it, through the same two functions the stream calls."""
+    states: dict[str, CardState] = {}
+    rows = []
+    for key, e in events:
+        st = states.get(key) or CardState()
+        rows.append(card_features(st, e))
+        states[key] = advance_card(st, e)
+    return np.asarray(rows, dtype=np.float32).reshape(-1, len(CARD_FEATURES))
