@@ -23,6 +23,7 @@ test: stack-install
 	$(BIN)/pytest
 
 demo: stack-install
+	$(BIN)/python -m training.data.fraud
 	$(BIN)/finstream demo
 
 stack-up: stack-install

@@ -71,6 +71,12 @@ def make_events(job: str, n: int, seed: int = 7, symbols: int | None = None) -> 
         it = synthetic.tick_stream(symbols=syms, seed=seed, **BENCH_TICKS)
         return [(r["symbol"].encode(), orjson.dumps(r)) for r in islice(it, n)]
     if job == "risk":
+        from stream.cardfeed import real_transactions
+        from stream.settings import get_settings
+
+        real = real_transactions(get_settings().home, start_share=0.0, limit=n)   # real IEEE-CIS rows when cached
+        if real is not None:
+            return list(real)
         it = synthetic.transaction_stream(n_accounts=2000, seed=seed)
         return [(r["account_id"].encode(), orjson.dumps(r)) for r in islice(it, n)]
     if job == "recommend":

@@ -3,9 +3,9 @@
 Starts the stack (unless it already runs), a worker, and five feeds on topics of their own
 (one set per demo run, so a second run never re-reads the first one's events): real S&P 500
 and EuroStoxx daily closes and hourly EUR/USD as ticks (a forecast per closed bar), real Caravan
-policy holdings as user events, and
-synthetic card transactions (labelled synthetic: no real card data is public). Shows forecasts,
-risk alerts and recommendations as they arrive.
+policy holdings as user events, and real IEEE-CIS card transactions (``stream.cardfeed``;
+synthetic ones when the data is not cached). Shows forecasts, risk alerts and recommendations
+as they arrive.
 """
 from __future__ import annotations
 
@@ -52,13 +52,14 @@ def web_ports() -> dict[str, str]:
 
 
 def feeds(s: Settings) -> list:
+    from stream.cardfeed import real_transactions
     from stream.synthetic import transaction_stream
 
     sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
     eu = rows_to_records(read_csv(DATA / "eustocks.csv"), "ticks", {}, None)
     caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
-    txns = ((t["account_id"].encode(), orjson.dumps(t))          # endless and unlabelled
-            for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
+    txns = real_transactions(s.home) or ((t["account_id"].encode(), orjson.dumps(t))   # real hold-out rows, else synthetic
+                                         for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
     out = [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
            publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
     try:   # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
@@ -101,7 +102,7 @@ class View:
                        f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d", f"{v['last_price']:.4g}",
                        f"{v['predicted_return']:+.4%}", f"{v['predicted_volatility']:.3%}", f"[{lo:+.2%}, {hi:+.2%}]",
                        f"{v['model']} v{v['model_version']}")
-        at = Table(title="risk alerts (synthetic transactions)", expand=True)
+        at = Table(title="risk alerts (real IEEE-CIS transactions when cached, else synthetic)", expand=True)
         for c in ("account", "amount", "score", "threshold", "top reasons"):
             at.add_column(c)
         for v in self.alerts:

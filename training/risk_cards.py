@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, CardEvent, card_id, replay_card_features
+from stream.cardfeed import ieee_record
+from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, CardEvent, replay_card_features
 from stream.core.contracts import parse_transaction
 from stream.core.manifest import ModelCard, TensorSpec
 from training.export import data_fingerprint, make_card, reference_distribution
@@ -29,7 +30,6 @@ from training.job import TrainContext
 from training.risk_metrics import auc, bootstrap_ci, pr_auc, recall_at_budget
 from training.risk_models import Logistic, check_parity
 
-EPOCH_MS = 1_512_000_000_000          # TransactionDT 0 -> 2017-11-30 (the competition's usual reading)
 ALERT_BUDGET = 0.01
 TARGET = {"auc": 0.85, "pr_auc": 0.30}
 ANCHORS = {"raw_fields_gbm": {"auc": 0.805, "pr_auc": 0.19, "recall_at_1pct": 0.10},
@@ -38,28 +38,12 @@ ANCHORS = {"raw_fields_gbm": {"auc": 0.805, "pr_auc": 0.19, "recall_at_1pct": 0.
 GBM_PARAMS = dict(max_iter=200, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=80, l2_regularization=1.0)
 
 
-def _code(v) -> str | None:
-    return None if pd.isna(v) else str(int(v))
-
-
-def _text(v) -> str | None:
-    return None if pd.isna(v) or not str(v).strip() else str(v).strip()[:64]
-
-
-def ieee_records(df: pd.DataFrame, epoch_ms: int = EPOCH_MS) -> list[dict]:
-    """IEEE-CIS rows -> ``transactions`` contract records (what the demo and bench replay too)."""
-    ts = epoch_ms + df["TransactionDT"].to_numpy(np.int64) * 1000
-    out = []
-    for i, (tid, t, amt, prod, c1, c2, c3, c5, a1, a2, email, dev) in enumerate(zip(
-            df["TransactionID"], ts, df["TransactionAmt"], df["ProductCD"], df["card1"], df["card2"], df["card3"],
-            df["card5"], df["addr1"], df["addr2"], df["R_emaildomain"], df["DeviceInfo"])):
-        rec = {"v": 1, "event_id": f"ieee-{int(tid)}", "account_id": card_id(c1, c2, c3, c5, a1, a2), "ts": int(t),
-               "amount": float(amt), "currency": "USD", "merchant_category": "ecommerce", "channel": "ecom",
-               "country": "US" if _code(a2) == "87" else "ZZ", "product_code": _text(prod), "card_type": _code(c5),
-               "card_country": _code(c3), "billing_region": _code(a1), "billing_country": _code(a2),
-               "email_domain": _text(email), "device": _text(dev)}
-        out.append({k: v for k, v in rec.items() if v is not None})
-    return out
+def ieee_records(df: pd.DataFrame) -> list[dict]:
+    """IEEE-CIS rows -> ``transactions`` contract records, by the demo/bench feed's own mapping."""
+    cols = [df[c].astype(object).where(df[c].notna(), None).to_numpy()
+            for c in ("TransactionID", "TransactionDT", "TransactionAmt", "ProductCD", "card1", "card2", "card3", "card5",
+                      "addr1", "addr2", "R_emaildomain", "DeviceInfo")]
+    return [ieee_record(*row) for row in zip(*cols)]
 
 
 def served_features(records, progress=None) -> np.ndarray:

