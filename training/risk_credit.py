@@ -38,7 +38,7 @@ MLP_CONFIG = {
 
 
 def train_credit(ctx: TrainContext, dataset: str, *, epochs: int = 60, export: bool = True, n_boot: int = N_BOOT,
-                 cs=None) -> tuple[list[ModelCard], dict]:
+                 cs=None, cv_repeats: int = 2) -> tuple[list[ModelCard], dict]:
     """LR + MLP for one credit data set; returns cards and a report dict."""
     from training.data import credit
 
@@ -69,6 +69,8 @@ def train_credit(ctx: TrainContext, dataset: str, *, epochs: int = 60, export: b
     m_lr["C"] = lr.C
     imp_lr = lr.importance(names)
     report["models"][f"{base}_logistic"] = {"family": "logistic", **m_lr, "importance_abs_coef_x_sd": dict(list(imp_lr.items())[:10])}
+    if cv_repeats:
+        report["cv_logistic"] = cv_logistic(x, y, len(cs.numeric), ctx.seed, repeats=cv_repeats)
 
     # -- MLP
     cfg = MLP_CONFIG.get(dataset, MLP_CONFIG["default"])
@@ -102,6 +104,26 @@ def train_credit(ctx: TrainContext, dataset: str, *, epochs: int = 60, export: b
                                **common))
     report["seconds"] = round(time.time() - t0, 1)
     return cards, report
+
+
+def cv_logistic(x: np.ndarray, y: np.ndarray, n_numeric: int, seed: int, folds: int = 5, repeats: int = 2,
+                Cs=(0.01, 0.1, 1.0)) -> dict:
+    """Repeated stratified k-fold AUC of the logistic family over ALL rows: inside each training fold
+    the skewed (log1p) columns, the standardisation and C (inner 3-fold CV) are chosen afresh.
+
+    The loader's own fills and winsorising bounds are still fitted on the whole table (a known
+    small leak, stated in the report). Interval: mean +- 1.96 sd / sqrt(folds).
+    """
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    aucs = []
+    for tr, te in RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed).split(x, y):
+        lr = Logistic.fit(x[tr], y[tr], seed=seed, Cs=Cs, cv=3, log_cols=skewed_columns(x[tr], n_numeric))
+        aucs.append(auc(y[te], lr.predict(x[te])))
+    a = np.asarray(aucs)
+    half = 1.96 * a.std(ddof=1) / np.sqrt(folds)
+    return {"auc": float(a.mean()), "auc_ci95": [float(a.mean() - half), float(a.mean() + half)],
+            "folds": folds * repeats, "protocol": f"repeated stratified {folds}-fold x {repeats}, all rows"}
 
 
 def clip_bounds(frame, encoding: dict) -> dict:
