@@ -98,9 +98,11 @@ def export_linear(
     return save_graph(graph, path, opset)
 
 
-def save_graph(graph: onnx.GraphProto, path: Path, opset: int = OPSET) -> Path:
-    """A hand-built graph as a checked model file (the AR, linear and recommender graphs)."""
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="finstream")
+def save_graph(graph: onnx.GraphProto, path: Path, opset: int = OPSET, extra_opsets: dict[str, int] | None = None) -> Path:
+    """A hand-built graph as a checked model file (the AR, linear, recommender and tree graphs;
+    ``extra_opsets`` e.g. ``{"ai.onnx.ml": 3}`` for tree ensembles)."""
+    opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
+    model = helper.make_model(graph, opset_imports=opsets, producer_name="finstream")
     model.ir_version = 8
     onnx.checker.check_model(model)
     path = Path(path)

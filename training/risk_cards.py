@@ -10,7 +10,8 @@ Compared on the same rows: rules (amount z-score, 24 h velocity), L2 logistic re
 gradient-boosted model (scikit-learn HistGradientBoosting) on the live features, and a reference
 GBM that also gets the Vesta-engineered ``C``/``V`` columns (which a live stream would not have).
 Served: the exportable model (logistic or GBM) with the higher validation PR-AUC; threshold =
-the top 1% of validation scores (a 1% alert budget). The GBM goes to ONNX with skl2onnx.
+the top 1% of validation scores (a 1% alert budget). The GBM is written as an ONNX tree ensemble
+(``export_gbm``); the worker needs only onnxruntime.
 """
 from __future__ import annotations
 
@@ -78,29 +79,49 @@ def fit_gbm(x: np.ndarray, y: np.ndarray, seed: int, legit_share: float = 0.35):
 
 
 def export_gbm(model, n_in: int, path: Path) -> Path:
-    """skl2onnx graph with one float32 ``score`` [None, 1] output (P(fraud)), like every risk model."""
-    import onnx
-    from onnx import helper, numpy_helper
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
+    """A fitted binary HistGradientBoostingClassifier as an ONNX TreeEnsembleRegressor + Sigmoid
+    with one float32 ``score`` [None, 1] output (P(fraud)), like every risk model.
 
-    from training.export import _strip_and_save
+    Written directly (skl2onnx 1.20 fails on scikit-learn 1.9's boolean node attributes). Split
+    thresholds are rounded *down* to float32: for a float32 input x, ``x <= t`` holds exactly when
+    ``x <= largest float32 <= t``, so the graph takes the same branches as scikit-learn.
+    """
+    from onnx import TensorProto, helper
 
-    proto = convert_sklearn(model, initial_types=[("features", FloatTensorType([None, n_in]))],
-                            options={id(model): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
-    g = proto.graph
-    probs = [o.name for o in g.output if o.name != "label"][0]
-    g.initializer.extend([numpy_helper.from_array(np.array([1], np.int64), "one_col"),
-                          numpy_helper.from_array(np.array([2], np.int64), "two_col"),
-                          numpy_helper.from_array(np.array([1], np.int64), "axis_1")])
-    g.node.append(helper.make_node("Slice", [probs, "one_col", "two_col", "axis_1"], ["score"]))
-    del g.output[:]
-    g.output.append(helper.make_tensor_value_info("score", onnx.TensorProto.FLOAT, [None, 1]))
-    proto = onnx.utils.Extractor(proto).extract_model(["features"], ["score"])
-    onnx.checker.check_model(proto)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _strip_and_save(proto, path)
-    return path
+    from training.export import OPSET, save_graph
+
+    if getattr(model, "n_trees_per_iteration_", 1) != 1 or model.is_categorical_ is not None:
+        raise ValueError("export_gbm handles binary models on numeric features only")
+    a: dict[str, list] = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
+                                          "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids",
+                                          "nodes_missing_value_tracks_true", "target_treeids", "target_nodeids",
+                                          "target_ids", "target_weights")}
+    for t, (pred,) in enumerate(model._predictors):
+        for i, nd in enumerate(pred.nodes):
+            leaf = bool(nd["is_leaf"])
+            thr = np.float32(nd["num_threshold"])
+            if not leaf and float(thr) > float(nd["num_threshold"]):
+                thr = np.nextafter(thr, np.float32(-np.inf))
+            a["nodes_treeids"].append(t)
+            a["nodes_nodeids"].append(i)
+            a["nodes_featureids"].append(0 if leaf else int(nd["feature_idx"]))
+            a["nodes_values"].append(0.0 if leaf else float(thr))
+            a["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
+            a["nodes_truenodeids"].append(0 if leaf else int(nd["left"]))
+            a["nodes_falsenodeids"].append(0 if leaf else int(nd["right"]))
+            a["nodes_missing_value_tracks_true"].append(int(nd["missing_go_to_left"]) if not leaf else 0)
+            if leaf:
+                a["target_treeids"].append(t)
+                a["target_nodeids"].append(i)
+                a["target_ids"].append(0)
+                a["target_weights"].append(float(nd["value"]))
+    base = float(np.asarray(model._baseline_prediction).reshape(-1)[0])
+    nodes = [helper.make_node("TreeEnsembleRegressor", ["features"], ["logit"], domain="ai.onnx.ml", n_targets=1,
+                              aggregate_function="SUM", post_transform="NONE", base_values=[base], **a),
+             helper.make_node("Sigmoid", ["logit"], ["score"])]
+    graph = helper.make_graph(nodes, "gbm", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_in])],
+                              [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])])
+    return save_graph(graph, path, OPSET, extra_opsets={"ai.onnx.ml": 3})
 
 
 def evaluate(y: np.ndarray, p: np.ndarray, seed: int, n_boot: int) -> dict:
