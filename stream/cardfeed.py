@@ -81,14 +81,14 @@ def ieee_record(tid, dt, amount, product, card1, card2, card3, card5, addr1, add
                 epoch_ms: int = EPOCH_MS) -> dict:
     """One IEEE-CIS row (CSV strings or numbers; '' / None / NaN = missing) -> a contract record.
 
-    The account id is the card id from the card and billing columns; the optional card fields
-    carry what the card features read. Currency, channel and country are not in the data: every
+    The account id is the card id from ``card1`` and the billing region ``addr1`` (``card_id``);
+    the optional card fields carry what the card features read. Currency, channel and country are not in the data: every
     row is a US-dollar e-commerce payment, country ``US`` when the billing country code is 87
     (the dominant code), else ``ZZ`` (unknown).
     """
     billing_country = _code(addr2)
     rec = {"v": 1, "event_id": f"ieee-{int(float(tid))}",
-           "account_id": card_id(_num(card1), _num(card2), _num(card3), _num(card5), _num(addr1), _num(addr2)),
+           "account_id": card_id(_num(card1), _num(addr1)),
            "ts": epoch_ms + int(float(dt)) * 1000, "amount": float(amount), "currency": "USD",
            "merchant_category": "ecommerce", "channel": "ecom", "country": "US" if billing_country == "87" else "ZZ",
            "product_code": _text(product), "card_type": _code(card5), "card_country": _code(card3),

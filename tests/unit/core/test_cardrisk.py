@@ -85,6 +85,7 @@ def test_replay_equals_step_by_step():
 
 def test_card_id_email_and_device_codes():
     assert card_id(13926, float("nan"), 150.0, 142.0, 315.0, 87.0) == "13926--150-142-315-87"
+    assert card_id(13926.0, 315.0) == "13926-315" and card_id(13926, None) == "13926-"
     assert email_group(None) == 0 and email_group("yahoo.com.mx") == EMAIL_GROUPS.index("yahoo")
     assert email_group("weird.org") == EMAIL_GROUPS.index("other")
     assert device_family("SM-G610M Build/MMB29K") == 4 and device_family("rv:11.0") == 5 and device_family(None) == 0
