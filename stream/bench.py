@@ -17,7 +17,8 @@ picks some by name or prefix):
 If the settings' Kafka and Redis do not both answer, a private stack is started on free ports in a
 temp dir (like the test fixture) and stopped afterwards. Results: ``<out>/bench-<UTC>.json`` and a
 rich table on stdout. The data is synthetic (``stream.synthetic``): fine for load, says nothing
-about model quality.
+about model quality; the risk scenarios replay real IEEE-CIS transactions instead when they are
+cached (``stream.cardfeed``; synthetic ones otherwise).
 """
 from __future__ import annotations
 
