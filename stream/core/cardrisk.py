@@ -11,6 +11,10 @@ The card id is built from card and billing-address columns (``card_id``): the da
 account number, and ``card1`` + ``addr1`` is the closest stable key that measured best (the Vesta ``C`` counts are of
 things linked to such a card, which this state keeps live: distinct e-mails, devices, products).
 Pure Python + numpy; per event the work is a few list scans over capped lists.
+
+No feature grows with the stream's own age (a card's transaction count so far, days since it
+was first seen): those drift between the training months and later ones, and dropping them
+raised hold-out PR-AUC from 0.10 to 0.21 on half of the IEEE-CIS cards (validation PR-AUC rose too).
 """
 from __future__ import annotations
 
@@ -40,7 +44,7 @@ CARD_FEATURES: tuple[str, ...] = (
     "log_amount", "amount_cents", "hour_of_day",
     *(f"product_{p}" for p in PRODUCT_CODES),
     "card_type", "card_country", "billing_region", "billing_country", "email_group", "device_family",
-    "log_txn_count", "first_transaction", "log_secs_since_last", "log_days_since_first",
+    "first_transaction", "log_secs_since_last",
     "txn_count_1h", "txn_count_24h", "txn_count_7d", "spend_24h_ratio",
     "amount_z", "amount_ratio", "same_amount_as_last",
     "distinct_emails", "distinct_devices", "distinct_products", "distinct_regions",
@@ -58,10 +62,8 @@ CARD_FEATURE_LABELS: dict[str, str] = {
     "billing_country": "billing country",
     "email_group": "e-mail provider",
     "device_family": "device type",
-    "log_txn_count": "number of earlier transactions on this card",
     "first_transaction": "first transaction seen for this card",
     "log_secs_since_last": "time since the card's previous transaction",
-    "log_days_since_first": "age of the card in this stream",
     "txn_count_1h": "many transactions in the last hour",
     "txn_count_24h": "many transactions in the last 24 hours",
     "txn_count_7d": "many transactions in the last 7 days",
@@ -202,11 +204,10 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         z = (log_amount - mean) / math.sqrt(var + 0.25)          # +0.25: a prior spread for short histories
         ratio = e.amount / max(math.expm1(mean), 0.01)
         gap = math.log1p(max(e.ts - st.last_ts, 0) / 1000.0)
-        age = math.log1p(max(e.ts - st.first_ts, 0) / 86_400_000.0)
         same = float(st.last_amount is not None and abs(e.amount - st.last_amount) < 0.005)
         usual = math.expm1(mean)
     else:
-        z, ratio, gap, age, same, usual = 0.0, 1.0, _MISSING, 0.0, 0.0, e.amount
+        z, ratio, gap, same, usual = 0.0, 1.0, _MISSING, 0.0, e.amount
     product = e.product_code.upper() if e.product_code else None
     email = e.email_domain.lower() if e.email_domain else None
     n_em, new_em = _seen(st.emails, email)
@@ -218,7 +219,7 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         *(float(product == p) for p in PRODUCT_CODES),
         _code(e.card_type), _code(e.card_country), _code(e.billing_region), _code(e.billing_country),
         float(email_group(email)), float(device_family(e.device)),
-        math.log1p(st.n), float(st.n == 0), gap, age,
+        float(st.n == 0), gap,
         counts[0], counts[1], counts[2], math.log1p((spend_24h + e.amount) / max(usual, 1.0)),
         max(-10.0, min(10.0, z)), min(ratio, 100.0), same,
         n_em, n_dev, n_pr, n_rg, new_em, new_dev, new_pr, new_rg,
