@@ -132,7 +132,6 @@ class CardState:
     """What the card features need to know about a card's past (JSON-able, capped)."""
 
     n: int = 0
-    first_ts: int | None = None
     last_ts: int | None = None
     last_amount: float | None = None
     log_sum: float = 0.0
@@ -144,7 +143,7 @@ class CardState:
     regions: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"n": self.n, "first_ts": self.first_ts, "last_ts": self.last_ts, "last_amount": self.last_amount,
+        return {"n": self.n, "last_ts": self.last_ts, "last_amount": self.last_amount,
                 "log_sum": self.log_sum, "log_sq": self.log_sq, "recent": self.recent, "emails": self.emails,
                 "devices": self.devices, "products": self.products, "regions": self.regions}
 
@@ -152,7 +151,7 @@ class CardState:
     def from_dict(cls, d: dict | None) -> "CardState":
         if not d:
             return cls()
-        return cls(d["n"], d["first_ts"], d["last_ts"], d["last_amount"], d["log_sum"], d["log_sq"],
+        return cls(d["n"], d["last_ts"], d["last_amount"], d["log_sum"], d["log_sq"],
                    [list(x) for x in d["recent"]], list(d["emails"]), list(d["devices"]), list(d["products"]),
                    list(d["regions"]))
 
@@ -240,7 +239,6 @@ def advance_card(st: CardState, e: CardEvent) -> CardState:
     recent.append([e.ts, e.amount])
     return CardState(
         n=st.n + 1,
-        first_ts=e.ts if st.first_ts is None else min(st.first_ts, e.ts),
         last_ts=e.ts if st.last_ts is None else max(st.last_ts, e.ts),
         last_amount=e.amount,
         log_sum=st.log_sum + log_amount,
