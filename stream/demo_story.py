@@ -13,8 +13,10 @@ from typing import Iterator
 
 import orjson
 
+from stream.core.spend import spend_words
+
 STORY_PREFIX = "story-"
-STEP_S = 3.0
+STEP_S = 4.0     # spend goes through the risk job first: give it time to arrive in order
 # (kind, product or merchant category, action)
 JOURNEY = (("user", "motorcycle", "buy"), ("user", "delivery_van", "view"), ("user", "trailer", "view"),
            ("user", "trailer", "click"), ("txn", "fuel", "spend"), ("txn", "7033", "spend"),
@@ -55,6 +57,7 @@ async def play(settings, loops: int = 1000) -> None:
 def describe(v: dict) -> tuple[str, str, str]:
     """A recommendation record as (step, holds, top 3 with reasons) for the demo's table."""
     t = v["trigger"]
-    step = f"{t['action']} {t.get('merchant_category') or t['product_id']}"
+    step = f"spent at {spend_words(t['merchant_category'])}" if t.get("merchant_category") else \
+        f"{t['action']} {t['product_id']}"
     items = "\n".join(f"{i['product_id']}: {i.get('reason', '')}" for i in v["items"][:3])
     return step, ", ".join(v["holdings"]) or "-", items
