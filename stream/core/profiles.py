@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.core.products import CUSTOMER_ATTRIBUTES
+from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
 
 RECENT_CAP = 10          # the last N interest events kept per user (the model's sequence length)
 HOLDING_ACTIONS = frozenset({"buy", "sell"})
@@ -51,10 +51,40 @@ def apply_event(p: UserProfile, product_id: str, action: str, note: str = "",
     return UserProfile(sorted(held), [list(r) for r in recent], dict(attrs))
 
 
+_ATTR_INDEX = {a: i for i, a in enumerate(CUSTOMER_ATTRIBUTES)}
+
+
 def attribute_vector(known: dict[str, float], means) -> np.ndarray:
     """The model's ``attributes`` row: the user's live values where known, the training mean elsewhere."""
-    row = np.asarray(means, dtype=np.float32).copy()
-    for i, name in enumerate(CUSTOMER_ATTRIBUTES):
-        if name in known:
-            row[i] = known[name]
+    row = np.array(means, dtype=np.float32)
+    for name, v in known.items():
+        row[_ATTR_INDEX[name]] = v
     return row
+
+
+# --- snapshots ----------------------------------------------------------------------------------
+# The fence keeps one output snapshot per applied offset (up to fencing.SNAPSHOTS_KEPT per user), so
+# the profile a recommendation was computed from is stored compactly: [holdings bitmask, "3v 17c
+# 3s:fuel" (product index, action code, spend note), attributes if any]. Roughly 40-80 bytes.
+_CODE = {"view": "v", "click": "c", "apply": "a", "spend": "s"}
+_ACTION = {c: a for a, c in _CODE.items()}
+
+
+def pack_snapshot(p: UserProfile) -> list:
+    mask = sum(1 << PRODUCT_INDEX[h] for h in p.holdings)
+    rec = " ".join(f"{PRODUCT_INDEX[r[0]]}{_CODE[r[1]]}" + (f":{r[2]}" if len(r) > 2 and r[2] else "") for r in p.recent)
+    return [mask, rec, p.attributes] if p.attributes else [mask, rec]
+
+
+def unpack_snapshot(x) -> UserProfile:
+    """Inverse of ``pack_snapshot``; also reads the older forms (a holdings list, a profile dict)."""
+    if isinstance(x, dict):
+        return UserProfile.from_dict(x)
+    if not x or isinstance(x[0], str):
+        return UserProfile(list(x), [], {})
+    mask, rec = x[0], x[1]
+    recent = []
+    for tok in rec.split():
+        head, _, note = tok.partition(":")
+        recent.append([PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note])
+    return UserProfile([p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1], recent, dict(x[2]) if len(x) > 2 else {})

@@ -13,7 +13,8 @@ def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, 
     """
     masked = np.where(np.asarray(held) > 0, -np.inf, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    return [[(int(j), float(masked[i, j])) for j in row if np.isfinite(masked[i, j])] for i, row in enumerate(order)]
+    values = np.take_along_axis(masked, order, axis=1).tolist()      # plain floats: no per-item numpy scalars
+    return [[(j, v) for j, v in zip(row, vals) if v != -np.inf] for row, vals in zip(order.tolist(), values)]
 
 
 _VERBS = {"view": "you viewed", "click": "you clicked on", "apply": "you applied for", "spend": "you spent on"}

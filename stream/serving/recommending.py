@@ -16,7 +16,7 @@ from stream.core.contracts import ContractError, parse_user_event
 from stream.core.features import holdings_vector
 from stream.core.interest import card_params, interest_vector
 from stream.core.products import BY_ID, PRODUCT_IDS, PRODUCT_INDEX
-from stream.core.profiles import UserProfile, apply_event, attribute_vector
+from stream.core.profiles import UserProfile, apply_event, attribute_vector, pack_snapshot, unpack_snapshot
 from stream.core.recommend import reason_text, top_k
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
@@ -24,10 +24,13 @@ from stream.serving.base import Job
 NAMES = {p: BY_ID[p].name for p in PRODUCT_IDS}
 
 
-def _step(e):
+def _step(e, fresh: dict):
+    """Fold step; ``fresh`` keeps the new profile object so the batch need not unpack the snapshot
+    it just packed (redelivered events, served from their snapshot, are unpacked)."""
     def step(p: UserProfile):
         nxt = apply_event(p, e.product_id, e.action, e.merchant_category or "", e.attributes)
-        return nxt, nxt.to_dict()
+        fresh[id(e)] = nxt
+        return nxt, pack_snapshot(nxt)
     return step
 
 
@@ -56,13 +59,14 @@ class RecommendJob(Job):
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, self._known_product)
+        fresh: dict = {}
         snaps, kept = await self.fold("user", events, lambda e: e.user_id, UserProfile.from_dict,
-                                      UserProfile.to_dict, _step, out)
+                                      UserProfile.to_dict, lambda e: _step(e, fresh), out)
         self.counts["user_events"] += len(kept)
         if not kept:
             return out
         model = self.models[self.slot]
-        profiles = [UserProfile.from_dict(s) for s in snaps]
+        profiles = [fresh.get(id(e)) or unpack_snapshot(s) for (_, e), s in zip(kept, snaps)]
         feeds = model_feeds(model.card, profiles)
         res = model.run(feeds)
         scores, because = res[0], (res[1] if len(res) > 1 else None)

@@ -7,7 +7,9 @@ import pytest
 from stream.core.contracts import ContractError, parse_transaction, parse_user_event
 from stream.core.interest import ACTION_STRENGTH, interest_vector, recency_weights
 from stream.core.products import BY_ID, CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
-from stream.core.profiles import RECENT_CAP, UserProfile, apply_event, attribute_vector
+from stream.core.profiles import (
+    RECENT_CAP, UserProfile, apply_event, attribute_vector, pack_snapshot, unpack_snapshot,
+)
 from stream.core.recommend import reason_text
 from stream.core.records import SourceRecord
 from stream.core.spend import SPEND_PRODUCTS, spend_event, spend_record
@@ -106,3 +108,16 @@ def test_reason_texts():
     assert reason_text(n + boat, car, recent, PRODUCT_IDS, NAMES, False).startswith("because you viewed Boat policy;")
     assert reason_text(2 * n, car, recent, PRODUCT_IDS, NAMES, True) == "popular with customers like you"
     assert set(ACTION_STRENGTH) == {"view", "click", "apply", "spend"}
+
+
+def test_snapshots_are_compact_and_round_trip():
+    import orjson
+
+    p = apply_event(apply_event(apply_event(UserProfile(), "car", "buy"), "boat", "spend", "5551"), "fire", "click")
+    snap = pack_snapshot(p)
+    assert unpack_snapshot(orjson.loads(orjson.dumps(snap))) == p
+    assert len(orjson.dumps(snap)) < 40
+    q = apply_event(p, "life", "view", attributes={"MOSTYPE": 3.0})
+    assert unpack_snapshot(orjson.loads(orjson.dumps(pack_snapshot(q)))) == q
+    assert unpack_snapshot(["car", "fire"]) == UserProfile(["car", "fire"], [], {})      # main's older snapshots
+    assert unpack_snapshot(p.to_dict()) == p
