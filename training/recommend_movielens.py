@@ -15,9 +15,12 @@ past interactions count and how much):
 * ``recent_decay``: the last ``RECENT_CAP`` with recency decay (``stream.core.interest``, the same
   function the stream uses; half-life chosen on validation);
 * ``blend``: ``item_cf`` + beta * ``recent_decay`` (the served form: holdings + interest; half-life
-  and beta chosen on validation).
+  and beta chosen on validation);
+* ``transitions``: order-aware by construction: recent items (decayed) through *directed*
+  transitions "j was followed by c within 3 steps" (a first-order sequential model, the Markov part
+  of FPMC), and ``blend_transitions`` = ``item_cf`` + beta * ``transitions``.
 
-A sequence-aware neural encoder (GRU / self-attention) was not trained this round; see the report.
+A neural sequence encoder (GRU / self-attention) was not trained this round; see the report.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from training.recommend_eval import rank_metrics
 from training.risk import bootstrap_ci
 
 HALF_LIVES = (0.0, 2.0, 8.0)
+TRANSITION_WINDOW = 3
 BETAS = (1.0, 4.0, 16.0, 64.0)
 
 
@@ -56,7 +60,17 @@ def _stage(u_idx, i_idx, from_end, n_u, n_i, k, n_neg, rng, seen_all):
         cands[u] = [target[u]] + negs
     # the last RECENT_CAP history events per user, oldest first (from_end counts down to k+1)
     recent = hist & (from_end <= k + RECENT_CAP)
-    return {"X": X, "Xn": Xn, "Xd": Xn.toarray(), "count": count, "cands": cands,
+    # directed transitions: j followed within TRANSITION_WINDOW steps by c, in the history (rows are
+    # sorted by user then time), normalised like the cosine: T[j, c] / sqrt(n_j n_c)
+    src, dst = [], []
+    for d in range(1, TRANSITION_WINDOW + 1):
+        ok = (u_idx[:-d] == u_idx[d:]) & hist[:-d] & hist[d:]
+        src.append(i_idx[:-d][ok])
+        dst.append(i_idx[d:][ok])
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    inv = 1.0 / np.sqrt(np.where(count > 0, count, 1.0))
+    T = sp.csr_matrix((inv[src] * inv[dst], (src, dst)), shape=(n_i, n_i))
+    return {"X": X, "Xn": Xn, "Xd": Xn.toarray(), "T": T, "count": count, "cands": cands,
             "recent": (u_idx[recent], i_idx[recent], from_end[recent] - k - 1)}
 
 
@@ -65,6 +79,11 @@ def _cf(W, st) -> np.ndarray:
     uv = (W @ st["Xn"].T).toarray()                           # (users, users) through the co-raters
     xd, cands = st["Xd"], st["cands"]
     return np.stack([uv[u] @ xd[:, cands[u]] for u in range(len(cands))])
+
+
+def _markov(W, st) -> np.ndarray:
+    """score(u, c) = sum_j W[u, j] T[j, c]: what tends to come *after* the user's recent items."""
+    return np.take_along_axis((W @ st["T"]).toarray(), st["cands"], axis=1)
 
 
 def _ranks(s: np.ndarray) -> np.ndarray:
@@ -100,18 +119,24 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     for stage, k in (("validation", 1), ("test", 0)):
         st = _stage(u_idx, i_idx, from_end, n_u, n_i, k, n_neg, rng, seen_all)
         cf_all = _cf(st["X"], st)
-        rec = {hl: _cf(_recent_matrix(st, n_u, n_i, hl), st) for hl in HALF_LIVES}
+        rmats = {hl: _recent_matrix(st, n_u, n_i, hl) for hl in HALF_LIVES}
+        rec = {hl: _cf(m, st) for hl, m in rmats.items()}
+        mk = {hl: _markov(m, st) for hl, m in rmats.items()}
         rk = {"popularity": _ranks(st["count"][st["cands"]]), "item_cf": _ranks(cf_all), "recent_uniform": _ranks(rec[0.0])}
         rk |= {f"recent_decay@{hl:g}": _ranks(rec[hl]) for hl in HALF_LIVES if hl > 0}
         rk |= {f"blend@{hl:g},{b:g}": _ranks(cf_all + b * rec[hl]) for hl in HALF_LIVES for b in BETAS}
+        rk |= {f"transitions@{hl:g}": _ranks(mk[hl]) for hl in HALF_LIVES}
+        rk |= {f"blend_transitions@{hl:g},{b:g}": _ranks(cf_all + b * mk[hl]) for hl in HALF_LIVES for b in BETAS}
         ranks[stage] = rk
     ndcg = lambda rk: float(np.where(rk <= 10, 1 / np.log2(rk + 1.0), 0).mean())  # noqa: E731
     val = ranks["validation"]
     best_decay = max((n for n in val if n.startswith("recent_decay@")), key=lambda n: ndcg(val[n]))
     best_blend = max((n for n in val if n.startswith("blend@")), key=lambda n: ndcg(val[n]))
+    best_tr = max((n for n in val if n.startswith("transitions@")), key=lambda n: ndcg(val[n]))
+    best_btr = max((n for n in val if n.startswith("blend_transitions@")), key=lambda n: ndcg(val[n]))
     hl_s, beta_s = best_blend.removeprefix("blend@").split(",")
     chosen = {"popularity": "popularity", "item_cf": "item_cf", "recent_uniform": "recent_uniform",
-              "recent_decay": best_decay, "blend": best_blend}
+              "recent_decay": best_decay, "blend": best_blend, "transitions": best_tr, "blend_transitions": best_btr}
     test = ranks["test"]
     res = {"users": int(n_u), "items": int(n_i), "interactions": int(len(r)), "negatives": n_neg,
            "recent_cap": RECENT_CAP, "chosen_on_validation": chosen,
@@ -123,6 +148,8 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     g = lambda rk: np.where(rk <= 10, 1 / np.log2(rk + 1.0), 0)  # noqa: E731
     for name, a, b in (("blend_minus_item_cf", chosen["blend"], "item_cf"),
                        ("decay_minus_uniform", chosen["recent_decay"], "recent_uniform"),
+                       ("transitions_minus_recent_decay", best_tr, best_decay),
+                       ("blend_transitions_minus_blend", best_btr, best_blend),
                        ("blend_no_decay_minus_item_cf", f"blend@0,{beta_s}", "item_cf")):
         d = g(test[a]) - g(test[b])
         res[f"ndcg@10_{name}"] = {"mean": float(d.mean()), "ci95": list(bootstrap_ci(np.mean, d, n=n_boot, seed=ctx.seed)),

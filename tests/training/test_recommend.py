@@ -141,7 +141,7 @@ def test_movielens_benchmark_small(cache):
     ctx = TrainContext(out_dir=cache, cache_dir=cache, quality=QualityLog())
     res = movielens_benchmark(ctx, m, n_boot=30)
     assert res["users"] == 80 and res["negatives"] == 99
-    for name in ("item_cf", "popularity", "recent_uniform", "recent_decay", "blend"):
+    for name in ("item_cf", "popularity", "recent_uniform", "recent_decay", "blend", "transitions", "blend_transitions"):
         assert 0 <= res[name]["ndcg@10"] <= res[name]["hr@10"] <= 1 and res[name]["n"] == 80
     assert res["chosen_on_validation"]["blend"] == f"blend@{res['blend_half_life']:g},{res['blend_beta']:g}"
     d = res["ndcg@10_blend_minus_item_cf"]
