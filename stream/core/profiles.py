@@ -64,7 +64,7 @@ def attribute_vector(known: dict[str, float], means) -> np.ndarray:
 
 # --- snapshots ----------------------------------------------------------------------------------
 # The fence keeps one output snapshot per applied offset (up to fencing.SNAPSHOTS_KEPT per user), so
-# the profile a recommendation was computed from is stored compactly: [holdings bitmask, "3v 17c
+# the profile a recommendation was computed from (and the profile state) is stored compactly: [holdings bitmask, "3v 17c
 # 3s:fuel" (product index, action code, spend note), attributes if any]. Roughly 40-80 bytes.
 _CODE = {"view": "v", "click": "c", "apply": "a", "spend": "s"}
 _ACTION = {c: a for a, c in _CODE.items()}
@@ -77,7 +77,10 @@ def pack_snapshot(p: UserProfile) -> list:
 
 
 def unpack_snapshot(x) -> UserProfile:
-    """Inverse of ``pack_snapshot``; also reads the older forms (a holdings list, a profile dict)."""
+    """Inverse of ``pack_snapshot``; also reads the older forms (a holdings list, a profile dict) and
+    ``None`` (a user seen for the first time). The profile state itself is stored in this form too."""
+    if x is None:
+        return UserProfile()
     if isinstance(x, dict):
         return UserProfile.from_dict(x)
     if not x or isinstance(x[0], str):

@@ -60,8 +60,8 @@ class RecommendJob(Job):
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, self._known_product)
         fresh: dict = {}
-        snaps, kept = await self.fold("user", events, lambda e: e.user_id, UserProfile.from_dict,
-                                      UserProfile.to_dict, lambda e: _step(e, fresh), out)
+        snaps, kept = await self.fold("user", events, lambda e: e.user_id, unpack_snapshot, pack_snapshot,
+                                      lambda e: _step(e, fresh), out)
         self.counts["user_events"] += len(kept)
         if not kept:
             return out

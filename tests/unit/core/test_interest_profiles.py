@@ -121,3 +121,4 @@ def test_snapshots_are_compact_and_round_trip():
     assert unpack_snapshot(orjson.loads(orjson.dumps(pack_snapshot(q)))) == q
     assert unpack_snapshot(["car", "fire"]) == UserProfile(["car", "fire"], [], {})      # main's older snapshots
     assert unpack_snapshot(p.to_dict()) == p
+    assert unpack_snapshot(None) == UserProfile()
