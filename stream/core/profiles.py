@@ -90,4 +90,4 @@ def unpack_snapshot(x) -> UserProfile:
     for tok in rec.split():
         head, _, note = tok.partition(":")
         recent.append([PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note])
-    return UserProfile([p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1], recent, dict(x[2]) if len(x) > 2 else {})
+    return UserProfile(sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1), recent, dict(x[2]) if len(x) > 2 else {})

@@ -113,7 +113,10 @@ def test_reason_texts():
 def test_snapshots_are_compact_and_round_trip():
     import orjson
 
-    p = apply_event(apply_event(apply_event(UserProfile(), "car", "buy"), "boat", "spend", "5551"), "fire", "click")
+    p = apply_event(apply_event(apply_event(UserProfile(), "private_liability", "buy"), "boat", "spend", "5551"),
+                    "fire", "buy")
+    p = apply_event(p, "fire", "click")
+    assert p.holdings == ["fire", "private_liability"]           # sorted, not catalogue order: replays must match
     snap = pack_snapshot(p)
     assert unpack_snapshot(orjson.loads(orjson.dumps(snap))) == p
     assert len(orjson.dumps(snap)) < 40
