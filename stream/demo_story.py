@@ -59,5 +59,8 @@ def describe(v: dict) -> tuple[str, str, str]:
     t = v["trigger"]
     step = f"spent at {spend_words(t['merchant_category'])}" if t.get("merchant_category") else \
         f"{t['action']} {t['product_id']}"
-    items = "\n".join(f"{i['product_id']}: {i.get('reason', '')}" for i in v["items"][:3])
-    return step, ", ".join(v["holdings"]) or "-", items
+    lines = [f"{i['product_id']}: {i.get('reason', '')}" for i in v["items"][:3]]
+    ranked = [i["product_id"] for i in v["items"]]
+    if t["product_id"] in ranked[3:]:        # a single view moves a product up, not always into the top 3
+        lines.append(f"({t['product_id']} now #{ranked.index(t['product_id']) + 1})")
+    return step, ", ".join(v["holdings"]) or "-", "\n".join(lines)
