@@ -100,7 +100,8 @@ def _recent_matrix(st, n_u, n_i, half_life):
     return sp.csr_matrix((w_by_age[age], (u, i)), shape=(n_u, n_i))
 
 
-def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot: int = 1000) -> dict:
+def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot: int = 1000, gru_epochs: int = 0) -> dict:
+    """``gru_epochs > 0`` adds the GRU candidate (``training.recommend_gru``; evaluation only)."""
     from training.data import products
 
     t0 = time.time()
@@ -115,6 +116,11 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     for u, i in zip(u_idx, i_idx):
         seen_all[u].add(int(i))
     rng = np.random.default_rng(ctx.seed)
+    gru = None
+    if gru_epochs > 0:
+        from training.recommend_gru import gru_scorer
+
+        gru = gru_scorer(u_idx, i_idx, from_end, n_i, ctx.seed, gru_epochs)
     ranks: dict[str, dict[str, np.ndarray]] = {}
     for stage, k in (("validation", 1), ("test", 0)):
         st = _stage(u_idx, i_idx, from_end, n_u, n_i, k, n_neg, rng, seen_all)
@@ -127,6 +133,8 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
         rk |= {f"blend@{hl:g},{b:g}": _ranks(cf_all + b * rec[hl]) for hl in HALF_LIVES for b in BETAS}
         rk |= {f"transitions@{hl:g}": _ranks(mk[hl]) for hl in HALF_LIVES}
         rk |= {f"blend_transitions@{hl:g},{b:g}": _ranks(cf_all + b * mk[hl]) for hl in HALF_LIVES for b in BETAS}
+        if gru is not None:
+            rk["gru"] = _ranks(gru(k, st["cands"]))
         ranks[stage] = rk
     ndcg = lambda rk: float(np.where(rk <= 10, 1 / np.log2(rk + 1.0), 0).mean())  # noqa: E731
     val = ranks["validation"]
@@ -137,6 +145,8 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     hl_s, beta_s = best_blend.removeprefix("blend@").split(",")
     chosen = {"popularity": "popularity", "item_cf": "item_cf", "recent_uniform": "recent_uniform",
               "recent_decay": best_decay, "blend": best_blend, "transitions": best_tr, "blend_transitions": best_btr}
+    if gru is not None:
+        chosen["gru"] = "gru"
     test = ranks["test"]
     res = {"users": int(n_u), "items": int(n_i), "interactions": int(len(r)), "negatives": n_neg,
            "recent_cap": RECENT_CAP, "chosen_on_validation": chosen,
@@ -150,6 +160,7 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
                        ("decay_minus_uniform", chosen["recent_decay"], "recent_uniform"),
                        ("transitions_minus_recent_decay", best_tr, best_decay),
                        ("blend_transitions_minus_blend", best_btr, best_blend),
+                       *((("gru_minus_blend", "gru", best_blend),) if gru is not None else ()),
                        ("blend_no_decay_minus_item_cf", f"blend@0,{beta_s}", "item_cf")):
         d = g(test[a]) - g(test[b])
         res[f"ndcg@10_{name}"] = {"mean": float(d.mean()), "ci95": list(bootstrap_ci(np.mean, d, n=n_boot, seed=ctx.seed)),

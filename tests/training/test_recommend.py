@@ -223,3 +223,16 @@ def test_interest_features_train_serve_parity(caravan, arrays):
     served = model_feeds(card, profiles)["interest"]
     trained = R.interest_matrix([s[-RECENT_CAP:] for s in sessions], 2.0, blend.strength)
     np.testing.assert_array_equal(served, trained)
+
+
+def test_movielens_gru_candidate_small(cache):
+    """The evaluation-only GRU runs on the benchmark's own targets and negatives."""
+    m = products.load_movielens(cache, QualityLog())
+    m = m[m["userId"] <= 60]
+    ctx = TrainContext(out_dir=cache, cache_dir=cache, quality=QualityLog())
+    res = movielens_benchmark(ctx, m, n_boot=20, gru_epochs=1)
+    plain = movielens_benchmark(ctx, m, n_boot=20)
+    assert res["gru"]["n"] == 60 and 0 <= res["gru"]["ndcg@10"] <= res["gru"]["hr@10"] <= 1
+    assert res["item_cf"] == plain["item_cf"]                   # same targets and negatives with or without it
+    d = res["ndcg@10_gru_minus_blend"]
+    assert d["models"] == ["gru", res["chosen_on_validation"]["blend"]]
