@@ -57,7 +57,7 @@ def render_recommenders(r: dict, ml: dict) -> list[str]:
         L.append(f"- {label}: {d['mean']:+.4f} [{d['ci95'][0]:+.4f}, {d['ci95'][1]:+.4f}]")
     L += ["", "`transitions` is the order-aware candidate (directed \"followed within 3 steps\" counts); the served "
           "blend uses the symmetric similarity because the same holdings similarity exists on Caravan (which has no "
-          "order), it exports as a few ONNX ops and explains each score by its strongest source. Not tried this "
-          "round: a neural sequence encoder (GRU / self-attention over the last N events); it would need to beat "
-          "the numbers above.", ""]
+          "order), it exports as a few ONNX ops and explains each score by its strongest source. A GRU over the "
+          "last 10 movies is evaluated outside this job on the same targets and negatives "
+          "(`python -m training.recommend_gru`; figures in docs/recommendations.md).", ""]
     return L
