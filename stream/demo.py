@@ -26,6 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from stream.dashboard.server import Dashboard, metrics_url
+from stream.demo_story import STORY_PREFIX, describe, play
 from stream.replay import publish, read_csv, rows_to_records
 from stream.settings import Settings, get_settings, topic_env
 
@@ -61,7 +62,7 @@ def feeds(s: Settings) -> list:
     txns = real_transactions(s.home) or ((t["account_id"].encode(), orjson.dumps(t))   # real hold-out rows, else synthetic
                                          for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
     out = [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
-           publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40)]
+           publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40), play(s)]
     try:   # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
         from training.data.market import eurusd_csv
 
@@ -78,6 +79,7 @@ class View:
         self.forecasts: dict[str, dict] = {}
         self.alerts: deque = deque(maxlen=6)
         self.recs: deque = deque(maxlen=6)
+        self.story: deque = deque(maxlen=8)
         self.counts: Counter = Counter()
         self.started = time.monotonic()
 
@@ -89,7 +91,7 @@ class View:
         elif topic == s.topic_risk_alerts:
             self.alerts.appendleft(v)
         elif topic == s.topic_recommendations:
-            self.recs.appendleft(v)
+            (self.story if v["user_id"].startswith(STORY_PREFIX) else self.recs).appendleft(v)
 
     def render(self):
         ft = Table(title="forecasts per closed bar (real market data)", expand=True)
@@ -114,9 +116,14 @@ class View:
         for v in self.recs:
             rt.add_row(v["user_id"], f"{v['trigger']['action']} {v['trigger']['product_id']}", ", ".join(v["holdings"]),
                        ", ".join(i["product_id"] for i in v["items"][:3]))
+        st = Table(title="one customer's journey: recommendations follow what they view and spend on", expand=True)
+        for c in ("user", "after", "holds", "top 3 and why"):
+            st.add_column(c)
+        for v in self.story:
+            st.add_row(v["user_id"], *describe(v))
         secs = time.monotonic() - self.started
         summary = "  ".join(f"{t.removeprefix('demo-').split('-', 1)[-1]}: {n}" for t, n in sorted(self.counts.items()))
-        return Group(ft, at, rt, Panel(f"{secs:.0f}s  {summary}", title="outputs so far"))
+        return Group(ft, at, rt, st, Panel(f"{secs:.0f}s  {summary}", title="outputs so far"))
 
 
 async def watch(s: Settings, view: View, live: Live, until: float) -> None:

@@ -46,7 +46,7 @@ class Publisher:
             return p
 
     def _partition(self, o: OutputRecord) -> int | None:
-        return None if o.partition is None else o.partition % self.s.topic_partitions
+        return None if o.partition is None or o.by_key else o.partition % self.s.topic_partitions
 
     def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
         """Split a processed batch into (source partition, its outputs, next offset) units.

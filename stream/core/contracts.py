@@ -16,7 +16,8 @@ SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
 
 CHANNELS = frozenset({"pos", "ecom", "atm", "transfer", "mobile"})
-ACTIONS = frozenset({"view", "click", "apply", "buy", "sell"})
+# "spend" is derived by the risk job from a linked card transaction (stream.core.spend).
+ACTIONS = frozenset({"view", "click", "apply", "buy", "sell", "spend"})
 
 # Epoch milliseconds between 1973 and 2100: any epoch-*seconds* value up to the year 5000 is
 # below 1e11, so a seconds-vs-milliseconds mistake is caught at the edge, not in the features.
@@ -58,6 +59,7 @@ class Transaction:
     billing_country: str | None = None
     email_domain: str | None = None
     device: str | None = None
+    user_id: str | None = None      # the account holder, when the feed links it (stream.core.spend)
 
 
 @dataclass(slots=True, frozen=True)
@@ -67,6 +69,8 @@ class UserEvent:
     product_id: str
     action: str
     event_id: str | None = None
+    attributes: dict | None = None          # live socio-demographics (CUSTOMER_ATTRIBUTES names), optional
+    merchant_category: str | None = None    # on derived "spend" events: what was bought
 
 
 # --- field readers -----------------------------------------------------------
@@ -163,6 +167,8 @@ def parse_transaction(d: dict) -> Transaction:
     if channel not in CHANNELS:
         raise ContractError(f"unknown channel {channel!r} (expected one of {sorted(CHANNELS)})")
     account = d.get("account_id", d.get("user_id"))
+    # user_id links the account to a user only next to an explicit account_id (else it *is* the account).
+    user = _str(d, "user_id", required=False) if "account_id" in d else None
     return Transaction(
         event_id=_str(d, "event_id"),
         account_id=_str({"account_id": account}, "account_id"),
@@ -174,6 +180,7 @@ def parse_transaction(d: dict) -> Transaction:
         country=country,
         merchant_id=_str(d, "merchant_id", required=False),
         **{k: _str(d, k, max_len=n, required=False) for k, n in _CARD_FIELDS.items()},
+        user_id=user,
     )
 
 
@@ -186,7 +193,23 @@ def parse_user_event(d: dict) -> UserEvent:
     action = _str(d, "action", max_len=16).lower()
     if action not in ACTIONS:
         raise ContractError(f"unknown action {action!r} (expected one of {sorted(ACTIONS)})")
-    return UserEvent(_str(d, "user_id"), _ts(d), _str(d, "product_id"), action, _str(d, "event_id", required=False))
+    return UserEvent(_str(d, "user_id"), _ts(d), _str(d, "product_id"), action, _str(d, "event_id", required=False),
+                     _attributes(d), _str(d, "merchant_category", max_len=16, required=False))
+
+
+def _attributes(d: dict) -> dict | None:
+    """Optional ``attributes``: an object of known customer attributes with finite numbers."""
+    from stream.core.products import CUSTOMER_ATTRIBUTES
+
+    a = d.get("attributes")
+    if a is None:
+        return None
+    if not isinstance(a, dict):
+        raise ContractError(f"field 'attributes' must be an object, got {type(a).__name__}")
+    unknown = sorted(set(a) - set(CUSTOMER_ATTRIBUTES))
+    if unknown:
+        raise ContractError(f"unknown attributes {unknown[:3]} (expected names from CUSTOMER_ATTRIBUTES)")
+    return {k: _num(a, k) for k in a} or None
 
 
 PARSERS = {"ticks": parse_tick, "transactions": parse_transaction, "user-events": parse_user_event}

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from stream.core.spend import spend_words
+
 
 def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
     """Per row, the k best (product index, score) pairs among products not held.
@@ -11,4 +13,25 @@ def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, 
     """
     masked = np.where(np.asarray(held) > 0, -np.inf, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    return [[(int(j), float(masked[i, j])) for j in row if np.isfinite(masked[i, j])] for i, row in enumerate(order)]
+    values = np.take_along_axis(masked, order, axis=1).tolist()      # plain floats: no per-item numpy scalars
+    return [[(j, v) for j, v in zip(row, vals) if v != -np.inf] for row, vals in zip(order.tolist(), values)]
+
+
+_VERBS = {"view": "you viewed", "click": "you clicked on", "apply": "you applied for", "spend": "you spent on"}
+
+
+def reason_text(source: int, product: int, recent: list[list[str]], product_ids: tuple[str, ...],
+                names: dict[str, str], profile_known: bool) -> str:
+    """Plain words for the model's strongest source of one product's score (``because`` output):
+    sources 0..P-1 are held products, P..2P-1 recent interest in a product, 2P the customer profile."""
+    n = len(product_ids)
+    if source < n:
+        return f"customers holding {names[product_ids[source]]} often hold this"
+    if source < 2 * n:
+        pid = product_ids[source - n]
+        last = next((r for r in reversed(recent) if r[0] == pid), None)
+        action, note = (last[1], last[2] if len(last) > 2 else "") if last else ("view", "")
+        what = f"{spend_words(note)} ({names[pid]})" if action == "spend" and note else names[pid]
+        because = f"because {_VERBS.get(action, 'you looked at')} {what}"
+        return because if source - n == product else f"{because}; customers with that often hold this"
+    return "popular with customers like you" if profile_known else "popular with our customers"

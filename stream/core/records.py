@@ -37,6 +37,8 @@ class OutputRecord:
     key: bytes
     value: bytes
     partition: int | None = None
+    by_key: bool = False    # Kafka picks the partition from the key (derived records, stream.core.spend);
+    #                         ``partition`` then only says which source partition's transaction it joins
 
 
 def output(topic: str, src: SourceRecord, body: dict) -> OutputRecord:

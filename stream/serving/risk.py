@@ -14,6 +14,7 @@ from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, advance_ca
 from stream.core.contracts import parse_transaction
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
+from stream.core.spend import spend_record
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 
@@ -65,4 +66,8 @@ class RiskJob(Job):
             if is_alert(float(score), card.threshold):
                 out.append(output(self.settings.topic_risk_alerts, rec, body))
                 self.counts["alerts"] += 1
+            spend = spend_record(self.settings.topic_user_events, rec, t)   # linked spend -> recommender interest
+            if spend is not None:
+                out.append(spend)
+                self.counts["spend_signals"] += 1
         return out

@@ -36,7 +36,7 @@ def test_profile_buy_sell_view():
     p = apply_event(UserProfile(), "car", "buy")
     p = apply_event(p, "fire", "view")
     p = apply_event(p, "life", "buy")
-    assert p.holdings == ["car", "life"] and p.recent == ["fire"]
+    assert p.holdings == ["car", "life"] and p.recent == [["fire", "view", ""]]
     p = apply_event(p, "car", "sell")
     assert p.holdings == ["life"]
     assert UserProfile.from_dict(p.to_dict()) == p
