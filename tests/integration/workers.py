@@ -35,11 +35,14 @@ class WorkerRun:
         self.env.update({k: str(v) for k, v in extra_env.items()})
         self.settings = settings_from_env(self.env)
         self.log = tmp / f"worker-{tag}.log"
+        # Faust keeps its data directory (``<app id>-data``) in the working directory: the test's own
+        self.workdir = tmp / f"worker-{tag}"
+        self.workdir.mkdir()
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerRun":
         self.log_fh = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env, cwd=REPO_ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env, cwd=self.workdir,
                                      stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True)
         return self
 
@@ -78,7 +81,7 @@ def produce(s: Settings, topic: str, records) -> None:
                                     for k, v in records]))
 
 
-async def _consume(s: Settings, topics: list[str], until, timeout: float, committed: bool):
+async def _consume(s: Settings, topics: list[str], until, timeout: float, committed: bool, positions: bool = False):
     from aiokafka import AIOKafkaConsumer
 
     c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
@@ -90,7 +93,8 @@ async def _consume(s: Settings, topics: list[str], until, timeout: float, commit
         while time.monotonic() < deadline:
             batch = await c.getmany(timeout_ms=500)
             for tp, msgs in batch.items():
-                got[tp.topic] += [(m.key, orjson.loads(m.value)) for m in msgs]
+                got[tp.topic] += [(m.key, orjson.loads(m.value), m.partition, m.offset) if positions
+                                  else (m.key, orjson.loads(m.value)) for m in msgs]
             if until(got):
                 break
     finally:
@@ -98,8 +102,10 @@ async def _consume(s: Settings, topics: list[str], until, timeout: float, commit
     return got
 
 
-def consume(s: Settings, topics: list[str], until=lambda got: False, timeout: float = 60.0, committed: bool = True):
-    """Everything on ``topics`` from the beginning, read until ``until(got)`` or the timeout."""
-    return asyncio.run(_consume(s, topics, until, timeout, committed))
+def consume(s: Settings, topics: list[str], until=lambda got: False, timeout: float = 60.0, committed: bool = True,
+            positions: bool = False):
+    """Everything on ``topics`` from the beginning, read until ``until(got)`` or the timeout, as
+    (key, value) pairs, or (key, value, partition, offset) with ``positions``."""
+    return asyncio.run(_consume(s, topics, until, timeout, committed, positions))
 
 

