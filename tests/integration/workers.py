@@ -41,6 +41,12 @@ class WorkerRun:
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> "WorkerRun":
+        """Create the run's topics first (all with the run's partition count): a test producing
+        before the worker is up would otherwise auto-create an input topic with the broker's default
+        partition count, and outputs could not keep their source partition."""
+        from stream.stack.kafka import ensure_topics
+
+        ensure_topics(self.settings)
         self.log_fh = open(self.log, "ab")
         self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env, cwd=self.workdir,
                                      stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True)
