@@ -1,4 +1,5 @@
-"""The real broker and server behave as the engine relies on: keyed ordering, transactions, Lua in Redis."""
+"""The real broker and server with the project's own delivery code and scripts: keyed ordering,
+stream.publisher's transactions (outputs + source offsets, fencing), the state .lua scripts."""
 from __future__ import annotations
 
 import asyncio
@@ -67,63 +68,138 @@ def test_produce_consume_keys_and_order(stack, unique_topic):
     assert len({p for ps in partition_of.values() for p in ps}) > 1  # auto-created with topic_partitions
 
 
-def test_transactions_commit_and_abort(stack, unique_topic):
-    topic = unique_topic("tx")
+def source_topic_with_records(stack, topic: str, partitions: int, per_partition: int) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
     async def run():
-        producer = AIOKafkaProducer(**stack.kafka_client_options(), transactional_id=f"txn-{topic}")
+        admin = AIOKafkaAdminClient(**stack.kafka_client_options())
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic(topic, partitions, 1)])
+        finally:
+            await admin.close()
+        producer = AIOKafkaProducer(**stack.kafka_client_options(), enable_idempotence=True)
         await producer.start()
         try:
-            for batch, commit in (("a", True), ("b", False), ("c", True)):
-                await producer.begin_transaction()
-                for i in range(10):
-                    await producer.send(topic, key=batch.encode(), value=f"{batch}{i}".encode())
-                if commit:
-                    await producer.commit_transaction()
-                else:
-                    await producer.abort_transaction()
+            for p in range(partitions):
+                for i in range(per_partition):
+                    await producer.send_and_wait(topic, f"in{p}-{i}".encode(), partition=p)
         finally:
             await producer.stop()
-        committed = await _consume_all(stack, topic, 20, isolation="read_committed")
-        everything = await _consume_all(stack, topic, 30, isolation="read_uncommitted")
-        return committed, everything
 
-    committed, everything = asyncio.run(run())
-    by_key = defaultdict(list)  # keys a and c may sit on different partitions: compare per key
-    for r in committed:
-        by_key[r.key.decode()].append(r.value.decode())
-    assert dict(by_key) == {"a": [f"a{i}" for i in range(10)], "c": [f"c{i}" for i in range(10)]}
-    assert len(everything) == 30  # aborted records are in the log, only read_committed hides them
-    assert {r.value.decode() for r in everything} >= {f"b{i}" for i in range(10)}
+    asyncio.run(run())
 
 
-CAPPED_INCR = """
-local v = redis.call('INCRBY', KEYS[1], ARGV[1])
-if v > tonumber(ARGV[2]) then
-  redis.call('SET', KEYS[1], ARGV[2])
-  return tonumber(ARGV[2])
-end
-return v
-"""
+def publisher_settings(stack, guarantee: str, partitions: int):
+    import os
+    import uuid
+
+    from stream.settings import settings_from_env
+
+    return settings_from_env({**os.environ, "FINSTREAM_APP_ID": f"pub-{uuid.uuid4().hex[:8]}",
+                              "FINSTREAM_PROCESSING_GUARANTEE": guarantee, "FINSTREAM_TOPIC_PARTITIONS": str(partitions)})
 
 
-def test_redis_roundtrip_and_lua(redis_client, stack):
-    p = stack.redis_key_prefix
-    assert redis_client.ping()
-    assert redis_client.dbsize() == 0  # flushed by the fixture
-    redis_client.set(f"{p}:s", "v")
-    redis_client.hset(f"{p}:h", mapping={"a": 1, "b": "x"})
-    with redis_client.pipeline(transaction=True) as pipe:
-        pipe.rpush(f"{p}:l", 1, 2, 3).lrange(f"{p}:l", 0, -1)
-        _, items = pipe.execute()
-    assert redis_client.get(f"{p}:s") == b"v"
-    assert redis_client.hgetall(f"{p}:h") == {b"a": b"1", b"b": b"x"}
-    assert items == [b"1", b"2", b"3"]
+def test_publisher_commits_outputs_and_source_offsets_in_one_transaction_per_partition(stack, unique_topic):
+    """stream.publisher under exactly-once: each source partition's outputs go to that partition
+    number, atomically with the group's source offsets; a fenced zombie cannot publish."""
+    from aiokafka.errors import KafkaError
 
-    assert redis_client.eval(CAPPED_INCR, 1, f"{p}:c", 7, 10) == 7
-    script = redis_client.register_script(CAPPED_INCR)  # EVALSHA path, as the state store uses
-    assert script(keys=[f"{p}:c"], args=[7, 10]) == 10
-    assert redis_client.get(f"{p}:c") == b"10"
+    from stream.core.records import OutputRecord, SourceRecord
+    from stream.publisher import Publisher
+
+    src, out = unique_topic("src"), unique_topic("out")
+    s = publisher_settings(stack, "exactly_once", 2)
+    source_topic_with_records(stack, src, 2, 3)
+    source_topic_with_records(stack, out, 2, 0)
+    batch = [SourceRecord(src, p, o, None, b"") for p in (0, 1) for o in range(3)]
+    outputs = [OutputRecord(out, r.source_id.encode(), b"o-" + r.source_id.encode(), r.partition) for r in batch]
+    outputs.append(OutputRecord(out, b"model-event", b"no source partition"))
+
+    async def run():
+        pub = Publisher(s)
+        try:
+            units = pub.plan(batch, outputs)
+            assert sorted((tp.partition, len(recs), nxt) for tp, recs, nxt in units) == [(0, 4, 3), (1, 3, 3)]
+            for unit in units:
+                await pub.publish(*unit)
+            zombie_unit = units[0]
+            successor = Publisher(s)        # same app id: same transactional ids, as after a rebalance
+            try:
+                await successor.publish(zombie_unit[0], [], zombie_unit[2])
+                try:
+                    await pub.publish(*zombie_unit)
+                    fenced = False
+                except KafkaError:
+                    fenced = True
+            finally:
+                await successor.close()
+        finally:
+            await pub.close()
+        consumer = AIOKafkaConsumer(**stack.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            committed = {p: await consumer.committed(TopicPartition(src, p)) for p in (0, 1)}
+        finally:
+            await consumer.stop()
+        return fenced, committed, await _consume_all(stack, out, len(outputs), isolation="read_committed")
+
+    fenced, committed, got = asyncio.run(run())
+    assert fenced, "a producer whose transactional id was taken over must be fenced"
+    assert committed == {0: 3, 1: 3}
+    assert sorted(r.value for r in got) == sorted(o.value for o in outputs)    # once each, the zombie's repeat not
+    for r in got:
+        if r.key != b"model-event":
+            assert r.partition == int(r.key.decode().split(":")[1])      # the source's partition number
+
+
+def test_publisher_at_least_once_delivers_every_output(stack, unique_topic):
+    from stream.core.records import OutputRecord, SourceRecord
+    from stream.publisher import Publisher
+
+    out = unique_topic("out")
+    s = publisher_settings(stack, "at_least_once", 2)
+    source_topic_with_records(stack, out, 2, 0)
+    batch = [SourceRecord("in", p, o, None, b"") for p in (0, 1) for o in range(5)]
+    outputs = [OutputRecord(out, r.source_id.encode(), r.source_id.encode(), r.partition) for r in batch]
+
+    async def run():
+        pub = Publisher(s)
+        try:
+            [unit] = pub.plan(batch, outputs)
+            await pub.publish(*unit)
+        finally:
+            await pub.close()
+        return await _consume_all(stack, out, len(outputs))
+
+    got = asyncio.run(run())
+    assert sorted((r.partition, r.value) for r in got) == sorted((o.partition, o.value) for o in outputs)
+
+
+def test_the_state_scripts_compare_and_set_and_append_once(redis_client, redis_prefix):
+    """The project's own .lua files, called raw as Redis runs them (their KEYS/ARGV contract)."""
+    from stream.core.windows import pack_tick
+    from stream.state.redis_store import FENCED_SET, WINDOW_APPEND
+
+    fenced_set = redis_client.register_script(FENCED_SET)
+    key = f"{redis_prefix}:acct:{{a}}"
+    assert fenced_set(keys=[key], args=["", "0:1", b"s1"]) == 1          # new entity
+    assert fenced_set(keys=[key], args=["", "0:2", b"zombie"]) == 0      # stale expectation: refused
+    assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2"]) == 1
+    assert redis_client.hgetall(key) == {b"fence": b"0:2", b"blob": b"s2"}
+
+    append = redis_client.register_script(WINDOW_APPEND)
+    win = f"{redis_prefix}:win:{{X}}"
+
+    def tick(offset, ts):
+        return append(keys=[win], args=[pack_tick(0, offset, ts, 100.0 + offset), 0, offset, 3, 4, ts])
+
+    windows = [tick(o, 1000 + o) for o in range(12)]
+    assert [len(w) // 28 for w in windows] == [1, 2, 3] + [3] * 9
+    assert tick(11, 1011) == windows[11]                         # redelivery: same window, nothing appended
+    assert tick(12, 500) == -1                                    # older than the last tick: refused
+    assert tick(0, 1000) is None                                  # trimmed away: cannot be reproduced
+    assert redis_client.strlen(win) // 28 <= 8                    # keep=4, trimmed at 2*keep
 
 
 def test_stack_settings_point_at_private_ports(stack):

@@ -1,7 +1,10 @@
 """`finstream stack` lifecycle on its own free ports and temp dir (separate from the session stack)."""
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -72,3 +75,38 @@ def test_crash_at_start_shows_log_tail(tmp_path):
         manager.start(s)
     assert "Stored node id 7 doesn't match" in str(exc.value)  # the broker's own words, from kafka.log
     assert not any(p.pid for p in manager.probe(s))
+
+
+def test_servers_listen_on_loopback_only(stack):
+    from workers import listening_addresses
+
+    ports = {"kafka": stack.kafka_host_port[1], "controller": stack.kafka_controller_port,
+             "redis": stack.redis_host_port[1]}
+    bound = {name: listening_addresses(port) for name, port in ports.items()}
+    assert bound == {name: {"127.0.0.1"} for name in ports}
+
+
+def test_listening_addresses_sees_a_wildcard_bind():
+    """The check above would catch a server on 0.0.0.0."""
+    from workers import listening_addresses
+
+    s = socket.socket()
+    s.bind(("0.0.0.0", 0))
+    s.listen()
+    try:
+        assert listening_addresses(s.getsockname()[1]) == {"0.0.0.0"}
+    finally:
+        s.close()
+
+
+def test_stack_status_redacts_secrets(stack, tmp_path):
+    """`finstream stack status` (the CLI, as a user runs it) never prints the Redis or SASL password."""
+    host, port = stack.redis_host_port
+    env = {**os.environ, "FINSTREAM_STACK_DIR": str(tmp_path),
+           "FINSTREAM_REDIS_URL": f"redis://admin:Hunter2-redis-pw@{host}:{port}/0",
+           "FINSTREAM_KAFKA_SASL_PASSWORD": "Hunter2-sasl-pw", "COLUMNS": "200"}
+    done = subprocess.run([sys.executable, "-m", "stream.cli", "stack", "status"], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    text = done.stdout + done.stderr
+    assert "redis" in text and f"{host}:{port}" in text, text      # the row is there ...
+    assert "Hunter2" not in text and "admin" not in text, text     # ... without the credentials

@@ -115,3 +115,28 @@ def consume(s: Settings, topics: list[str], until=lambda got: False, timeout: fl
     return asyncio.run(_consume(s, topics, until, timeout, committed, positions))
 
 
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses with a TCP socket listening on ``port`` (from /proc/net/tcp and tcp6), e.g.
+    ``{"127.0.0.1"}``; an IPv4-mapped IPv6 address is reported as its IPv4 form."""
+    import ipaddress
+
+    found = set()
+    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            addr, _, port_hex = local.partition(":")
+            if state != "0A" or int(port_hex, 16) != port:      # 0A = LISTEN
+                continue
+            raw = bytes.fromhex(addr)
+            # the kernel prints each 32-bit word in host (little-endian) order
+            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            ip = ipaddress.ip_address(raw)
+            mapped = getattr(ip, "ipv4_mapped", None)
+            found.add(str(mapped or ip))
+    return found
