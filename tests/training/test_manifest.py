@@ -5,10 +5,9 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import pytest
-
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
 
 from stream.core.features import FORECAST_WINDOW, RETURN_CLIP
 from stream.core.manifest import SLOTS, ModelCard, TensorSpec, read_manifest, sha256_file

@@ -4,10 +4,9 @@ from __future__ import annotations
 import re
 
 import pytest
+import yaml
 
 from stream.settings import REPO_ROOT, Settings
-
-yaml = pytest.importorskip("yaml", reason="pyyaml comes with the test extra")
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stream.core.features import FORECAST_WINDOW, RETURN_CLIP, Standardiser, forecast_input, log_returns, return_windows
+from training.data import market
 
 SP500_CSV = Path(__file__).resolve().parents[2] / "stream" / "data" / "sp500.csv"
 
@@ -21,7 +22,6 @@ def real_prices(n: int | None = None) -> np.ndarray:
 
 
 def test_training_windows_equal_serving_windows_on_real_prices():
-    market = pytest.importorskip("training.data.market")
     prices = real_prices(1500)
     norm = Standardiser.fit(log_returns(prices[:1000]))
     W = FORECAST_WINDOW
