@@ -2,7 +2,11 @@
 
 Each of the first ``n`` customers of ISLR/Caravan "buys" the products the data says they hold
 (in a seeded random order) and views a couple of others. Holdings are real; the timestamps and
-the views are made up (the data has no time axis) and the file says so in its name column.
+the views are made up (the data has no time axis) and the file says so in its source column.
+
+``stream/data/caravan_events.csv`` (what ``finstream demo`` replays) is this module's output:
+regenerate it with ``python -m training.demo_data``; ``tests/training/test_demo_data.py`` checks
+the committed file is byte for byte what ``build()`` writes.
 """
 from __future__ import annotations
 
