@@ -19,7 +19,7 @@ from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
 from stream.synthetic import generate_transactions, strip_labels
 
-from workers import MODEL_DIR, consume, produce
+from workers import MODEL_DIR, consume, listening_addresses, produce
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
 
@@ -76,6 +76,9 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
         counts = json.loads(resp.read())["forecast"]
     assert counts == {"ticks": 2 * n, "in_open_bar": 2, "bars_closed": 2 * (n - 1), "warming_up": 2 * (w - 1),
                       "forecasts": expected, "dead_letters": 3}
+    assert listening_addresses(web_port) == {"127.0.0.1"}          # the worker's web server: loopback only
+    # Faust's data directory lands in the run's own directory, never in the repository
+    assert (run.workdir / f"{s.app_id}-data").is_dir() and not (REPO_ROOT / f"{s.app_id}-data").exists()
 
 
 # How to feed parsed transactions (``stream.core.contracts.Transaction``) to the training-side
