@@ -84,9 +84,16 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
 # How to feed parsed transactions (``stream.core.contracts.Transaction``) to the training-side
 # feature entry point a risk model's card names (``extra.features_fn``). A new entry point (e.g.
 # real-data card features) adds its line here; an unknown one fails the parity test below.
+def _card_events(txns):
+    from stream.core.cardrisk import CardEvent     # the real-data card features (riskdata's branch)
+
+    return [(t.account_id, CardEvent.of(t)) for t in txns]
+
+
 FEATURE_FEEDS = {
     "stream.core.features.replay_features":
         lambda txns: [(t.account_id, t.ts, t.amount, t.country, t.merchant_category, t.channel) for t in txns],
+    "stream.core.cardrisk.replay_card_features": _card_events,
 }
 
 
