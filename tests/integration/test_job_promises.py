@@ -1,8 +1,7 @@
 """README promises about the jobs, driven the way the worker drives them (``build_jobs`` on the real
 Redis of the session stack, batches of source records, real models), without a Kafka round trip:
 
-* ``FINSTREAM_WINDOW_HISTORY`` decides how far back a redelivered tick still gets its original
-  forecast; beyond it the tick is dead-lettered, naming the setting;
+* a redelivered tick gets its original forecast back, byte for byte;
 * a redelivered transaction whose snapshot is gone is dead-lettered (ReplayGap), not recomputed;
 * a dead letter carries its source position (topic, partition, offset) in its body and key;
 * a model that does not load, or whose inputs do not match the manifest, is refused with a
@@ -56,29 +55,19 @@ def on(outs, topic):
     return [o for o in outs if o.topic == topic]
 
 
-@pytest.mark.parametrize("history", [4, 400])
-def test_window_history_decides_whether_an_old_tick_is_reproduced(stack, redis_prefix, history):
+def test_a_redelivered_tick_gets_its_original_forecast_back(stack, redis_prefix):
+    """Forecasts come from fenced bar state: a tick delivered again (after a crash) changes
+    nothing and gets the very bytes it produced the first time."""
     async def body():
-        s, jobs = jobs_for(stack, redis_prefix, FINSTREAM_WINDOW_HISTORY=history)
+        s, jobs = jobs_for(stack, redis_prefix)
         job = jobs[s.topic_ticks]
-        window = read_manifest(MODELS).default("forecast").inputs[0].shape[1] + 1
-        n = window + 3 * (window + 4)          # enough appends past a short history for the trim to run
-        recs = records(s.topic_ticks, 0, ticks(n))
-        first = await job.process(recs)
-        forecasts = {o.key: o.value for o in on(first, s.topic_forecasts)}
-        assert len(forecasts) == n - window + 1
-        old = recs[window - 1]                 # the first tick with a full window
-        again = [o for o in await job.process([old]) if o.topic != s.topic_model_events]
-        if history >= n:
-            assert [(o.topic, o.key, o.value) for o in again] == [(s.topic_forecasts, old.source_id.encode(),
-                                                                  forecasts[old.source_id.encode()])]
-        else:
-            [dead] = again
-            letter = orjson.loads(dead.value)
-            assert dead.topic == s.topic_dead_letters and "FINSTREAM_WINDOW_HISTORY" in letter["reason"]
-        recent = recs[-1]                       # within any history: the original bytes come back
-        again = on(await job.process([recent]), s.topic_forecasts)
-        assert [o.value for o in again] == [forecasts[recent.source_id.encode()]]
+        recs = records(s.topic_ticks, 0, ticks(120))
+        forecasts = {o.key: o.value for o in on(await job.process(recs), s.topic_forecasts)}
+        assert forecasts, "120 daily closes must fill a window"
+        last = max(forecasts, key=lambda k: int(k.decode().rsplit(":", 1)[1]))
+        rec = next(r for r in recs if r.source_id.encode() == last)
+        again = [o for o in await job.process([rec]) if o.topic != s.topic_model_events]
+        assert [(o.topic, o.key, o.value) for o in again] == [(s.topic_forecasts, last, forecasts[last])]
 
     asyncio.run(body())
 

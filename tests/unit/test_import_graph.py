@@ -2,8 +2,8 @@
 
 * ``stream/core`` is the pure core: no Kafka, Redis or Faust (nor the adapters that wrap them).
 * Nothing under ``stream/`` imports TensorFlow, Keras or tf2onnx: the worker runs on numpy and
-  onnxruntime. The only way from ``stream/`` into ``training/`` is the ``finstream train``
-  command, which hands over to the training package.
+  onnxruntime. What ``stream/`` borrows from ``training/`` (a data loader) must not bring
+  TensorFlow either; only the ``finstream train`` command hands over to the training package.
 
 The source scan sees imports inside functions too (lazy imports would escape a runtime check);
 the runtime check sees what third-party packages drag in behind our backs.
@@ -55,9 +55,21 @@ def test_core_imports_no_kafka_redis_faust_or_adapters():
 def test_nothing_under_stream_imports_tensorflow():
     files = sorted(STREAM.rglob("*.py"))
     assert len(files) > 20
-    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in files for m in imports(p)
-           if hits(m, TRAINING_ONLY) or (hits(m, {"training"}) and (str(p.relative_to(REPO_ROOT)), m) not in TRAINING_ENTRY)]
+    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in files for m in imports(p) if hits(m, TRAINING_ONLY)]
     assert bad == []
+
+
+def test_training_modules_used_by_stream_bring_no_tensorflow():
+    """stream/ may borrow a data loader from training/ (the demo's EUR/USD feed), but what it
+    imports from there must not drag TensorFlow in; only `finstream train` hands over to training."""
+    used = sorted({m for p in sorted(STREAM.rglob("*.py")) for m in imports(p)
+                   if hits(m, {"training"}) and (str(p.relative_to(REPO_ROOT)), m) not in TRAINING_ENTRY})
+    code = ("import importlib, sys\n"
+            f"for m in {used!r}: importlib.import_module(m)\n"
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert not set(done.stdout.split()) & TRAINING_ONLY, (used, set(done.stdout.split()) & TRAINING_ONLY)
 
 
 def test_the_scan_sees_lazy_and_relative_imports(tmp_path):
