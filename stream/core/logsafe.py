@@ -8,7 +8,6 @@ new (forged) line.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import logging
 import re
 
@@ -26,11 +25,14 @@ def has_control(text: str) -> bool:
 
 
 def pseudonym(entity_id: str, secret: bytes | None = None) -> str:
-    """A stable, non-reversible stand-in for an id in logs: HMAC-SHA256 with the deployment's
-    key secret when there is one (the same pseudonym as its Redis key), else a plain SHA-256."""
-    data = entity_id.encode()
-    digest = hmac.new(secret, data, hashlib.sha256) if secret else hashlib.sha256(data)
-    return digest.hexdigest()[:32]
+    """A stand-in for an id in logs: the deployment's keyed pseudonym (``stream.core.pseudonyms``,
+    the same as in its Redis key and outputs) when a secret is set, else a plain SHA-256 prefix
+    (never the id itself, though a list of candidate ids can reverse it: set the secret)."""
+    if secret:
+        from stream.core.pseudonyms import pseudonym as keyed
+
+        return keyed(secret, entity_id)
+    return hashlib.sha256(entity_id.encode()).hexdigest()[:32]
 
 
 class OneLineRecord(logging.LogRecord):

@@ -7,6 +7,9 @@ entity in one Redis Cluster slot, so each script touches a single slot)::
     P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state + output snapshots
     P:user:{<user>}      hash    same layout, for product profiles
 
+Every write sets the key's expiry to its kind's retention (``FINSTREAM_STATE_RETENTION_*_S``), so
+an idle entity disappears on its own and memory is bounded by the entities active within it.
+
 With ``FINSTREAM_REDIS_KEY_SECRET`` set, ``<symbol>``, ``<account>`` and ``<user>`` are replaced by
 the first 32 hex digits of HMAC-SHA256(secret, id).
 
@@ -24,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from stream.core.fencing import Fenced
+from stream.core.logsafe import pseudonym as log_pseudonym
 from stream.core.pseudonyms import pseudonym
 
 _HERE = Path(__file__).parent
@@ -65,10 +69,12 @@ def connect(settings, *, sync: bool = False, **kw):
 class RedisState:
     """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None):
+    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None,
+                 retention_ms: dict[str, int] | None = None):
         self.r = client
         self.prefix = prefix
         self._secret = key_secret
+        self.retention_ms = retention_ms or {}   # kind -> ms; missing or 0 = keep forever
         self._append = client.register_script(WINDOW_APPEND)
         self._fenced_set = client.register_script(FENCED_SET)
         self._cluster = type(client).__name__ == "RedisCluster"
@@ -107,7 +113,8 @@ class RedisState:
         ``OUT_OF_ORDER`` a new tick older than the symbol's last one (not appended)."""
         if not items:
             return []
-        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts])
+        ttl = self.retention_ms.get("win", 0)
+        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts, ttl])
                  for symbol, packed, partition, offset, ts in items]
         return [OUT_OF_ORDER if r == -1 else r for r in await self._run_scripts(self._append, calls)]
 
@@ -134,16 +141,17 @@ class RedisState:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        calls = []
+        calls, ttl = [], self.retention_ms.get(kind, 0)
         for i, e in dirty:
             blob = orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
                                 option=orjson.OPT_SERIALIZE_NUMPY)
-            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob]))
+            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob, ttl]))
         results = await self._run_scripts(self._fenced_set, calls)
         lost = [i for (i, _), ok in zip(dirty, results) if not ok]
         for i, e in dirty:
             if i not in lost:
                 e.loaded_fence, e.dirty = f"{e.partition}:{e.offset}", False
         if lost:
-            # Named by key, never by raw id: with FINSTREAM_REDIS_KEY_SECRET the key holds the pseudonym.
-            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. {[self.key(kind, i) for i in lost[:3]]}")
+            # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
+            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. "
+                                f"{[log_pseudonym(i, self._secret) for i in lost[:3]]}")
