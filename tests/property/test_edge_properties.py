@@ -13,13 +13,14 @@ Each hypothesis example is a batch of ``BATCH`` records, so 10,000 records cost 
 """
 from __future__ import annotations
 
-import json
 import math
 
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from edge_records import MARK, VALID, record
 
 from stream.core import contracts as c
 from stream.core.contracts import ContractError, decode, to_record
@@ -29,56 +30,6 @@ from stream.core.records import DEAD_LETTER_ORIGINAL_MAX, SourceRecord, dead_let
 
 BATCH = 100
 EXAMPLES = 100          # x BATCH = 10,000 records per kind
-MARK = "Zq9SECRET"      # planted in string values: must never show up in a reason
-
-VALID = {
-    "ticks": {"v": 1, "symbol": "SPX", "ts": 1_704_067_200_000, "price": 101.5, "bid": 101.4, "ask": 101.6,
-              "volume": 1200.0, "event_id": "t-1"},
-    "transactions": {"v": 1, "event_id": "e-1", "account_id": "a-1", "ts": 1_704_067_200_000, "amount": 42.0,
-                     "currency": "EUR", "merchant_category": "grocery", "channel": "pos", "country": "DE"},
-    "user-events": {"v": 1, "user_id": "u-1", "ts": 1_704_067_200_000, "product_id": "car", "action": "view"},
-}
-
-numbers = st.one_of(
-    st.integers(min_value=-(2 ** 70), max_value=2 ** 70),
-    st.floats(allow_nan=False, allow_infinity=False),
-    st.sampled_from([0, -1, 1e308, -1e308, 1e12, 1e12 + 1, 1e-9, 5e-10, 1_704_067_200, 4_102_444_800_001]),
-)
-texts = st.one_of(
-    st.text(max_size=40),
-    st.text(alphabet=st.characters(codec="utf-8"), max_size=8).map(lambda t: t + MARK),
-    st.sampled_from(["EUR", "eur", "\u00c9UR", "DE", "\u00d6S", "pos", "ECOM", "view", "buy", "X\nCRITICAL x",
-                     "4111111111111111" + MARK, " ", "", "a" * 70]),
-)
-values = st.one_of(numbers, texts, st.booleans(), st.none(), st.lists(st.integers(), max_size=2),
-                   st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
-
-
-@st.composite
-def record(draw, kind: str) -> bytes:
-    """A valid record, then a few fields replaced, dropped or added; sometimes its bytes mangled."""
-    d = dict(VALID[kind])
-    for _ in range(draw(st.integers(0, 3))):
-        field = draw(st.sampled_from(sorted(d) + ["extra", "v"]))
-        action = draw(st.sampled_from(["set", "set", "drop"]))
-        if action == "drop":
-            d.pop(field, None)
-        else:
-            d[field] = draw(values)
-    raw = json.dumps(d).encode()   # the standard library writes any int, as a producer might
-    mangle = draw(st.sampled_from(["none"] * 6 + ["truncate", "dupkey", "garbage", "escape"]))
-    if mangle == "truncate":
-        raw = raw[: draw(st.integers(0, len(raw)))]
-    elif mangle == "dupkey" and len(d) > 0:
-        k = draw(st.sampled_from(sorted(d)))
-        raw = raw[:-1] + b',"' + k.encode() + b'":' + json.dumps(draw(values)).encode() + b"}"
-    elif mangle == "garbage":
-        raw = draw(st.binary(max_size=64))
-    elif mangle == "escape":   # a key spelled with a JSON escape: same key to a JSON parser
-        raw = raw.replace(b'"ts"', b'"t\\u0073"', 1) + b""
-    return raw
-
-
 def _strings(event) -> list[str]:
     return [getattr(event, f) for f in event.__slots__ if isinstance(getattr(event, f), str)]
 
