@@ -86,6 +86,7 @@ def run_kind(kind: str) -> dict:
 @pytest.mark.parametrize("kind", sorted(VALID))
 def test_edge_properties_hold_for_10k_records(kind):
     seen = run_kind(kind)
+    print(f"\n{kind}: {seen}")
     assert seen["records"] >= 10_000
     # the generator must exercise both sides of the edge, or the properties prove little
     assert seen["accepted"] >= 500 and seen["refused"] >= 2_000, seen
