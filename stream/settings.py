@@ -116,14 +116,15 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(65_536, ge=1_024)   # larger input records are dead-lettered unread
     dead_letter_original_max_bytes: int = Field(16_384, ge=0, le=262_144)  # beyond: prefix + length + sha256
     max_future_skew_s: float = Field(300.0, ge=0)     # events dated further ahead of the worker's clock are refused
-    # Idle entities expire this long after their last update (0 = never): tick windows, accounts, users.
+    # Idle entities expire this long after their last update (0 = never): symbols (windows, bars), accounts, users.
     state_retention_win_s: int = Field(7 * 86_400, ge=0)
     state_retention_acct_s: int = Field(90 * 86_400, ge=0)
     state_retention_user_s: int = Field(365 * 86_400, ge=0)
 
     def state_retention_ms(self) -> dict[str, int]:
         """Retention per state kind (Redis key kind -> ms; 0 = keep forever)."""
-        return {"win": self.state_retention_win_s * 1000, "acct": self.state_retention_acct_s * 1000,
+        win = self.state_retention_win_s * 1000   # tick windows and time bars: market state of a symbol
+        return {"win": win, "bar": win, "acct": self.state_retention_acct_s * 1000,
                 "user": self.state_retention_user_s * 1000}
 
     # --- Local stack (finstream stack) ------------------------------------

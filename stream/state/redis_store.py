@@ -79,14 +79,20 @@ class RedisState:
         self._fenced_set = client.register_script(FENCED_SET)
         self._cluster = type(client).__name__ == "RedisCluster"
 
-    async def _run_scripts(self, script, calls: list[tuple[str, list]]) -> list:
+    async def _run_scripts(self, script, calls: list[tuple[str, list]], ttl_ms: int = 0) -> list:
         """Results of ``script(key, args)`` for each call, in call order, in as few round trips as
-        the deployment allows (one pipeline; on a cluster, one chain per key)."""
+        the deployment allows (one pipeline; on a cluster, one chain per key). With ``ttl_ms`` each
+        key's expiry is then set by a PEXPIRE of its own, not inside the script: a script with two
+        writes is logged to the AOF as MULTI/EXEC, which Redis 7.0 refuses to load (NOPERM) when the
+        default user is off, as on the secured stack, and the state would be lost on restart."""
         if not self._cluster:
             pipe = self.r.pipeline(transaction=False)
             for key, args in calls:
                 await script(keys=[key], args=args, client=pipe)
-            return list(await pipe.execute())
+                if ttl_ms:
+                    pipe.pexpire(key, ttl_ms)
+            results = list(await pipe.execute())
+            return results[::2] if ttl_ms else results
         results: list = [None] * len(calls)
         by_key: dict[str, list[int]] = {}
         for i, (key, _) in enumerate(calls):
@@ -98,6 +104,8 @@ class RedisState:
                 for i in indices:   # one key's calls stay in order: they are that key's history
                     key, args = calls[i]
                     results[i] = await script(keys=[key], args=args)
+                    if ttl_ms:
+                        await self.r.pexpire(key, ttl_ms)
 
         await asyncio.gather(*(chain(ix) for ix in by_key.values()))
         return results
@@ -113,10 +121,10 @@ class RedisState:
         ``OUT_OF_ORDER`` a new tick older than the symbol's last one (not appended)."""
         if not items:
             return []
-        ttl = self.retention_ms.get("win", 0)
-        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts, ttl])
+        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts])
                  for symbol, packed, partition, offset, ts in items]
-        return [OUT_OF_ORDER if r == -1 else r for r in await self._run_scripts(self._append, calls)]
+        results = await self._run_scripts(self._append, calls, self.retention_ms.get("win", 0))
+        return [OUT_OF_ORDER if r == -1 else r for r in results]
 
     # --- entities --------------------------------------------------------
     async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:
@@ -141,12 +149,12 @@ class RedisState:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        calls, ttl = [], self.retention_ms.get(kind, 0)
+        calls = []
         for i, e in dirty:
             blob = orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
                                 option=orjson.OPT_SERIALIZE_NUMPY)
-            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob, ttl]))
-        results = await self._run_scripts(self._fenced_set, calls)
+            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob]))
+        results = await self._run_scripts(self._fenced_set, calls, self.retention_ms.get(kind, 0))
         lost = [i for (i, _), ok in zip(dirty, results) if not ok]
         for i, e in dirty:
             if i not in lost:

@@ -3,7 +3,7 @@
 -- KEYS[1]  window key
 -- ARGV[1]  packed record (28 bytes: offset i64, ts i64, price f64, partition i32, little-endian)
 -- ARGV[2]  partition  ARGV[3] offset  ARGV[4] window length (records)  ARGV[5] records to keep
--- ARGV[6]  tick ts (ms)   ARGV[7] retention in ms (idle symbols expire; 0 = never)
+-- ARGV[6]  tick ts (ms)
 -- Returns the window bytes; nil when a redelivered tick is older than the kept history;
 -- -1 when a new tick is older than the symbol's last tick (out of order: not appended).
 local R = 28
@@ -41,8 +41,6 @@ if pos < 0 then
     redis.call('SET', key, redis.call('GETRANGE', key, cut * R, -1))
     pos = pos - cut
   end
-  local ttl = tonumber(ARGV[7] or '0')
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
 end
 local first = pos - length + 1
 if first < 0 then first = 0 end
