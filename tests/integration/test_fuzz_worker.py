@@ -24,7 +24,6 @@ from edge_records import MARK, keyed_record  # noqa: E402
 from stream.core.contracts import ContractError, decode, parse_tick  # noqa: E402
 
 PER_KIND = 1000
-WINDOW = 33   # prices per forecast window (a symbol's first 32 valid ticks only warm up)
 
 
 def generated(kind: str, n: int) -> list[tuple[bytes, bytes]]:
@@ -77,14 +76,15 @@ def test_fuzzed_records_each_get_one_answer_and_the_worker_stays_up(worker_run):
         counts[kind] = {"sent": PER_KIND, "outputs": len(ok), "dead_letters": len(dead)}
         if kind != "ticks":
             assert len(ok) + len(dead) == PER_KIND, (kind, counts[kind])
-    valid_symbols = set()
+    refused = 0
     for _, raw in feeds[s.topic_ticks]:
         try:
-            valid_symbols.add(parse_tick(decode(raw)).symbol)
+            parse_tick(decode(raw))
         except ContractError:
-            pass
-    unanswered = PER_KIND - counts["ticks"]["outputs"] - counts["ticks"]["dead_letters"]
-    assert 0 <= unanswered <= (WINDOW - 1) * len(valid_symbols), (counts["ticks"], len(valid_symbols))
+            refused += 1
+    # ticks feed time bars (a forecast per closed bar, not per tick): every tick the contract refuses
+    # is dead-lettered (late ticks may add more), and none is both dead-lettered and forecast
+    assert refused <= counts["ticks"]["dead_letters"] <= PER_KIND, (counts["ticks"], refused)
 
     reasons = Counter(v["reason"].split(" (")[0][:60] for _, v in got[s.topic_dead_letters])
     print("\nfuzz counts", counts, "\nreasons", reasons.most_common(25))
