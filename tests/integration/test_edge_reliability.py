@@ -56,7 +56,8 @@ def feed():
 
 @pytest.fixture(scope="module")
 def edge_run(stack, tmp_path_factory):
-    run = WorkerRun(stack, tmp_path_factory.mktemp("edge"), FINSTREAM_BAR_INTERVAL="1m")   # a bar per tick
+    run = WorkerRun(stack, tmp_path_factory.mktemp("edge"), FINSTREAM_BAR_INTERVAL="1m",
+                   FINSTREAM_BAR_SCALING_FALLBACK="true")   # a bar per tick, served by the nearest forecaster
     s = run.settings
     ticks, txns, events = feed()
     produce(s, s.topic_ticks, ticks)
@@ -189,7 +190,7 @@ def test_item8_idle_entities_expire_after_their_retention(stack, redis_client):
 
 
 def test_item1_huge_invalid_tick_is_dead_lettered_and_its_partition_moves_on(worker_run):
-    run = worker_run(FINSTREAM_BAR_INTERVAL="1m")
+    run = worker_run(FINSTREAM_BAR_INTERVAL="1m", FINSTREAM_BAR_SCALING_FALLBACK="true")
     s = run.settings
     big = orjson.dumps({"v": 1, "symbol": "BIGX", "ts": T0 + 5 * MIN, "price": -1.0, "pad": "x" * 900_000})
     records = [tick("BIGX", i) for i in range(5)] + [("BIGX", big)] + [tick("BIGX", i) for i in range(6, 46)]
