@@ -124,7 +124,8 @@ class Settings(BaseSettings):
     def state_retention_ms(self) -> dict[str, int]:
         """Retention per state kind (Redis key kind -> ms; 0 = keep forever)."""
         win = self.state_retention_win_s * 1000   # tick windows and time bars: market state of a symbol
-        return {"win": win, "bar": win, "acct": self.state_retention_acct_s * 1000,
+        acct = self.state_retention_acct_s * 1000      # account and card states
+        return {"win": win, "bar": win, "acct": acct, "card": acct,
                 "user": self.state_retention_user_s * 1000}
 
     # --- Local stack (finstream stack) ------------------------------------
