@@ -270,7 +270,7 @@ def _attributes(d: dict) -> dict | None:
         raise ContractError(f"field 'attributes' must be an object, got {type(a).__name__}")
     unknown = sorted(set(a) - set(CUSTOMER_ATTRIBUTES))
     if unknown:
-        raise ContractError(f"{len(unknown)} unknown attribute name(s) (expected names from CUSTOMER_ATTRIBUTES)")
+        raise ContractError(f"unknown attributes: {len(unknown)} name(s) not in CUSTOMER_ATTRIBUTES")
     return {k: _num(a, k) for k in a} or None
 
 
