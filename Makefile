@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test demo install stack-install stack-up stack-down stack-status clean
+.PHONY: test soak demo install stack-install stack-up stack-down stack-status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ stack-install: $(STAMP)
 
 test: stack-install
 	$(BIN)/pytest
+
+# The full soak (issue 7): 100,000 mixed events, 6 SIGKILLs at random points; `make test` runs a short one.
+soak: stack-install
+	SOAK_EVENTS=100000 SOAK_KILLS=6 $(BIN)/pytest -q -s tests/stress/test_soak.py
 
 demo: stack-install
 	$(BIN)/python -m training.data.fraud

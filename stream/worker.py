@@ -14,7 +14,7 @@ def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
     from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState, connect
 
-    state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret)
+    state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
     registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
     return {
         s.topic_ticks: ForecastJob(s, state, registry),
@@ -49,7 +49,10 @@ def main(settings: Settings | None = None) -> None:
     from stream.app import create_app
     from stream.core.manifest import ManifestError
 
+    from stream.core.logsafe import install_one_line_logging
+
     s = settings or get_settings()
+    install_one_line_logging()   # nothing from the wire can forge a log line
     logging.basicConfig(level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:

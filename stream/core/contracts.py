@@ -4,13 +4,20 @@ Validation is hand-written (no per-event model objects) because it runs once per
 the hot path. It rejects, with a reason a person can act on, everything that would make a
 score meaningless: missing fields, wrong types, non-finite or impossible values.
 The same rules back the training-side cleaning (``training.quality``).
+
+A reason names the field and the rule, never the value: reasons are logged and a value may be
+a card number or a forged log line (the dead letter keeps the original bytes for whoever may
+read them). Every number has a documented range (``*_MAX``), so no feature can overflow.
 """
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
 import orjson
+
+from stream.core.logsafe import has_control
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -23,6 +30,14 @@ ACTIONS = frozenset({"view", "click", "apply", "buy", "sell", "spend"})
 # below 1e11, so a seconds-vs-milliseconds mistake is caught at the edge, not in the features.
 _TS_MIN_MS = 100_000_000_000
 _TS_MAX_MS = 4_102_444_800_000
+
+# Documented ranges at the edge (README "Records"): wide enough for any currency (amounts in
+# IDR or VND) and any quote (fractions of a cent to indices in the millions), narrow enough
+# that a sum of every value an entity keeps stays finite in float64.
+AMOUNT_MAX = 1e12
+PRICE_MIN = 1e-9
+PRICE_MAX = 1e12
+VOLUME_MAX = 1e15
 
 
 class ContractError(ValueError):
@@ -88,10 +103,20 @@ def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str 
         raise ContractError(f"field '{key}' is empty")
     if len(v) > max_len:
         raise ContractError(f"field '{key}' longer than {max_len} characters")
+    if has_control(v):
+        raise ContractError(f"field '{key}' contains control characters")
     return v
 
 
-def _num(d: dict, key: str, *, required: bool = True) -> float | None:
+def _code(d: dict, key: str, size: int, standard: str) -> str:
+    """An ISO code: exactly ``size`` ASCII letters (``str.isalpha`` alone lets 'ÉUR' through)."""
+    v = _str(d, key, max_len=size).upper()
+    if len(v) != size or not (v.isascii() and v.isalpha()):
+        raise ContractError(f"field '{key}' is not an {standard} code")
+    return v
+
+
+def _num(d: dict, key: str, *, required: bool = True, hi: float | None = None) -> float | None:
     v = d.get(key)
     if v is None:
         if required:
@@ -102,6 +127,8 @@ def _num(d: dict, key: str, *, required: bool = True) -> float | None:
     v = float(v)
     if not math.isfinite(v):
         raise ContractError(f"field '{key}' is not finite")
+    if hi is not None and abs(v) > hi:
+        raise ContractError(f"field '{key}' out of range (at most {hi:g})")
     return v
 
 
@@ -110,26 +137,62 @@ def _ts(d: dict) -> int:
     ts = int(v)
     if not (_TS_MIN_MS <= ts <= _TS_MAX_MS):
         hint = " (looks like epoch seconds)" if 0 < ts < _TS_MIN_MS else ""
-        raise ContractError(f"field 'ts' must be epoch milliseconds (1973..2100), got {v!r}{hint}")
+        raise ContractError(f"field 'ts' must be epoch milliseconds (1973..2100){hint}")
     return ts
+
+
+def check_clock(ts: int, now_ms: int, tolerance_ms: int) -> None:
+    """Refuse an event dated further ahead of the worker's clock than the tolerance: one
+    far-future tick would otherwise make every later tick of its symbol look out of order."""
+    if ts > now_ms + tolerance_ms:
+        raise ContractError(f"field 'ts' is {(ts - now_ms) / 1000:.0f} s ahead of the worker's clock "
+                            f"(tolerance {tolerance_ms / 1000:g} s, FINSTREAM_MAX_FUTURE_SKEW_S)")
 
 
 def _version(d: dict) -> None:
     v = d.get("v", SCHEMA_VERSION)
-    if v not in SUPPORTED_VERSIONS:
-        raise ContractError(f"unsupported schema version {v!r} (supported: {sorted(SUPPORTED_VERSIONS)})")
+    # bool is an int in Python (True == 1): "v": true is not version 1
+    if isinstance(v, bool) or not isinstance(v, int) or v not in SUPPORTED_VERSIONS:
+        raise ContractError(f"unsupported schema version (supported: {sorted(SUPPORTED_VERSIONS)})")
 
 
-def decode(raw: bytes | str | None) -> dict:
+def _refuse_duplicates(pairs: list[tuple]) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ContractError("duplicate key in JSON object")
+    return dict(pairs)
+
+
+def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
+    """orjson keeps the last of repeated keys silently. The fast path proves a flat record has
+    none (each key's quoted name occurs once in the bytes); anything else (escapes, nesting, a
+    value spelled like a key) gets the exact check by the standard library's parser."""
+    if b"\\" not in raw and not any(isinstance(v, (dict, list)) for v in obj.values()):
+        if all(raw.count(b'"%s"' % k.encode()) == 1 for k in obj):
+            return False
+    try:
+        json.loads(raw, object_pairs_hook=_refuse_duplicates)
+    except ContractError:
+        return True
+    return False
+
+
+def decode(raw: bytes | str | None, max_bytes: int | None = None) -> dict:
     """Bytes from Kafka to a JSON object, or a ContractError saying why not."""
     if raw is None:
         raise ContractError("empty record (null value)")
+    if isinstance(raw, str):
+        raw = raw.encode()
+    if max_bytes is not None and len(raw) > max_bytes:
+        raise ContractError(f"record of {len(raw)} bytes is larger than {max_bytes} (FINSTREAM_MAX_RECORD_BYTES)")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise ContractError(f"not valid JSON: {exc}") from None
     if not isinstance(obj, dict):
         raise ContractError(f"record must be a JSON object, got {type(obj).__name__}")
+    if _has_duplicate_keys(raw, obj):
+        raise ContractError("duplicate key in JSON object")
     return obj
 
 
@@ -137,35 +200,34 @@ def decode(raw: bytes | str | None) -> dict:
 
 def parse_tick(d: dict) -> Tick:
     _version(d)
-    bid, ask, volume = _num(d, "bid", required=False), _num(d, "ask", required=False), _num(d, "volume", required=False)
+    bid, ask = _num(d, "bid", required=False, hi=PRICE_MAX), _num(d, "ask", required=False, hi=PRICE_MAX)
+    volume = _num(d, "volume", required=False, hi=VOLUME_MAX)
     if bid is not None and bid <= 0 or ask is not None and ask <= 0:
         raise ContractError("bid/ask must be > 0")
     if bid is not None and ask is not None and bid > ask:
-        raise ContractError(f"crossed quote: bid {bid} > ask {ask}")
+        raise ContractError("crossed quote: bid > ask")
     # A quote feed (bid and ask, no trade price) is priced at the mid: docs/forecasting.md.
     quote_only = d.get("price") is None and bid is not None and ask is not None
-    price = (bid + ask) / 2 if quote_only else _num(d, "price")
+    price = (bid + ask) / 2 if quote_only else _num(d, "price", hi=PRICE_MAX)
     if price <= 0:
-        raise ContractError(f"impossible price {price} (must be > 0)")
+        raise ContractError("impossible price (must be > 0)")
+    if price < PRICE_MIN:
+        raise ContractError(f"field 'price' out of range (at least {PRICE_MIN:g})")
     if volume is not None and volume < 0:
-        raise ContractError(f"negative volume {volume}")
+        raise ContractError("negative volume")
     return Tick(_str(d, "symbol", max_len=32), _ts(d), price, bid, ask, volume, _str(d, "event_id", required=False))
 
 
 def parse_transaction(d: dict) -> Transaction:
     _version(d)
-    amount = _num(d, "amount")
+    amount = _num(d, "amount", hi=AMOUNT_MAX)
     if amount <= 0:
-        raise ContractError(f"impossible amount {amount} (must be > 0)")
-    currency = _str(d, "currency", max_len=3).upper()
-    if len(currency) != 3 or not currency.isalpha():
-        raise ContractError(f"currency {currency!r} is not an ISO 4217 code")
-    country = _str(d, "country", max_len=2).upper()
-    if len(country) != 2 or not country.isalpha():
-        raise ContractError(f"country {country!r} is not an ISO 3166 alpha-2 code")
+        raise ContractError("impossible amount (must be > 0)")
+    currency = _code(d, "currency", 3, "ISO 4217")
+    country = _code(d, "country", 2, "ISO 3166 alpha-2")
     channel = _str(d, "channel", max_len=16).lower()
     if channel not in CHANNELS:
-        raise ContractError(f"unknown channel {channel!r} (expected one of {sorted(CHANNELS)})")
+        raise ContractError(f"unknown channel (expected one of {sorted(CHANNELS)})")
     account = d.get("account_id", d.get("user_id"))
     # user_id links the account to a user only next to an explicit account_id (else it *is* the account).
     user = _str(d, "user_id", required=False) if "account_id" in d else None
@@ -192,7 +254,7 @@ def parse_user_event(d: dict) -> UserEvent:
     _version(d)
     action = _str(d, "action", max_len=16).lower()
     if action not in ACTIONS:
-        raise ContractError(f"unknown action {action!r} (expected one of {sorted(ACTIONS)})")
+        raise ContractError(f"unknown action (expected one of {sorted(ACTIONS)})")
     return UserEvent(_str(d, "user_id"), _ts(d), _str(d, "product_id"), action, _str(d, "event_id", required=False),
                      _attributes(d), _str(d, "merchant_category", max_len=16, required=False))
 
@@ -208,7 +270,7 @@ def _attributes(d: dict) -> dict | None:
         raise ContractError(f"field 'attributes' must be an object, got {type(a).__name__}")
     unknown = sorted(set(a) - set(CUSTOMER_ATTRIBUTES))
     if unknown:
-        raise ContractError(f"unknown attributes {unknown[:3]} (expected names from CUSTOMER_ATTRIBUTES)")
+        raise ContractError(f"unknown attributes: {len(unknown)} name(s) not in CUSTOMER_ATTRIBUTES")
     return {k: _num(a, k) for k in a} or None
 
 

@@ -81,6 +81,10 @@ _CATEGORY_CAP = 16
 _EWMA_ALPHA = 0.1
 _PRIOR_LOG_MEAN = math.log(50.0)
 _PRIOR_LOG_VAR = 1.0
+# Sums are clamped here and every row is checked: features stay finite whatever an account's
+# history holds (two amounts of 1e308 once made the 24-hour spend infinite and every later score
+# of the account NaN for a day). The edge bounds amounts far below this (contracts.AMOUNT_MAX).
+_FINITE_CAP = 1e300
 
 TXN_FEATURES: tuple[str, ...] = (
     "log_amount",
@@ -159,18 +163,18 @@ def txn_features(state: AccountState, ts: int, amount: float, country: str, cate
             if since <= t <= ts:
                 c += 1
                 if horizon == 86400:
-                    spend_24h += a
+                    spend_24h = min(spend_24h + a, _FINITE_CAP)
         counts.append(float(c))
     usual = math.expm1(state.log_mean)
     gap_s = (ts - state.last_ts) / 1000.0 if state.last_ts is not None else 0.0
     hour = (ts // 3_600_000) % 24
     first = state.n == 0
-    return [
+    row = [
         log_amount,
         max(-10.0, min(10.0, z)),
         counts[0],
         counts[1],
-        math.log1p((spend_24h + amount) / max(usual, 1.0)),
+        math.log1p(min(spend_24h + amount, _FINITE_CAP) / max(usual, 1.0)),
         math.log1p(max(gap_s, 0.0)),
         float(not first and country not in state.countries),
         float(state.last_country is not None and country != state.last_country),
@@ -181,6 +185,12 @@ def txn_features(state: AccountState, ts: int, amount: float, country: str, cate
         float(category in HIGH_RISK_CATEGORIES),
         float(first),
     ]
+    return row if math.isfinite(math.fsum(row)) else _finite(row)
+
+
+def _finite(row: list[float]) -> list[float]:
+    """Last line of defence (not reached with inputs inside the contract's ranges)."""
+    return [0.0 if math.isnan(v) else max(-_FINITE_CAP, min(_FINITE_CAP, v)) for v in row]
 
 
 def advance(state: AccountState, ts: int, amount: float, country: str, category: str) -> AccountState:

@@ -7,6 +7,7 @@ per-account order carries over to the output topics.
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass
 
 import orjson
@@ -47,11 +48,41 @@ def output(topic: str, src: SourceRecord, body: dict) -> OutputRecord:
                         src.partition)
 
 
-def dead_letter(topic: str, src: SourceRecord, reason: str) -> OutputRecord:
-    """The record that could not be used, byte for byte, with the reason and where it came from."""
-    original = src.value if src.value is not None else b""
-    return output(topic, src, {
-        "reason": reason,
-        "original_b64": base64.b64encode(original).decode(),
-        "original_key_b64": base64.b64encode(src.key).decode() if src.key is not None else None,
-    })
+DEAD_LETTER_ORIGINAL_MAX = 16_384   # bytes of the original value a dead letter carries in full
+DEAD_LETTER_KEY_MAX = 1_024
+DEAD_LETTER_REASON_MAX = 512
+
+
+def _bounded(data: bytes, limit: int) -> dict:
+    """``data`` (base64) if it is at most ``limit`` bytes, else its first ``limit`` bytes plus the
+    length and SHA-256 of the whole: enough to find and verify the original, and always small."""
+    out = {"b64": base64.b64encode(data[:limit]).decode(), "length": len(data)}
+    if len(data) > limit:
+        out.update(truncated=True, sha256=hashlib.sha256(data).hexdigest())
+    return out
+
+
+def dead_letter(topic: str, src: SourceRecord, reason: str,
+                original_max: int = DEAD_LETTER_ORIGINAL_MAX) -> OutputRecord:
+    """The record that could not be used, with the reason and where it came from.
+
+    The original travels byte for byte up to ``original_max`` bytes; beyond that a prefix, its
+    length and its SHA-256 (the full record stays in the source topic at the given position).
+    A dead letter must always fit the producer's request limit: one that did not would fail its
+    batch on every retry and stop the partition for good (a poison pill).
+    """
+    original = _bounded(src.value if src.value is not None else b"", original_max)
+    body = {
+        "reason": reason[:DEAD_LETTER_REASON_MAX],
+        "original_b64": original["b64"],
+        "original_length": original["length"],
+        "original_key_b64": None,
+    }
+    if original.get("truncated"):
+        body.update(original_truncated=True, original_sha256=original["sha256"])
+    if src.key is not None:
+        key = _bounded(src.key, DEAD_LETTER_KEY_MAX)
+        body["original_key_b64"] = key["b64"]
+        if key.get("truncated"):
+            body.update(original_key_length=key["length"], original_key_sha256=key["sha256"])
+    return output(topic, src, body)

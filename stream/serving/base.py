@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from typing import Callable, TypeVar
 
 import orjson
 
 from stream.core import fencing
-from stream.core.contracts import ContractError, decode
+from stream.core.contracts import ContractError, check_clock, decode
+from stream.core.logsafe import escape
 from stream.core.pseudonyms import Pseudonyms, withheld_dead_letter
 from stream.core.records import OutputRecord, SourceRecord, dead_letter
 
@@ -32,19 +34,27 @@ class Job:
         and a dead letter with the reason for each invalid record."""
         self.models.maybe_reload()
         good, out = [], self.model_events()
+        s = self.settings
+        now_ms, skew_ms = int(time.time() * 1000), int(s.max_future_skew_s * 1000)
         for rec in batch:
             try:
-                good.append((rec, parse(decode(rec.value))))
+                event = parse(decode(rec.value, s.max_record_bytes))
+                check_clock(event.ts, now_ms, skew_ms)
+                good.append((rec, event))
             except ContractError as exc:
                 out.append(self.dead_letter(rec, str(exc)))
+            except Exception as exc:   # a parser bug must not make one record a poison pill
+                log.exception("unexpected error parsing %s", rec.source_id)
+                out.append(self.dead_letter(rec, f"unprocessable record ({type(exc).__name__})"))
         return good, out
 
     def dead_letter(self, rec: SourceRecord, reason: str) -> OutputRecord:
+        """Count, log (position and reason only, one line) and build a bounded dead letter."""
         self.counts["dead_letters"] += 1
-        log.warning("dead letter %s: %s", rec.source_id, reason)
+        log.warning("dead letter %s: %s", rec.source_id, escape(reason))
         if self.ids.enabled:
             return withheld_dead_letter(self.settings.topic_dead_letters, rec, reason, self.ids)
-        return dead_letter(self.settings.topic_dead_letters, rec, reason)
+        return dead_letter(self.settings.topic_dead_letters, rec, reason, self.settings.dead_letter_original_max_bytes)
 
     async def fold(self, kind: str, events: list, entity_id, decode, encode, step, out: list) -> tuple[list, list]:
         """Apply each event to its entity's fenced state (``stream.core.fencing``), one load and

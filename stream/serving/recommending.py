@@ -54,7 +54,7 @@ class RecommendJob(Job):
     def _known_product(self, d: dict):
         ev = parse_user_event(d)
         if ev.product_id not in PRODUCT_INDEX:
-            raise ContractError(f"unknown product_id {ev.product_id!r}")
+            raise ContractError("unknown product_id (not in the catalogue)")
         return ev
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:

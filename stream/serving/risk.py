@@ -12,6 +12,7 @@ import numpy as np
 from stream.core.alerts import is_alert
 from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, advance_card, card_features
 from stream.core.contracts import parse_transaction
+from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
 from stream.core.spend import spend_record
@@ -35,8 +36,8 @@ def _card_step(t):
 
 
 # feature set -> (state kind, decode, encode, step)
-_ACCOUNT = ("acct", AccountState.from_dict, AccountState.to_dict, _step)
-_CARD = ("card", CardState.from_dict, CardState.to_dict, _card_step)
+_ACCOUNT = ("acct", *codec(AccountState.from_dict, AccountState.to_dict), _step)
+_CARD = ("card", *codec(CardState.from_dict, CardState.to_dict), _card_step)
 
 
 class RiskJob(Job):
@@ -47,8 +48,13 @@ class RiskJob(Job):
         model = self.models[self.slot]
         card = model.card
         kind, dec, enc, step = _CARD if tuple(card.features) == CARD_FEATURES else _ACCOUNT
-        rows, kept = await self.fold(kind, events, lambda t: t.account_id, dec, enc, step, out)
-        self.counts["transactions"] += len(kept)
+        # a resent event id gets its original features back (same bytes, same score), state untouched
+        rows, kept = await self.fold(kind, events, lambda t: t.account_id, dec, enc,
+                                     lambda t: once(t.event_id, step(t)), out)
+        repeats = sum(bool(r) for _, r in rows)
+        rows = [row for row, _ in rows]
+        self.counts["transactions"] += len(kept) - repeats
+        self.counts["repeated_event_ids"] += repeats
         if not kept:
             return out
         x = np.asarray(rows, dtype=np.float32)

@@ -7,6 +7,9 @@ entity in one Redis Cluster slot, so each script touches a single slot)::
     P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state + output snapshots
     P:user:{<user>}      hash    same layout, for product profiles
 
+Every write sets the key's expiry to its kind's retention (``FINSTREAM_STATE_RETENTION_*_S``), so
+an idle entity disappears on its own and memory is bounded by the entities active within it.
+
 With ``FINSTREAM_REDIS_KEY_SECRET`` set, ``<symbol>``, ``<account>`` and ``<user>`` are replaced by
 the first 32 hex digits of HMAC-SHA256(secret, id).
 
@@ -24,6 +27,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from stream.core.fencing import Fenced
+from stream.core.logsafe import pseudonym as log_pseudonym
 from stream.core.pseudonyms import pseudonym
 
 _HERE = Path(__file__).parent
@@ -65,22 +69,30 @@ def connect(settings, *, sync: bool = False, **kw):
 class RedisState:
     """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore``."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None):
+    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None,
+                 retention_ms: dict[str, int] | None = None):
         self.r = client
         self.prefix = prefix
         self._secret = key_secret
+        self.retention_ms = retention_ms or {}   # kind -> ms; missing or 0 = keep forever
         self._append = client.register_script(WINDOW_APPEND)
         self._fenced_set = client.register_script(FENCED_SET)
         self._cluster = type(client).__name__ == "RedisCluster"
 
-    async def _run_scripts(self, script, calls: list[tuple[str, list]]) -> list:
+    async def _run_scripts(self, script, calls: list[tuple[str, list]], ttl_ms: int = 0) -> list:
         """Results of ``script(key, args)`` for each call, in call order, in as few round trips as
-        the deployment allows (one pipeline; on a cluster, one chain per key)."""
+        the deployment allows (one pipeline; on a cluster, one chain per key). With ``ttl_ms`` each
+        key's expiry is then set by a PEXPIRE of its own, not inside the script: a script with two
+        writes is logged to the AOF as MULTI/EXEC, which Redis 7.0 refuses to load (NOPERM) when the
+        default user is off, as on the secured stack, and the state would be lost on restart."""
         if not self._cluster:
             pipe = self.r.pipeline(transaction=False)
             for key, args in calls:
                 await script(keys=[key], args=args, client=pipe)
-            return list(await pipe.execute())
+                if ttl_ms:
+                    pipe.pexpire(key, ttl_ms)
+            results = list(await pipe.execute())
+            return results[::2] if ttl_ms else results
         results: list = [None] * len(calls)
         by_key: dict[str, list[int]] = {}
         for i, (key, _) in enumerate(calls):
@@ -92,6 +104,8 @@ class RedisState:
                 for i in indices:   # one key's calls stay in order: they are that key's history
                     key, args = calls[i]
                     results[i] = await script(keys=[key], args=args)
+                    if ttl_ms:
+                        await self.r.pexpire(key, ttl_ms)
 
         await asyncio.gather(*(chain(ix) for ix in by_key.values()))
         return results
@@ -109,7 +123,8 @@ class RedisState:
             return []
         calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts])
                  for symbol, packed, partition, offset, ts in items]
-        return [OUT_OF_ORDER if r == -1 else r for r in await self._run_scripts(self._append, calls)]
+        results = await self._run_scripts(self._append, calls, self.retention_ms.get("win", 0))
+        return [OUT_OF_ORDER if r == -1 else r for r in results]
 
     # --- entities --------------------------------------------------------
     async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:
@@ -139,11 +154,12 @@ class RedisState:
             blob = orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
                                 option=orjson.OPT_SERIALIZE_NUMPY)
             calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob]))
-        results = await self._run_scripts(self._fenced_set, calls)
+        results = await self._run_scripts(self._fenced_set, calls, self.retention_ms.get(kind, 0))
         lost = [i for (i, _), ok in zip(dirty, results) if not ok]
         for i, e in dirty:
             if i not in lost:
                 e.loaded_fence, e.dirty = f"{e.partition}:{e.offset}", False
         if lost:
-            # Named by key, never by raw id: with FINSTREAM_REDIS_KEY_SECRET the key holds the pseudonym.
-            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. {[self.key(kind, i) for i in lost[:3]]}")
+            # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
+            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. "
+                                f"{[log_pseudonym(i, self._secret) for i in lost[:3]]}")
