@@ -140,3 +140,18 @@ def listening_addresses(port: int) -> set[str]:
             mapped = getattr(ip, "ipv4_mapped", None)
             found.add(str(mapped or ip))
     return found
+
+
+def entity_state(client, prefix: str) -> dict:
+    """A deployment's Redis state under ``prefix``, for comparing a crashed run with a clean one:
+    windows byte for byte; entity hashes as fence + state (which output snapshots remain depends on
+    where batches and commits fell, not on the data)."""
+    out = {}
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
+        k = key.decode().removeprefix(prefix)
+        if client.type(key) == b"string":
+            out[k] = client.get(key)
+        else:
+            h = client.hgetall(key)
+            out[k] = (h[b"fence"], orjson.loads(h[b"blob"])["s"])
+    return out

@@ -29,7 +29,7 @@ import pytest
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from workers import WorkerRun, consume, produce  # noqa: E402
+from workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
 from stream import synthetic  # noqa: E402
 from stream.core.contracts import ContractError, PARSERS, decode  # noqa: E402
@@ -153,18 +153,6 @@ def kill_when_written(run: WorkerRun, target: int, timeout: float) -> int:
     return n
 
 
-def entity_state(client: redis.Redis, prefix: str) -> dict:
-    """Windows byte for byte; entity hashes as fence + state (which output snapshots remain depends
-    on commit timing, not on the data)."""
-    out = {}
-    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
-        k = key.decode().removeprefix(prefix)
-        if client.type(key) == b"string":
-            out[k] = client.get(key)
-        else:
-            h = client.hgetall(key)
-            out[k] = (h[b"fence"], orjson.loads(h[b"blob"])["s"])
-    return out
 
 
 def memory_per_kind(client: redis.Redis, prefix: str) -> dict[str, dict]:
