@@ -371,10 +371,12 @@ async def _engine(s: Settings, job_name: str, records, warm) -> dict:
     counting = CountingRedis(client)
     registry = ModelRegistry(s.model_dir, (job_name,))
     timer = TimedModel()
-    timer.wrap(registry[job_name])
     try:
         # warm-up (separate keys): loads the Lua scripts, first onnxruntime run, imports
         warm_job = cls(js, RedisState(client, prefix + "-warm"), registry)
+        # every slot the job serves (the forecast job adds one per bar interval when it is built)
+        for served in {id(registry[slot]): registry[slot] for slot in registry.slots}.values():
+            timer.wrap(served)
         await warm_job.process(source_records(topic, warm, s.topic_partitions))
         info0 = await client.info("commandstats")
         timer.__init__()
