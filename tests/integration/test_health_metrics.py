@@ -105,7 +105,8 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
             assert m[("finstream_stage_seconds_count", (("slot", "risk"), ("stage", stage)))] >= 1, stage
         assert m[("finstream_partitions_assigned", ())] == 3 * 2
         models = {dict(k)["slot"]: dict(k) for (n, k), _ in m.items() if n == "finstream_model_info"}
-        assert set(models) == {"forecast", "risk", "recommend"} and all(len(v["sha256"]) == 64 for v in models.values())
+        # the registry's slots, plus the per-interval forecaster the default 1d bars are served by
+        assert set(models) == {"forecast", "forecast@1d", "risk", "recommend"} and all(len(v["sha256"]) == 64 for v in models.values())
         lags = [v for (n, _), v in m.items() if n == "finstream_consumer_lag_messages"]
         assert lags and all(v >= 0 for v in lags)
         assert m[("finstream_ready", ())] == 1

@@ -18,14 +18,15 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
+from stream.cardfeed import IEEE_CIS, ieee_records
 from stream.core.pseudonyms import pseudonym
 from stream.core.products import PRODUCT_IDS
 from stream.rebuild import RebuildError, rebuild
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
-from stream.synthetic import generate_transactions, strip_labels
 from stream.worker import WorkerError, preflight
+from training.data.fraud import fetch_wheel
 
 from workers import WorkerRun, produce
 
@@ -171,7 +172,8 @@ def secured_run(secure_env, tmp_path_factory):
     s = run.settings
     kafka_security.grant_worker(s)   # the worker's user is no super user: it runs on the documented ACLs
     run.start()
-    txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.2, seed=5))[:400]
+    # the served risk model is the real-data card model: real IEEE-CIS hold-out rows raise real alerts
+    txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))
     accounts = sorted({t["account_id"] for t in txns})
     events = _user_events(8)
     users = sorted({u for u, _ in events})
@@ -239,7 +241,9 @@ def test_authorised_consumer_maps_pseudonyms_back(secured_run, secure_env):
     assert {d["original_key_pseudonym"] for d in dead} == {table[accounts[0]], table[users[0]]}
     assert all(d["original_withheld"] and "original_b64" not in d and len(d["original_sha256"]) == 64 for d in dead)
     state = _state(s, s.redis_key_prefix)
-    assert f"acct:{{{table[accounts[0]]}}}" in state and f"user:{{{table[users[0]]}}}" in state
+    # the served risk model's entity kind: per card (real-data model) or per account (synthetic model)
+    assert {f"card:{{{table[accounts[0]]}}}", f"acct:{{{table[accounts[0]]}}}"} & set(state)
+    assert f"user:{{{table[users[0]]}}}" in state
     assert table[accounts[0]] == pseudonym(KEY_SECRET.encode(), accounts[0])
 
 
