@@ -59,6 +59,7 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         producer_linger_ms=5,
         stream_buffer_maxsize=max(4096, 2 * s.batch_max),
         # A killed worker's partitions move to the others after this long, not Faust's default 60 s.
+        broker_commit_interval=s.commit_interval_ms / 1000.0,   # at-least-once acks; see settings
         broker_session_timeout=s.kafka_session_timeout_s,
         broker_heartbeat_interval=max(1.0, s.kafka_session_timeout_s / 4),
     )

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     model_dir: Path = REPO_ROOT / "onnx_models"
     model_poll_s: float = Field(2.0, gt=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
+    # at_least_once: how often Faust commits acknowledged offsets (what a crash makes repeat);
+    # exactly_once commits with each batch's transaction and ignores it.
+    commit_interval_ms: int = Field(2800, ge=10)
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself

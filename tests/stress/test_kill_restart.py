@@ -34,7 +34,7 @@ from stream import synthetic  # noqa: E402
 pytestmark = pytest.mark.stress
 PER_TOPIC = 3000
 TICKS = 12000           # the forecast job is the cheapest: more ticks keep it mid-stream at every kill
-KILLS = {"exactly_once": (0.0, 0.2, 0.4), "at_least_once": (0.0, 0.05)}   # kill when every topic is past this
+KILLS = {"exactly_once": (0.0, 0.04, 0.08), "at_least_once": (0.0, 0.04)}   # kill when every topic is past this
 
 
 def input_log():
@@ -214,7 +214,7 @@ def wait_all_committed(run: WorkerRun, timeout: float = 240) -> None:
 def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_path, guarantee):
     log = input_log()
     common = {"FINSTREAM_PROCESSING_GUARANTEE": guarantee, "FINSTREAM_KAFKA_SESSION_TIMEOUT_S": "6",
-              "FINSTREAM_BATCH_MAX": "40"}
+              "FINSTREAM_BATCH_MAX": "40", "FINSTREAM_COMMIT_INTERVAL_MS": "200"}
 
     clean = WorkerRun(stack, tmp_path, **common)
     crashed = WorkerRun(stack, tmp_path, **common)
