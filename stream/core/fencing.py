@@ -13,9 +13,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 S = TypeVar("S")
 
-# Without a known committed offset (at-least-once: Faust commits on its own interval), the last
-# SNAPSHOTS_KEPT outputs per entity are kept; that must exceed what one entity sees uncommitted.
-SNAPSHOTS_KEPT = 64
+SNAPSHOTS_KEPT = 64  # per entity; must exceed what one entity can see in an uncommitted stretch
 
 
 @dataclass(slots=True)
@@ -35,16 +33,11 @@ class ReplayGap(LookupError):
     """A redelivered record whose snapshot was trimmed: its output cannot be reproduced."""
 
 
-def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]],
-          committed: int | None = None) -> Any:
+def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]]) -> Any:
     """Apply one record to an entity (in place) and return the record's output.
 
     ``step(state) -> (new_state, output)`` must be pure. A partition change (topic repartitioned,
     keys moved) counts as new: the old partition's offsets mean nothing on the new one.
-    ``committed``: the partition's committed offset when the caller knows it. Kafka never
-    redelivers below it, so snapshots below it are dropped and none at or above it ever is,
-    however many records one entity sees in an uncommitted stretch; without it the last
-    ``SNAPSHOTS_KEPT`` are kept.
     """
     if entity.seen(partition, offset):
         try:
@@ -56,12 +49,7 @@ def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tu
     entity.state, output = step(entity.state)
     entity.partition, entity.offset = partition, offset
     entity.snapshots[offset] = output
-    snaps = entity.snapshots   # offsets go in ascending, so the first is the oldest
-    if committed is not None:
-        while snaps and next(iter(snaps)) < committed:
-            del snaps[next(iter(snaps))]
-    else:
-        while len(snaps) > SNAPSHOTS_KEPT:
-            del snaps[next(iter(snaps))]
+    while len(entity.snapshots) > SNAPSHOTS_KEPT:   # offsets go in ascending, so the first is the oldest
+        del entity.snapshots[next(iter(entity.snapshots))]
     entity.dirty = True
     return output

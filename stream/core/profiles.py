@@ -63,7 +63,7 @@ def attribute_vector(known: dict[str, float], means) -> np.ndarray:
 
 
 # --- snapshots ----------------------------------------------------------------------------------
-# The fence keeps one output snapshot per applied, uncommitted offset (see stream.core.fencing), so
+# The fence keeps one output snapshot per applied offset (up to fencing.SNAPSHOTS_KEPT per user), so
 # the profile a recommendation was computed from (and the profile state) is stored compactly: [holdings bitmask, "3v 17c
 # 3s:fuel" (product index, action code, spend note), attributes if any]. Roughly 40-80 bytes.
 _CODE = {"view": "v", "click": "c", "apply": "a", "spend": "s"}

@@ -26,7 +26,6 @@ class Job:
         self.state = state
         self.models = models
         self.counts: Counter = Counter()
-        self._committed: dict[int, int] = {}   # see _committed_offsets
         self.ids = Pseudonyms(settings.key_secret)  # account/user ids as published (docs/security.md)
 
     def begin(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
@@ -34,7 +33,6 @@ class Job:
         parse at the edge. Returns the valid events in order, and the outputs so far: model events
         and a dead letter with the reason for each invalid record."""
         self.models.maybe_reload()
-        self._committed = self._committed_offsets(batch)
         good, out = [], self.model_events()
         s = self.settings
         now_ms, skew_ms = int(time.time() * 1000), int(s.max_future_skew_s * 1000)
@@ -58,20 +56,6 @@ class Job:
             return withheld_dead_letter(self.settings.topic_dead_letters, rec, reason, self.ids)
         return dead_letter(self.settings.topic_dead_letters, rec, reason, self.settings.dead_letter_original_max_bytes)
 
-    def _committed_offsets(self, batch: list[SourceRecord]) -> dict[int, int]:
-        """Per source partition, the offset committed before this batch, where the delivery path
-        guarantees it: under exactly-once each batch's transaction commits its offsets before the
-        next batch is taken, and a restarted or rebalanced consumer starts at the committed offset,
-        so the batch's first offset on a partition is that partition's committed offset. Under
-        at-least-once Faust commits on its own interval: unknown (empty)."""
-        if self.settings.processing_guarantee != "exactly_once":
-            return {}
-        first: dict[int, int] = {}
-        for rec in batch:
-            if rec.offset < first.get(rec.partition, rec.offset + 1):
-                first[rec.partition] = rec.offset
-        return first
-
     async def fold(self, kind: str, events: list, entity_id, decode, encode, step, out: list) -> tuple[list, list]:
         """Apply each event to its entity's fenced state (``stream.core.fencing``), one load and
         one save per batch. Returns (each kept event's output, the kept events); a redelivered
@@ -81,8 +65,7 @@ class Job:
         results, kept = [], []
         for rec, e in events:
             try:
-                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e),
-                                             self._committed.get(rec.partition)))
+                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e)))
                 kept.append((rec, e))
             except fencing.ReplayGap as exc:
                 out.append(self.dead_letter(rec, f"cannot reproduce a redelivered record: {exc}"))

@@ -39,18 +39,3 @@ def test_gap_is_an_error_not_a_silent_skip():
     with pytest.raises(fencing.ReplayGap):
         fencing.apply(e, 0, 0, counter_step(1))
     assert len(e.snapshots) == fencing.SNAPSHOTS_KEPT
-
-
-def test_with_a_committed_offset_every_uncommitted_snapshot_is_kept_and_older_ones_go():
-    """Exactly-once: one busy entity sees more records in an uncommitted stretch than the count cap;
-    every one of them must still reproduce after a crash, and snapshots below the commit are dropped."""
-    n = 3 * fencing.SNAPSHOTS_KEPT
-    e = Fenced(0)
-    first = [fencing.apply(e, 0, o, counter_step(1), committed=0) for o in range(n)]
-    assert len(e.snapshots) == n                       # nothing committed yet: all kept, beyond the cap
-    again = [fencing.apply(e, 0, o, counter_step(1), committed=0) for o in range(n)]   # the crash's redelivery
-    assert again == first and e.state == n
-    fencing.apply(e, 0, n, counter_step(1), committed=n)   # the next batch: everything before it committed
-    assert list(e.snapshots) == [n]
-    with pytest.raises(fencing.ReplayGap):
-        fencing.apply(e, 0, n - 1, counter_step(1), committed=n)
