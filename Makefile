@@ -24,7 +24,7 @@ test: stack-install
 
 # The full soak (issue 7): 100,000 mixed events, 6 SIGKILLs at random points; `make test` runs a short one.
 soak: stack-install
-	SOAK_EVENTS=100000 SOAK_KILLS=6 $(BIN)/pytest -q -s tests/stress/test_soak.py
+	SOAK_EVENTS=100000 SOAK_KILLS=6 SOAK_BATCH_MAX=500 $(BIN)/pytest -q -s tests/stress/test_soak.py
 
 demo: stack-install
 	$(BIN)/python -m training.data.fraud
