@@ -150,3 +150,24 @@ def log_tail(log_file: Path, lines: int = 25) -> str:
     except OSError:
         return f"(no log at {log_file})"
     return "\n".join(text.splitlines()[-lines:])
+
+
+def apt_install(pkgs: list[str], hint: str) -> None:
+    """``apt-get install`` Debian packages without recommends and without starting their services
+    (a temporary policy-rc.d keeps e.g. redis-server or prometheus from starting system instances);
+    one ``apt-get update`` and a retry when the first try fails. Root only (callers check)."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    policy = Path("/usr/sbin/policy-rc.d")
+    made_policy = not policy.exists()
+    if made_policy:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
+    try:
+        if subprocess.run(cmd, env=env).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
+            if subprocess.run(cmd, env=env).returncode != 0:
+                raise StackError(f"apt-get could not install {', '.join(pkgs)}. {hint}")
+    finally:
+        if made_policy:
+            policy.unlink(missing_ok=True)

@@ -9,13 +9,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from stream.settings import Settings
 from stream.stack import tls
-from stream.stack.procs import Refusal, StackError
+from stream.stack.procs import Refusal, StackError, apt_install
 
 NAME = "redis"
 HINT = "Install it with: apt-get install -y redis-server (as root)"
@@ -33,21 +32,7 @@ def install() -> bool:
         return False
     if os.geteuid() != 0:
         raise StackError(f"redis-server is not installed and we are not root. {HINT}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = Path("/usr/sbin/policy-rc.d")
-    made_policy = not policy.exists()
-    if made_policy:  # keep the package's init script from starting a system Redis on 6379
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    try:
-        cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server"]
-        if subprocess.run(cmd, env=env).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-            if subprocess.run(cmd, env=env).returncode != 0:
-                raise StackError(f"apt-get could not install redis-server. {HINT}")
-    finally:
-        if made_policy:
-            policy.unlink(missing_ok=True)
+    apt_install(["redis-server"], HINT)
     return True
 
 

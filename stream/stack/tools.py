@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-from pathlib import Path
 
-from stream.stack.procs import StackError
+from stream.stack.procs import StackError, apt_install
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # binary -> Debian package that provides it
@@ -34,19 +32,5 @@ def install() -> list[str]:
     hint = f"apt-get install -y {' '.join(pkgs)}"
     if os.geteuid() != 0:
         raise StackError(f"{', '.join(pkgs)} not installed and we are not root. Install them with: {hint}")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    policy = Path("/usr/sbin/policy-rc.d")
-    made_policy = not policy.exists()
-    if made_policy:  # keep the prometheus package from starting a system Prometheus on :9090
-        policy.write_text("#!/bin/sh\nexit 101\n")
-        policy.chmod(0o755)
-    cmd = ["apt-get", "install", "-y", "-q", "--no-install-recommends", *pkgs]
-    try:
-        if subprocess.run(cmd, env=env).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], env=env, check=False)
-            if subprocess.run(cmd, env=env).returncode != 0:
-                raise StackError(f"apt-get could not install {', '.join(pkgs)}. Try: {hint}")
-    finally:
-        if made_policy:
-            policy.unlink(missing_ok=True)
+    apt_install(pkgs, f"Try: {hint}")
     return pkgs
