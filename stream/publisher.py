@@ -9,8 +9,14 @@ the app does not subscribe to has neither, so the send silently goes out non-tra
   (``transactional_id = <app id>-<topic>-<partition>``, so a restarted or rebalanced worker
   fences its zombie). A batch's outputs and the source offsets go in one transaction:
   read_committed consumers see each output exactly once, even after a SIGKILL.
+  Faust itself commits nothing then (``stream.app``): its periodic commit of acked offsets
+  could land behind a transaction's and move the group back, so outputs already committed
+  would be produced again after a kill.
 * ``at_least_once``: one idempotent producer; outputs are confirmed before the events are
   acked. After a crash some outputs repeat, byte for byte (keys make them easy to drop).
+
+``committed(topic, partition)`` is what the jobs' fencing needs: an offset below which Kafka
+will never redeliver, so output snapshots below it can go (``stream.core.fencing``).
 """
 from __future__ import annotations
 
@@ -33,6 +39,23 @@ class Publisher:
         self.exactly_once = settings.processing_guarantee == "exactly_once"
         self._producers: dict[str, AIOKafkaProducer] = {}
         self._lock = asyncio.Lock()
+        self._committed: dict[tuple[str, int], int] = {}
+        self.committed_elsewhere = lambda topic, partition: None   # at-least-once: Faust's commits (stream.app)
+
+    def track(self, batch: list[SourceRecord]) -> None:
+        """Note each partition's first offset seen since start: a consumer starts a partition at
+        its committed offset, so everything below it is committed (after a restart, before this
+        worker's first commit on the partition)."""
+        for r in batch:
+            self._committed.setdefault((r.topic, r.partition), r.offset)
+
+    def committed(self, topic: str, partition: int) -> int | None:
+        """An offset of ``topic``/``partition`` known to be committed, or None if unknown."""
+        known = self._committed.get((topic, partition))
+        elsewhere = self.committed_elsewhere(topic, partition)
+        if known is None or elsewhere is None:
+            return known if elsewhere is None else elsewhere
+        return max(known, elsewhere)
 
     async def _producer(self, transactional_id: str | None) -> AIOKafkaProducer:
         name = transactional_id or "shared"
@@ -80,6 +103,7 @@ class Publisher:
                 await p.send(o.topic, o.value, key=o.key, partition=self._partition(o))
             await p.send_offsets_to_transaction({source: next_offset}, self.s.app_id)
             commit_from = time.perf_counter()                                         # observe
+        self._committed[(source.topic, source.partition)] = next_offset
         add_stage("commit", time.perf_counter() - commit_from, concurrent=True)       # observe
 
     async def close(self) -> None:

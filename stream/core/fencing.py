@@ -13,7 +13,9 @@ from typing import Any, Callable, Generic, TypeVar
 
 S = TypeVar("S")
 
-SNAPSHOTS_KEPT = 64  # per entity; must exceed what one entity can see in an uncommitted stretch
+# Without a known committed offset (callers outside the worker: bench, tools), the last
+# SNAPSHOTS_KEPT outputs per entity are kept; the worker always passes the committed offset.
+SNAPSHOTS_KEPT = 64
 
 
 @dataclass(slots=True)
@@ -33,11 +35,16 @@ class ReplayGap(LookupError):
     """A redelivered record whose snapshot was trimmed: its output cannot be reproduced."""
 
 
-def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]]) -> Any:
+def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]],
+          committed: int | None = None) -> Any:
     """Apply one record to an entity (in place) and return the record's output.
 
     ``step(state) -> (new_state, output)`` must be pure. A partition change (topic repartitioned,
     keys moved) counts as new: the old partition's offsets mean nothing on the new one.
+    ``committed``: an offset of this partition known to be committed (Kafka never redelivers
+    below it). Snapshots below it are dropped and none at or above it ever is, however many
+    records one entity sees in an uncommitted stretch; without it the last ``SNAPSHOTS_KEPT``
+    are kept.
     """
     if entity.seen(partition, offset):
         try:
@@ -49,7 +56,12 @@ def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tu
     entity.state, output = step(entity.state)
     entity.partition, entity.offset = partition, offset
     entity.snapshots[offset] = output
-    while len(entity.snapshots) > SNAPSHOTS_KEPT:   # offsets go in ascending, so the first is the oldest
-        del entity.snapshots[next(iter(entity.snapshots))]
+    snaps = entity.snapshots   # offsets go in ascending, so the first is the oldest
+    if committed is not None:
+        while snaps and next(iter(snaps)) < committed:
+            del snaps[next(iter(snaps))]
+    else:
+        while len(snaps) > SNAPSHOTS_KEPT:
+            del snaps[next(iter(snaps))]
     entity.dirty = True
     return output

@@ -27,6 +27,9 @@ class Job:
         self.models = models
         self.counts: Counter = Counter()
         self.ids = Pseudonyms(settings.key_secret)  # account/user ids as published (docs/security.md)
+        # (topic, partition) -> an offset known to be committed, or None: the delivery layer sets it
+        # (stream.app) so output snapshots are kept exactly as long as a redelivery can need them.
+        self.committed: Callable[[str, int], int | None] = lambda topic, partition: None
 
     def begin(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
         """Start a batch: pick up a new model version (between batches, never inside one), then
@@ -65,7 +68,8 @@ class Job:
         results, kept = [], []
         for rec, e in events:
             try:
-                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e)))
+                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e),
+                                             self.committed(rec.topic, rec.partition)))
                 kept.append((rec, e))
             except fencing.ReplayGap as exc:
                 out.append(self.dead_letter(rec, f"cannot reproduce a redelivered record: {exc}"))

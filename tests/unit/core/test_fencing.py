@@ -39,3 +39,26 @@ def test_gap_is_an_error_not_a_silent_skip():
     with pytest.raises(fencing.ReplayGap):
         fencing.apply(e, 0, 0, counter_step(1))
     assert len(e.snapshots) == fencing.SNAPSHOTS_KEPT
+
+
+def test_snapshots_stay_until_committed_however_many():
+    """With the committed offset known, a busy entity keeps every uncommitted output (more than
+    SNAPSHOTS_KEPT of them) and a redelivery of all of them reproduces each one."""
+    n = fencing.SNAPSHOTS_KEPT * 3
+    log = [(0, 1000 + o, 1) for o in range(n)]
+    e = Fenced(0)
+    first = [fencing.apply(e, p, o, counter_step(x), committed=1000) for p, o, x in log]
+    assert len(e.snapshots) == n
+    again = [fencing.apply(e, p, o, counter_step(x), committed=1000) for p, o, x in log]
+    assert again == first and e.state == n
+
+
+def test_snapshots_below_the_committed_offset_go():
+    e = Fenced(0)
+    for o in range(10):
+        fencing.apply(e, 0, o, counter_step(1), committed=0)
+    fencing.apply(e, 0, 10, counter_step(1), committed=7)
+    assert sorted(e.snapshots) == [7, 8, 9, 10]
+    assert fencing.apply(e, 0, 8, counter_step(1), committed=7) == 9   # still reproducible
+    with pytest.raises(fencing.ReplayGap):                              # committed: never redelivered
+        fencing.apply(e, 0, 6, counter_step(1), committed=7)
