@@ -195,7 +195,8 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     points = sorted(rng.uniform(0.05, 0.6) for _ in range(KILLS))   # of outputs; the count also holds transaction markers
     kills = []
     for f in points:
-        kills.append(kill_when_written(crashed, int(f * total), wait))
+        # a point already passed (a restart rewrites what was uncommitted) waits for new output instead
+        kills.append(kill_when_written(crashed, max(int(f * total), kills[-1] + 1 if kills else 0), wait))
         crashed.start()
     crashed_out = outputs(crashed, want, wait)
     crashed.stop()
