@@ -56,11 +56,11 @@ def render_md(rep: dict) -> str:
     L = ["## Risk models", "",
          "### Credit default (real data): model choice by cross-validation", "",
          "Per data set a stratified 20% hold-out is set aside first. On the remaining training part, logistic "
-         "regression, gradient-boosted trees and a small Keras MLP run the same repeated stratified 5-fold x 2 CV "
+         f"regression, gradient-boosted trees and a small Keras MLP run the same {_cv_words(rep['credit'])} "
          "(`training/credit_cv.py`); inside each fold every preprocessing step is fitted on that fold's training rows "
          "only (fills, winsorising bounds, log1p columns, standardisation, the logistic C, the MLP's epochs). The "
          "family with the highest mean CV AUC is refitted on the whole training part and estimated **once** on the "
-         "hold-out. CV intervals: mean ± 1.96 sd / √5 over the 10 folds; hold-out CI: stratified bootstrap (1,000).", "",
+         "hold-out. CV intervals: mean ± 1.96 sd / √k over the folds; hold-out CI: stratified bootstrap (1,000).", "",
          "| data set | rows | bad rate | target AUC | model | CV AUC [95%] | chosen | hold-out AUC [95% CI] | PR-AUC | Brier |",
          "|---|---:|---:|---:|---|---|---|---|---:|---:|"]
     for ds, r in rep["credit"].items():
@@ -109,6 +109,11 @@ def render_md(rep: dict) -> str:
             L.append(f"- `{name}`: {_top(m['importance'])}")
     L += card_risk_md(rep.get("card_risk") or {}) + ulb_md(rep.get("ulb") or {})
     return "\n".join(L) + "\n"
+
+
+def _cv_words(credit: dict) -> str:
+    r = next(iter(credit.values()), {})
+    return f"stratified {r.get('folds', '?')}-fold x {r.get('repeats', '?')} cross-validation"
 
 
 def _m(m: dict, key: str) -> str:
