@@ -4,7 +4,7 @@ Protocol (issue 10, item 2): the hold-out (a stratified 20%) is set aside first 
 until the chosen model's one final estimate. On the training part, every candidate family
 (L2 logistic regression, gradient-boosted trees, a small Keras MLP) runs the same stratified k
 folds (repeatable; ``finstream train`` runs 5 x 1: the MLP costs about 12 s a fold on the shared
-2-core machine, and 5 x 2 took the risk job from ~3 to ~13 minutes); inside each fold *all* preprocessing is fitted on the fold's training rows
+2-core machine, and the risk job already takes ~10 minutes there); inside each fold *all* preprocessing is fitted on the fold's training rows
 only: fills and winsorising bounds (``CreditSet.fit_encoding``), the log1p columns, the
 standardisation, the logistic C (inner CV) and the MLP's early-stopping epoch (an inner
 stratified 15% of the fold's training rows). The family with the highest mean CV AUC is chosen

@@ -109,10 +109,11 @@ def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
 
 def test_encoding_rebuilds_rows_from_a_raw_csv(german, tmp_path):
     """What `finstream score` does: raw dataset columns + the card's encoding -> the model row."""
-    x, names = german.features()
+    enc = german.fit_encoding(np.arange(0, 1000, 2))          # as a card carries it: fitted fills and bounds
+    x, names = german.features(enc)
     path = tmp_path / "raw.csv"
     german.frame.drop(columns=[german.target]).to_csv(path, index=False)
-    back, names2 = credit.encode(pd.read_csv(path), german.encoding)
+    back, names2 = credit.encode(pd.read_csv(path), enc)
     assert names2 == names == credit.feature_names(german.encoding)
     np.testing.assert_array_equal(back, x)
     assert all("=" in n for n in names[len(german.numeric):])
