@@ -20,7 +20,9 @@ from typing import Callable
 import numpy as np
 
 from training.risk_metrics import auc, youden_threshold
-from training.risk_models import Logistic, fit_mlp, keras_mlp, keras_predict, log_augment, set_seed, skewed_columns
+from training.risk_models import (
+    Logistic, fit_mlp, keras_mlp, keras_predict, log_augment, set_seed, single_thread, skewed_columns,
+)
 
 FAMILIES = ("logistic", "gbm", "mlp")
 GBM_CREDIT = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,
@@ -38,15 +40,6 @@ class Fitted:
     predict: Callable[[np.ndarray], np.ndarray]
     log_cols: list[int] = field(default_factory=list)
     epochs: int | None = None
-
-
-def single_thread():
-    """OpenMP limited to one thread: on a few hundred rows, HistGradientBoosting's threads mostly
-    wait for each other, and on a shared 2-core machine a German-credit fit took 13.7 s with them
-    against 0.6 s without."""
-    from threadpoolctl import threadpool_limits
-
-    return threadpool_limits(1)
 
 
 def fit_family(family: str, x: np.ndarray, y: np.ndarray, n_numeric: int, seed: int, mlp_cfg: dict,

@@ -34,7 +34,7 @@ from stream.core.manifest import ModelCard, TensorSpec
 from training.export import data_fingerprint, make_card, reference_distribution
 from training.job import TrainContext
 from training.risk_metrics import auc, bootstrap_ci, pr_auc, recall_at_budget
-from training.risk_models import Logistic, check_parity
+from training.risk_models import Logistic, check_parity, single_thread
 
 ALERT_BUDGET = 0.01
 TARGET = {"auc": 0.85, "pr_auc": 0.30}
@@ -86,14 +86,16 @@ def chrono_split(n: int, train: float = 0.7, val: float = 0.1, t=None) -> tuple[
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, seed: int, legit_share: float = 0.5):
-    """HistGradientBoosting on all frauds and a seeded share of legitimate rows (weighted back up)."""
+    """HistGradientBoosting on all frauds and a seeded share of legitimate rows (weighted back up).
+    Callers predict inside ``single_thread()`` too (see there why)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.default_rng(seed)
     keep = (y == 1) | (rng.random(len(y)) < legit_share)
     w = np.where(y[keep] == 1, 1.0, 1.0 / legit_share)
     m = HistGradientBoostingClassifier(random_state=seed, **GBM_PARAMS)
-    return m.fit(x[keep], y[keep], sample_weight=w)
+    with single_thread():
+        return m.fit(x[keep], y[keep], sample_weight=w)
 
 
 def export_gbm(model, n_in: int, path: Path) -> Path:
@@ -182,16 +184,17 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     }
     lr = Logistic.fit(x[tr], y[tr], seed=ctx.seed, C=0.1)
     scores["card_risk_logistic"] = (lr.predict(x[va]), lr.predict(x[te]))
-    for name, cols in ABLATIONS.items():          # what each feature group adds (report only, same GBM)
-        idx = [F[c] for c in cols]
-        m = fit_gbm(x[tr][:, idx], y[tr], ctx.seed)
-        scores[name] = (m.predict_proba(x[va][:, idx])[:, 1], m.predict_proba(x[te][:, idx])[:, 1])
-    gbm = fit_gbm(x[tr], y[tr], ctx.seed)
-    scores["card_risk_gbm"] = (gbm.predict_proba(x[va])[:, 1], gbm.predict_proba(x[te])[:, 1])
     vesta = [c for c in df.columns if c[0] in "V" and c[1:].isdigit() and f"sig_{c}" not in F]
     xr = np.concatenate([x, df[vesta].to_numpy(np.float32)], axis=1)
-    ref = fit_gbm(xr[tr], y[tr], ctx.seed)
-    scores["reference_gbm_plus_all_v"] = (ref.predict_proba(xr[va])[:, 1], ref.predict_proba(xr[te])[:, 1])
+    with single_thread():
+        for name, cols in ABLATIONS.items():          # what each feature group adds (report only, same GBM)
+            idx = [F[c] for c in cols]
+            m = fit_gbm(x[tr][:, idx], y[tr], ctx.seed)
+            scores[name] = (m.predict_proba(x[va][:, idx])[:, 1], m.predict_proba(x[te][:, idx])[:, 1])
+        gbm = fit_gbm(x[tr], y[tr], ctx.seed)
+        scores["card_risk_gbm"] = (gbm.predict_proba(x[va])[:, 1], gbm.predict_proba(x[te])[:, 1])
+        ref = fit_gbm(xr[tr], y[tr], ctx.seed)
+        scores["reference_gbm_plus_all_v"] = (ref.predict_proba(xr[va])[:, 1], ref.predict_proba(xr[te])[:, 1])
     for name, (pv, pt) in scores.items():
         m = evaluate(y[te], pt, ctx.seed, n_boot)
         m["val_auc"], m["val_pr_auc"] = auc(y[va], pv), pr_auc(y[va], pv)
