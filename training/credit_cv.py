@@ -1,16 +1,16 @@
-"""Model choice for the credit sets by repeated stratified cross-validation on the training part.
+"""Model choice for the credit sets by stratified cross-validation on the training part.
 
 Protocol (issue 10, item 2): the hold-out (a stratified 20%) is set aside first and never seen
 until the chosen model's one final estimate. On the training part, every candidate family
 (L2 logistic regression, gradient-boosted trees, a small Keras MLP) runs the same stratified k
-folds (repeatable; ``finstream train`` runs 5 x 1: the MLP costs about 12 s a fold on the shared
-2-core machine, and the risk job already takes ~10 minutes there); inside each fold *all* preprocessing is fitted on the fold's training rows
-only: fills and winsorising bounds (``CreditSet.fit_encoding``), the log1p columns, the
-standardisation, the logistic C (inner CV) and the MLP's early-stopping epoch (an inner
-stratified 15% of the fold's training rows). The family with the highest mean CV AUC is chosen
-and refitted on the whole training part (the MLP for the median early-stopping epoch count of
-its folds, no peeking at the hold-out). The alert threshold is Youden's J on out-of-fold
-predictions of the first repeat.
+folds (repeatable; ``finstream train`` runs 5 x 1: the MLP costs about 12 s a fold on the
+shared 2-core machine, where the risk job already takes 7-8 minutes). Inside each fold *all*
+preprocessing is fitted on the fold's training rows only: fills and winsorising bounds
+(``CreditSet.fit_encoding``), the log1p columns, the standardisation, the logistic C (inner CV)
+and the MLP's early-stopping epoch (an inner stratified 15% of the fold's training rows). The
+family with the highest mean CV AUC is chosen and refitted on the whole training part (the MLP
+for the median early-stopping epoch count of its folds, no peeking at the hold-out). The alert
+threshold is Youden's J on out-of-fold predictions of the first repeat.
 """
 from __future__ import annotations
 
