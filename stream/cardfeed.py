@@ -12,6 +12,7 @@ of data in minutes). The data is for training and evaluation only: never committ
 from __future__ import annotations
 
 import csv
+from array import array
 import hashlib
 import io
 import itertools
@@ -24,6 +25,7 @@ from typing import Iterator
 import orjson
 
 from stream.core.cardrisk import card_id
+from stream.core.cardsignals import PROVIDER_SIGNALS
 
 EPOCH_MS = 1_512_000_000_000          # TransactionDT 0 -> 2017-11-30 00:00 UTC (the competition's usual reading)
 
@@ -78,27 +80,32 @@ def _text(v) -> str | None:
 
 
 def ieee_record(tid, dt, amount, product, card1, card2, card3, card5, addr1, addr2, email, device,
-                epoch_ms: int = EPOCH_MS) -> dict:
+                signals=None, epoch_ms: int = EPOCH_MS) -> dict:
     """One IEEE-CIS row (CSV strings or numbers; '' / None / NaN = missing) -> a contract record.
 
     The account id is the card id from ``card1`` and the billing region ``addr1`` (``card_id``);
-    the optional card fields carry what the card features read. Currency, channel and country are not in the data: every
-    row is a US-dollar e-commerce payment, country ``US`` when the billing country code is 87
-    (the dominant code), else ``ZZ`` (unknown).
+    the optional card fields carry what the card features read, ``signals`` the row's processor
+    fields (``PROVIDER_SIGNALS``: C, V and id columns, missing ones left out). Currency, channel
+    and country are not in the data: every row is a US-dollar e-commerce payment, country ``US``
+    when the billing country code is 87 (the dominant code), else ``ZZ`` (unknown).
     """
     billing_country = _code(addr2)
+    # float32 like the model input (and the Parquet cache): the CSV and the cache give the same record
+    f32 = array("f", [math.nan if x is None else x for x in map(_num, () if signals is None else signals)])
+    sig = {k: float(x) for k, x in zip(PROVIDER_SIGNALS, f32) if not math.isnan(x)}
     rec = {"v": 1, "event_id": f"ieee-{int(float(tid))}",
            "account_id": card_id(_num(card1), _num(addr1)),
            "ts": epoch_ms + int(float(dt)) * 1000, "amount": float(amount), "currency": "USD",
            "merchant_category": "ecommerce", "channel": "ecom", "country": "US" if billing_country == "87" else "ZZ",
            "product_code": _text(product), "card_type": _code(card5), "card_country": _code(card3),
            "billing_region": _code(addr1), "billing_country": billing_country, "email_domain": _text(email),
-           "device": _text(device)}
+           "device": _text(device), "card_group": _code(card1), "card_subgroup": _code(card2), "signals": sig or None}
     return {k: v for k, v in rec.items() if v is not None}
 
 
-_COLUMNS = ("TransactionID", "TransactionDT", "TransactionAmt", "ProductCD", "card1", "card2", "card3", "card5",
-            "addr1", "addr2", "R_emaildomain", "DeviceInfo")
+IEEE_COLUMNS = ("TransactionID", "TransactionDT", "TransactionAmt", "ProductCD", "card1", "card2", "card3", "card5",
+                "addr1", "addr2", "R_emaildomain", "DeviceInfo")
+"""The data columns ``ieee_record`` takes, in its argument order (then ``PROVIDER_SIGNALS``)."""
 
 
 def ieee_records(path: Path, start: int = 0, limit: int | None = None) -> Iterator[dict]:
@@ -106,10 +113,11 @@ def ieee_records(path: Path, start: int = 0, limit: int | None = None) -> Iterat
     with zipfile.ZipFile(path) as z, z.open(IEEE_CIS.member) as raw:
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         header = next(csv.reader([text.readline()]))
-        idx = [header.index(c) for c in _COLUMNS]
+        idx = [header.index(c) for c in IEEE_COLUMNS]
+        sig = [header.index(c) for c in PROVIDER_SIGNALS]
         lines = itertools.islice(text, start, None if limit is None else start + limit)
         for row in csv.reader(lines):
-            yield ieee_record(*(row[i] for i in idx))
+            yield ieee_record(*(row[i] for i in idx), signals=[row[i] for i in sig])
 
 
 def real_transactions(home: Path | str, start_share: float = 0.8, limit: int | None = None,

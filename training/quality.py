@@ -167,7 +167,7 @@ def count_return_clips(standardised: np.ndarray, dataset: str, log: QualityLog, 
 
 def clean_table(df: pd.DataFrame, dataset: str, log: QualityLog, *, non_negative: Iterable[str] = (),
                 required: Iterable[str] = (), winsorize: Iterable[str] = (), z: float = 6.0,
-                dedupe: bool = True, fit_on: pd.DataFrame | None = None) -> pd.DataFrame:
+                dedupe: bool = True, fit_on: pd.DataFrame | None = None, impute: bool = True) -> pd.DataFrame:
     """Clean a tabular dataset, applying the rules in this order:
 
     1. ``duplicate_row`` (if ``dedupe``): exact duplicate rows dropped, first kept;
@@ -180,7 +180,8 @@ def clean_table(df: pd.DataFrame, dataset: str, log: QualityLog, *, non_negative
        (counted per cell).
 
     Medians and MADs come from ``fit_on`` when given (e.g. the training split, so the hold-out
-    is cleaned with training statistics), else from ``df`` itself.
+    is cleaned with training statistics), else from ``df`` itself. ``impute=False`` leaves step 4
+    to the caller (e.g. fills fitted inside each training fold).
     """
     required, non_negative, winsorize = list(required), list(non_negative), list(winsorize)
     out = df.copy()
@@ -205,7 +206,7 @@ def clean_table(df: pd.DataFrame, dataset: str, log: QualityLog, *, non_negative
 
     ref = out if fit_on is None else fit_on
     n_imputed = 0
-    for c in out.columns:
+    for c in (out.columns if impute else ()):
         na = out[c].isna()
         k = int(na.sum())
         if not k:

@@ -5,10 +5,14 @@ from the card/address columns, the optional card fields), parsed by the stream's
 featurised by ``stream.core.cardrisk`` (``served_features``: the same functions the worker calls).
 
 Split by time (rows are in ``TransactionDT`` order): first 70% train, next 10% validation
-(threshold and model choice), last 20% hold-out (the issue's anchors use the same last 20%).
+(threshold and model choice), last 20% hold-out (the issue's anchors use the same last 20%);
+each part is strictly later than the one before (asserted). Features of a row come from its
+card's earlier rows only (the replay runs in event order), never from labels.
 Compared on the same rows: rules (amount z-score, 24 h velocity), L2 logistic regression and a
-gradient-boosted model (scikit-learn HistGradientBoosting) on the live features, and a reference
-GBM that also gets the Vesta-engineered ``C``/``V`` columns (which a live stream would not have).
+gradient-boosted model (scikit-learn HistGradientBoosting) on the served features; the same GBM
+on the features served before (``gbm_previous_features``) and on the stream's own features
+without the processor's signals (``gbm_stream_only``), to show what each group adds; and a
+reference GBM that also gets the other 73 Vesta ``V`` columns of the data (not served).
 Served: the exportable model (logistic or GBM) with the higher validation PR-AUC; threshold =
 the top 1% of validation scores (a 1% alert budget). The GBM is written as an ONNX tree ensemble
 (``export_gbm``); the worker needs only onnxruntime.
@@ -22,29 +26,37 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.cardfeed import ieee_record
-from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, CardEvent, replay_card_features
+from stream.cardfeed import IEEE_COLUMNS, ieee_record
+from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, STREAM_FEATURES, CardEvent, replay_card_features
+from stream.core.cardsignals import PROVIDER_SIGNALS
 from stream.core.contracts import parse_transaction
 from stream.core.manifest import ModelCard, TensorSpec
 from training.export import data_fingerprint, make_card, reference_distribution
 from training.job import TrainContext
 from training.risk_metrics import auc, bootstrap_ci, pr_auc, recall_at_budget
-from training.risk_models import Logistic, check_parity
+from training.risk_models import Logistic, check_parity, single_thread
 
 ALERT_BUDGET = 0.01
 TARGET = {"auc": 0.85, "pr_auc": 0.30}
 ANCHORS = {"raw_fields_gbm": {"auc": 0.805, "pr_auc": 0.19, "recall_at_1pct": 0.10},
            "raw_plus_card_history_gbm": {"auc": 0.808},
            "all_vesta_columns_gbm": {"auc": 0.894, "pr_auc": 0.50, "recall_at_1pct": 0.25}}
+# The features served before issue 10's second round, and the served set without the processor's signals.
+PREVIOUS_FEATURES = ("log_amount", "amount_cents", "hour_of_day", *(f"product_{p}" for p in "WCRHS"), "card_type",
+                     "card_country", "billing_region", "billing_country", "email_group", "device_family",
+                     "first_transaction", "log_secs_since_last", "txn_count_1h", "txn_count_24h", "txn_count_7d",
+                     "spend_24h_ratio", "amount_z", "amount_ratio", "same_amount_as_last", "distinct_emails",
+                     "distinct_devices", "distinct_products", "distinct_regions", "new_email", "new_device",
+                     "new_product", "new_region")
+ABLATIONS = {"gbm_previous_features": PREVIOUS_FEATURES, "gbm_stream_only": STREAM_FEATURES}
 GBM_PARAMS = dict(max_iter=250, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=50, l2_regularization=1.0)
 
 
 def ieee_records(df: pd.DataFrame) -> list[dict]:
     """IEEE-CIS rows -> ``transactions`` contract records, by the demo/bench feed's own mapping."""
-    cols = [df[c].astype(object).where(df[c].notna(), None).to_numpy()
-            for c in ("TransactionID", "TransactionDT", "TransactionAmt", "ProductCD", "card1", "card2", "card3", "card5",
-                      "addr1", "addr2", "R_emaildomain", "DeviceInfo")]
-    return [ieee_record(*row) for row in zip(*cols)]
+    cols = [df[c].astype(object).where(df[c].notna(), None).to_numpy() for c in IEEE_COLUMNS]
+    sig = df[list(PROVIDER_SIGNALS)].to_numpy(np.float64)
+    return [ieee_record(*row, signals=s) for row, s in zip(zip(*cols), sig)]
 
 
 def served_features(records, progress=None) -> np.ndarray:
@@ -62,20 +74,28 @@ def card_sample(df: pd.DataFrame, share: float) -> pd.DataFrame:
     return df.loc[h < share * 1000].reset_index(drop=True)
 
 
-def chrono_split(n: int, train: float = 0.7, val: float = 0.1) -> tuple[slice, slice, slice]:
+def chrono_split(n: int, train: float = 0.7, val: float = 0.1, t=None) -> tuple[slice, slice, slice]:
+    """Train / validation / hold-out slices of time-ordered rows; given the times ``t``, each cut
+    moves past rows sharing the boundary's time, so every later part is *strictly* later."""
     a, b = int(n * train), int(n * (train + val))
+    if t is not None:
+        t = np.asarray(t)
+        a = int(np.searchsorted(t, t[a - 1], side="right")) if 0 < a < n else a
+        b = int(np.searchsorted(t, t[b - 1], side="right")) if a < b < n else max(a, b)
     return slice(0, a), slice(a, b), slice(b, n)
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, seed: int, legit_share: float = 0.5):
-    """HistGradientBoosting on all frauds and a seeded share of legitimate rows (weighted back up)."""
+    """HistGradientBoosting on all frauds and a seeded share of legitimate rows (weighted back up).
+    Callers predict inside ``single_thread()`` too (see there why)."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     rng = np.random.default_rng(seed)
     keep = (y == 1) | (rng.random(len(y)) < legit_share)
     w = np.where(y[keep] == 1, 1.0, 1.0 / legit_share)
     m = HistGradientBoostingClassifier(random_state=seed, **GBM_PARAMS)
-    return m.fit(x[keep], y[keep], sample_weight=w)
+    with single_thread():
+        return m.fit(x[keep], y[keep], sample_weight=w)
 
 
 def export_gbm(model, n_in: int, path: Path) -> Path:
@@ -146,14 +166,17 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     df = card_sample(full, share)
     y = df["isFraud"].to_numpy(np.int64)
     x = served_features(ieee_records(df), ctx.progress)
-    tr, va, te = chrono_split(len(y))
-    days = (df["TransactionDT"].to_numpy() // 86400).astype(int)
+    dt = df["TransactionDT"].to_numpy()
+    tr, va, te = chrono_split(len(y), t=dt)
+    assert dt[tr].max() < dt[va].min() and dt[va].max() < dt[te].min(), "hold-out must be strictly later"
+    days = (dt // 86400).astype(int)
     F = {n: i for i, n in enumerate(CARD_FEATURES)}
     report = {"rows_total": int(len(full)), "rows_used": int(len(y)), "card_share": share,
               "fraud_rate": float(y.mean()), "features": list(CARD_FEATURES), "targets": TARGET, "anchors": ANCHORS,
               "split": {"train_days": [int(days[tr][0]), int(days[tr][-1])], "validation_days": [int(days[va][0]), int(days[va][-1])],
                         "holdout_days": [int(days[te][0]), int(days[te][-1])], "train_rows": int(len(y[tr])),
-                        "validation_rows": int(len(y[va])), "holdout_rows": int(len(y[te])), "holdout_frauds": int(y[te].sum())},
+                        "validation_rows": int(len(y[va])), "holdout_rows": int(len(y[te])), "holdout_frauds": int(y[te].sum()),
+                        "train_last_dt": int(dt[tr].max()), "holdout_first_dt": int(dt[te].min())},
               "models": {}}
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "rule_amount_z": (x[va, F["amount_z"]], x[te, F["amount_z"]]),
@@ -161,12 +184,17 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     }
     lr = Logistic.fit(x[tr], y[tr], seed=ctx.seed, C=0.1)
     scores["card_risk_logistic"] = (lr.predict(x[va]), lr.predict(x[te]))
-    gbm = fit_gbm(x[tr], y[tr], ctx.seed)
-    scores["card_risk_gbm"] = (gbm.predict_proba(x[va])[:, 1], gbm.predict_proba(x[te])[:, 1])
-    cv = [c for c in df.columns if c[0] in "CV" and c[1:].isdigit()]
-    xr = np.concatenate([x, df[cv].to_numpy(np.float32)], axis=1)
-    ref = fit_gbm(xr[tr], y[tr], ctx.seed)
-    scores["reference_gbm_with_vesta_cv"] = (ref.predict_proba(xr[va])[:, 1], ref.predict_proba(xr[te])[:, 1])
+    vesta = [c for c in df.columns if c[0] in "V" and c[1:].isdigit() and f"sig_{c}" not in F]
+    xr = np.concatenate([x, df[vesta].to_numpy(np.float32)], axis=1)
+    with single_thread():
+        for name, cols in ABLATIONS.items():          # what each feature group adds (report only, same GBM)
+            idx = [F[c] for c in cols]
+            m = fit_gbm(x[tr][:, idx], y[tr], ctx.seed)
+            scores[name] = (m.predict_proba(x[va][:, idx])[:, 1], m.predict_proba(x[te][:, idx])[:, 1])
+        gbm = fit_gbm(x[tr], y[tr], ctx.seed)
+        scores["card_risk_gbm"] = (gbm.predict_proba(x[va])[:, 1], gbm.predict_proba(x[te])[:, 1])
+        ref = fit_gbm(xr[tr], y[tr], ctx.seed)
+        scores["reference_gbm_plus_all_v"] = (ref.predict_proba(xr[va])[:, 1], ref.predict_proba(xr[te])[:, 1])
     for name, (pv, pt) in scores.items():
         m = evaluate(y[te], pt, ctx.seed, n_boot)
         m["val_auc"], m["val_pr_auc"] = auc(y[va], pv), pr_auc(y[va], pv)
@@ -176,6 +204,7 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     report["default"] = served
     report["default_rule"] = "higher validation PR-AUC among the exportable live-feature models"
     report["served_vs_target"] = {k: report["models"][served][k] - v for k, v in TARGET.items()}
+    report["stream_only_vs_target"] = {k: report["models"]["gbm_stream_only"][k] - v for k, v in TARGET.items()}
 
     cards: list[ModelCard] = []
     if export:

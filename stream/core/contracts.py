@@ -75,6 +75,9 @@ class Transaction:
     email_domain: str | None = None
     device: str | None = None
     user_id: str | None = None      # the account holder, when the feed links it (stream.core.spend)
+    card_group: str | None = None
+    card_subgroup: str | None = None
+    signals: dict | None = None     # the processor's numeric risk fields by name (stream.core.cardsignals)
 
 
 @dataclass(slots=True, frozen=True)
@@ -243,11 +246,31 @@ def parse_transaction(d: dict) -> Transaction:
         merchant_id=_str(d, "merchant_id", required=False),
         **{k: _str(d, k, max_len=n, required=False) for k, n in _CARD_FIELDS.items()},
         user_id=user,
+        signals=_signals(d),
     )
 
 
 _CARD_FIELDS = {"product_code": 8, "card_type": 16, "card_country": 16, "billing_region": 16, "billing_country": 16,
-                "email_domain": 64, "device": 64}
+                "email_domain": 64, "device": 64, "card_group": 16, "card_subgroup": 16}
+
+
+def _signals(d: dict) -> dict | None:
+    """Optional ``signals``: an object of at most ``MAX_SIGNALS`` processor fields, names up to 32
+    characters, finite numbers. Names the served model does not read are kept but ignored."""
+    from stream.core.cardsignals import MAX_SIGNALS
+
+    a = d.get("signals")
+    if a is None:
+        return None
+    if not isinstance(a, dict):
+        raise ContractError(f"field 'signals' must be an object, got {type(a).__name__}")
+    if len(a) > MAX_SIGNALS:
+        raise ContractError(f"field 'signals' has {len(a)} names (at most {MAX_SIGNALS})")
+    if any(not k or len(k) > 32 for k in a):
+        raise ContractError("field 'signals': names must have 1 to 32 characters")
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in a.values()):
+        raise ContractError("field 'signals' must hold finite numbers only")   # (names not echoed: logs carry no content)
+    return {k: float(v) for k, v in a.items()} or None
 
 
 def parse_user_event(d: dict) -> UserEvent:

@@ -58,15 +58,62 @@ def test_credit_data_imputation_is_counted_and_encoded(cache):
     log = QualityLog()
     cs = credit.load("credit_data", cache, log)
     assert log.get("credit_data", "missing_imputed") > 400
-    assert cs.encoding["fill"]["Income"] > 0 and cs.encoding["fill"]["Home"] == "missing"
+    enc = cs.fit_encoding()
+    assert enc["fill"]["Income"] > 0 and enc["fill"]["Home"] == "missing" and "fill" not in cs.encoding
+
+
+def test_fills_and_bounds_come_from_the_training_rows_only(cache):
+    """Would fail if the loader or the encoding fitted anything on held-out rows: making the other
+    rows absurd changes neither the fills nor the winsorising bounds, and those are exactly the
+    training rows' median and robust-z bounds."""
+    from training.quality import _robust_bounds
+
+    cs = credit.load("credit_data", cache, QualityLog())
+    train = np.arange(0, len(cs.frame), 2)
+    enc = cs.fit_encoding(train)
+    other = cs.frame.copy()
+    rest = np.setdiff1d(np.arange(len(other)), train)
+    other.loc[rest, "Income"] = other.loc[rest, "Income"] * 1000 + 1e6
+    twisted = credit.CreditSet(cs.name, other, cs.target, cs.y, cs.numeric, cs.categorical, cs.source, cs.winsorize)
+    assert twisted.fit_encoding(train) == enc
+    ref = cs.frame.iloc[train]
+    assert enc["fill"]["Income"] == pytest.approx(float(ref["Income"].median()))
+    lo, hi = _robust_bounds(ref["Income"].to_numpy(np.float64), credit.WINSOR_Z)
+    assert enc["clip"]["Income"] == pytest.approx([max(lo, 0.0), hi])
+    assert enc != cs.fit_encoding()                                    # all rows would give other statistics
+    x, names = twisted.features(enc)                                   # held-out rows are clipped, not refitted
+    assert x[rest, names.index("Income")].max() <= hi + 1e-3
+
+
+def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
+    """Spies on the fitted encoding: every fit sees only its fold's training rows (never the
+    fold's test rows, never the hold-out), and the final encoding sees the training part only."""
+    from training import credit_cv
+
+    calls = []
+
+    class Spy(credit.CreditSet):
+        def fit_encoding(self, rows=None, log=None):
+            calls.append(None if rows is None else set(np.asarray(rows).tolist()))
+            return super().fit_encoding(rows, log)
+
+    cs = Spy(**{k: getattr(german, k) for k in german.__dataclass_fields__})
+    rows = np.arange(0, 1000, 3)
+    cv = credit_cv.cross_validate(cs, rows, 3, risk.MLP_CONFIG["default"], folds=3, repeats=1,
+                                  families=("logistic", "gbm"))
+    assert len(calls) == 3 and all(c is not None and c < set(rows.tolist()) for c in calls)
+    assert set().union(*calls) == set(rows.tolist())                  # each row is a test row in one fold
+    assert all(len(c) == pytest.approx(len(rows) * 2 / 3, abs=2) for c in calls)
+    assert credit_cv.choose(cv) in ("logistic", "gbm") and not np.isnan(cv["gbm"]["oof"]).any()
 
 
 def test_encoding_rebuilds_rows_from_a_raw_csv(german, tmp_path):
     """What `finstream score` does: raw dataset columns + the card's encoding -> the model row."""
-    x, names = german.features()
+    enc = german.fit_encoding(np.arange(0, 1000, 2))          # as a card carries it: fitted fills and bounds
+    x, names = german.features(enc)
     path = tmp_path / "raw.csv"
     german.frame.drop(columns=[german.target]).to_csv(path, index=False)
-    back, names2 = credit.encode(pd.read_csv(path), german.encoding)
+    back, names2 = credit.encode(pd.read_csv(path), enc)
     assert names2 == names == credit.feature_names(german.encoding)
     np.testing.assert_array_equal(back, x)
     assert all("=" in n for n in names[len(german.numeric):])
@@ -106,17 +153,25 @@ def test_credit_mlp_keras_equals_onnxruntime(german, tmp_path):
 
 def test_train_credit_cards(german, tmp_path):
     ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=5)
-    cards, rep = risk.train_credit(ctx, "german", cs=german, epochs=3, n_boot=30)
-    x, names = german.features()
-    assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_mlp"]
+    cards, rep = risk.train_credit(ctx, "german", cs=german, max_epochs=3, n_boot=30, folds=3, cv_repeats=1)
+    tr, va, te = risk.stratified_split(german.y, 5)
+    fit_rows = np.sort(np.concatenate([tr, va]))
+    enc = german.fit_encoding(fit_rows)
+    x, names = german.features(enc)
+    assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_gbm", "german_credit_mlp"]
+    assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(rep["cv"], key=lambda n: rep["cv"][n]["auc"])
+    assert rep["train_rows"] == len(fit_rows) and rep["holdout_rows"] == len(te)
     for c in cards:
         ModelCard.from_dict(c.to_dict())
         assert c.task == "credit_default" and c.features == names and len(c.baseline) == len(names)
-        assert c.extra["encoding"]["categorical"] == german.categorical and 0 < c.threshold < 1
+        assert c.extra["encoding"] == enc and 0 < c.threshold < 1            # bounds of the training part only
         assert set(c.feature_labels) == set(names) and set(c.reference_distribution) == set(names)
-        assert c.metrics["onnx_max_abs_err"] <= 1e-5 and 0.5 < c.metrics["auc"] <= 1
-        assert (tmp_path / c.file).exists()
-    m = rep["models"]["german_credit_logistic"]
+        assert c.metrics["onnx_max_abs_err"] <= 1e-4 and 0.5 < c.metrics["auc"] <= 1
+        assert c.metrics["cv_auc"] == rep["cv"][c.name]["auc"]
+        p = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
+        assert c.metrics["auc"] == pytest.approx(risk.auc(german.y[te], p), abs=1e-4)   # hold-out = the exported file
+    np.testing.assert_allclose(cards[0].baseline, x[fit_rows].mean(axis=0), rtol=1e-5)
+    m = rep["models"][rep["chosen"]]
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
 
 
@@ -211,11 +266,14 @@ def test_card_risk_small_recomputes_from_the_exported_models(ieee, tmp_path):
     ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=3)
     cards, rep, served = risk_cards.train_card_risk(ctx, ieee, share=0.03, n_boot=20)
     assert {c.name for c in cards} == {"card_risk_logistic", "card_risk_gbm"} and served in {c.name for c in cards}
+    assert {"gbm_previous_features", "gbm_stream_only", "reference_gbm_plus_all_v"} <= set(rep["models"])
     df = risk_cards.card_sample(ieee, 0.03)
     y = df["isFraud"].to_numpy()
     x = risk_cards.served_features(risk_cards.ieee_records(df))
-    tr, va, te = risk_cards.chrono_split(len(y))
+    dt = df["TransactionDT"].to_numpy()
+    tr, va, te = risk_cards.chrono_split(len(y), t=dt)
     assert rep["rows_used"] == len(y) and rep["split"]["holdout_frauds"] == int(y[te].sum())
+    assert rep["split"]["train_last_dt"] < rep["split"]["holdout_first_dt"] == dt[te].min()
     for c in cards:
         assert c.task == "transaction_risk" and c.features == list(CARD_FEATURES)
         p_va = onnx_run(tmp_path / c.file, {"features": x[va]})[0][:, 0]
@@ -231,6 +289,26 @@ def test_card_risk_small_recomputes_from_the_exported_models(ieee, tmp_path):
                                                      ("card_risk_logistic", "card_risk_gbm"))
     best = rep["models"][served]["auc"]
     assert best > 0.7 and best > max(rep["models"][r]["auc"] for r in ("rule_amount_z", "rule_velocity_24h"))
+
+
+def test_chrono_split_parts_are_strictly_later():
+    from training.risk_cards import chrono_split
+
+    t = np.array([0, 1, 1, 1, 2, 3, 3, 3, 3, 4])
+    tr, va, te = chrono_split(len(t), 0.3, 0.4, t=t)        # the 30% / 70% cuts fall inside runs of equal times
+    assert t[tr].max() < t[va].min() and t[va].max() < t[te].min()
+    assert (tr.stop, va.stop) == (4, 9) and chrono_split(10, 0.3, 0.4) == (slice(0, 3), slice(3, 7), slice(7, 10))
+
+
+def test_real_rows_features_do_not_depend_on_later_rows(ieee):
+    """Training's replay on real rows: the first rows' features are the same with or without the
+    rows after them (no aggregate peeks ahead, so the hold-out cannot leak into training rows)."""
+    from training import risk_cards
+
+    recs = risk_cards.ieee_records(ieee.iloc[:6000])
+    full = risk_cards.served_features(recs)
+    np.testing.assert_array_equal(risk_cards.served_features(recs[:4000]), full[:4000])
+    assert (full[:, risk_cards.CARD_FEATURES.index("sig_C1")] >= 0).mean() > 0.99      # the signals arrive
 
 
 def test_recall_at_budget():

@@ -93,7 +93,8 @@ def test_risk_models_write_reason_codes(tmp_path):
     manifest = read_manifest(REPO_ROOT / "onnx_models")
     card = manifest.default("risk")
     rng = np.random.default_rng(0)
-    x = np.asarray(card.baseline) + rng.normal(0, 1.5, (200, len(card.features)))
+    base = np.asarray(card.baseline)        # noise on each feature's own scale (counts in the tens move by tens)
+    x = base + rng.normal(0, 1.5, (200, len(card.features))) * (1 + np.abs(base))
     x = np.round(x, 4).astype(np.float32)
     f = tmp_path / "txn_features.csv"
     with open(f, "w", newline="") as fh:

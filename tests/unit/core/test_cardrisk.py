@@ -103,3 +103,62 @@ def test_contract_records_with_and_without_card_fields():
     assert f[F["product_W"]] == 1.0 and f[F["card_type"]] == 142.0 and f[F["billing_region"]] == 315.0
     with pytest.raises(ValueError, match="device"):
         parse_transaction({**base, "device": 7})
+
+
+def test_card_variants_rate_spread_and_repeats():
+    st = CardState()
+    for k in range(4):
+        st = advance_card(st, ev(T0 + k * 24 * HOUR, 30.0, card_subgroup="111", card_type="226", card_country="150"))
+    f = card_features(st, ev(T0 + 4 * 24 * HOUR, 30.0, card_subgroup="555", card_type="226", card_country="150"))
+    assert f[F["distinct_variants"]] == 1.0 and f[F["new_variant"]] == 1.0
+    assert f[F["txn_per_day"]] == pytest.approx(4 / 4.0)          # 4 transactions over the 4 days since first seen
+    assert f[F["amount_sd"]] == 0.0 and f[F["same_amount_7d"]] == 4.0 and f[F["amount_vs_last"]] == 1.0
+    first = card_features(CardState(), ev(T0, 30.0))
+    assert first[F["amount_sd"]] == -1.0 and first[F["txn_per_day"]] == 0.0 and first[F["new_variant"]] == 0.0
+
+
+def test_processor_signals_and_their_growth_per_card():
+    from stream.core.cardsignals import DELTA_SIGNALS, PROVIDER_SIGNALS
+
+    f = card_features(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "V313": 0.5, "unknown": 9.0}))
+    assert f[F["sig_C1"]] == 3.0 and f[F["sig_V313"]] == 0.5 and f[F["sig_C2"]] == -1.0      # missing -> -1
+    assert all(f[F[f"delta_{s}"]] == 0.0 for s in DELTA_SIGNALS)                               # no previous value
+    st = advance_card(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "C13": 7.0}))
+    f = card_features(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
+    assert f[F["delta_C1"]] == 2.0 and f[F["delta_C13"]] == 0.0                                # C13 not sent now
+    st2 = advance_card(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
+    assert st2.signals == {"C1": 5.0, "C13": 7.0} and len(PROVIDER_SIGNALS) == len(set(PROVIDER_SIGNALS))
+
+
+def test_state_written_before_the_new_fields_still_reads():
+    old = {"n": 2, "last_ts": T0, "last_amount": 5.0, "log_sum": 3.6, "log_sq": 6.5, "recent": [[T0, 5.0]],
+           "emails": [], "devices": [], "products": ["W"], "regions": []}
+    st = CardState.from_dict(old)
+    assert st.first_ts is None and st.variants == [] and st.signals == {}
+    f = card_features(st, ev(T0 + 2 * 24 * HOUR, 5.0))
+    assert f[F["txn_per_day"]] == pytest.approx(1.0)                # first seen falls back to the last time
+    assert advance_card(st, ev(T0 + HOUR, 5.0)).first_ts == T0
+
+
+def test_features_never_read_later_events():
+    """A row's features are the same whether or not later events (any card) were replayed after it."""
+    rng = np.random.default_rng(3)
+    events = [(f"c{rng.integers(4)}", ev(T0 + i * 5 * 60_000, float(rng.integers(1, 300)),
+                                         signals={"C1": float(i // 3), "C13": float(i)}, card_subgroup=str(i % 2)))
+              for i in range(80)]
+    full = replay_card_features(events)
+    np.testing.assert_array_equal(replay_card_features(events[:50]), full[:50])
+
+
+def test_contract_signals_and_card_group_fields():
+    base = {"event_id": "e1", "account_id": "13926-315", "ts": T0, "amount": 68.5, "currency": "USD",
+            "merchant_category": "ecommerce", "channel": "ecom", "country": "US"}
+    t = parse_transaction({**base, "card_group": "13926", "card_subgroup": "358", "signals": {"C1": 2, "V313": 0.25}})
+    assert t.signals == {"C1": 2.0, "V313": 0.25} and t.card_group == "13926"
+    f = card_features(CardState(), CardEvent.of(t))
+    assert f[F["card_group"]] == 13926.0 and f[F["card_subgroup"]] == 358.0 and f[F["sig_C1"]] == 2.0
+    for bad, why in (([1, 2], "object"), ({"C1": "x"}, "finite numbers"), ({"C1": True}, "finite numbers"),
+                     ({"C1": float("nan")}, "finite numbers"), ({"": 1}, "1 to 32"),
+                     ({f"s{i}": 1 for i in range(300)}, "at most")):
+        with pytest.raises(ValueError, match=why):
+            parse_transaction({**base, "signals": bad})
