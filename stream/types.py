@@ -1,7 +1,8 @@
 """Interfaces between the engine and its adapters (state backends, model sessions)."""
 from __future__ import annotations
 
-from typing import Any, Callable, Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from stream.core.fencing import Fenced
 

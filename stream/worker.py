@@ -49,9 +49,8 @@ def main(settings: Settings | None = None) -> None:
     from faust.worker import Worker
 
     from stream.app import create_app
-    from stream.core.manifest import ManifestError
-
     from stream.core.logsafe import install_one_line_logging
+    from stream.core.manifest import ManifestError
 
     s = settings or get_settings()
     install_one_line_logging()   # nothing from the wire can forge a log line

@@ -10,7 +10,8 @@ a redelivered record gets the same output bytes whichever backend held it.
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import orjson
 

@@ -16,7 +16,7 @@ Single-threaded asyncio: a save runs without awaiting, so it is atomic like a Lu
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from stream.core.fencing import Fenced
 from stream.state.entities import entity_key, fence_of, pack, settle, unpack
@@ -77,7 +77,7 @@ class MemoryState:
         settle(kind, dirty, written, self._secret)
 
     # --- looking inside (tests, backtest summaries) ---------------------------
-    def keys(self) -> list[str]:
+    def live_keys(self) -> list[str]:
         return [k for k in list(self.data) if self._live(k) is not None]
 
     def pttl(self, key: str) -> int:

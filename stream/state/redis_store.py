@@ -26,7 +26,14 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from stream.core.fencing import Fenced
-from stream.state.entities import StateConflict, entity_key, fence_of, pack, settle, unpack
+from stream.state.entities import (
+    StateConflict,
+    entity_key,
+    fence_of,
+    pack,
+    settle,
+    unpack,
+)
 
 __all__ = ["RedisState", "StateConflict", "connect"]
 

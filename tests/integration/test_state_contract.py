@@ -7,8 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
 from redis.crc import key_slot
@@ -40,7 +40,7 @@ class Backend:
     name: str
     prefix: str
     open: Callable[..., object]          # open(key_secret=None, retention_ms=None) -> EntityStore
-    keys: Callable[[], list[str]]        # every key under this test's prefix
+    stored_keys: Callable[[], list[str]]        # every key under this test's prefix
     pttl: Callable[[str], int]
     raw_fence: Callable[[str], bytes | None]
     closers: list = field(default_factory=list)
@@ -76,7 +76,7 @@ def backend(request):
         store: dict = {}
         probe = MemoryState(prefix, store=store)
         yield Backend("memory", prefix, lambda **kw: MemoryState(prefix, store=store, **kw),
-                      lambda: sorted(k for k in probe.keys() if k.startswith(prefix + ":")), probe.pttl,
+                      lambda: sorted(k for k in probe.live_keys() if k.startswith(prefix + ":")), probe.pttl,
                       lambda k: (probe.raw(k) or (None,))[0])
         return
     if request.param == "server":
@@ -85,7 +85,7 @@ def backend(request):
         url, cluster = request.getfixturevalue("redis_cluster"), True
     b, sync = _redis_backend(request.param, url, cluster, prefix)
     yield b
-    for key in b.keys():
+    for key in b.stored_keys():
         sync.delete(key)
     sync.close()
 
@@ -111,7 +111,7 @@ def test_absent_entity_loads_fresh_and_writes_nothing(backend):
     assert list(ents) == ["nobody", "none"]                       # one entity per distinct id
     e = ents["nobody"]
     assert (e.state, e.partition, e.offset, e.snapshots, e.dirty, e.loaded_fence) == ({"seen": []}, -1, -1, {}, False, "")
-    assert backend.keys() == []
+    assert backend.stored_keys() == []
 
 
 def test_round_trip_keeps_state_fence_and_snapshots_in_stored_form(backend):
@@ -212,8 +212,8 @@ def test_key_secret_pseudonymises_ids_in_keys(backend):
         other = await backend.open(key_secret=b"other").load("acct", ids, fresh)
         return same, other
     same, other = run(backend, go)
-    assert backend.keys() == sorted(f"{backend.prefix}:acct:{{{pseudonym(b's3cret', i)}}}" for i in ids)
-    assert not any(i[:8] in k for k in backend.keys() for i in ids)
+    assert backend.stored_keys() == sorted(f"{backend.prefix}:acct:{{{pseudonym(b's3cret', i)}}}" for i in ids)
+    assert not any(i[:8] in k for k in backend.stored_keys() for i in ids)
     assert [same[i].state for i in ids] == [{"seen": [i]} for i in ids]
     assert all(other[i].offset == -1 for i in ids)
 
@@ -233,7 +233,7 @@ def test_many_keys_in_one_batch_across_cluster_slots(backend):
     back = run(backend, go)
     assert [(back[i].state["seen"], back[i].partition, back[i].offset) for i in ids] == \
         [([n], n % 4, n) for n in range(300)]
-    assert len(backend.keys()) == 300
+    assert len(backend.stored_keys()) == 300
 
 
 def test_order_within_a_key_holds_across_batches(backend):
