@@ -1,7 +1,7 @@
 """``finstream backtest``: would the live system have said the same thing?
 
-A CSV (the formats ``finstream replay`` reads, same ``--map``/``--symbol``/``--ts-format``) goes
-through exactly the live pipeline code in process: the worker's own jobs (``build_jobs``), in
+A CSV (the formats ``finstream replay`` reads, same ``--map``/``--symbol``/``--ts-format``), or a
+time range of the input topic itself, goes through exactly the live pipeline code in process: the worker's own jobs (``build_jobs``), in
 micro-batches of ``FINSTREAM_BATCH_MAX``, on the in-process state backend (``MemoryState``, same
 fencing and stored form as Redis), with the served models of ``FINSTREAM_MODEL_DIR``. No server is
 needed. Every output goes to ``<out>/<topic>.jsonl``: one line per record,
@@ -23,17 +23,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import orjson
 
+from stream.backtest_compare import BacktestError, compare, from_inputs, read_range
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import TOPIC_FIELDS, Settings
-
-
-class BacktestError(RuntimeError):
-    pass
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -93,123 +89,32 @@ def resolve_topic(s: Settings, name: str) -> str:
     return defaults.get(name, name)
 
 
-# --- comparing with what the live worker published ------------------------------------------
-
-@dataclass
-class Comparison:
-    topic: str
-    compared: int = 0
-    backtest_records: int = 0
-    live_records: int = 0
-    differing: int = 0
-    first: dict | None = None        # the first divergence, or None
-    per_partition: dict[int, int] = field(default_factory=dict)
-
-    @property
-    def diverged(self) -> bool:
-        return self.first is not None
-
-    def to_dict(self) -> dict:
-        return {"topic": self.topic, "compared": self.compared, "backtest_records": self.backtest_records,
-                "live_records": self.live_records, "differing": self.differing, "first_divergence": self.first}
-
-
-def first_difference(a, b, path: str = "") -> tuple[str, object, object] | None:
-    """(path, ours, theirs) of the first field that differs between two decoded JSON values."""
-    if isinstance(a, dict) and isinstance(b, dict):
-        for k in list(a) + [k for k in b if k not in a]:
-            d = first_difference(a.get(k), b.get(k), f"{path}.{k}" if path else k)
-            if d:
-                return d
-        return None
-    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            d = first_difference(x, y, f"{path}[{i}]")
-            if d:
-                return d
-        return None
-    return None if a == b and type(a) is type(b) else (path or "value", a, b)
-
-
-def compare(topic: str, ours: list[OutputRecord], live: dict[int, list[tuple[bytes, bytes]]]) -> Comparison:
-    """Record by record per partition, in order: key and value bytes must be equal."""
-    mine: dict[int, list[tuple[bytes, bytes]]] = {}
-    for o in ours:
-        if o.topic == topic:
-            mine.setdefault(o.partition or 0, []).append((o.key, o.value))
-    c = Comparison(topic, backtest_records=sum(map(len, mine.values())), live_records=sum(map(len, live.values())))
-    for p in sorted(set(mine) | set(live)):
-        a, b = mine.get(p, []), live.get(p, [])
-        bad = 0
-        for i, (x, y) in enumerate(itertools.zip_longest(a, b)):
-            c.compared += x is not None and y is not None
-            if x == y:
-                continue
-            bad += 1
-            if c.first is None or (p, i) < (c.first["partition"], c.first["index"]):
-                c.first = _divergence(p, i, x, y)
-        c.per_partition[p] = bad
-        c.differing += bad
-    return c
-
-
-def _divergence(p: int, i: int, ours, theirs) -> dict:
-    d = {"partition": p, "index": i, "key": (ours or theirs)[0].decode(errors="replace")}
-    if ours is None or theirs is None:
-        d["reason"] = "live has a record the backtest did not produce" if ours is None else \
-            "the backtest produced a record live did not publish"
-        return d
-    if ours[0] != theirs[0]:
-        d.update(reason="different source position", backtest_key=ours[0].decode(), live_key=theirs[0].decode())
-        return d
-    found = first_difference(orjson.loads(ours[1]), orjson.loads(theirs[1]))
-    path, a, b = found or ("value", "(same JSON, different bytes)", "")
-    d.update(reason="different value", field=path, backtest=a, live=b)
-    return d
-
-
-async def read_topic(s: Settings, topic: str, timeout_s: float = 60.0) -> dict[int, list[tuple[bytes, bytes]]]:
-    """Every committed record of ``topic`` from its start to its current end, per partition."""
-    import time
-
-    from aiokafka import AIOKafkaConsumer
-    from aiokafka.admin import AIOKafkaAdminClient
-    from aiokafka.structs import TopicPartition
-
-    admin = AIOKafkaAdminClient(**s.kafka_client_options())
-    await admin.start()
-    try:
-        [described] = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
-    if described["error_code"] != 0 or not described["partitions"]:
-        raise BacktestError(f"topic {topic!r} does not exist on {s.kafka_bootstrap}")
-    tps = [TopicPartition(topic, p["partition"]) for p in sorted(described["partitions"], key=lambda p: p["partition"])]
-    consumer = AIOKafkaConsumer(**s.kafka_client_options(), enable_auto_commit=False, group_id=None,
-                                isolation_level="read_committed")
-    await consumer.start()
-    try:
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends = await consumer.end_offsets(tps)          # read_committed: the last stable offset
-        got: dict[int, list[tuple[bytes, bytes]]] = {tp.partition: [] for tp in tps}
-        todo = {tp for tp in tps if await consumer.position(tp) < ends[tp]}
-        deadline = time.monotonic() + timeout_s
-        while todo:
-            if time.monotonic() > deadline:
-                raise BacktestError(f"could not read {topic!r} to its end within {timeout_s:.0f} s")
-            for tp, msgs in (await consumer.getmany(*todo, timeout_ms=500)).items():
-                got[tp.partition] += [(m.key, m.value) for m in msgs if m.offset < ends[tp]]
-            todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
-    finally:
-        await consumer.stop()
-    return got
-
-
 # --- command line ------------------------------------------------------------------------------
 
-def main(kind: str, input: Path, mappings: list[str], symbol: str | None, out: Path, compare_topic: str | None,
-         partitions: int | None = None, limit: int = 0, ts_format: str | None = None, timeout_s: float = 60.0) -> None:
+def read_inputs(s: Settings, kind: str, input: Path | None, mappings: list[str], symbol: str | None,
+                partitions: int | None, limit: int, ts_format: str | None, start: str | None, until: str | None,
+                timeout_s: float) -> list[SourceRecord]:
+    """The CSV's rows at the positions a fresh topic would give them, or (no CSV) the input
+    topic's committed records published in [start, until) with their real positions."""
+    from stream import replay
+    from stream.rebuild import RebuildError, parse_start
+
+    mapping = replay.parse_mappings(mappings, kind)    # refuses an unknown kind too
+    topic = replay.topic_for(s, kind)
+    if input is not None:
+        pairs = replay.rows_to_records(replay.read_csv(input), kind, mapping, symbol, ts_format)
+        return source_records(topic, itertools.islice(pairs, limit or None), partitions or s.topic_partitions)
+    try:
+        start_ms, until_ms = (parse_start(t) if t else None for t in (start, until))
+    except RebuildError as exc:
+        raise BacktestError(str(exc).replace("--from", "--from/--until")) from None
+    records = asyncio.run(read_range(s, topic, start_ms, until_ms, timeout_s))
+    return records[:limit] if limit else records
+
+
+def main(kind: str, input: Path | None, mappings: list[str], symbol: str | None, out: Path, compare_topic: str | None,
+         partitions: int | None = None, limit: int = 0, ts_format: str | None = None, start: str | None = None,
+         until: str | None = None, timeout_s: float = 60.0) -> None:
     import typer
     from rich.console import Console
 
@@ -219,27 +124,27 @@ def main(kind: str, input: Path, mappings: list[str], symbol: str | None, out: P
 
     console = Console(stderr=True)
     s = get_settings()
-    topic = replay.topic_for(s, kind) if kind in replay.KINDS else None
-    try:
-        mapping = replay.parse_mappings(mappings, kind)
-        pairs = replay.rows_to_records(replay.read_csv(input), kind, mapping, symbol, ts_format)
-        records = source_records(topic, itertools.islice(pairs, limit or None), partitions or s.topic_partitions)
-        outputs = backtest(s, topic, records)
-    except (replay.ReplayError, BacktestError, ManifestError) as exc:
+
+    def fail(exc: Exception):
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+        return typer.Exit(2)
+
+    try:
+        records = read_inputs(s, kind, input, mappings, symbol, partitions, limit, ts_format, start, until, timeout_s)
+        outputs = backtest(s, replay.topic_for(s, kind), records)
+    except (replay.ReplayError, BacktestError, ManifestError) as exc:
+        raise fail(exc) from None
     counts = write_outputs(outputs, out)
-    console.print(f"backtest: {len(records)} {kind} records from {input} -> "
+    console.print(f"backtest: {len(records)} {kind} records from {input or replay.topic_for(s, kind)} -> "
                   + (", ".join(f"{n} {t}" for t, n in sorted(counts.items())) or "no outputs") + f" in {out}/")
     if not compare_topic:
         return
     target = resolve_topic(s, compare_topic)
     try:
-        live = asyncio.run(read_topic(s, target, timeout_s))
+        live = asyncio.run(read_range(s, target, timeout_s=timeout_s))
     except BacktestError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
-    c = compare(target, outputs, live)
+        raise fail(exc) from None
+    c = compare(target, outputs, live, keep=from_inputs(records))
     (out / f"compare-{target}.json").write_bytes(orjson.dumps(c.to_dict(), option=orjson.OPT_INDENT_2))
     console.print(f"compare {target}: {c.compared} compared, backtest {c.backtest_records} / live {c.live_records} "
                   f"records, {c.differing} differing")

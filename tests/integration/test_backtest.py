@@ -1,5 +1,6 @@
 """``finstream backtest --compare`` against a live worker on the real stack: the bundled S&P 500
-replay gives zero divergence; one altered price is reported at the first forecast it reaches."""
+replay gives zero divergence, from the CSV and from the input topic itself; one altered price is
+reported at the first forecast it reaches."""
 from __future__ import annotations
 
 import csv
@@ -39,6 +40,12 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
     report = orjson.loads((tmp_path / "same" / f"compare-{s.topic_forecasts}.json").read_bytes())
     assert report["compared"] == report["live_records"] == report["backtest_records"] == expected
     assert report["differing"] == 0 and report["first_divergence"] is None and "zero divergence" in same.stderr
+
+    from_topic = finstream(run, "backtest", "--kind", "ticks", "--out", str(tmp_path / "topic"), "--compare", "forecasts",
+                           cwd=tmp_path)                                      # the input topic itself, real positions
+    assert from_topic.returncode == 0, from_topic.stderr
+    report = orjson.loads((tmp_path / "topic" / f"compare-{s.topic_forecasts}.json").read_bytes())
+    assert report["compared"] == expected and report["differing"] == 0
 
     rows = list(csv.DictReader(SP500.read_text().splitlines()))
     rows[100]["Close"] = f"{float(rows[100]['Close']) * 1.01:.4f}"      # one close, 1% off

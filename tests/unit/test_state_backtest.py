@@ -7,7 +7,8 @@ import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
 from stream import backtest as bt
-from stream.core.records import OutputRecord
+from stream import backtest_compare as btc
+from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import Settings
 
 
@@ -24,21 +25,19 @@ def out(key: str, body: dict, topic="forecasts", partition=0) -> OutputRecord:
 
 
 def live_of(records):
-    got: dict[int, list] = {}
-    for r in records:
-        got.setdefault(r.partition, []).append((r.key, r.value))
-    return got
+    """Outputs as a consumer reads them back."""
+    return [SourceRecord(r.topic, r.partition, n, r.key, r.value) for n, r in enumerate(records)]
 
 
 def test_compare_reports_zero_or_the_first_divergence():
     ours = [out(f"ticks:0:{i}", {"a": i, "b": {"c": [1, 2]}}) for i in range(5)] + [out("ticks:1:0", {"a": 0}, partition=1)]
-    same = bt.compare("forecasts", ours, live_of(ours))
+    same = btc.compare("forecasts", ours, live_of(ours))
     assert (same.diverged, same.compared, same.differing) == (False, 6, 0)
 
     theirs = list(ours)
     theirs[3] = out("ticks:0:3", {"a": 3, "b": {"c": [1, 3]}})
     theirs[4] = out("ticks:0:4", {"a": 4.0, "b": {"c": [1, 2]}})      # 4 vs 4.0: different bytes, different type
-    c = bt.compare("forecasts", ours + [out("x:0:0", {}, topic="dead-letters")], live_of(theirs))
+    c = btc.compare("forecasts", ours + [out("x:0:0", {}, topic="dead-letters")], live_of(theirs))
     assert c.differing == 2 and c.backtest_records == 6
     assert c.first == {"partition": 0, "index": 3, "key": "ticks:0:3", "reason": "different value",
                        "field": "b.c[1]", "backtest": 2, "live": 3}
@@ -46,17 +45,17 @@ def test_compare_reports_zero_or_the_first_divergence():
 
 def test_compare_reports_missing_and_extra_records():
     ours = [out(f"ticks:0:{i}", {"a": i}) for i in range(3)]
-    short = bt.compare("forecasts", ours, live_of(ours[:2]))
+    short = btc.compare("forecasts", ours, live_of(ours[:2]))
     assert short.differing == 1 and short.first["index"] == 2 and "live did not publish" in short.first["reason"]
-    long = bt.compare("forecasts", ours[:1], live_of(ours))
+    long = btc.compare("forecasts", ours[:1], live_of(ours))
     assert long.differing == 2 and long.first["index"] == 1 and "did not produce" in long.first["reason"]
 
 
 def test_first_difference_walks_dicts_and_lists():
-    assert bt.first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) is None
-    assert bt.first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 5}]}) == ("a[1].b", 2, 5)
-    assert bt.first_difference({"a": 1}, {"a": 1, "z": 0}) == ("z", None, 0)
-    assert bt.first_difference([1, 2], [1]) == ("value", [1, 2], [1])
+    assert btc.first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 2}]}) is None
+    assert btc.first_difference({"a": [1, {"b": 2}]}, {"a": [1, {"b": 5}]}) == ("a[1].b", 2, 5)
+    assert btc.first_difference({"a": 1}, {"a": 1, "z": 0}) == ("z", None, 0)
+    assert btc.first_difference([1, 2], [1]) == ("value", [1, 2], [1])
 
 
 def test_backtest_runs_the_live_job_in_process_and_writes_json_lines(tmp_path):
@@ -70,3 +69,12 @@ def test_backtest_runs_the_live_job_in_process_and_writes_json_lines(tmp_path):
     d = orjson.loads(line)
     assert d["key"] == f"{s.topic_ticks}:{records[1].partition}:1" and "JSON" in d["value"]["reason"].upper()
     assert bt.resolve_topic(s, "dead-letters") == "dl-x" and bt.resolve_topic(s, "forecasts") == s.topic_forecasts
+
+
+def test_compare_leaves_out_live_outputs_of_other_inputs():
+    inputs = bt.source_records("ticks", [(b"SPX", b"{}")] * 3, 1)
+    ours = [out(f"ticks:0:{i}", {"a": i}) for i in range(3)]
+    others = [out("ticks:0:7", {"a": 7}), out("transactions:0:1", {"b": 1}), out("ticks:0:x", {})]
+    c = btc.compare("forecasts", ours, live_of(others[:1] + ours + others[1:]), keep=btc.from_inputs(inputs))
+    assert (c.diverged, c.compared, c.live_records) == (False, 3, 3)
+    assert btc.compare("forecasts", ours, live_of(others[:1] + ours)).diverged     # without the filter it differs
