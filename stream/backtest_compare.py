@@ -134,7 +134,7 @@ def compare(topic: str, ours: list[OutputRecord], live: list[SourceRecord], keep
     theirs: dict[int, list[tuple[bytes, bytes]]] = {}
     for r in live:
         if keep(r.key):
-            theirs.setdefault(r.partition, []).append((r.key, r.value))
+            theirs.setdefault(r.partition, []).append((r.key or b"", r.value or b""))
     c = Comparison(topic, backtest_records=sum(map(len, mine.values())), live_records=sum(map(len, theirs.values())))
     for p in sorted(set(mine) | set(theirs)):
         bad = 0

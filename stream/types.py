@@ -20,11 +20,11 @@ class EntityStore(Protocol):
     (backtests, job unit tests); their shared rules live in ``stream.state.entities`` and
     ``tests/integration/test_state_contract.py`` holds them to the same cases (docs/state.md)."""
 
-    async def load(self, kind: str, ids: list[str], decode: Callable[[Any], Any]) -> dict[str, Fenced]:
+    async def load(self, kind: str, ids: list[str], decode: Callable[[Any], Any]) -> dict[str, Fenced[Any]]:
         """Fenced entity states by id, one per distinct id (``decode(None)`` for ids never seen
         or expired). ``kind`` names the key space (``bar``, ``card``, ``acct``, ``user``)."""
 
-    async def save(self, kind: str, entities: dict[str, Fenced], encode: Callable[[Any], Any]) -> None:
+    async def save(self, kind: str, entities: dict[str, Fenced[Any]], encode: Callable[[Any], Any]) -> None:
         """Write the dirty entities, each only if its stored fence is still the one it was loaded
         with (compare-and-set), and set each written key's expiry to the kind's retention. The
         others are written; then ``stream.state.entities.StateConflict`` names the lost ones."""

@@ -62,7 +62,7 @@ def _start_nodes(base: Path, attempts: int) -> tuple[list[subprocess.Popen], lis
             procs.append(spawn([binary, "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
                                 "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
                                 "--dir", str(d)], d / "redis.log", tie_to_parent=True))
-        deadline, up = time.monotonic() + 20, set()
+        deadline, up = time.monotonic() + 20, set[int]()
         while len(up) < NODES and time.monotonic() < deadline and all(pr.poll() is None for pr in procs):
             up |= {p for p in set(ports) - up if _ping(p)}
             time.sleep(0.1)

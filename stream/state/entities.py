@@ -30,16 +30,16 @@ def entity_key(prefix: str, kind: str, entity: str, secret: bytes | None) -> str
     return f"{prefix}:{kind}:{{{entity}}}"
 
 
-def fence_of(e: Fenced) -> str:
+def fence_of(e: Fenced[Any]) -> str:
     return f"{e.partition}:{e.offset}"
 
 
-def pack(e: Fenced, encode: Callable[[Any], Any]) -> bytes:
+def pack(e: Fenced[Any], encode: Callable[[Any], Any]) -> bytes:
     return orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
                         option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced:
+def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:
     """The entity as stored, or a fresh one (``decode(None)``) when there is none."""
     if blob is None or fence is None:
         return Fenced(decode(None))
@@ -48,7 +48,7 @@ def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]
     return Fenced(decode(d["s"]), part, off, {int(k): v for k, v in d["snap"].items()}, loaded_fence=fence.decode())
 
 
-def settle(kind: str, dirty: list[tuple[str, Fenced]], written: list[bool], secret: bytes | None) -> None:
+def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool], secret: bytes | None) -> None:
     """After a batch of compare-and-sets: the written entities now hold their new fence (a later
     save in the same process compares against it); any lost write raises ``StateConflict``."""
     lost = [i for (i, _), ok in zip(dirty, written) if not ok]

@@ -16,7 +16,8 @@ Single-threaded asyncio: a save runs without awaiting, so it is atomic like a Lu
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from stream.core.fencing import Fenced
 from stream.state.entities import entity_key, fence_of, pack, settle, unpack
@@ -31,7 +32,7 @@ class MemoryState:
 
     def __init__(self, prefix: str = "fs", key_secret: bytes | None = None,
                  retention_ms: dict[str, int] | None = None, clock_ms: Callable[[], float] = wall_clock_ms,
-                 store: dict | None = None):
+                 store: dict[str, tuple[bytes, bytes, float | None]] | None = None):
         """``store``: another ``MemoryState``'s ``data`` to share it, like two clients of one server."""
         self.prefix = prefix
         self._secret = key_secret
@@ -50,14 +51,14 @@ class MemoryState:
             return None
         return item
 
-    async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:
+    async def load(self, kind: str, ids: Iterable[str], decode: Callable[[Any], Any]) -> dict[str, Fenced[Any]]:
         out = {}
         for i in dict.fromkeys(ids):
             item = self._live(self.key(kind, i))
             out[i] = unpack(item[0], item[1], decode) if item else unpack(None, None, decode)
         return out
 
-    async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
+    async def save(self, kind: str, entities: dict[str, Fenced[Any]], encode: Callable[[Any], Any]) -> None:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
