@@ -251,3 +251,25 @@ def test_order_within_a_key_holds_across_batches(backend):
     for k, sym in enumerate(syms):
         assert back[sym].state["seen"] == list(range(k, 60, 5)), sym
         assert back[sym].offset == 55 + k
+
+
+def test_expiry_follows_each_save_even_a_lost_one_and_retention_0_leaves_it(backend):
+    key = entity_key(backend.prefix, "acct", "a", None)
+
+    async def go():
+        keeper, expiring = backend.open(), backend.open(retention_ms={"acct": 60_000})
+        held = await expiring.load("acct", ["a"], fresh)
+        taken = await keeper.load("acct", ["a"], fresh)
+        fencing.apply(taken["a"], 0, 1, appending("keeper"))
+        await keeper.save("acct", taken, keep)                       # retention 0: no expiry
+        ttl_after_keeper = backend.pttl(key)
+        fencing.apply(held["a"], 0, 1, appending("expiring"))
+        with pytest.raises(StateConflict):
+            await expiring.save("acct", held, keep)                   # lost, but its PEXPIRE still lands
+        ttl_after_lost = backend.pttl(key)
+        again = await keeper.load("acct", ["a"], fresh)
+        fencing.apply(again["a"], 0, 2, appending("keeper"))
+        await keeper.save("acct", again, keep)                        # retention 0 leaves the expiry alone
+        return ttl_after_keeper, ttl_after_lost, backend.pttl(key)
+    before, lost, kept = run(backend, go)
+    assert before == -1 and 0 < lost <= 60_000 and 0 < kept <= 60_000
