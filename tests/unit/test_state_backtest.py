@@ -78,3 +78,18 @@ def test_compare_leaves_out_live_outputs_of_other_inputs():
     c = btc.compare("forecasts", ours, live_of(others[:1] + ours + others[1:]), keep=btc.from_inputs(inputs))
     assert (c.diverged, c.compared, c.live_records) == (False, 3, 3)
     assert btc.compare("forecasts", ours, live_of(others[:1] + ours)).diverged     # without the filter it differs
+
+
+def test_backtest_command_on_the_bundled_caravan_events(tmp_path):
+    from typer.testing import CliRunner
+
+    from stream.cli import app
+    from stream.settings import REPO_ROOT
+
+    csv_file = REPO_ROOT / "stream/data/caravan_events.csv"
+    res = CliRunner().invoke(app, ["backtest", "--kind", "user-events", "--input", str(csv_file), "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    rows = len(csv_file.read_text().splitlines()) - 1
+    recs = [orjson.loads(line) for line in (tmp_path / "recommendations.jsonl").read_bytes().splitlines()]
+    assert len(recs) == rows and {r["value"]["source"]["topic"] for r in recs} == {"user-events"}
+    assert all(r["key"] == "user-events:{partition}:{offset}".format(**r["value"]["source"]) for r in recs)
