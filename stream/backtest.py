@@ -1,23 +1,23 @@
 """``finstream backtest``: would the live system have said the same thing?
 
 A CSV (the formats ``finstream replay`` reads, same ``--map``/``--symbol``/``--ts-format``), or a
-time range of the input topic itself, goes through exactly the live pipeline code in process: the worker's own jobs (``build_jobs``), in
-micro-batches of ``FINSTREAM_BATCH_MAX``, on the in-process state backend (``MemoryState``, same
-fencing and stored form as Redis), with the served models of ``FINSTREAM_MODEL_DIR``. No server is
-needed. Every output goes to ``<out>/<topic>.jsonl``: one line per record,
+time range of the input topic itself, goes through exactly the live pipeline code in process:
+the worker's own jobs (``build_jobs``), in micro-batches of ``FINSTREAM_BATCH_MAX``, on the
+in-process state backend (``MemoryState``: same fencing and stored form as Redis), with the served
+models of ``FINSTREAM_MODEL_DIR``. No server is needed. Every output goes to
+``<out>/<topic>.jsonl``, one line per record:
 ``{"partition": p, "key": "<source-topic:partition:offset>", "value": <the record as published>}``.
 
-Each row gets the source position it would have on a fresh input topic after ``finstream replay``:
-partition by Kafka's default partitioner (murmur2 of the key, over ``--partitions``, default
-``FINSTREAM_TOPIC_PARTITIONS``), offsets from 0 in file order. So outputs carry the same keys,
-``source`` fields and event ids as the live ones. A row without a key (Kafka would pick a random
-partition) goes to partition 0; the worker dead-letters such rows anyway.
+A CSV row gets the source position it would have on a fresh input topic after ``finstream
+replay``: partition by Kafka's default partitioner (murmur2 of the key, over ``--partitions``,
+default ``FINSTREAM_TOPIC_PARTITIONS``), offsets from 0 in file order, so outputs carry the same
+keys, ``source`` fields and event ids as the live ones. A row without a key (Kafka would pick a
+random partition) goes to partition 0; the worker dead-letters such rows anyway. Records read
+from the input topic keep their real positions.
 
-``--compare TOPIC`` then reads that output topic (read_committed, from the start to its end) and
-compares it record by record with the backtest's, per partition in order, byte for byte; it
-reports the count of differing records and the first divergence (partition, index, key and the
-first differing field) or zero. Derived records (linked card spend -> ``user-events``) are written
-out but not fed back into the recommend job: that is a second pass with its own input.
+``--compare TOPIC`` then diffs the outputs with what the live worker published on that topic
+(``stream.backtest_compare``). Derived records (linked card spend -> ``user-events``) are
+written out but not fed back into the recommend job: that is a second pass with its own input.
 """
 from __future__ import annotations
 
