@@ -57,12 +57,13 @@ async def run_job(job, records: list[SourceRecord], batch_max: int) -> list[Outp
     return out
 
 
-def backtest(s: Settings, topic: str, records: list[SourceRecord]) -> list[OutputRecord]:
-    """The live job for ``topic`` over ``records``, on a fresh in-process state."""
+def backtest(s: Settings, topic: str, records: list[SourceRecord], state=None) -> list[OutputRecord]:
+    """The live job for ``topic`` over ``records``, on ``state`` (default: a fresh in-process one)."""
     from stream.state.memory import MemoryState
     from stream.worker import build_jobs
 
-    state = MemoryState(s.redis_key_prefix, s.key_secret, s.state_retention_ms())
+    if state is None:
+        state = MemoryState(s.redis_key_prefix, s.key_secret, s.state_retention_ms())
     jobs = build_jobs(s, state=state)
     if topic not in jobs:
         raise BacktestError(f"no pipeline reads {topic!r} (inputs: {', '.join(jobs)})")

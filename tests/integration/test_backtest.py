@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import orjson
-from workers import consume
+from workers import consume, entity_state
 
 from stream.settings import REPO_ROOT
 
@@ -21,7 +21,7 @@ def finstream(run, *args, cwd) -> subprocess.CompletedProcess:
                           text=True, timeout=180, check=False)
 
 
-def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_price(worker_run, tmp_path):
+def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_price(worker_run, redis_client, tmp_path):
     run = worker_run().start()
     s = run.settings
     replayed = finstream(run, "replay", *TICK_ARGS, "--input", str(SP500), cwd=tmp_path)
@@ -40,6 +40,19 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
     report = orjson.loads((tmp_path / "same" / f"compare-{s.topic_forecasts}.json").read_bytes())
     assert report["compared"] == report["live_records"] == report["backtest_records"] == expected
     assert report["differing"] == 0 and report["first_divergence"] is None and "zero divergence" in same.stderr
+
+    # the state the live worker left in Redis is the state the backtest left in process
+    from stream import backtest as bt
+    from stream.replay import read_csv, rows_to_records
+    from stream.state.memory import MemoryState
+
+    memory = MemoryState(s.redis_key_prefix)
+    pairs = rows_to_records(read_csv(SP500), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
+    bt.backtest(s, s.topic_ticks, bt.source_records(s.topic_ticks, pairs, s.topic_partitions), state=memory)
+    assert memory.live_keys() == [f"{s.redis_key_prefix}:bar:{{SPX}}"]
+    assert entity_state(redis_client, s.redis_key_prefix) == {
+        k.removeprefix(s.redis_key_prefix): (fence, orjson.loads(blob)["s"])
+        for k in memory.live_keys() for fence, blob in [memory.raw(k)]}
 
     from_topic = finstream(run, "backtest", "--kind", "ticks", "--out", str(tmp_path / "topic"), "--compare", "forecasts",
                            cwd=tmp_path)                                      # the input topic itself, real positions
