@@ -186,3 +186,26 @@ def test_recommend_model_swap_between_batches(settings):
     out = process(job, records(settings.topic_user_events, [user_event(1)], first=1))
     [rec] = [orjson.loads(o.value) for o in by_topic(out, settings.topic_recommendations)]
     assert rec["model"] == "rec_item_cf"
+
+
+def test_redelivery_of_a_long_uncommitted_stretch_with_the_committed_offset_known(settings):
+    """More records of one entity than ``SNAPSHOTS_KEPT`` since the last commit: with the committed
+    offset from the delivery layer (``Job.committed``) every one replays exactly; without it the
+    oldest have no snapshot left and are dead-lettered rather than recomputed wrongly."""
+    from stream.core.fencing import SNAPSHOTS_KEPT
+
+    batch = records(settings.topic_ticks, sp500_ticks(SNAPSHOTS_KEPT + 40))
+    for committed, gaps in ((0, 0), (None, SNAPSHOTS_KEPT + 40 - SNAPSHOTS_KEPT)):
+        state = MemoryState()
+        job = jobs_on(settings, state)["forecast"]
+        job.committed = lambda topic, partition, c=committed: c
+        first = by_topic(process(job, batch), settings.topic_forecasts)
+        again = jobs_on(settings, state)["forecast"]
+        again.committed = job.committed
+        out = process(again, batch)
+        replayed = {o.key for o in by_topic(out, settings.topic_forecasts)}
+        dead = by_topic(out, settings.topic_dead_letters)
+        assert len(dead) == gaps and all(b"cannot reproduce" in d.value for d in dead)
+        assert replayed == {o.key for o in first} - {d.key for d in dead}
+        if committed is not None:
+            assert by_topic(out, settings.topic_forecasts) == first          # byte for byte
