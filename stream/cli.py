@@ -74,6 +74,31 @@ def replay(
 
 
 @app.command()
+def backtest(
+    kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
+    input: Path | None = typer.Option(None, "--input", exists=True, dir_okay=False,
+                                      help="CSV file, as for replay (default: read the input topic itself)."),
+    map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
+    out: Path = typer.Option(Path("backtest_out"), "--out", help="Directory for <topic>.jsonl outputs."),
+    compare: str | None = typer.Option(None, "--compare", help="Output topic to diff against what the live "
+                                          "worker published (e.g. forecasts); exit 1 on a divergence."),
+    partitions: int | None = typer.Option(None, "--partitions", help="Input topic partitions "
+                                             "(default FINSTREAM_TOPIC_PARTITIONS)."),
+    limit: int = typer.Option(0, "--limit", help="At most this many rows (0 = all)."),
+    ts_format: str | None = typer.Option(None, "--ts-format", help="strftime pattern of the ts column."),
+    start: str | None = typer.Option(None, "--from", help="Without --input: first publish time of the input "
+                                     "topic to read (epoch ms or ISO time, UTC; default its start)."),
+    until: str | None = typer.Option(None, "--until", help="Without --input: read records published before this."),
+) -> None:
+    """Run a CSV (or a time range of the input topic) through the live pipeline code in process, on
+    in-process state; outputs to JSON lines; optionally diff them with what the live worker published."""
+    from stream import backtest as bt
+    bt.main(kind=kind, input=input, mappings=map or [], symbol=symbol, out=out, compare_topic=compare,
+            partitions=partitions, limit=limit, ts_format=ts_format, start=start, until=until)
+
+
+@app.command()
 def score(
     model: str = typer.Option(..., "--model", help="Model name from the manifest."),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False),

@@ -6,15 +6,17 @@ import logging
 from stream.settings import Settings, get_settings
 
 
-def build_jobs(s: Settings, redis_client=None, registry=None) -> dict:
-    """Input topic -> Job. Loads and verifies the served models (fails fast if none is usable)."""
+def build_jobs(s: Settings, redis_client=None, registry=None, state=None) -> dict:
+    """Input topic -> Job. Loads and verifies the served models (fails fast if none is usable).
+    ``state``: an ``EntityStore`` other than the settings' Redis (``finstream backtest``: in-process)."""
     from stream.serving.forecasting import ForecastJob
     from stream.serving.models import ModelRegistry
     from stream.serving.recommending import RecommendJob
     from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState, connect
 
-    state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
+    if state is None:
+        state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
     registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
     return {
         s.topic_ticks: ForecastJob(s, state, registry),
@@ -47,9 +49,8 @@ def main(settings: Settings | None = None) -> None:
     from faust.worker import Worker
 
     from stream.app import create_app
-    from stream.core.manifest import ManifestError
-
     from stream.core.logsafe import install_one_line_logging
+    from stream.core.manifest import ManifestError
 
     s = settings or get_settings()
     install_one_line_logging()   # nothing from the wire can forge a log line

@@ -23,12 +23,19 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import orjson
 import redis.asyncio as aioredis
 
 from stream.core.fencing import Fenced
-from stream.core.logsafe import pseudonym as log_pseudonym
-from stream.core.pseudonyms import pseudonym
+from stream.state.entities import (
+    StateConflict,
+    entity_key,
+    fence_of,
+    pack,
+    settle,
+    unpack,
+)
+
+__all__ = ["RedisState", "StateConflict", "connect"]
 
 _HERE = Path(__file__).parent
 WINDOW_APPEND = (_HERE / "window_append.lua").read_text()
@@ -39,10 +46,6 @@ OUT_OF_ORDER = "out-of-order"
 
 
 CLUSTER_CONCURRENCY = 32
-
-
-class StateConflict(RuntimeError):
-    """Another writer moved an entity's fence while we held it (e.g. a zombie after a rebalance)."""
 
 
 class ReplayWindowGap(LookupError):
@@ -67,7 +70,8 @@ def connect(settings, *, sync: bool = False, **kw):
 
 
 class RedisState:
-    """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore``."""
+    """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore`` (key layout and
+    stored form shared with the in-process backend: ``stream.state.entities``)."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None,
                  retention_ms: dict[str, int] | None = None):
@@ -111,9 +115,7 @@ class RedisState:
         return results
 
     def key(self, kind: str, entity: str) -> str:
-        if self._secret is not None:
-            entity = pseudonym(self._secret, entity)
-        return f"{self.prefix}:{kind}:{{{entity}}}"
+        return entity_key(self.prefix, kind, entity, self._secret)
 
     # --- windows ---------------------------------------------------------
     async def append_ticks(self, items, length: int, keep: int) -> list[bytes | None]:
@@ -134,32 +136,12 @@ class RedisState:
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
             pipe.hmget(self.key(kind, i), "fence", "blob")
-        out: dict[str, Fenced] = {}
-        for i, (fence, blob) in zip(ids, await pipe.execute()):
-            if blob is None:
-                out[i] = Fenced(decode(None))
-                continue
-            d = orjson.loads(blob)
-            part, off = (int(x) for x in fence.split(b":"))
-            out[i] = Fenced(decode(d["s"]), part, off, {int(k): v for k, v in d["snap"].items()},
-                            loaded_fence=fence.decode())
-        return out
+        return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, await pipe.execute())}
 
     async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        calls = []
-        for i, e in dirty:
-            blob = orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
-                                option=orjson.OPT_SERIALIZE_NUMPY)
-            calls.append((self.key(kind, i), [e.loaded_fence, f"{e.partition}:{e.offset}", blob]))
+        calls = [(self.key(kind, i), [e.loaded_fence, fence_of(e), pack(e, encode)]) for i, e in dirty]
         results = await self._run_scripts(self._fenced_set, calls, self.retention_ms.get(kind, 0))
-        lost = [i for (i, _), ok in zip(dirty, results) if not ok]
-        for i, e in dirty:
-            if i not in lost:
-                e.loaded_fence, e.dirty = f"{e.partition}:{e.offset}", False
-        if lost:
-            # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
-            raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. "
-                                f"{[log_pseudonym(i, self._secret) for i in lost[:3]]}")
+        settle(kind, dirty, [bool(r) for r in results], self._secret)
