@@ -45,8 +45,9 @@ from stream.settings import Settings
 
 JOBS = ("forecast", "risk", "recommend")
 ONNX_BATCHES = (1, 64, 512)
-SCENARIOS = ("onnx", *(f"engine-{j}" for j in JOBS), "faust-passthrough", "faust-passthrough-alo",
-             "aiokafka-passthrough",
+NAIVE_SAMPLE = 2000      # events a naive-<job> scenario runs (one at a time: slow by design)
+SCENARIOS = ("onnx", *(f"engine-{j}" for j in JOBS), *(f"naive-{j}" for j in JOBS),
+             "faust-passthrough", "faust-passthrough-alo", "aiokafka-passthrough", "aiokafka-passthrough-eos",
              *(f"worker-{j}" for j in JOBS))
 SYNTHETIC_NOTE = ("Synthetic load data from stream.synthetic (seeded random-walk ticks, simulated card "
                   "transactions, simulated product interactions): valid for speed and memory, not for model quality.")
@@ -354,7 +355,10 @@ def source_records(topic: str, records: list[tuple[bytes, bytes]], partitions: i
     return out
 
 
-async def _engine(s: Settings, job_name: str, records, warm) -> dict:
+async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | None = None,
+                  name: str | None = None) -> dict:
+    """The job itself on real Redis, no Kafka: batches of ``batch_size`` (default ``batch_max``).
+    ``batch_size=1`` is the naive baseline: per event one model call and its own Redis round trips."""
     import redis.asyncio as aioredis
 
     from stream.serving.forecasting import ForecastJob
@@ -385,8 +389,9 @@ async def _engine(s: Settings, job_name: str, records, warm) -> dict:
         lat, rt, red_s, onnx_s = [], [], [], []
         out_topics: Counter = Counter()
         t_all = time.perf_counter()
-        for i in range(0, len(batches), s.batch_max):
-            batch = batches[i:i + s.batch_max]
+        step = batch_size or s.batch_max
+        for i in range(0, len(batches), step):
+            batch = batches[i:i + step]
             rt0, r0, o0 = counting.round_trips, counting.seconds, timer.seconds
             t = time.perf_counter()
             outs = await job.process(batch)
@@ -413,11 +418,11 @@ async def _engine(s: Settings, job_name: str, records, warm) -> dict:
     ms = np.asarray(lat) * 1000
     batch_time = float(np.sum(lat))
     return {
-        "name": f"engine-{job_name}", "kind": "engine", "status": "ok", "events": n,
-        "batches": len(lat), "batch_max": s.batch_max,
+        "name": name or f"engine-{job_name}", "kind": "naive" if batch_size == 1 else "engine", "status": "ok",
+        "events": n, "batches": len(lat), "batch_max": batch_size or s.batch_max,
         "throughput": round(n / total, 1),
         "latency_ms": {"p50": _r(np.percentile(ms, 50), 3), "p99": _r(np.percentile(ms, 99), 3),
-                       "max": _r(ms.max(), 3), "basis": "one job.process() call on a batch of batch_max events"},
+                       "max": _r(ms.max(), 3), "basis": f"one job.process() call on a batch of {step} event(s)"},
         "redis": {"round_trips_per_batch": _r(np.mean(rt), 2), "round_trips_total": int(sum(rt)),
                   "commands": cmds,
                   "commands_per_event": _r(sum(cmds.values()) / max(n, 1), 3),
@@ -441,9 +446,13 @@ async def _drop_prefix(client, prefix: str) -> None:
         await client.delete(*keys[i:i + 1000])
 
 
-def bench_engine(s: Settings, job: str, events: int) -> dict:
+def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dict:
+    """engine-<job>: the job on batches of batch_max; naive-<job>: the same code one event at a
+    time on the first ``NAIVE_SAMPLE`` events (what a per-event consumer loop would do)."""
     records = make_events(job, events)
     warm = make_events(job, min(s.batch_max, events), seed=99)
+    if naive:
+        return asyncio.run(_engine(s, job, records[:NAIVE_SAMPLE], warm, batch_size=1, name=f"naive-{job}"))
     return asyncio.run(_engine(s, job, records, warm))
 
 
@@ -469,7 +478,7 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
     else:
         job = "recommend"                             # any small JSON events; the bytes are not looked at
         mode, _, variant = name.partition("-passthrough")
-        spec = e2e.passthrough_spec(s, mode, at_least_once=variant == "-alo")
+        spec = e2e.passthrough_spec(s, mode, at_least_once=variant == "-alo", exactly_once=variant == "-eos")
         kind = "passthrough"
     both = make_events(job, 2 * events, symbols=tick_symbols(events))   # flood, then a prefix of the rest paced
     records, paced = both[:events], both[events:]
@@ -498,7 +507,8 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
         res["counts"]["alerts_incl_warmup"] = sum(res["outputs_by_topic"].get(t, 0) for t in spec.extra_topics)
     res["throughput"] = res.pop("throughput_eps")
     res["processing_guarantee"] = spec.settings.processing_guarantee if not name.startswith("aiokafka") \
-        else "at_least_once (offsets committed after the batch's sends are acked)"
+        else "exactly_once (stream.delivery lanes: the worker's transactions and commit policy)" \
+        if name.endswith("-eos") else "at_least_once (offsets committed after the batch's sends are acked)"
     res["log"] = str(log_dir / f"{spec.name}.log")
     return {"name": name, "kind": kind, "status": "ok" if res["complete"] else "incomplete", **res}
 
@@ -551,7 +561,7 @@ def render(report: dict):
                f" (out {c['outputs']:,}, dead {c['dead_letters']:,}, warm {c['warming_up']:,}" + \
                (f", alerts {c['alerts']:,}" if "alerts" in c else "") + \
                (f", dups {c['duplicates']}" if c.get("duplicates") else "") + ")"
-        if sc["kind"] == "engine":
+        if sc["kind"] in ("engine", "naive"):
             sp = sc["time_split_pct"]
             details = (f"redis {sc['redis']['round_trips_per_batch']:g} RT/batch, "
                        f"{sc['redis']['commands_per_event']:g} cmd/ev; time: redis {sp['redis']}%, "
@@ -591,13 +601,30 @@ def summarise(scenarios: list[dict]) -> dict:
         out["aiokafka_over_faust_passthrough"] = round(r, 2)
         out["lines"].append(f"plain aiokafka passes {r:.1f}x the events/s of the Faust adapter "
                             f"({eps['aiokafka-passthrough']:,.0f} vs {eps['faust-passthrough']:,.0f} ev/s)")
+    if "aiokafka-passthrough-eos" in eps and "faust-passthrough" in eps:
+        r = eps["faust-passthrough"] / eps["aiokafka-passthrough-eos"]
+        out["faust_over_aiokafka_eos"] = round(r, 2)
+        out["lines"].append(f"exactly-once: the Faust adapter passes {r:.0%} of the plain aiokafka loop with the same "
+                            f"delivery ({eps['faust-passthrough']:,.0f} vs {eps['aiokafka-passthrough-eos']:,.0f} ev/s)")
+    for job in JOBS:
+        w, e, nv = eps.get(f"worker-{job}"), eps.get(f"engine-{job}"), eps.get(f"naive-{job}")
+        ceiling = eps.get("aiokafka-passthrough-eos")
+        if nv and (e or w):
+            key = f"speedup_{job}"
+            out[key] = {"engine_over_naive": round(e / nv, 1) if e else None,
+                        "worker_over_naive": round(w / nv, 1) if w else None}
+            out["lines"].append(f"{job}: naive (one event at a time) {nv:,.0f} ev/s; batched engine "
+                                + (f"{e / nv:,.0f}x" if e else "n/a") + ", worker end to end "
+                                + (f"{w / nv:,.0f}x" if w else "n/a"))
+        if w and ceiling:
+            out.setdefault(f"worker_{job}", {})["worker_share_of_aiokafka_eos"] = round(w / ceiling, 2)
     for job in JOBS:
         w, e, f = eps.get(f"worker-{job}"), eps.get(f"engine-{job}"), eps.get("faust-passthrough")
         if w and e:
             key = f"worker_{job}"
-            out[key] = {"engine_over_worker": round(e / w, 2),
+            out.setdefault(key, {}).update({"engine_over_worker": round(e / w, 2),
                         "worker_share_of_faust_ceiling": round(w / f, 2) if f else None,
-                        "engine_us_per_event": round(1e6 / e, 1), "worker_us_per_event": round(1e6 / w, 1)}
+                        "engine_us_per_event": round(1e6 / e, 1), "worker_us_per_event": round(1e6 / w, 1)})
             out["lines"].append(
                 f"{job}: engine alone {e:,.0f} ev/s ({1e6 / e:,.0f} µs/ev), worker end to end {w:,.0f} ev/s "
                 f"({1e6 / w:,.0f} µs/ev)" + (f" = {w / f:.0%} of the Faust pass-through ceiling" if f else ""))
@@ -641,7 +668,7 @@ def main(out: Path = Path("bench_results"), events: int = 20000, settings: Setti
             missing = [j for j in JOBS if j not in models]
             if name == "onnx" and not models:
                 sc = {"name": name, "kind": "onnx", "status": "skipped", "reason": "no served model in the manifest"}
-            elif name.startswith("engine-") and job not in models:
+            elif name.startswith(("engine-", "naive-")) and job not in models:
                 sc = {"name": name, "kind": "engine", "status": "skipped",
                       "reason": f"manifest has no default model for '{job}'"}
             elif name.startswith("worker-") and missing:
@@ -654,8 +681,8 @@ def main(out: Path = Path("bench_results"), events: int = 20000, settings: Setti
                 try:
                     if name == "onnx":
                         sc = bench_onnx(s)
-                    elif name.startswith("engine-"):
-                        sc = bench_engine(s, job, events)
+                    elif name.startswith(("engine-", "naive-")):
+                        sc = bench_engine(s, job, events, naive=name.startswith("naive-"))
                     else:
                         sc = bench_kafka(s, name, events, log_dir, external=stack_kind == "external")
                 except Exception as exc:  # one broken scenario must not lose the others' numbers
