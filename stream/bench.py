@@ -170,8 +170,9 @@ def machine_info(s: Settings) -> dict:
 def settings_used(s: Settings) -> dict:
     keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "window_history", "recommend_k",
             "processing_guarantee", "publish_risk_scores", "model_dir", "model_poll_s", "redis_cluster",
-            "kafka_heap", "log_level")
+            "kafka_heap", "log_level", "commit_max_events", "delivery_inflight")
     d = {k: getattr(s, k) for k in keys}
+    d["commit_interval_s"] = s.commit_interval_s     # the guarantee's default unless set
     d["model_dir"] = str(d["model_dir"])
     d["redis_url"] = s.redis_url_redacted
     d["bench_overrides"] = {"publish_risk_scores": True, "worker_web_enabled": False, "log_level": "info",
