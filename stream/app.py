@@ -18,6 +18,7 @@ import logging
 import time
 
 import faust
+from faust.sensors import Monitor
 from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
 from stream import observe                      # observe: /health /ready /metrics, stage timers
@@ -56,12 +57,31 @@ class TransactionOwnedOffsets(FaustConsumer):
         return False
 
 
+class BatchOnlyMonitor(Monitor):
+    """Faust's monitor without its per-event bookkeeping (several dict updates and clock reads per
+    record in the conductor and the stream). The worker's metrics are per batch
+    (``stream.metrics``); what Faust's own monitor keeps per partition (end offsets, commits) stays."""
+
+    def on_message_in(self, tp, offset, message) -> None:
+        pass
+
+    def on_stream_event_in(self, tp, offset, stream, event):
+        return None
+
+    def on_stream_event_out(self, tp, offset, stream, event, state=None) -> None:
+        pass
+
+    def on_message_out(self, tp, offset, message) -> None:
+        pass
+
+
 def create_app(s: Settings, jobs: dict) -> faust.App:
     """``jobs`` maps input topic name -> Job (built by ``stream.worker``)."""
     app = faust.App(
         s.app_id,
         broker=[f"kafka://{b.strip()}" for b in s.kafka_bootstrap.split(",")],
         broker_credentials=_credentials(s),
+        monitor=BatchOnlyMonitor(),
         store="memory://",
         processing_guarantee="at_least_once",   # the guarantee is the delivery's, not Faust's
         topic_partitions=s.topic_partitions,
