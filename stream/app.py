@@ -1,32 +1,32 @@
 """The Faust adapter: three agents, each feeding micro-batches of raw events to its job.
 
-Faust consumes, balances partitions and supervises agents; it only moves bytes here (raw
-serializers, no Records, no Tables). Parsing, state, scoring and output records are the
-engine's (``stream.serving``); delivery is ``stream.publisher``'s, which owns the Kafka
-transaction because Faust's exactly-once does not cover our sends (see that module).
-A batch's events are acked only after its outputs are durable. A failing batch is retried
-(state updates are fenced, so a retry is harmless); if it keeps failing the process exits
-without acking, so nothing is committed past it and Kafka redelivers it to the next worker.
+Faust consumes, balances partitions, supervises agents, serves the web pages and runs the timers;
+it only moves bytes here (raw serializers, no Records, no Tables). Parsing, state, scoring and
+output records are the engine's (``stream.serving``); delivery is ``stream.delivery``'s, which owns
+the Kafka transactions because Faust's exactly-once does not cover our sends (``stream.publisher``).
+
+The stages overlap: an agent queues its processed batch on the delivery lanes and takes the next
+batch at once, while the lanes commit the earlier ones (bounded, so a slow broker slows the agent).
+A batch's events stay un-acked until its outputs are durable: each message carries one extra
+reference (``Message.incref``) that only the delivery's ``on_durable`` releases, so Faust commits
+no offset past a batch that is not durable and, on a rebalance, waits for it (``wait_empty``).
+Outages are waited out (``stream.runtime`` for Redis, ``stream.delivery`` for Kafka).
 """
 from __future__ import annotations
 
 import logging
-
-import asyncio
-import os
 import time
 
 import faust
+from faust.sensors import Monitor
 from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
 from stream import observe                      # observe: /health /ready /metrics, stage timers
+from stream import runtime
 from stream.core.records import SourceRecord
+from stream.delivery import Delivery
 from stream.metrics import METRICS              # observe
-from stream.publisher import Publisher
 from stream.settings import Settings
-
-RETRIES = 6          # attempts per batch step, with exponential backoff from 0.2 s (6.2 s of waits in all)
-EXIT_UNPROCESSABLE = 75
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _credentials(s: Settings):
 
 
 class TransactionOwnedOffsets(FaustConsumer):
-    """Faust's consumer for exactly-once: the publisher's transactions commit the group's offsets,
+    """Faust's consumer for exactly-once: the delivery's transactions commit the group's offsets,
     so Faust commits none. Faust's own commit of acked offsets (on its interval, on rebalance, on
     errors) is not ordered with our transactions and can land behind one, moving the group back:
     after a kill, outputs already committed would be produced again (a read_committed consumer
@@ -57,14 +57,33 @@ class TransactionOwnedOffsets(FaustConsumer):
         return False
 
 
+class BatchOnlyMonitor(Monitor):
+    """Faust's monitor without its per-event bookkeeping (several dict updates and clock reads per
+    record in the conductor and the stream). The worker's metrics are per batch
+    (``stream.metrics``); what Faust's own monitor keeps per partition (end offsets, commits) stays."""
+
+    def on_message_in(self, tp, offset, message) -> None:
+        pass
+
+    def on_stream_event_in(self, tp, offset, stream, event):
+        return None
+
+    def on_stream_event_out(self, tp, offset, stream, event, state=None) -> None:
+        pass
+
+    def on_message_out(self, tp, offset, message) -> None:
+        pass
+
+
 def create_app(s: Settings, jobs: dict) -> faust.App:
     """``jobs`` maps input topic name -> Job (built by ``stream.worker``)."""
     app = faust.App(
         s.app_id,
         broker=[f"kafka://{b.strip()}" for b in s.kafka_bootstrap.split(",")],
         broker_credentials=_credentials(s),
+        monitor=BatchOnlyMonitor(),
         store="memory://",
-        processing_guarantee="at_least_once",   # the guarantee is the publisher's, not Faust's
+        processing_guarantee="at_least_once",   # the guarantee is the delivery's, not Faust's
         topic_partitions=s.topic_partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -72,44 +91,75 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         web_port=s.worker_web_port,
         web_bind="127.0.0.1",
         producer_linger_ms=5,
-        stream_buffer_maxsize=max(4096, 2 * s.batch_max),
+        cython_optimizations=True,             # Faust's compiled stream iterator (faust/_cython)
+        stream_buffer_maxsize=max(4096, 4 * s.batch_max),
+        consumer_max_fetch_size=4 * 1024 * 1024,
+        # at-least-once: how often acked offsets are committed. Under exactly-once the transactions
+        # carry the offsets and FINSTREAM_COMMIT_INTERVAL_MS is theirs (stream.delivery); Faust keeps
+        # its default here rather than committing every 100 ms beside them.
+        broker_commit_interval=s.commit_interval_s if s.processing_guarantee == "at_least_once" else 2.8,
         # A killed worker's partitions move to the others after this long, not Faust's default 60 s.
-        broker_commit_interval=s.commit_interval_ms / 1000.0,   # at-least-once acks; see settings
         broker_session_timeout=s.kafka_session_timeout_s,
         broker_heartbeat_interval=max(1.0, s.kafka_session_timeout_s / 4),
     )
-    publisher = Publisher(s)
-    if publisher.exactly_once:
+
+    def drained(tp, next_offset: int) -> bool:
+        """The consumer has reached the partition's end offset: commit the open transaction now."""
+        hw = app.consumer.highwater(tp)
+        return hw is None or next_offset >= hw
+
+    delivery = app.delivery = Delivery(s, drained=drained)
+    if delivery.exactly_once:
         app.transport.Consumer = TransactionOwnedOffsets
     else:   # Faust commits: its record of what it committed (initialised from the broker on assignment)
-        publisher.committed_elsewhere = lambda topic, partition: app.consumer._committed_offset.get(
+        delivery.publisher.committed_elsewhere = lambda topic, partition: app.consumer._committed_offset.get(
             faust.types.TP(topic, partition))
     for job in jobs.values():
-        job.committed = publisher.committed
+        job.committed = delivery.committed      # the snapshot watermark (stream.core.fencing)
     observe.instrument(jobs)                    # observe: stage timers around state and models
     observe.install(app, s, jobs)               # observe: routes, readiness probes, scrape-time metrics
 
     @app.on_before_shutdown.connect
-    async def close_publisher(app, **kwargs) -> None:
-        await publisher.close()
+    async def close_delivery(app, **kwargs) -> None:
+        await delivery.close()
+
+    @app.on_partitions_revoked.connect
+    async def release_revoked(app, revoked, **kwargs) -> None:
+        await delivery.release(revoked)         # Faust waited for their batches to be durable
 
     async def handle(job, events) -> None:
-        # Faust's message.timestamp is in seconds; SourceRecord wants the Kafka milliseconds.
-        batch = [SourceRecord(e.message.topic, e.message.partition, e.message.offset,
-                              e.message.key, e.message.value,
-                              int(e.message.timestamp * 1000) if e.message.timestamp else None) for e in events]
-        clock, outputs, ok = METRICS.batch_started(job.slot), [], False     # observe
-        publisher.track(batch)
-        try:
-            outputs = await _retry(job.process, batch)
-            clock.mark("processed")                                          # observe
-            # Partitions commit concurrently, each retried alone: a retry never re-sends a committed one.
-            await asyncio.gather(*(_retry(publisher.publish, tp, outs, nxt)
-                                   for tp, outs, nxt in publisher.plan(batch, outputs)))
-            clock.mark("delivered")                                          # observe
-            ok = True
-        finally:
-            METRICS.batch_done(clock, batch, outputs, ok)                    # observe: once per batch
+        batch = []
+        for e in events:
+            m = e.message
+            m.incref()          # released when the batch is durable (see the module docstring)
+            # Faust's message.timestamp is in seconds; SourceRecord wants the Kafka milliseconds.
+            batch.append(SourceRecord(m.topic, m.partition, m.offset, m.key, m.value,
+                                      int(m.timestamp * 1000) if m.timestamp else None))
+        delivery.publisher.track(batch)         # a partition's first offset since start is committed
+        clock = METRICS.batch_started(job.slot)                                  # observe
+        outputs = await runtime.process(job, batch, s.outage_backoff_max_s)
+        clock.mark("processed")                                                  # observe
+        METRICS.detach(clock)                   # the next batch starts before this one is durable
+        units = delivery.plan(batch, outputs)
+        by_tp: dict = {}
+        for e in events:
+            by_tp.setdefault((e.message.topic, e.message.partition), []).append(e)
+        left = [len(units)]
+
+        def on_durable(mine):
+            def done(commit_s: float) -> None:
+                for e in mine:
+                    e.ack()
+                clock.longest("commit", commit_s)                                # observe
+                left[0] -= 1
+                if left[0] == 0:
+                    clock.mark("delivered")                                      # observe
+                    METRICS.batch_done(clock, batch, outputs, True)              # observe: once per batch
+            return done
+
+        for u in units:
+            u.on_durable = on_durable(events if u.source is None else by_tp[(u.source.topic, u.source.partition)])
+        await delivery.submit(units)
 
     registries = {id(j.models): j.models for j in jobs.values()}
 
@@ -140,18 +190,3 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         app.agent(source, name=f"{job.slot}-agent")(agent)
     return app
 
-
-async def _retry(fn, *args):
-    delay = 0.2
-    for attempt in range(1, RETRIES + 1):
-        try:
-            return await fn(*args)
-        except Exception:
-            if attempt == RETRIES:
-                log.critical("giving up on a batch after %d attempts; exiting without acking it", attempt,
-                             exc_info=True)
-                logging.shutdown()
-                os._exit(EXIT_UNPROCESSABLE)   # no ack, no commit: the batch is redelivered
-            log.warning("batch step failed (attempt %d/%d), retrying in %.1fs", attempt, RETRIES, delay, exc_info=True)
-            await asyncio.sleep(delay)
-            delay *= 2

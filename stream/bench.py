@@ -31,8 +31,6 @@ import sys
 import tempfile
 import time
 import traceback
-import uuid
-import zlib
 from collections import Counter
 from datetime import datetime, timezone
 from importlib import metadata
@@ -45,8 +43,9 @@ from stream.settings import Settings
 
 JOBS = ("forecast", "risk", "recommend")
 ONNX_BATCHES = (1, 64, 512)
-SCENARIOS = ("onnx", *(f"engine-{j}" for j in JOBS), "faust-passthrough", "faust-passthrough-alo",
-             "aiokafka-passthrough",
+NAIVE_SAMPLE = 2000      # events a naive-<job> scenario runs (one at a time: slow by design)
+SCENARIOS = ("onnx", *(f"engine-{j}" for j in JOBS), *(f"naive-{j}" for j in JOBS),
+             "faust-passthrough", "faust-passthrough-alo", "aiokafka-passthrough", "aiokafka-passthrough-eos",
              *(f"worker-{j}" for j in JOBS))
 SYNTHETIC_NOTE = ("Synthetic load data from stream.synthetic (seeded random-walk ticks, simulated card "
                   "transactions, simulated product interactions): valid for speed and memory, not for model quality.")
@@ -169,8 +168,9 @@ def machine_info(s: Settings) -> dict:
 def settings_used(s: Settings) -> dict:
     keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "window_history", "recommend_k",
             "processing_guarantee", "publish_risk_scores", "model_dir", "model_poll_s", "redis_cluster",
-            "kafka_heap", "log_level")
+            "kafka_heap", "log_level", "commit_max_events", "delivery_inflight")
     d = {k: getattr(s, k) for k in keys}
+    d["commit_interval_s"] = s.commit_interval_s     # the guarantee's default unless set
     d["model_dir"] = str(d["model_dir"])
     d["redis_url"] = s.redis_url_redacted
     d["bench_overrides"] = {"publish_risk_scores": True, "worker_web_enabled": False, "log_level": "info",
@@ -289,164 +289,6 @@ def bench_onnx(s: Settings, budget_s: float = 1.0, max_runs: int = 500) -> dict:
                     "no spinning, ORT_ENABLE_ALL); random inputs; the engine's own calls are in engine-<job>"}
 
 
-# --- engine -----------------------------------------------------------------------------------------------
-class CountingRedis:
-    """Wraps an asyncio Redis client: counts pipeline round trips and the time spent in them."""
-
-    def __init__(self, client):
-        self._r = client
-        self.round_trips = 0
-        self.seconds = 0.0
-
-    def pipeline(self, *a, **kw):
-        pipe = self._r.pipeline(*a, **kw)
-        original = pipe.execute
-
-        async def execute(*aa, **kk):
-            t = time.perf_counter()
-            try:
-                return await original(*aa, **kk)
-            finally:
-                self.seconds += time.perf_counter() - t
-                self.round_trips += 1
-
-        pipe.execute = execute
-        return pipe
-
-    def __getattr__(self, name):
-        return getattr(self._r, name)
-
-
-class TimedModel:
-    """Wraps the registry's served model's ``run``: time and rows per call."""
-
-    def __init__(self):
-        self.seconds = 0.0
-        self.calls = 0
-        self.rows = 0
-
-    def wrap(self, served) -> None:
-        original = served.run
-
-        def run(feeds):
-            t = time.perf_counter()
-            try:
-                return original(feeds)
-            finally:
-                self.seconds += time.perf_counter() - t
-                self.calls += 1
-                self.rows += len(next(iter(feeds.values())))
-
-        served.run = run
-
-
-def source_records(topic: str, records: list[tuple[bytes, bytes]], partitions: int):
-    """Kafka-like SourceRecords: key -> partition (crc32), increasing offsets per partition."""
-    from stream.core.records import SourceRecord
-
-    next_off = [0] * partitions
-    now = int(time.time() * 1000)
-    out = []
-    for k, v in records:
-        p = zlib.crc32(k) % partitions
-        out.append(SourceRecord(topic, p, next_off[p], k, v, now))
-        next_off[p] += 1
-    return out
-
-
-async def _engine(s: Settings, job_name: str, records, warm) -> dict:
-    import redis.asyncio as aioredis
-
-    from stream.serving.forecasting import ForecastJob
-    from stream.serving.models import ModelRegistry
-    from stream.serving.recommending import RecommendJob
-    from stream.serving.risk import RiskJob
-    from stream.state.redis_store import RedisState
-
-    cls = {"forecast": ForecastJob, "risk": RiskJob, "recommend": RecommendJob}[job_name]
-    topic = {"forecast": s.topic_ticks, "risk": s.topic_transactions, "recommend": s.topic_user_events}[job_name]
-    prefix = f"bench-eng-{job_name}-{uuid.uuid4().hex[:8]}"
-    js = s.model_copy(update={"publish_risk_scores": True, "redis_key_prefix": prefix})
-    client = aioredis.from_url(s.redis_url.get_secret_value(), max_connections=32)
-    counting = CountingRedis(client)
-    registry = ModelRegistry(s.model_dir, (job_name,))
-    timer = TimedModel()
-    try:
-        # warm-up (separate keys): loads the Lua scripts, first onnxruntime run, imports
-        warm_job = cls(js, RedisState(client, prefix + "-warm"), registry)
-        # every slot the job serves (the forecast job adds one per bar interval when it is built)
-        for served in {id(registry[slot]): registry[slot] for slot in registry.slots}.values():
-            timer.wrap(served)
-        await warm_job.process(source_records(topic, warm, s.topic_partitions))
-        info0 = await client.info("commandstats")
-        timer.__init__()
-        job = cls(js, RedisState(counting, prefix), registry)
-        batches = source_records(topic, records, s.topic_partitions)
-        lat, rt, red_s, onnx_s = [], [], [], []
-        out_topics: Counter = Counter()
-        t_all = time.perf_counter()
-        for i in range(0, len(batches), s.batch_max):
-            batch = batches[i:i + s.batch_max]
-            rt0, r0, o0 = counting.round_trips, counting.seconds, timer.seconds
-            t = time.perf_counter()
-            outs = await job.process(batch)
-            lat.append(time.perf_counter() - t)
-            rt.append(counting.round_trips - rt0)
-            red_s.append(counting.seconds - r0)
-            onnx_s.append(timer.seconds - o0)
-            out_topics.update(o.topic for o in outs)
-        total = time.perf_counter() - t_all
-        info1 = await client.info("commandstats")
-        await _drop_prefix(client, prefix)
-    finally:
-        await client.aclose()
-
-    n = len(records)
-    primary = {"forecast": js.topic_forecasts, "risk": js.topic_risk_scores,
-               "recommend": js.topic_recommendations}[job_name]
-    outputs = out_topics.get(primary, 0)
-    dead = out_topics.get(js.topic_dead_letters, 0)
-    warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)   # no output yet, by design
-    cmds = {k.removeprefix("cmdstat_"): v["calls"] - info0.get(k, {}).get("calls", 0)
-            for k, v in info1.items() if v["calls"] - info0.get(k, {}).get("calls", 0) > 0}
-    cmds.pop("info", None)
-    ms = np.asarray(lat) * 1000
-    batch_time = float(np.sum(lat))
-    return {
-        "name": f"engine-{job_name}", "kind": "engine", "status": "ok", "events": n,
-        "batches": len(lat), "batch_max": s.batch_max,
-        "throughput": round(n / total, 1),
-        "latency_ms": {"p50": _r(np.percentile(ms, 50), 3), "p99": _r(np.percentile(ms, 99), 3),
-                       "max": _r(ms.max(), 3), "basis": "one job.process() call on a batch of batch_max events"},
-        "redis": {"round_trips_per_batch": _r(np.mean(rt), 2), "round_trips_total": int(sum(rt)),
-                  "commands": cmds,
-                  "commands_per_event": _r(sum(cmds.values()) / max(n, 1), 3),
-                  "note": "round trips = pipelines executed; commands incl. those run inside the Lua scripts"},
-        "time_split_pct": {"redis": _r(100 * sum(red_s) / batch_time, 1),
-                           "onnxruntime": _r(100 * sum(onnx_s) / batch_time, 1),
-                           "python": _r(100 * (batch_time - sum(red_s) - sum(onnx_s)) / batch_time, 1),
-                           "basis": "redis = pipeline execute (client encode + server + reply parse); "
-                                    "python = parsing, features, fencing, reasons, output JSON"},
-        "onnx": {"calls": timer.calls, "rows": timer.rows, "rows_per_call": _r(timer.rows / max(timer.calls, 1), 1)},
-        "counts": {"inputs": n, "outputs": outputs, "dead_letters": dead, "warming_up": warming,
-                   "accounted": outputs + dead + warming == n,
-                   **({"alerts": out_topics.get(js.topic_risk_alerts, 0)} if job_name == "risk" else {})},
-        "job_counts": dict(job.counts),
-    }
-
-
-async def _drop_prefix(client, prefix: str) -> None:
-    keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
-    for i in range(0, len(keys), 1000):
-        await client.delete(*keys[i:i + 1000])
-
-
-def bench_engine(s: Settings, job: str, events: int) -> dict:
-    records = make_events(job, events)
-    warm = make_events(job, min(s.batch_max, events), seed=99)
-    return asyncio.run(_engine(s, job, records, warm))
-
-
 # --- kafka runs ---------------------------------------------------------------------------------------------
 def warmup_events(job: str, s: Settings) -> tuple[list[tuple[bytes, bytes]], int]:
     """Warm-up records on entities of their own, and how many outputs they give."""
@@ -469,7 +311,7 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
     else:
         job = "recommend"                             # any small JSON events; the bytes are not looked at
         mode, _, variant = name.partition("-passthrough")
-        spec = e2e.passthrough_spec(s, mode, at_least_once=variant == "-alo")
+        spec = e2e.passthrough_spec(s, mode, at_least_once=variant == "-alo", exactly_once=variant == "-eos")
         kind = "passthrough"
     both = make_events(job, 2 * events, symbols=tick_symbols(events))   # flood, then a prefix of the rest paced
     records, paced = both[:events], both[events:]
@@ -498,7 +340,8 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
         res["counts"]["alerts_incl_warmup"] = sum(res["outputs_by_topic"].get(t, 0) for t in spec.extra_topics)
     res["throughput"] = res.pop("throughput_eps")
     res["processing_guarantee"] = spec.settings.processing_guarantee if not name.startswith("aiokafka") \
-        else "at_least_once (offsets committed after the batch's sends are acked)"
+        else "exactly_once (stream.delivery lanes: the worker's transactions and commit policy)" \
+        if name.endswith("-eos") else "at_least_once (offsets committed after the batch's sends are acked)"
     res["log"] = str(log_dir / f"{spec.name}.log")
     return {"name": name, "kind": kind, "status": "ok" if res["complete"] else "incomplete", **res}
 
@@ -551,7 +394,7 @@ def render(report: dict):
                f" (out {c['outputs']:,}, dead {c['dead_letters']:,}, warm {c['warming_up']:,}" + \
                (f", alerts {c['alerts']:,}" if "alerts" in c else "") + \
                (f", dups {c['duplicates']}" if c.get("duplicates") else "") + ")"
-        if sc["kind"] == "engine":
+        if sc["kind"] in ("engine", "naive"):
             sp = sc["time_split_pct"]
             details = (f"redis {sc['redis']['round_trips_per_batch']:g} RT/batch, "
                        f"{sc['redis']['commands_per_event']:g} cmd/ev; time: redis {sp['redis']}%, "
@@ -591,13 +434,30 @@ def summarise(scenarios: list[dict]) -> dict:
         out["aiokafka_over_faust_passthrough"] = round(r, 2)
         out["lines"].append(f"plain aiokafka passes {r:.1f}x the events/s of the Faust adapter "
                             f"({eps['aiokafka-passthrough']:,.0f} vs {eps['faust-passthrough']:,.0f} ev/s)")
+    if "aiokafka-passthrough-eos" in eps and "faust-passthrough" in eps:
+        r = eps["faust-passthrough"] / eps["aiokafka-passthrough-eos"]
+        out["faust_over_aiokafka_eos"] = round(r, 2)
+        out["lines"].append(f"exactly-once: the Faust adapter passes {r:.0%} of the plain aiokafka loop with the same "
+                            f"delivery ({eps['faust-passthrough']:,.0f} vs {eps['aiokafka-passthrough-eos']:,.0f} ev/s)")
+    for job in JOBS:
+        w, e, nv = eps.get(f"worker-{job}"), eps.get(f"engine-{job}"), eps.get(f"naive-{job}")
+        ceiling = eps.get("aiokafka-passthrough-eos")
+        if nv and (e or w):
+            key = f"speedup_{job}"
+            out[key] = {"engine_over_naive": round(e / nv, 1) if e else None,
+                        "worker_over_naive": round(w / nv, 1) if w else None}
+            out["lines"].append(f"{job}: naive (one event at a time) {nv:,.0f} ev/s; batched engine "
+                                + (f"{e / nv:,.0f}x" if e else "n/a") + ", worker end to end "
+                                + (f"{w / nv:,.0f}x" if w else "n/a"))
+        if w and ceiling:
+            out.setdefault(f"worker_{job}", {})["worker_share_of_aiokafka_eos"] = round(w / ceiling, 2)
     for job in JOBS:
         w, e, f = eps.get(f"worker-{job}"), eps.get(f"engine-{job}"), eps.get("faust-passthrough")
         if w and e:
             key = f"worker_{job}"
-            out[key] = {"engine_over_worker": round(e / w, 2),
+            out.setdefault(key, {}).update({"engine_over_worker": round(e / w, 2),
                         "worker_share_of_faust_ceiling": round(w / f, 2) if f else None,
-                        "engine_us_per_event": round(1e6 / e, 1), "worker_us_per_event": round(1e6 / w, 1)}
+                        "engine_us_per_event": round(1e6 / e, 1), "worker_us_per_event": round(1e6 / w, 1)})
             out["lines"].append(
                 f"{job}: engine alone {e:,.0f} ev/s ({1e6 / e:,.0f} µs/ev), worker end to end {w:,.0f} ev/s "
                 f"({1e6 / w:,.0f} µs/ev)" + (f" = {w / f:.0%} of the Faust pass-through ceiling" if f else ""))
@@ -641,7 +501,7 @@ def main(out: Path = Path("bench_results"), events: int = 20000, settings: Setti
             missing = [j for j in JOBS if j not in models]
             if name == "onnx" and not models:
                 sc = {"name": name, "kind": "onnx", "status": "skipped", "reason": "no served model in the manifest"}
-            elif name.startswith("engine-") and job not in models:
+            elif name.startswith(("engine-", "naive-")) and job not in models:
                 sc = {"name": name, "kind": "engine", "status": "skipped",
                       "reason": f"manifest has no default model for '{job}'"}
             elif name.startswith("worker-") and missing:
@@ -654,8 +514,9 @@ def main(out: Path = Path("bench_results"), events: int = 20000, settings: Setti
                 try:
                     if name == "onnx":
                         sc = bench_onnx(s)
-                    elif name.startswith("engine-"):
-                        sc = bench_engine(s, job, events)
+                    elif name.startswith(("engine-", "naive-")):
+                        from stream.bench_engine import bench_engine
+                        sc = bench_engine(s, job, events, naive=name.startswith("naive-"))
                     else:
                         sc = bench_kafka(s, name, events, log_dir, external=stack_kind == "external")
                 except Exception as exc:  # one broken scenario must not lose the others' numbers

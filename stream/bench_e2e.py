@@ -396,7 +396,8 @@ def worker_spec(s: Settings, job: str) -> RunSpec:
                    dead_topic=ws.topic_dead_letters)
 
 
-def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False) -> RunSpec:
+def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactly_once: bool = False) -> RunSpec:
+    """``exactly_once`` (aiokafka only): the plain loop with the worker's own delivery lanes."""
     from stream.bench_passthrough import READY_LINE
 
     tag = f"pt-{mode}-{uuid.uuid4().hex[:8]}"
@@ -405,8 +406,9 @@ def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False) -> Run
         env["FINSTREAM_PROCESSING_GUARANTEE"] = "at_least_once"
     ws = settings_from_env(env)
     src, dst = f"bench-in-{tag}", f"bench-out-{tag}"
-    name = f"{mode}-passthrough" + ("-alo" if at_least_once else "")
-    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.bench_passthrough", mode, src, dst],
+    name = f"{mode}-passthrough" + ("-alo" if at_least_once else "-eos" if exactly_once else "")
+    run_mode = f"{mode}-eos" if exactly_once else mode
+    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.bench_passthrough", run_mode, src, dst],
                    env=env, settings=ws, src_topic=src, done_topics=[dst],
                    ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE)
 

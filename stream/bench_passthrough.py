@@ -6,6 +6,10 @@
     ``worker-<job>`` is the engine's cost and this itself is the Faust ceiling.
 ``python -m stream.bench_passthrough aiokafka SRC DST``
     A plain aiokafka consume -> produce -> commit loop (at-least-once) with the same batch size.
+``python -m stream.bench_passthrough aiokafka-eos SRC DST``
+    A plain aiokafka consume loop handing each batch to the worker's own delivery lanes
+    (``stream.delivery``: transactions per source partition, the same commit policy): the
+    exactly-once ceiling that compares like with like with ``faust-passthrough``.
 
 Either way each output is keyed ``topic:partition:offset`` of its source record and goes to the
 source's partition number, like the engine's outputs, so the bench matches them the same way.
@@ -86,6 +90,37 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
         await consumer.stop()
 
 
+async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
+    from aiokafka import AIOKafkaConsumer
+
+    from stream.delivery import Delivery
+
+    consumer = AIOKafkaConsumer(src, **s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_poll_records=s.batch_max)
+
+    def drained(tp, next_offset: int) -> bool:
+        hw = consumer.highwater(tp)
+        return hw is None or next_offset >= hw
+
+    delivery = Delivery(s, drained=drained)
+    job = PassthroughJob(dst)
+    await consumer.start()
+    try:
+        told = False
+        while True:
+            batches = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max)
+            if not told and consumer.assignment():
+                print(READY_LINE, flush=True)
+                told = True
+            batch = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                     for msgs in batches.values() for m in msgs]
+            if batch:
+                await delivery.submit(delivery.plan(batch, await job.process(batch)))
+    finally:
+        await delivery.close()
+        await consumer.stop()
+
+
 def main(argv: list[str] | None = None) -> None:
     mode, src, dst = (argv or sys.argv[1:])[:3]
     s = Settings()
@@ -98,8 +133,13 @@ def main(argv: list[str] | None = None) -> None:
             asyncio.run(run_aiokafka(s, src, dst))
         except KeyboardInterrupt:
             pass
+    elif mode == "aiokafka-eos":
+        try:
+            asyncio.run(run_aiokafka_eos(s, src, dst))
+        except KeyboardInterrupt:
+            pass
     else:
-        raise SystemExit(f"unknown mode {mode!r} (faust | aiokafka)")
+        raise SystemExit(f"unknown mode {mode!r} (faust | aiokafka | aiokafka-eos)")
 
 
 if __name__ == "__main__":

@@ -153,15 +153,22 @@ class Metrics:
         clock.token = _CLOCK.set(clock)
         return clock
 
+    def detach(self, clock: StageClock) -> None:
+        """The batch's work in this task is done (its delivery finishes elsewhere): stop
+        :func:`add_stage` reaching its clock, so the task's next batch gets its own."""
+        if clock.token is not None:
+            try:
+                _CLOCK.reset(clock.token)
+            except ValueError:  # another context: nothing to restore
+                pass
+            clock.token = None
+
     def batch_done(self, clock: StageClock, batch: Sequence, outputs: Sequence, ok: bool = True) -> None:
         """Everything about one batch, once: counts, stages, latency. ``batch`` holds
         ``SourceRecord``s, ``outputs`` ``OutputRecord``s; call it in a ``finally`` with ``ok=False``
         when the batch failed, so the in-flight gauge stays true."""
         job = clock.job
-        try:
-            _CLOCK.reset(clock.token)
-        except ValueError:      # finished in another context than it started: nothing to restore
-            pass
+        self.detach(clock)
         self.inflight.labels(job).dec()
         if not ok:
             return

@@ -18,7 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
-from stream.bench import _drop_prefix, make_events, source_records, stack_for
+from stream.bench import make_events, stack_for
+from stream.bench_engine import _drop_prefix, source_records
 from stream.settings import Settings, get_settings
 
 JOBS = ("forecast", "risk", "recommend")

@@ -57,18 +57,37 @@ class Publisher:
             return known if elsewhere is None else elsewhere
         return max(known, elsewhere)
 
+    def note_committed(self, source: TopicPartition, next_offset: int) -> None:
+        """A transaction consuming ``source`` up to ``next_offset`` has committed."""
+        key = (source.topic, source.partition)
+        self._committed[key] = max(self._committed.get(key, next_offset), next_offset)
+
+    async def new_producer(self, transactional_id: str | None) -> AIOKafkaProducer:
+        """A started idempotent producer (transactional when ``transactional_id`` is given);
+        ``stream.delivery``'s lanes own theirs, :meth:`publish` caches one per id."""
+        p = AIOKafkaProducer(**self.s.kafka_client_options(), enable_idempotence=True, acks="all",
+                             linger_ms=self.s.producer_linger_ms, max_batch_size=256 * 1024,
+                             transactional_id=transactional_id)
+        try:
+            await p.start()
+        except BaseException:
+            try:
+                await p.stop()
+            except Exception:  # never started: nothing to save
+                log.debug("producer stop after a failed start failed", exc_info=True)
+            raise
+        return p
+
     async def _producer(self, transactional_id: str | None) -> AIOKafkaProducer:
         name = transactional_id or "shared"
         async with self._lock:
             p = self._producers.get(name)
             if p is None:
-                p = AIOKafkaProducer(**self.s.kafka_client_options(), enable_idempotence=True, acks="all",
-                                     linger_ms=5, transactional_id=transactional_id)
-                await p.start()
-                self._producers[name] = p
+                p = self._producers[name] = await self.new_producer(transactional_id)
             return p
 
-    def _partition(self, o: OutputRecord) -> int | None:
+    def partition_of(self, o: OutputRecord) -> int | None:
+        """The output's Kafka partition: its source partition's number, or Kafka's choice by key."""
         return None if o.partition is None or o.by_key else o.partition % self.s.topic_partitions
 
     def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
@@ -94,16 +113,16 @@ class Publisher:
         """Make ``records`` durable; under exactly-once, atomically with consuming up to ``next_offset``."""
         if not self.exactly_once:
             p = await self._producer(None)
-            futures = [await p.send(o.topic, o.value, key=o.key, partition=self._partition(o)) for o in records]
+            futures = [await p.send(o.topic, o.value, key=o.key, partition=self.partition_of(o)) for o in records]
             await asyncio.gather(*futures)
             return
         p = await self._producer(f"{self.s.app_id}-{source.topic}-{source.partition}")
         async with p.transaction():
             for o in records:
-                await p.send(o.topic, o.value, key=o.key, partition=self._partition(o))
+                await p.send(o.topic, o.value, key=o.key, partition=self.partition_of(o))
             await p.send_offsets_to_transaction({source: next_offset}, self.s.app_id)
             commit_from = time.perf_counter()                                         # observe
-        self._committed[(source.topic, source.partition)] = next_offset
+        self.note_committed(source, next_offset)
         add_stage("commit", time.perf_counter() - commit_from, concurrent=True)       # observe
 
     async def close(self) -> None:

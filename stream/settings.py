@@ -72,9 +72,17 @@ class Settings(BaseSettings):
     model_dir: Path = REPO_ROOT / "onnx_models"
     model_poll_s: float = Field(2.0, gt=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "exactly_once"
-    # at_least_once: how often Faust commits acknowledged offsets (what a crash makes repeat);
-    # exactly_once commits with each batch's transaction and ignores it.
-    commit_interval_ms: int = Field(2800, ge=10)
+    # How often offsets are committed (stream/delivery.py). exactly_once: how long a source
+    # partition's transaction stays open across batches under load (default 100; a drained
+    # partition commits at once). at_least_once: how often Faust commits acknowledged offsets,
+    # i.e. the most a crash makes repeat (default 2800). Unset: the guarantee's default.
+    commit_interval_ms: int | None = Field(None, ge=10)
+
+    # --- Delivery and outages (stream/delivery.py, stream/runtime.py; docs/scaling.md) ---------
+    commit_max_events: int = Field(5000, ge=1)      # a transaction commits at this many source events
+    delivery_inflight: int = Field(4, ge=1)         # processed batches queued per partition (backpressure)
+    producer_linger_ms: int = Field(5, ge=0)
+    outage_backoff_max_s: float = Field(5.0, gt=0)  # longest wait between retries during a Redis/Kafka outage
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself
@@ -174,6 +182,13 @@ class Settings(BaseSettings):
         if parts.password:
             netloc = f"***@{netloc}"
         return parts._replace(netloc=netloc).geturl()
+
+    @property
+    def commit_interval_s(self) -> float:
+        """``commit_interval_ms`` in seconds, or its default for the guarantee (see the field)."""
+        if self.commit_interval_ms is not None:
+            return self.commit_interval_ms / 1000.0
+        return 0.1 if self.processing_guarantee == "exactly_once" else 2.8
 
     @property
     def stack_path(self) -> Path:

@@ -8,7 +8,7 @@ probability scale); for a neural net it is the local effect of that feature.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,8 +22,9 @@ def occlusion_batch(x: np.ndarray, baseline: np.ndarray) -> np.ndarray:
     return rep.reshape(n * (f + 1), f).astype(np.float32, copy=False)
 
 
-@dataclass(frozen=True, slots=True)
-class Reason:
+class Reason(NamedTuple):
+    """A tuple rather than a frozen dataclass: a batch builds up to 3 per row, and a frozen
+    dataclass's ``__init__`` (``object.__setattr__`` per field) was visible in the risk profile."""
     feature: str
     text: str
     contribution: float   # score points this feature adds versus its baseline value
@@ -41,13 +42,18 @@ def split_scores(scores: np.ndarray, n: int, f: int) -> tuple[np.ndarray, np.nda
 
 
 def top_reasons(contrib: np.ndarray, x: np.ndarray, features: list[str], labels: dict[str, str], k: int = 3) -> list[list[Reason]]:
-    """The k features pushing each score up the most (only positive pushes count as reasons)."""
-    out = []
+    """The k features pushing each score up the most (only positive pushes count as reasons).
+
+    The ranking and the picked values are gathered in numpy for the whole batch; Python only
+    assembles the (at most k) reasons per row from plain lists."""
+    if len(contrib) == 0:
+        return []
     order = np.argsort(-contrib, axis=1, kind="stable")[:, :k]
-    for i, cols in enumerate(order):
-        out.append([Reason(features[j], labels.get(features[j], features[j]), float(contrib[i, j]), float(x[i, j]))
-                    for j in cols if contrib[i, j] > 0])
-    return out
+    picked_c = np.take_along_axis(contrib, order, axis=1).tolist()
+    picked_x = np.take_along_axis(x, order, axis=1).tolist()
+    names = [(f, labels.get(f, f)) for f in features]
+    return [[Reason(*names[j], c, v) for j, c, v in zip(cols, cs, xs) if c > 0]
+            for cols, cs, xs in zip(order.tolist(), picked_c, picked_x)]
 
 
 def score_with_reasons(run, x: np.ndarray, baseline, features: list[str], labels: dict[str, str],

@@ -1,18 +1,18 @@
-"""A Redis outage under a running worker: nothing is acknowledged while Redis is down, nothing is lost.
+"""A Redis outage under a running worker: it waits the outage out, acknowledges nothing, loses nothing.
 
-What the README promises, whichever way the worker rides out the outage (retrying and then
-exiting without an ack, to be redelivered; or waiting it out): while a batch cannot be
-processed, no output of it appears and the consumer group's committed offsets do not move;
-once Redis is back (and the worker, if it exited, is restarted) every event is scored exactly
-once. If the worker exits, it does so with the "unprocessable" code after retrying for a while,
-not at the first error (measured here: 7.2 s from the outage to the exit, while main's README says
-"about 12 s": six attempts with backoff from 0.2 s wait 6.2 s in all).
+Issue 7 item 4, worker side: while Redis is down (stopped here for longer than the old retry window
+of about 6.5 s) the worker neither exits nor acks: no output of the held batch appears, the
+consumer group's committed offsets do not move, and ``/ready`` answers 503 naming Redis. Once
+Redis is back the same process carries on: ``/ready`` is 200 again and every event is scored
+exactly once (exactly-once, read_committed).
 """
 from __future__ import annotations
 
 import asyncio
 import subprocess
 import time
+import urllib.error
+import urllib.request
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -22,8 +22,17 @@ from stream.synthetic import generate_transactions, strip_labels
 
 from workers import consume, produce
 
-OUTAGE_MAX_S = 25        # longer than the retry window of a worker that gives up (about 12 s)
-EXIT_UNPROCESSABLE = 75
+OUTAGE_S = 15            # Redis stays down this long: more than twice the old give-up time (6.5 s)
+
+
+def ready_status(port: int) -> int:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ready", timeout=3) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
 
 
 def start_redis(port: int, workdir) -> subprocess.Popen:
@@ -53,11 +62,12 @@ def committed_offsets(s, topic: str) -> dict[int, int | None]:
     return asyncio.run(run())
 
 
-def test_redis_outage_acks_nothing_and_loses_nothing(worker_run, tmp_path):
-    [port] = free_ports(1)
+def test_redis_outage_is_waited_out_acks_nothing_and_loses_nothing(worker_run, tmp_path):
+    port, web_port = free_ports(2)
     redis_proc = start_redis(port, tmp_path)
     try:
-        run = worker_run(FINSTREAM_REDIS_URL=f"redis://127.0.0.1:{port}/0").start()
+        run = worker_run(FINSTREAM_REDIS_URL=f"redis://127.0.0.1:{port}/0", FINSTREAM_WORKER_WEB_ENABLED="true",
+                         FINSTREAM_WORKER_WEB_PORT=str(web_port), FINSTREAM_OUTAGE_BACKOFF_MAX_S="2").start()
         s = run.settings
         txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.1, seed=5))[:200]
         assert len(txns) == 200
@@ -67,32 +77,43 @@ def test_redis_outage_acks_nothing_and_loses_nothing(worker_run, tmp_path):
         assert len(got[s.topic_risk_scores]) == 100, run.log_text()[-3000:]
         before = committed_offsets(s, s.topic_transactions)
         assert sum(o or 0 for o in before.values()) == 100, before
+        deadline = time.monotonic() + 60
+        while ready_status(web_port) != 200:
+            assert time.monotonic() < deadline, f"worker never ready\n{run.log_text()[-3000:]}"
+            time.sleep(0.3)
 
         redis_proc.terminate()
         redis_proc.wait(30)
         down_at = time.monotonic()
         produce(s, s.topic_transactions, [(t["account_id"], t) for t in second])
-        # While Redis is down: the worker retries or waits, and acknowledges nothing.
-        while time.monotonic() - down_at < OUTAGE_MAX_S and run.proc.poll() is None:
+        # While Redis is down: the worker waits, reports not ready, and acknowledges nothing.
+        statuses = []
+        while time.monotonic() - down_at < OUTAGE_S:
+            assert run.proc.poll() is None, f"worker exited during the outage\n{run.log_text()[-3000:]}"
             assert committed_offsets(s, s.topic_transactions) == before
+            statuses.append(ready_status(web_port))
             time.sleep(1)
-        exited = run.proc.poll()
-        failed_for = time.monotonic() - down_at
+        assert run.proc.poll() is None, run.log_text()[-3000:]
+        assert 503 in statuses, f"/ready never said 503 during the outage: {statuses}"
         assert committed_offsets(s, s.topic_transactions) == before
         outputs = consume(s, [s.topic_risk_scores], timeout=3)[s.topic_risk_scores]
         assert len(outputs) == 100, "no output while its batch could not be processed"
 
         redis_proc = start_redis(port, tmp_path)
-        if exited is not None:
-            assert exited == EXIT_UNPROCESSABLE and failed_for >= 5, (exited, failed_for, run.log_text()[-2000:])
-            run.start()            # the restarted worker gets the unacknowledged events again
+        back_at = time.monotonic()
         got = consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 200, timeout=180)
         scored = [v["event_id"] for _, v in got[s.topic_risk_scores]]
         assert sorted(scored) == sorted(t["event_id"] for t in txns), run.log_text()[-3000:]   # each once
+        took = time.monotonic() - back_at
         after = committed_offsets(s, s.topic_transactions)
         assert sum(o or 0 for o in after.values()) == 200
-        print(f"worker {'exited with ' + str(exited) if exited is not None else 'waited'} "
-              f"after {failed_for:.1f} s of Redis outage")
+        deadline = time.monotonic() + 30
+        while ready_status(web_port) != 200:
+            assert time.monotonic() < deadline, f"not ready again after the outage\n{run.log_text()[-3000:]}"
+            time.sleep(0.3)
+        assert run.proc.poll() is None
+        print(f"worker waited out {OUTAGE_S} s of Redis outage (/ready: {statuses.count(503)} x 503), "
+              f"all 200 scored once, {took:.1f} s after Redis was back")
     finally:
         redis_proc.terminate()
         redis_proc.wait(30)

@@ -17,4 +17,4 @@ def test_spend_event_rides_in_the_source_partition_transaction_and_is_partitione
     rec = spend_record("user-events", src, parse_transaction(TXN))
     plan = {tp: outs for tp, outs, _ in pub.plan([SourceRecord("transactions", 0, 7, b"a", b"{}"), src], [rec])}
     assert plan[TopicPartition("transactions", 3)] == [rec] and plan[TopicPartition("transactions", 0)] == []
-    assert pub._partition(rec) is None            # Kafka hashes the key (the user), like any user event
+    assert pub.partition_of(rec) is None            # Kafka hashes the key (the user), like any user event

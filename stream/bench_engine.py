@@ -1,0 +1,186 @@
+"""The in-process scenarios of ``finstream bench``: ``engine-<job>`` and ``naive-<job>``.
+
+A job's ``process()`` on real Redis with no Kafka: on batches of ``batch_max`` (the engine's own
+cost), or one event at a time on a sample (the naive baseline the batching is measured against).
+Split from ``stream.bench`` (which runs the scenarios and renders the report) because this is
+the part that wraps Redis and the models to count round trips, commands and model calls.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+import zlib
+from collections import Counter
+
+import numpy as np
+
+from stream.bench import NAIVE_SAMPLE, _r, make_events
+from stream.settings import Settings
+
+
+class CountingRedis:
+    """Wraps an asyncio Redis client: counts pipeline round trips and the time spent in them."""
+
+    def __init__(self, client):
+        self._r = client
+        self.round_trips = 0
+        self.seconds = 0.0
+
+    def pipeline(self, *a, **kw):
+        pipe = self._r.pipeline(*a, **kw)
+        original = pipe.execute
+
+        async def execute(*aa, **kk):
+            t = time.perf_counter()
+            try:
+                return await original(*aa, **kk)
+            finally:
+                self.seconds += time.perf_counter() - t
+                self.round_trips += 1
+
+        pipe.execute = execute
+        return pipe
+
+    def __getattr__(self, name):
+        return getattr(self._r, name)
+
+
+class TimedModel:
+    """Wraps the registry's served model's ``run``: time and rows per call."""
+
+    def __init__(self):
+        self.seconds = 0.0
+        self.calls = 0
+        self.rows = 0
+
+    def wrap(self, served) -> None:
+        original = served.run
+
+        def run(feeds):
+            t = time.perf_counter()
+            try:
+                return original(feeds)
+            finally:
+                self.seconds += time.perf_counter() - t
+                self.calls += 1
+                self.rows += len(next(iter(feeds.values())))
+
+        served.run = run
+
+
+def source_records(topic: str, records: list[tuple[bytes, bytes]], partitions: int):
+    """Kafka-like SourceRecords: key -> partition (crc32), increasing offsets per partition."""
+    from stream.core.records import SourceRecord
+
+    next_off = [0] * partitions
+    now = int(time.time() * 1000)
+    out = []
+    for k, v in records:
+        p = zlib.crc32(k) % partitions
+        out.append(SourceRecord(topic, p, next_off[p], k, v, now))
+        next_off[p] += 1
+    return out
+
+
+async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | None = None,
+                  name: str | None = None) -> dict:
+    """The job itself on real Redis, no Kafka: batches of ``batch_size`` (default ``batch_max``).
+    ``batch_size=1`` is the naive baseline: per event one model call and its own Redis round trips."""
+    import redis.asyncio as aioredis
+
+    from stream.serving.forecasting import ForecastJob
+    from stream.serving.models import ModelRegistry
+    from stream.serving.recommending import RecommendJob
+    from stream.serving.risk import RiskJob
+    from stream.state.redis_store import RedisState
+
+    cls = {"forecast": ForecastJob, "risk": RiskJob, "recommend": RecommendJob}[job_name]
+    topic = {"forecast": s.topic_ticks, "risk": s.topic_transactions, "recommend": s.topic_user_events}[job_name]
+    prefix = f"bench-eng-{job_name}-{uuid.uuid4().hex[:8]}"
+    js = s.model_copy(update={"publish_risk_scores": True, "redis_key_prefix": prefix})
+    client = aioredis.from_url(s.redis_url.get_secret_value(), max_connections=32)
+    counting = CountingRedis(client)
+    registry = ModelRegistry(s.model_dir, (job_name,))
+    timer = TimedModel()
+    try:
+        # warm-up (separate keys): loads the Lua scripts, first onnxruntime run, imports
+        warm_job = cls(js, RedisState(client, prefix + "-warm"), registry)
+        # every slot the job serves (the forecast job adds one per bar interval when it is built)
+        for served in {id(registry[slot]): registry[slot] for slot in registry.slots}.values():
+            timer.wrap(served)
+        await warm_job.process(source_records(topic, warm, s.topic_partitions))
+        info0 = await client.info("commandstats")
+        timer.__init__()
+        job = cls(js, RedisState(counting, prefix), registry)
+        batches = source_records(topic, records, s.topic_partitions)
+        lat, rt, red_s, onnx_s = [], [], [], []
+        out_topics: Counter = Counter()
+        t_all = time.perf_counter()
+        step = batch_size or s.batch_max
+        for i in range(0, len(batches), step):
+            batch = batches[i:i + step]
+            rt0, r0, o0 = counting.round_trips, counting.seconds, timer.seconds
+            t = time.perf_counter()
+            outs = await job.process(batch)
+            lat.append(time.perf_counter() - t)
+            rt.append(counting.round_trips - rt0)
+            red_s.append(counting.seconds - r0)
+            onnx_s.append(timer.seconds - o0)
+            out_topics.update(o.topic for o in outs)
+        total = time.perf_counter() - t_all
+        info1 = await client.info("commandstats")
+        await _drop_prefix(client, prefix)
+    finally:
+        await client.aclose()
+
+    n = len(records)
+    primary = {"forecast": js.topic_forecasts, "risk": js.topic_risk_scores,
+               "recommend": js.topic_recommendations}[job_name]
+    outputs = out_topics.get(primary, 0)
+    dead = out_topics.get(js.topic_dead_letters, 0)
+    warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)   # no output yet, by design
+    cmds = {k.removeprefix("cmdstat_"): v["calls"] - info0.get(k, {}).get("calls", 0)
+            for k, v in info1.items() if v["calls"] - info0.get(k, {}).get("calls", 0) > 0}
+    cmds.pop("info", None)
+    ms = np.asarray(lat) * 1000
+    batch_time = float(np.sum(lat))
+    return {
+        "name": name or f"engine-{job_name}", "kind": "naive" if batch_size == 1 else "engine", "status": "ok",
+        "events": n, "batches": len(lat), "batch_max": batch_size or s.batch_max,
+        "throughput": round(n / total, 1),
+        "latency_ms": {"p50": _r(np.percentile(ms, 50), 3), "p99": _r(np.percentile(ms, 99), 3),
+                       "max": _r(ms.max(), 3), "basis": f"one job.process() call on a batch of {step} event(s)"},
+        "redis": {"round_trips_per_batch": _r(np.mean(rt), 2), "round_trips_total": int(sum(rt)),
+                  "commands": cmds,
+                  "commands_per_event": _r(sum(cmds.values()) / max(n, 1), 3),
+                  "note": "round trips = pipelines executed; commands incl. those run inside the Lua scripts"},
+        "time_split_pct": {"redis": _r(100 * sum(red_s) / batch_time, 1),
+                           "onnxruntime": _r(100 * sum(onnx_s) / batch_time, 1),
+                           "python": _r(100 * (batch_time - sum(red_s) - sum(onnx_s)) / batch_time, 1),
+                           "basis": "redis = pipeline execute (client encode + server + reply parse); "
+                                    "python = parsing, features, fencing, reasons, output JSON"},
+        "onnx": {"calls": timer.calls, "rows": timer.rows, "rows_per_call": _r(timer.rows / max(timer.calls, 1), 1)},
+        "counts": {"inputs": n, "outputs": outputs, "dead_letters": dead, "warming_up": warming,
+                   "accounted": outputs + dead + warming == n,
+                   **({"alerts": out_topics.get(js.topic_risk_alerts, 0)} if job_name == "risk" else {})},
+        "job_counts": dict(job.counts),
+    }
+
+
+async def _drop_prefix(client, prefix: str) -> None:
+    keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
+    for i in range(0, len(keys), 1000):
+        await client.delete(*keys[i:i + 1000])
+
+
+def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dict:
+    """engine-<job>: the job on batches of batch_max; naive-<job>: the same code one event at a
+    time on the first ``NAIVE_SAMPLE`` events (what a per-event consumer loop would do)."""
+    records = make_events(job, events)
+    warm = make_events(job, min(s.batch_max, events), seed=99)
+    if naive:
+        return asyncio.run(_engine(s, job, records[:NAIVE_SAMPLE], warm, batch_size=1, name=f"naive-{job}"))
+    return asyncio.run(_engine(s, job, records, warm))
+
+

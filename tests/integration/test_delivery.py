@@ -1,0 +1,96 @@
+"""stream.delivery against the real broker: a partition's transaction stays open across batches
+under load and commits on the interval, or at once when the partition is drained; what is not
+committed is invisible to read_committed consumers and not counted as committed."""
+from __future__ import annotations
+
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from stream.core.records import OutputRecord, SourceRecord
+
+from test_kafka_redis import _consume_all, publisher_settings, source_topic_with_records
+
+
+def batches(src: str, out: str, n_batches: int, size: int) -> list[tuple[list, list]]:
+    got = []
+    for b in range(n_batches):
+        batch = [SourceRecord(src, 0, b * size + i, None, b"") for i in range(size)]
+        got.append((batch, [OutputRecord(out, r.source_id.encode(), b"o-" + r.source_id.encode(), 0) for r in batch]))
+    return got
+
+
+async def group_offset(s, topic: str) -> int | None:
+    c = AIOKafkaConsumer(**s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False)
+    await c.start()
+    try:
+        return await c.committed(TopicPartition(topic, 0))
+    finally:
+        await c.stop()
+
+
+def test_transaction_spans_batches_until_the_interval_then_commits_them_together(stack, unique_topic):
+    from stream.delivery import Delivery
+
+    src, out = unique_topic("src"), unique_topic("out")
+    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"commit_interval_ms": 3000})
+    source_topic_with_records(stack, src, 1, 0)
+    source_topic_with_records(stack, out, 1, 0)
+
+    async def run():
+        durable_at: list[float] = []
+        d = Delivery(s, drained=lambda tp, nxt: False)          # under load: never drained
+        try:
+            t0 = time.monotonic()
+            for batch, outputs in batches(src, out, 3, 5):
+                units = d.plan(batch, outputs)
+                for u in units:
+                    u.on_durable = lambda commit_s: durable_at.append(time.monotonic() - t0)
+                await d.submit(units)
+            await asyncio.sleep(1.0)
+            # one open transaction holds all three batches: nothing visible, nothing committed yet
+            mid_visible = await _consume_all(stack, out, 15, isolation="read_committed", timeout=1)
+            mid = (d.committed(src, 0), await group_offset(s, src), list(durable_at))
+            deadline = time.monotonic() + 30
+            while len(durable_at) < 3 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            end = (d.committed(src, 0), await group_offset(s, src), list(durable_at))
+        finally:
+            await d.close()
+        return mid_visible, mid, end, await _consume_all(stack, out, 15, isolation="read_committed")
+
+    mid_visible, mid, end, got = asyncio.run(run())
+    assert mid_visible == [] and mid == (None, None, [])
+    committed, group, durable_at = end
+    assert committed == 15 and group == 15
+    assert len(durable_at) == 3 and max(durable_at) - min(durable_at) < 0.5     # one commit for all three
+    assert min(durable_at) >= 2.5                                            # held for the interval
+    assert sorted(r.value for r in got) == sorted(f"o-{src}:0:{i}".encode() for i in range(15))
+
+
+def test_a_drained_partition_commits_at_once(stack, unique_topic):
+    from stream.delivery import Delivery
+
+    src, out = unique_topic("src"), unique_topic("out")
+    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"commit_interval_ms": 30000})
+    source_topic_with_records(stack, src, 1, 0)
+    source_topic_with_records(stack, out, 1, 0)
+
+    async def run():
+        d = Delivery(s, drained=lambda tp, nxt: True)
+        try:
+            [(batch, outputs)] = batches(src, out, 1, 4)
+            t0 = time.monotonic()
+            await d.submit(d.plan(batch, outputs))
+            deadline = t0 + 20
+            while (d.committed(src, 0) or 0) < 4 and time.monotonic() < deadline:
+                await asyncio.sleep(0.01)
+            took = time.monotonic() - t0
+        finally:
+            await d.close()
+        return took, await group_offset(s, src)
+
+    took, group = asyncio.run(run())
+    assert group == 4
+    assert took < 15, f"a drained partition waited {took:.1f}s for its commit (interval 30 s)"
