@@ -63,12 +63,15 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
         assert c["outputs"] > 0, (name, c)
         assert sc["latency_ms"]["p50"] is not None and sc["latency_ms"]["p99"] >= sc["latency_ms"]["p50"], name
         if sc["kind"] in ("engine", "naive"):
-            # exactly the promised round trips, and one onnxruntime call per batch (reasons ride in it);
+            # exactly the promised round trips, and one onnxruntime call per batch (risk: a second one
+            # for the occluded copies of a batch's alerts, reasons being given for alerts only);
             # naive-<job> runs batches of one event: per event its own round trips and model call
             job = name.split("-", 1)[1]
             assert sc["redis"]["round_trips_per_batch"] == ROUND_TRIPS[job], (name, sc["redis"])
             if job == "forecast":   # a batch whose ticks close no full window calls no model
                 assert 1 <= sc["onnx"]["calls"] <= sc["batches"], (name, sc["onnx"], sc["batches"])
+            elif job == "risk":
+                assert sc["batches"] <= sc["onnx"]["calls"] <= 2 * sc["batches"], (name, sc["onnx"], sc["batches"])
             else:
                 assert sc["onnx"]["calls"] == sc["batches"], (name, sc["onnx"], sc["batches"])
         else:

@@ -129,7 +129,9 @@ def test_risk_scores_each_transaction_and_dead_letters_bad_ones(settings):
     scores = [orjson.loads(o.value) for o in by_topic(out, settings.topic_risk_scores)]
     dead = [orjson.loads(o.value) for o in by_topic(out, settings.topic_dead_letters)]
     assert [s["event_id"] for s in scores] == ["e0", "e3"]
-    assert all(0.0 <= s["risk_score"] <= 1.0 and len(s["reasons"]) == 3 for s in scores)
+    assert all(0.0 <= s["risk_score"] <= 1.0 for s in scores)
+    # reasons go with alerts only: a score at or above the threshold has them, one below has none
+    assert all((len(s["reasons"]) > 0) == (s["risk_score"] >= s["threshold"]) for s in scores)
     assert [d["source"]["offset"] for d in dead] == [1, 2] and "amount" in dead[0]["reason"]
 
 

@@ -42,3 +42,26 @@ def test_score_with_reasons_is_one_run_over_the_occlusion_batch():
     assert calls == [(8, 3)]
     np.testing.assert_allclose(scores, [2.0, 2.0])
     assert [r.feature for r in reasons[0]] == ["c", "a"] and [r.feature for r in reasons[1]] == ["b"]
+
+
+def test_explaining_some_rows_scores_all_then_occludes_only_those():
+    """The same reasons as the one-call plan for the picked rows, none for the others, and the
+    second call holds only the picked rows' occluded copies."""
+    w = np.array([1.0, -2.0, 3.0])
+    calls = []
+
+    def run(batch):
+        calls.append(batch.shape)
+        return batch @ w
+
+    x = np.array([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
+    _, every = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {})
+    calls.clear()
+    scores, reasons = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {},
+                                         explain=lambda s: s > 0)
+    assert calls == [(3, 3), (2 * 3, 3)]          # scores of all 3 rows, then 3 copies of the 2 picked
+    np.testing.assert_allclose(scores, [2.0, 2.0, -3.0])
+    assert reasons[:2] == every[:2] and reasons[2] == []
+    calls.clear()
+    score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {}, explain=lambda s: s > 5)
+    assert calls == [(3, 3)]                       # nothing to explain: no second call
