@@ -25,6 +25,7 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from stream import pipelines
 from stream.dashboard.server import Dashboard, metrics_url
 from stream.demo_story import STORY_PREFIX, describe, play
 from stream.replay import publish, read_csv, rows_to_records
@@ -56,18 +57,19 @@ def feeds(s: Settings) -> list:
     from stream.cardfeed import real_transactions
     from stream.synthetic import transaction_stream
 
-    sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
-    eu = rows_to_records(read_csv(DATA / "eustocks.csv"), "ticks", {}, None)
-    caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
+    forecast, risk, recommend = (pipelines.get(n) for n in ("forecast", "risk", "recommend"))
+    sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), forecast.kind, {"ts": "Date", "price": "Close"}, "SPX")
+    eu = rows_to_records(read_csv(DATA / "eustocks.csv"), forecast.kind, {}, None)
+    caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), recommend.kind, {}, None)
     txns = real_transactions(s.home) or ((t["account_id"].encode(), orjson.dumps(t))   # real hold-out rows, else synthetic
                                          for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
-    out = [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
-           publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40), play(s)]
+    out = [publish(s, forecast.topic(s), sp500, rate=40), publish(s, forecast.topic(s), eu, rate=40),
+           publish(s, recommend.topic(s), caravan, rate=8), publish(s, risk.topic(s), txns, rate=40), play(s)]
     try:   # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
         from training.data.market import eurusd_csv
 
         hours = ({"ts": r[""], "price": r["Close"], "volume": r["Volume"]} for r in read_csv(eurusd_csv()))
-        out.append(publish(s, s.topic_ticks, rows_to_records(hours, "ticks", {}, "EURUSD"), rate=40))
+        out.append(publish(s, forecast.topic(s), rows_to_records(hours, forecast.kind, {}, "EURUSD"), rate=40))
     except (ImportError, FileNotFoundError):
         pass
     return out
@@ -129,7 +131,7 @@ class View:
 async def watch(s: Settings, view: View, live: Live, until: float) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    topics = [s.topic_forecasts, s.topic_risk_alerts, s.topic_recommendations, s.topic_dead_letters, s.topic_risk_scores]
+    topics = [*(t for p in pipelines.all_pipelines() for t in p.output_topics(s)), s.topic_dead_letters]
     c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
                          isolation_level="read_committed")
     await c.start()

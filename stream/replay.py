@@ -16,24 +16,28 @@ from typing import Iterable, Iterator
 
 import orjson
 
+from stream import pipelines
 from stream.core.contracts import SCHEMA_VERSION
-
-KINDS = {
-    "ticks": ("symbol", ("symbol", "ts", "price", "bid", "ask", "volume", "event_id"), ("price", "bid", "ask", "volume")),
-    "transactions": ("account_id", ("event_id", "account_id", "ts", "amount", "currency", "merchant_category",
-                                     "channel", "country", "merchant_id"), ("amount",)),
-    "user-events": ("user_id", ("user_id", "ts", "product_id", "action", "event_id"), ()),
-}
-
 
 class ReplayError(ValueError):
     pass
 
 
+def kinds() -> tuple[str, ...]:
+    """The record kinds ``--kind`` accepts: one per pipeline (``stream.pipelines``)."""
+    return tuple(p.kind for p in pipelines.all_pipelines())
+
+
+def contract(kind: str):
+    """The input contract of ``kind`` (its key, fields and numeric fields)."""
+    try:
+        return pipelines.by_kind(kind).input
+    except KeyError:
+        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(kinds())})") from None
+
+
 def parse_mappings(mappings: Iterable[str], kind: str) -> dict[str, str]:
-    if kind not in KINDS:
-        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-    fields = KINDS[kind][1]
+    fields = contract(kind).fields
     out = {}
     for m in mappings:
         field, sep, column = m.partition("=")
@@ -104,7 +108,8 @@ def rows_to_records(rows: Iterable[dict], kind: str, mapping: dict[str, str], sy
                     ts_format: str | None = None) -> Iterator[tuple[bytes | None, bytes]]:
     """CSV rows -> (key, value) pairs on the wire (``ReplayError`` on a timestamp that
     ``to_epoch_ms`` refuses)."""
-    key_field, fields, numeric = KINDS[kind]
+    c = contract(kind)
+    key_field, fields, numeric = c.key, c.fields, c.numeric
     for row in rows:
         rec: dict = {"v": SCHEMA_VERSION}
         for f in fields:
@@ -154,8 +159,10 @@ async def publish(settings, topic: str, records: Iterable[tuple[bytes | None, by
 
 
 def topic_for(settings, kind: str) -> str:
-    return {"ticks": settings.topic_ticks, "transactions": settings.topic_transactions,
-            "user-events": settings.topic_user_events}[kind]
+    try:
+        return pipelines.by_kind(kind).topic(settings)
+    except KeyError:
+        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(kinds())})") from None
 
 
 def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: float, limit: int = 0,

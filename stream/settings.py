@@ -196,19 +196,19 @@ class Settings(BaseSettings):
         return self.stack_dir or self.home / "stack"
 
     @property
-    def input_topics(self) -> tuple[str, str, str]:
-        return self.topic_ticks, self.topic_transactions, self.topic_user_events
+    def input_topics(self) -> tuple[str, ...]:
+        """One per pipeline (``stream.pipelines``), in their order."""
+        from stream import pipelines
+
+        return tuple(p.topic(self) for p in pipelines.all_pipelines())
 
     @property
     def output_topics(self) -> tuple[str, ...]:
-        return (
-            self.topic_forecasts,
-            self.topic_risk_alerts,
-            self.topic_risk_scores,
-            self.topic_recommendations,
-            self.topic_dead_letters,
-            self.topic_model_events,
-        )
+        """What the pipelines publish, then dead letters and model events."""
+        from stream import pipelines
+
+        outs = [t for p in pipelines.all_pipelines() for t in p.output_topics(self)]
+        return tuple(dict.fromkeys([*outs, self.topic_dead_letters, self.topic_model_events]))
 
     def kafka_client_options(self) -> dict:
         """Keyword arguments for aiokafka clients (security included)."""

@@ -1,9 +1,10 @@
 """``finstream train``: run the training jobs, write the ONNX files, the manifest and the reports.
 
-Jobs: ``forecast`` (``training.forecast``), ``risk`` (``training.risk``), ``recommend``
-(``training.recommend``); each is a module with ``train(ctx: TrainContext) -> JobResult``
-(``training.job``). ``only`` limits the jobs; the manifest and reports are then *merged*: the
-models, defaults and report sections of jobs that did not run are kept.
+One training job per pipeline (``stream.pipelines``: forecast, risk, recommend, in their order),
+named like it; each pipeline names its training module (``training.forecast``, ...) with
+``train(ctx: TrainContext) -> JobResult`` (``training.job``) and the model tasks it owns. ``only``
+limits the jobs; the manifest and reports are then *merged*: the models, defaults and report
+sections of jobs that did not run are kept.
 
 A requested job whose module is missing or fails stops the run with an error before anything
 is written (no half-updated manifest); jobs that were not requested are never imported.
@@ -18,18 +19,11 @@ import time
 from pathlib import Path
 from typing import Iterable
 
-from stream.core.manifest import SLOTS, Manifest, ManifestError, read_manifest, write_manifest
+from stream import pipelines
+from stream.core.manifest import Manifest, ManifestError, read_manifest, write_manifest
 from training.job import JobResult, TrainContext
 from training.quality import QualityLog
 
-JOBS = ("forecast", "risk", "recommend")
-# Tasks each job owns: a rerun of the job replaces the manifest entries of these tasks.
-JOB_TASKS = {
-    "forecast": {"forecast"},
-    "risk": {"transaction_risk", "credit_default", "credit_loss"},
-    "recommend": {"recommend", "purchase_propensity"},
-}
-SLOT_TASKS = {"forecast": {"forecast"}, "risk": {"transaction_risk"}, "recommend": {"recommend"}}
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -53,14 +47,15 @@ def _seed_everything(seed: int) -> None:
 
 
 def _job_module(job: str):
+    trainer = pipelines.get(job).trainer
     try:
-        mod = importlib.import_module(f"training.{job}")
+        mod = importlib.import_module(trainer)
     except ModuleNotFoundError as exc:
-        if exc.name == f"training.{job}":
-            raise TrainingError(f"job {job!r} was requested but training/{job}.py does not exist") from None
+        if exc.name == trainer:
+            raise TrainingError(f"job {job!r} was requested but its module {trainer} does not exist") from None
         raise
     if not callable(getattr(mod, "train", None)):
-        raise TrainingError(f"training.{job} has no train(ctx) function")
+        raise TrainingError(f"{trainer} has no train(ctx) function")
     return mod
 
 
@@ -82,27 +77,29 @@ def merge_manifest(existing: Manifest, results: dict[str, JobResult], out: Path)
     new_files = {c.file for r in results.values() for c in r.cards}
     for job in results:
         for name, card in list(m.models.items()):
-            if card.extra.get("job", job) == job and card.task in JOB_TASKS[job]:
+            if card.extra.get("job", job) == job and card.task in pipelines.get(job).trained_tasks:
                 del m.models[name]
                 if card.file not in new_files:
                     stale.append(out / card.file)
     for job, res in results.items():
         for card in res.cards:
-            if card.task not in JOB_TASKS[job]:
+            owned = pipelines.get(job).trained_tasks
+            if card.task not in owned:
                 raise TrainingError(f"job {job!r} produced model {card.name!r} with task {card.task!r}, "
-                                    f"expected one of {sorted(JOB_TASKS[job])}")
+                                    f"expected one of {sorted(owned)}")
             if not (out / card.file).exists():
                 raise TrainingError(f"model {card.name!r}: file {card.file} is not in {out}")
             card.extra.setdefault("job", job)
             m.add(card)
     for job, res in results.items():
         for slot, name in res.defaults.items():
-            base = slot.split("@")[0]   # forecast@1h: the forecast slot of one bar interval
-            if base not in SLOTS:
-                raise TrainingError(f"job {job!r} set a default for unknown slot {slot!r}")
+            try:   # forecast@1h: the forecast slot of one bar interval
+                served = pipelines.by_slot(slot).served_tasks
+            except KeyError:
+                raise TrainingError(f"job {job!r} set a default for unknown slot {slot!r}") from None
             if name not in m.models:
                 raise TrainingError(f"job {job!r} names missing model {name!r} as default for {slot!r}")
-            if m.models[name].task not in SLOT_TASKS[base]:
+            if m.models[name].task not in served:
                 raise TrainingError(f"default for {slot!r} is {name!r} with task {m.models[name].task!r}")
             m.defaults[slot] = name
     for slot, name in list(m.defaults.items()):
@@ -120,11 +117,12 @@ def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir:
     from training.report import write_reports
 
     settings = get_settings()
-    jobs = list(dict.fromkeys(only or JOBS))
-    unknown = [j for j in jobs if j not in JOBS]
+    every = pipelines.names()
+    jobs = list(dict.fromkeys(only or every))
+    unknown = [j for j in jobs if j not in every]
     if unknown:
-        raise TrainingError(f"unknown job(s) {unknown}; choose from {list(JOBS)}")
-    jobs = [j for j in JOBS if j in jobs]
+        raise TrainingError(f"unknown job(s) {unknown}; choose from {list(every)}")
+    jobs = [j for j in every if j in jobs]
     modules = {job: _job_module(job) for job in jobs}     # fail before any training if one is missing
     default_out = out is None
     out = Path(out or settings.model_dir).resolve()
@@ -166,7 +164,7 @@ if __name__ == "__main__":
     import argparse
 
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--only", action="append", choices=JOBS)
+    ap.add_argument("--only", action="append", choices=pipelines.names())
     ap.add_argument("--out", type=Path)
     a = ap.parse_args()
     main(only=a.only, out=a.out)

@@ -11,8 +11,7 @@ import math
 from datetime import datetime, timezone
 from pathlib import Path
 
-JOB_ORDER = ("forecast", "risk", "recommend")
-
+from stream import pipelines
 
 # --------------------------------------------------------------------------- formatting
 
@@ -92,7 +91,7 @@ def write_reports(reports_dir: Path, results: dict, quality: dict[str, dict[str,
     dq.update(quality)                      # datasets seen in this run replace their old counts
 
     models_json = {"generated_at": now, "defaults": dict(sorted(defaults.items())),
-                   "jobs": {k: jobs[k] for k in sorted(jobs, key=lambda j: (JOB_ORDER + (j,)).index(j))},
+                   "jobs": {k: jobs[k] for k in sorted(jobs, key=lambda j: (pipelines.names() + (j,)).index(j))},
                    "data_quality": dict(sorted(dq.items()))}
     p_json = reports_dir / "models.json"
     p_json.write_text(json.dumps(models_json, indent=2) + "\n")

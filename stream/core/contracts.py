@@ -297,9 +297,6 @@ def _attributes(d: dict) -> dict | None:
     return {k: _num(a, k) for k in a} or None
 
 
-PARSERS = {"ticks": parse_tick, "transactions": parse_transaction, "user-events": parse_user_event}
-
-
 def to_record(event) -> dict:
     """An event back to its wire dict (schema version included, ``None`` fields dropped)."""
     out = {"v": SCHEMA_VERSION}

@@ -10,8 +10,9 @@ Layout::
       "models": {"<name>": <ModelCard as dict>, ...}
     }
 
-A served slot (``defaults`` key) names the model the stream uses for that job; every other
-model is reachable by name (``finstream score --model NAME``).
+A served slot (``defaults`` key) names the model the stream uses for that pipeline (the slots
+are the pipelines' own, ``stream.pipelines.slots()``; ``forecast@1h`` is the forecast slot of one
+bar interval); every other model is reachable by name (``finstream score --model NAME``).
 """
 from __future__ import annotations
 
@@ -22,7 +23,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 MANIFEST_SCHEMA = 1
-SLOTS = ("forecast", "risk", "recommend")
 TASKS = frozenset({
     "forecast",            # ticks -> next-step return and volatility
     "transaction_risk",    # live per-account transaction scorer (the stream's risk slot)

@@ -32,7 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
 from workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
 from stream import synthetic  # noqa: E402
-from stream.core.contracts import ContractError, PARSERS, decode  # noqa: E402
+from stream.core.contracts import ContractError, decode  # noqa: E402
+from stream.pipelines import PARSERS  # noqa: E402
 from stream.core.products import PRODUCT_INDEX  # noqa: E402
 
 pytestmark = pytest.mark.stress

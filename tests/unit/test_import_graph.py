@@ -20,7 +20,7 @@ from stream.settings import REPO_ROOT
 STREAM = REPO_ROOT / "stream"
 TRAINING_ONLY = {"tensorflow", "keras", "tf_keras", "tf2onnx"}
 NOT_IN_CORE = {"aiokafka", "kafka", "redis", "faust", "mode", "stream.state", "stream.serving", "stream.app",
-               "stream.publisher", "stream.worker", "stream.stack"}
+               "stream.publisher", "stream.worker", "stream.stack", "stream.pipelines"}
 # (file, module) pairs allowed to reach into training/: the CLI's `train` command
 TRAINING_ENTRY = {("stream/cli.py", "training")}
 
@@ -87,7 +87,7 @@ def test_a_running_worker_process_has_no_tensorflow_and_core_has_no_kafka_redis_
         "import sys, pkgutil, importlib, stream.core\n"
         "for m in pkgutil.walk_packages(stream.core.__path__, 'stream.core.'): importlib.import_module(m.name)\n"
         "core = {m.split('.')[0] for m in sys.modules}\n"
-        "import stream.worker, stream.app, stream.publisher, stream.serving.risk, stream.serving.forecasting, "
+        "import stream.pipelines, stream.worker, stream.app, stream.publisher, stream.serving.risk, stream.serving.forecasting, "
         "stream.serving.recommending, stream.serving.models, stream.state.redis_store, stream.batch_score\n"
         "worker = {m.split('.')[0] for m in sys.modules}\n"
         "print(' '.join(sorted(core))); print(' '.join(sorted(worker)))\n"
