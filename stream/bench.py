@@ -166,7 +166,7 @@ def machine_info(s: Settings) -> dict:
 
 
 def settings_used(s: Settings) -> dict:
-    keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "window_history", "recommend_k",
+    keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "recommend_k",
             "processing_guarantee", "publish_risk_scores", "model_dir", "model_poll_s", "redis_cluster",
             "kafka_heap", "log_level", "commit_max_events", "delivery_inflight")
     d = {k: getattr(s, k) for k in keys}

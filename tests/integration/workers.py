@@ -144,7 +144,7 @@ def listening_addresses(port: int) -> set[str]:
 
 def entity_state(client, prefix: str) -> dict:
     """A deployment's Redis state under ``prefix``, for comparing a crashed run with a clean one:
-    windows byte for byte; entity hashes as fence + state (which output snapshots remain depends on
+    string keys byte for byte; entity hashes as fence + state (which output snapshots remain depends on
     where batches and commits fell, not on the data)."""
     out = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):
