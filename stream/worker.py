@@ -1,4 +1,5 @@
 """``finstream worker``: wire settings, Redis, the model registry and the jobs into the Faust app."""
+
 from __future__ import annotations
 
 import logging
@@ -48,14 +49,16 @@ def main(settings: Settings | None = None) -> None:
     from stream.core.manifest import ManifestError
 
     s = settings or get_settings()
-    install_one_line_logging()   # nothing from the wire can forge a log line
-    logging.basicConfig(level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_one_line_logging()  # nothing from the wire can forge a log line
+    logging.basicConfig(
+        level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         preflight(s)
         jobs = build_jobs(s)
     except (WorkerError, ManifestError) as exc:
         logging.getLogger("finstream.worker").error("%s", exc)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     app = create_app(s, jobs)
     Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()

@@ -9,6 +9,7 @@ sections of jobs that did not run are kept.
 A requested job whose module is missing or fails stops the run with an error before anything
 is written (no half-updated manifest); jobs that were not requested are never imported.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -16,8 +17,8 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from stream import pipelines
 from stream.core.manifest import Manifest, ManifestError, read_manifest, write_manifest
@@ -85,15 +86,16 @@ def merge_manifest(existing: Manifest, results: dict[str, JobResult], out: Path)
         for card in res.cards:
             owned = pipelines.get(job).trained_tasks
             if card.task not in owned:
-                raise TrainingError(f"job {job!r} produced model {card.name!r} with task {card.task!r}, "
-                                    f"expected one of {sorted(owned)}")
+                raise TrainingError(
+                    f"job {job!r} produced model {card.name!r} with task {card.task!r}, expected one of {sorted(owned)}"
+                )
             if not (out / card.file).exists():
                 raise TrainingError(f"model {card.name!r}: file {card.file} is not in {out}")
             card.extra.setdefault("job", job)
             m.add(card)
     for job, res in results.items():
         for slot, name in res.defaults.items():
-            try:   # forecast@1h: the forecast slot of one bar interval
+            try:  # forecast@1h: the forecast slot of one bar interval
                 served = pipelines.by_slot(slot).served_tasks
             except KeyError:
                 raise TrainingError(f"job {job!r} set a default for unknown slot {slot!r}") from None
@@ -103,13 +105,20 @@ def merge_manifest(existing: Manifest, results: dict[str, JobResult], out: Path)
                 raise TrainingError(f"default for {slot!r} is {name!r} with task {m.models[name].task!r}")
             m.defaults[slot] = name
     for slot, name in list(m.defaults.items()):
-        if name not in m.models:            # a job's rerun dropped a model that was a default
+        if name not in m.models:  # a job's rerun dropped a model that was a default
             del m.defaults[slot]
     return m, stale
 
 
-def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir: Path | None = None,
-         cache_dir: Path | None = None, seed: int = 7, progress=tqdm_progress) -> dict:
+def main(
+    only: list[str] | None = None,
+    out: Path | None = None,
+    *,
+    reports_dir: Path | None = None,
+    cache_dir: Path | None = None,
+    seed: int = 7,
+    progress=tqdm_progress,
+) -> dict:
     """Train ``only`` (default: every job), write ONNX files + manifest into ``out`` (default: the
     settings' ``model_dir``) and the reports into ``reports_dir`` (default: ``reports/`` of the
     repository when ``out`` is the default, else ``out/reports``). Returns the run summary."""
@@ -123,12 +132,14 @@ def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir:
     if unknown:
         raise TrainingError(f"unknown job(s) {unknown}; choose from {list(every)}")
     jobs = [j for j in every if j in jobs]
-    modules = {job: _job_module(job) for job in jobs}     # fail before any training if one is missing
+    modules = {job: _job_module(job) for job in jobs}  # fail before any training if one is missing
     default_out = out is None
     out = Path(out or settings.model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
     if reports_dir is None:
-        reports_dir = REPO_ROOT / "reports" if default_out or out == Path(settings.model_dir).resolve() else out / "reports"
+        reports_dir = (
+            REPO_ROOT / "reports" if default_out or out == Path(settings.model_dir).resolve() else out / "reports"
+        )
     cache_dir = Path(cache_dir or Path(settings.home) / "data")
 
     _seed_everything(seed)
@@ -145,19 +156,30 @@ def main(only: list[str] | None = None, out: Path | None = None, *, reports_dir:
         results[job] = res
         quality.merge(ctx.quality)
         timings[job] = round(time.perf_counter() - t0, 1)
-        print(f"[train] {job} done in {timings[job]} s: {', '.join(c.name for c in res.cards)}",
-              file=sys.stderr, flush=True)
+        print(
+            f"[train] {job} done in {timings[job]} s: {', '.join(c.name for c in res.cards)}",
+            file=sys.stderr,
+            flush=True,
+        )
 
     manifest, stale = merge_manifest(_load_existing(out), results, out)
     write_manifest(manifest, out)
     for p in stale:
         p.unlink(missing_ok=True)
     paths = write_reports(Path(reports_dir), results, quality.to_dict(), manifest.defaults)
-    print(f"[train] manifest: {out / 'manifest.json'} ({len(manifest.models)} models, defaults {manifest.defaults})",
-          file=sys.stderr)
+    print(
+        f"[train] manifest: {out / 'manifest.json'} ({len(manifest.models)} models, defaults {manifest.defaults})",
+        file=sys.stderr,
+    )
     print(f"[train] reports: {', '.join(str(p) for p in paths)}", file=sys.stderr)
-    return {"jobs": jobs, "timings": timings, "defaults": manifest.defaults, "models": sorted(manifest.models),
-            "manifest": str(out / "manifest.json"), "reports": [str(p) for p in paths]}
+    return {
+        "jobs": jobs,
+        "timings": timings,
+        "defaults": manifest.defaults,
+        "models": sorted(manifest.models),
+        "manifest": str(out / "manifest.json"),
+        "reports": [str(p) for p in paths],
+    }
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -193,7 +194,7 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         var = max(st.log_sq / st.n - mean * mean, 0.0)
         z = (log_amount - mean) / math.sqrt(var + 0.25)          # +0.25: a prior spread for short histories
         ratio = e.amount / max(math.expm1(mean), 0.01)
-        gap = math.log1p(max(e.ts - st.last_ts, 0) / 1000.0)
+        gap = math.log1p(max(e.ts - cast(int, st.last_ts), 0) / 1000.0)   # set once n > 0
         same = float(st.last_amount is not None and abs(e.amount - st.last_amount) < 0.005)
         usual = math.expm1(mean)
         sd = math.sqrt(var) if st.n >= 2 else MISSING

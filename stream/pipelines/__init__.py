@@ -8,6 +8,7 @@ the bench and the demo list the pipelines from this registry, never by hand.
 
 The pure core (``stream.core``) never imports this package: the declarations name adapters' Jobs.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -17,8 +18,19 @@ from contextlib import contextmanager
 
 from stream.pipelines.base import InputContract, Pipeline
 
-__all__ = ["InputContract", "Pipeline", "PARSERS", "all_pipelines", "by_kind", "by_slot", "get", "names", "register",
-           "registered", "slots"]
+__all__ = [
+    "InputContract",
+    "Pipeline",
+    "PARSERS",
+    "all_pipelines",
+    "by_kind",
+    "by_slot",
+    "get",
+    "names",
+    "register",
+    "registered",
+    "slots",
+]
 
 _REGISTRY: dict[str, Pipeline] = {}
 _NOT_PIPELINES = {"base"}
@@ -39,9 +51,16 @@ def _discover() -> None:
 def register(p: Pipeline) -> None:
     """Add a pipeline; its name, kind, input topic and slot must be its own."""
     for other in _REGISTRY.values():
-        clash = [what for what, a, b in (("name", p.name, other.name), ("kind", p.kind, other.kind),
-                                         ("input topic", p.input_topic, other.input_topic),
-                                         ("slot", p.slot, other.slot)) if a == b]
+        clash = [
+            what
+            for what, a, b in (
+                ("name", p.name, other.name),
+                ("kind", p.kind, other.kind),
+                ("input topic", p.input_topic, other.input_topic),
+                ("slot", p.slot, other.slot),
+            )
+            if a == b
+        ]
         if clash and other is not p:
             raise ValueError(f"pipeline {p.name!r} has the same {', '.join(clash)} as {other.name!r}")
     _REGISTRY[p.name] = p

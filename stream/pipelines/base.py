@@ -9,21 +9,27 @@ Words, each for one thing (used the same way across ``stream/`` and ``training/`
 * **Job**: the class that turns a micro-batch of source records into output records (``stream.serving``).
 * **agent**: the Faust agent that feeds a Job (``<slot>-agent``); an adapter detail, not a concept.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 
 @dataclass(frozen=True)
 class InputContract:
     """The input records: how they parse, what keys them, what ``finstream replay`` maps from CSV."""
 
-    kind: str                            # record kind; the default topic name and ``replay --kind``
-    parse: Callable[[dict], Any]         # ``stream.core.contracts`` parser: ContractError on bad input
-    key: str                             # the field producers key the topic by (the entity id)
-    fields: tuple[str, ...]              # wire fields a CSV column can be mapped to
-    numeric: tuple[str, ...] = ()        # of those, the ones sent as numbers
+    #: record kind: the default topic name and ``finstream replay --kind``
+    kind: str
+    #: ``stream.core.contracts`` parser: dict -> event, ``ContractError`` on bad input
+    parse: Callable[[dict], Any]
+    #: the field producers key the topic by (the entity id)
+    key: str
+    #: wire fields a CSV column can be mapped to, and of those the ones sent as numbers
+    fields: tuple[str, ...]
+    numeric: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -32,17 +38,26 @@ class Pipeline:
     slots, training and report order, bench, demo, topic creation) reads these declarations."""
 
     name: str
-    order: int                           # position in every listing (training runs them in this order)
+    #: position in every listing (training runs the jobs in this order)
+    order: int
     input: InputContract
-    input_topic: str                     # Settings field naming the input topic (``topic_ticks``)
-    state: tuple[str, ...]               # entity kinds the Job keeps in the state store (Redis key kinds)
-    served_tasks: frozenset[str]         # model tasks its slot may serve (a manifest default is checked)
-    trained_tasks: frozenset[str]        # tasks its training job writes into the manifest
-    outputs: tuple[str, ...]             # Settings fields of the topics it publishes (dead letters aside);
-                                         # the first is its main one (the bench counts it per event)
-    job: type                            # the Job (``stream.serving``): it declares the model ``slot``
-    trainer: str                         # training module with ``train(ctx) -> JobResult`` (never imported here)
-    feeds: tuple[str, ...] = ()          # Settings fields of input topics it publishes derived records to
+    #: Settings field naming the input topic (``topic_ticks``)
+    input_topic: str
+    #: entity kinds the Job keeps in the state store (Redis key kinds)
+    state: tuple[str, ...]
+    #: model tasks its slot may serve (a manifest default is checked against them)
+    served_tasks: frozenset[str]
+    #: tasks its training job writes into the manifest
+    trained_tasks: frozenset[str]
+    #: Settings fields of the topics it publishes (dead letters aside); the first is its main
+    #: output (the bench counts it per event)
+    outputs: tuple[str, ...]
+    #: the Job (``stream.serving``); it declares the model ``slot`` it picks its model by
+    job: type
+    #: training module with ``train(ctx) -> JobResult`` (named, never imported by the stream)
+    trainer: str
+    #: Settings fields of input topics it publishes derived records to
+    feeds: tuple[str, ...] = ()
 
     @property
     def slot(self) -> str:

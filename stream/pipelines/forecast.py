@@ -7,6 +7,7 @@ interval (slot ``forecast@<interval>`` in the manifest, ``forecast`` for daily b
 forecast goes to ``forecasts``: ``stream.serving.forecasting.ForecastJob``. Models come from
 ``training/forecast.py``.
 """
+
 from stream.core.contracts import parse_tick
 from stream.pipelines.base import InputContract, Pipeline
 from stream.serving.forecasting import ForecastJob
@@ -14,9 +15,13 @@ from stream.serving.forecasting import ForecastJob
 PIPELINE = Pipeline(
     name="forecast",
     order=10,
-    input=InputContract(kind="ticks", parse=parse_tick, key="symbol",
-                        fields=("symbol", "ts", "price", "bid", "ask", "volume", "event_id"),
-                        numeric=("price", "bid", "ask", "volume")),
+    input=InputContract(
+        kind="ticks",
+        parse=parse_tick,
+        key="symbol",
+        fields=("symbol", "ts", "price", "bid", "ask", "volume", "event_id"),
+        numeric=("price", "bid", "ask", "volume"),
+    ),
     input_topic="topic_ticks",
     state=("bar",),
     served_tasks=frozenset({"forecast"}),

@@ -7,6 +7,7 @@ not held, with a reason each, to ``recommendations``: ``stream.serving.recommend
 Derived ``spend`` events from the risk pipeline arrive here as ordinary user events. Models
 come from ``training/recommend.py``.
 """
+
 from stream.core.contracts import parse_user_event
 from stream.pipelines.base import InputContract, Pipeline
 from stream.serving.recommending import RecommendJob
@@ -14,8 +15,12 @@ from stream.serving.recommending import RecommendJob
 PIPELINE = Pipeline(
     name="recommend",
     order=30,
-    input=InputContract(kind="user-events", parse=parse_user_event, key="user_id",
-                        fields=("user_id", "ts", "product_id", "action", "event_id")),
+    input=InputContract(
+        kind="user-events",
+        parse=parse_user_event,
+        key="user_id",
+        fields=("user_id", "ts", "product_id", "action", "event_id"),
+    ),
     input_topic="topic_user_events",
     state=("user",),
     served_tasks=frozenset({"recommend"}),

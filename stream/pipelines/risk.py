@@ -9,6 +9,7 @@ Each transaction (keyed by account/card id) is checked at the edge
 ``spend`` event to ``user-events`` (the recommend pipeline). The Job:
 ``stream.serving.risk.RiskJob``; models come from ``training/risk.py``.
 """
+
 from stream.core.contracts import parse_transaction
 from stream.pipelines.base import InputContract, Pipeline
 from stream.serving.risk import RiskJob
@@ -16,10 +17,23 @@ from stream.serving.risk import RiskJob
 PIPELINE = Pipeline(
     name="risk",
     order=20,
-    input=InputContract(kind="transactions", parse=parse_transaction, key="account_id",
-                        fields=("event_id", "account_id", "ts", "amount", "currency", "merchant_category",
-                                "channel", "country", "merchant_id"),
-                        numeric=("amount",)),
+    input=InputContract(
+        kind="transactions",
+        parse=parse_transaction,
+        key="account_id",
+        fields=(
+            "event_id",
+            "account_id",
+            "ts",
+            "amount",
+            "currency",
+            "merchant_category",
+            "channel",
+            "country",
+            "merchant_id",
+        ),
+        numeric=("amount",),
+    ),
     input_topic="topic_transactions",
     state=("card", "acct"),
     served_tasks=frozenset({"transaction_risk"}),

@@ -5,6 +5,7 @@ the duration of a test must show up in the worker's wiring, the manifest slots t
 ``finstream replay``'s kinds and topics, the topics the stack creates, ``finstream train``'s job
 list and slot checks, and the report order; and disappear again afterwards.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -40,12 +41,22 @@ class EchoSettings(Settings):
 
 
 ECHO = pipelines.Pipeline(
-    name="echo", order=40,
-    input=pipelines.InputContract(kind="echo-events", parse=parse_user_event, key="user_id",
-                                  fields=("user_id", "ts", "product_id", "action"), numeric=()),
-    input_topic="topic_echo", state=("echo",),
-    served_tasks=frozenset({"recommend"}), trained_tasks=frozenset({"recommend"}),
-    outputs=("topic_echo_out",), job=EchoJob, trainer="training.echo_does_not_exist",
+    name="echo",
+    order=40,
+    input=pipelines.InputContract(
+        kind="echo-events",
+        parse=parse_user_event,
+        key="user_id",
+        fields=("user_id", "ts", "product_id", "action"),
+        numeric=(),
+    ),
+    input_topic="topic_echo",
+    state=("echo",),
+    served_tasks=frozenset({"recommend"}),
+    trained_tasks=frozenset({"recommend"}),
+    outputs=("topic_echo_out",),
+    job=EchoJob,
+    trainer="training.echo_does_not_exist",
 )
 
 
@@ -78,9 +89,13 @@ def test_the_shipped_pipelines_in_order():
 
 def test_worker_wiring_and_manifest_slots_derive_from_the_registry(echo, model_dir):
     s = EchoSettings(model_dir=model_dir)
-    jobs = worker.build_jobs(s)            # builds its own ModelRegistry from the pipelines' slots
+    jobs = worker.build_jobs(s)  # builds its own ModelRegistry from the pipelines' slots
     assert {t: type(j).__name__ for t, j in jobs.items()} == {
-        "ticks": "ForecastJob", "transactions": "RiskJob", "user-events": "RecommendJob", "echo": "EchoJob"}
+        "ticks": "ForecastJob",
+        "transactions": "RiskJob",
+        "user-events": "RecommendJob",
+        "echo": "EchoJob",
+    }
     models = jobs["echo"].models
     assert "echo" in models.slots and models["echo"].name == models["recommend"].name
     assert "echo" in s.input_topics and "echo-out" in s.output_topics
@@ -90,7 +105,7 @@ def test_worker_refuses_a_pipeline_whose_slot_has_no_model(echo):
     from stream.core.manifest import ManifestError
 
     with pytest.raises(ManifestError, match="echo"):
-        worker.build_jobs(EchoSettings())        # the committed manifest has no echo default
+        worker.build_jobs(EchoSettings())  # the committed manifest has no echo default
 
 
 def test_the_registered_job_runs(echo, model_dir):
@@ -106,8 +121,9 @@ def test_replay_kinds_and_topics_derive_from_the_registry(echo):
     assert replay.kinds() == ("ticks", "transactions", "user-events", "echo-events")
     assert replay.topic_for(s, "echo-events") == "echo"
     mapping = replay.parse_mappings(["user_id=who"], "echo-events")
-    [(key, value)] = list(replay.rows_to_records([{"who": "ann", "ts": "2024-01-02", "extra": "x"}], "echo-events",
-                                                  mapping, None))
+    [(key, value)] = list(
+        replay.rows_to_records([{"who": "ann", "ts": "2024-01-02", "extra": "x"}], "echo-events", mapping, None)
+    )
     assert key == b"ann" and orjson.loads(value) == {"v": 1, "user_id": "ann", "ts": 1_704_153_600_000}
     with pytest.raises(replay.ReplayError, match="no such field"):
         replay.parse_mappings(["price=p"], "echo-events")
