@@ -13,7 +13,7 @@ import time
 from stream.demo import demo_env
 from stream.settings import REPO_ROOT, settings_from_env
 
-from workers import consume
+from tests.integration.workers import consume
 
 WANTED = {"forecasts": 100, "recommendations": 20, "risk-scores": 100, "risk-alerts": 1}
 

@@ -15,7 +15,7 @@ import time
 import orjson
 import pytest
 import redis
-from workers import WorkerRun, consume, produce
+from tests.integration.workers import WorkerRun, consume, produce
 
 from stream.core.fencing import Fenced
 from stream.core.features import AccountState

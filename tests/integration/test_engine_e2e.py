@@ -19,7 +19,7 @@ from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
 from stream.synthetic import generate_transactions, strip_labels
 
-from workers import MODEL_DIR, consume, listening_addresses, produce
+from tests.integration.workers import MODEL_DIR, consume, listening_addresses, produce
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
 

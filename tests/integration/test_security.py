@@ -28,7 +28,7 @@ from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
 from stream.worker import WorkerError, preflight
 from training.data.fraud import fetch_wheel
 
-from workers import WorkerRun, produce
+from tests.integration.workers import WorkerRun, produce
 
 KAFKA_PASSWORD = "kafka-Secret-7f3a"
 REDIS_PASSWORD = "redis-Secret-91c2"

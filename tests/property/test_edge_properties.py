@@ -20,14 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_records import MARK, VALID, record
-
 from stream.core import contracts as c
 from stream.core.contracts import ContractError, decode, to_record
-from stream.pipelines import PARSERS
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.logsafe import has_control
 from stream.core.records import DEAD_LETTER_ORIGINAL_MAX, SourceRecord, dead_letter
+from stream.pipelines import PARSERS
+from tests.property.edge_records import MARK, VALID, record
 
 BATCH = 100
 EXAMPLES = 100          # x BATCH = 10,000 records per kind

@@ -19,17 +19,14 @@ import asyncio
 import itertools
 import os
 import random
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from workers import WorkerRun, consume, entity_state, produce  # noqa: E402
+from tests.integration.workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
 from stream import synthetic  # noqa: E402
 from stream.core.contracts import ContractError, decode  # noqa: E402
