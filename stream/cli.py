@@ -42,7 +42,7 @@ def stack_status() -> None:
 
 @app.command()
 def train(
-    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these jobs: forecast, risk, recommend."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these pipelines: forecast, risk, recommend."),
     out: Path = typer.Option(None, "--out", help="Model directory (default: the settings' model_dir)."),
 ) -> None:
     """Rebuild every model, the manifest and reports/models.md from the bundled real data."""
@@ -59,7 +59,7 @@ def worker() -> None:
 
 @app.command()
 def replay(
-    kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
+    kind: str = typer.Option(..., "--kind", help="Input kind of a pipeline: ticks | transactions | user-events"),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="field=column, repeatable."),
     symbol: Optional[str] = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),

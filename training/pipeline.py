@@ -130,7 +130,7 @@ def main(
     jobs = list(dict.fromkeys(only or every))
     unknown = [j for j in jobs if j not in every]
     if unknown:
-        raise TrainingError(f"unknown job(s) {unknown}; choose from {list(every)}")
+        raise TrainingError(f"unknown pipeline(s) {unknown}; choose from {list(every)}")
     jobs = [j for j in every if j in jobs]
     modules = {job: _job_module(job) for job in jobs}  # fail before any training if one is missing
     default_out = out is None
