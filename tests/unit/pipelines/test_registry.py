@@ -162,3 +162,23 @@ def test_a_pipeline_must_not_clash_with_another():
 def test_contract_errors_stay_contract_errors(echo):
     with pytest.raises(ContractError):
         pipelines.PARSERS["echo-events"]({"v": 1})
+
+
+def test_declarations_agree_with_the_code_they_name():
+    """Each pipeline's key and replay fields are fields of the event its parser returns, its outputs
+    and input are Settings topics, and every state kind it keeps has a retention."""
+    s = Settings()
+    retention = s.state_retention_ms()
+    for p in pipelines.all_pipelines():
+        event_fields = set(_event_type(p).__slots__)
+        assert p.input.key in p.input.fields and set(p.input.fields) <= event_fields, p.name
+        assert set(p.input.numeric) <= set(p.input.fields), p.name
+        assert all(isinstance(getattr(s, f), str) for f in (p.input_topic, *p.outputs, *p.feeds)), p.name
+        assert set(p.state) <= set(retention), (p.name, p.state)
+        assert p.served_tasks <= p.trained_tasks, p.name
+
+
+def _event_type(p):
+    import typing
+
+    return typing.get_type_hints(p.input.parse)["return"]
