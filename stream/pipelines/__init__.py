@@ -7,6 +7,13 @@ tests: the worker, ``finstream replay``, the manifest check, ``finstream train``
 the bench and the demo list the pipelines from this registry, never by hand.
 
 The pure core (``stream.core``) never imports this package: the declarations name adapters' Jobs.
+
+A fourth pipeline needs, besides its module here and its tests: its Job (``stream.serving``),
+its input parser (``stream.core.contracts``), its training module, the ``FINSTREAM_TOPIC_*``
+fields of its topics and the retention of its state kind (``stream.settings``: configuration is
+read there only), and its model task in the manifest's vocabulary (``stream.core.manifest.TASKS``).
+``tests/unit/pipelines/test_registry.py`` registers such a pipeline and checks that everything
+else picks it up.
 """
 
 from __future__ import annotations
