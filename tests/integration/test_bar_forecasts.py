@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from stream.core.manifest import read_manifest
-from stream.replay import parse_mappings, rows_to_records
+from stream.tools.replay import parse_mappings, rows_to_records
 from stream.settings import REPO_ROOT
 from training.data.market import load_hourly_prices, split_sizes
 from training.quality import QualityLog

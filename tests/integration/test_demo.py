@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 
-from stream.demo import demo_env
+from stream.tools.demo import demo_env
 from stream.settings import REPO_ROOT, settings_from_env
 
 from tests.integration.workers import consume

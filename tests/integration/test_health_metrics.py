@@ -14,7 +14,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.bench import make_events
+from stream.tools.bench import make_events
 from stream.settings import Settings, settings_from_env
 from stream.stack import kafka, manager, redis_server
 from stream.stack.procs import free_ports, read_pid, stop_pid

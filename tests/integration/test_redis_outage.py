@@ -18,7 +18,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.stack import redis_server
 from stream.stack.procs import free_ports
-from stream.synthetic import generate_transactions, strip_labels
+from stream.tools.synthetic import generate_transactions, strip_labels
 
 from tests.integration.workers import consume, produce
 

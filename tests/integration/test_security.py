@@ -18,10 +18,10 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream.cardfeed import IEEE_CIS, ieee_records
+from stream.tools.cardfeed import IEEE_CIS, ieee_records
 from stream.core.pseudonyms import pseudonym
 from stream.core.products import PRODUCT_IDS
-from stream.rebuild import RebuildError, rebuild
+from stream.tools.rebuild import RebuildError, rebuild
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid

@@ -27,7 +27,7 @@ import redis
 
 from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
 
-from stream import synthetic  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
 from stream.core import fencing  # noqa: E402
 
 pytestmark = pytest.mark.stress

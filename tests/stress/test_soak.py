@@ -28,7 +28,7 @@ import redis
 
 from tests.integration.workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
-from stream import synthetic  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
 from stream.core.contracts import ContractError, decode  # noqa: E402
 from stream.pipelines import PARSERS  # noqa: E402
 from stream.core.products import PRODUCT_INDEX  # noqa: E402

@@ -88,7 +88,7 @@ def test_a_running_worker_process_has_no_tensorflow_and_core_has_no_kafka_redis_
         "for m in pkgutil.walk_packages(stream.core.__path__, 'stream.core.'): importlib.import_module(m.name)\n"
         "core = {m.split('.')[0] for m in sys.modules}\n"
         "import stream.pipelines, stream.worker, stream.app, stream.publisher, stream.serving.risk, stream.serving.forecasting, "
-        "stream.serving.recommending, stream.serving.models, stream.state.redis_store, stream.batch_score\n"
+        "stream.serving.recommending, stream.serving.models, stream.state.redis_store, stream.tools.batch_score\n"
         "worker = {m.split('.')[0] for m in sys.modules}\n"
         "print(' '.join(sorted(core))); print(' '.join(sorted(worker)))\n"
     )

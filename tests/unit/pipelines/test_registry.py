@@ -15,11 +15,12 @@ import shutil
 import orjson
 import pytest
 
-from stream import pipelines, replay, worker
+from stream import pipelines, worker
 from stream.core.contracts import ContractError, parse_user_event
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 from stream.settings import REPO_ROOT, Settings
+from stream.tools import replay
 from training import pipeline as training_pipeline
 from training import report
 from training.job import JobResult

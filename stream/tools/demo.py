@@ -3,7 +3,7 @@
 Starts the stack (unless it already runs), a worker, and five feeds on topics of their own
 (one set per demo run, so a second run never re-reads the first one's events): real S&P 500
 and EuroStoxx daily closes and hourly EUR/USD as ticks (a forecast per closed bar), real Caravan
-policy holdings as user events, and real IEEE-CIS card transactions (``stream.cardfeed``;
+policy holdings as user events, and real IEEE-CIS card transactions (``stream.tools.cardfeed``;
 synthetic ones when the data is not cached). Shows forecasts, risk alerts and recommendations
 as they arrive.
 """
@@ -28,11 +28,11 @@ from rich.table import Table
 
 from stream import pipelines
 from stream.dashboard.server import Dashboard, metrics_url
-from stream.demo_story import STORY_PREFIX, describe, play
-from stream.replay import publish, read_csv, rows_to_records
 from stream.settings import Settings, get_settings, topic_env
+from stream.tools.demo_story import STORY_PREFIX, describe, play
+from stream.tools.replay import publish, read_csv, rows_to_records
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def demo_env(run: str) -> dict[str, str]:
@@ -59,8 +59,8 @@ def web_ports() -> dict[str, str]:
 
 
 def feeds(s: Settings) -> list:
-    from stream.cardfeed import real_transactions
-    from stream.synthetic import transaction_stream
+    from stream.tools.cardfeed import real_transactions
+    from stream.tools.synthetic import transaction_stream
 
     forecast, risk, recommend = (pipelines.get(n) for n in ("forecast", "risk", "recommend"))
     sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), forecast.kind, {"ts": "Date", "price": "Close"}, "SPX")

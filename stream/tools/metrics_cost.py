@@ -1,4 +1,4 @@
-"""``python -m stream.metrics_cost``: what the worker's metrics cost, as a same-run A/B.
+"""``python -m stream.tools.metrics_cost``: what the worker's metrics cost, as a same-run A/B.
 
 For each job every synthetic batch goes through ``job.process`` on the real Redis twice, back to
 back in alternating order: once plain, once observed exactly as the worker observes it (stage
@@ -19,8 +19,8 @@ import uuid
 from pathlib import Path
 
 from stream import pipelines
-from stream.bench import make_events, stack_for
-from stream.bench_engine import _drop_prefix, source_records
+from stream.tools.bench import make_events, stack_for
+from stream.tools.bench_engine import _drop_prefix, source_records
 from stream.settings import Settings, get_settings
 
 

@@ -2,7 +2,7 @@
 
 A job's ``process()`` on real Redis with no Kafka: on batches of ``batch_max`` (the engine's own
 cost), or one event at a time on a sample (the naive baseline the batching is measured against).
-Split from ``stream.bench`` (which runs the scenarios and renders the report) because this is
+Split from ``stream.tools.bench`` (which runs the scenarios and renders the report) because this is
 the part that wraps Redis and the models to count round trips, commands and model calls.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from stream.bench import NAIVE_SAMPLE, _r, make_events
+from stream.tools.bench import NAIVE_SAMPLE, _r, make_events
 from stream.settings import Settings
 
 
