@@ -52,6 +52,21 @@ def test_core_imports_no_kafka_redis_faust_or_adapters():
     assert bad == []
 
 
+# The runtime: what ``finstream worker`` runs. The tools (stream/tools), the dashboard and the CLI
+# (which dispatches to the tools) sit beside it; the runtime never imports them.
+RUNTIME_FILES = ("app.py", "publisher.py", "worker.py", "settings.py", "health.py", "metrics.py", "observe.py",
+                 "types.py")
+RUNTIME_PACKAGES = ("core", "pipelines", "serving", "state")
+
+
+def test_the_runtime_never_imports_the_tools():
+    files = [STREAM / f for f in RUNTIME_FILES] + [p for d in RUNTIME_PACKAGES for p in sorted((STREAM / d).rglob("*.py"))]
+    assert all(p.exists() for p in files) and len(files) > 30
+    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in files for m in imports(p)
+           if hits(m, {"stream.tools", "stream.dashboard", "stream.cli"})]
+    assert bad == []
+
+
 def test_nothing_under_stream_imports_tensorflow():
     files = sorted(STREAM.rglob("*.py"))
     assert len(files) > 20
