@@ -199,7 +199,7 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         usual = math.expm1(mean)
         sd = math.sqrt(var) if st.n >= 2 else MISSING
         vs_last = min(e.amount / max(st.last_amount or 0.01, 0.01), 100.0)
-        first = st.first_ts if st.first_ts is not None else st.last_ts
+        first = cast(int, st.first_ts if st.first_ts is not None else st.last_ts)   # set once n > 0
         per_day = st.n / max((e.ts - first) / _DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
