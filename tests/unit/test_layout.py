@@ -50,3 +50,21 @@ def test_the_tests_package_is_this_repositorys():
     import tests
 
     assert tests.__file__ == str(TESTS / "__init__.py")
+
+
+def test_test_helpers_are_imported_by_package_path():
+    """``from workers import ...`` or ``from test_kafka_redis import ...`` only worked through
+    pytest's rootdir sys.path insertion; helpers are imported as ``tests.<folder>.<module>``."""
+    local = {p.stem for p in TESTS.rglob("*.py")} - {"__init__", "conftest"}
+    bad = []
+    for p in sorted(TESTS.rglob("*.py")):
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = (
+                [a.name for a in n.names]
+                if isinstance(n, ast.Import)
+                else [n.module or ""]
+                if (isinstance(n, ast.ImportFrom) and not n.level)
+                else []
+            )
+            bad += [(str(p.relative_to(REPO_ROOT)), m) for m in names if m.split(".")[0] in local]
+    assert bad == []
