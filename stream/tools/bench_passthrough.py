@@ -79,7 +79,7 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
             if not batches:
                 continue
             futures = []
-            for tp, msgs in batches.items():
+            for msgs in batches.values():
                 for m in msgs:
                     key = f"{m.topic}:{m.partition}:{m.offset}".encode()
                     futures.append(await producer.send(dst, key=key, value=m.value, partition=m.partition))
