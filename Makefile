@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test soak demo install stack-install stack-up stack-down stack-status clean
+.PHONY: test lint soak demo install stack-install stack-up stack-down stack-status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,13 @@ install: $(STAMP)
 stack-install: $(STAMP)
 	$(BIN)/finstream stack install
 
-test: stack-install
+# Lint and type checks first (configured in pyproject.toml): seconds, and they fail fast.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint stack-install
 	$(BIN)/pytest
 
 # The full soak (issue 7): 100,000 mixed events, 6 SIGKILLs at random points; `make test` runs a short one.

@@ -42,7 +42,7 @@ def stack_status() -> None:
 
 @app.command()
 def train(
-    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these jobs: forecast, risk, recommend."),
+    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these pipelines: forecast, risk, recommend."),
     out: Path = typer.Option(None, "--out", help="Model directory (default: the settings' model_dir)."),
 ) -> None:
     """Rebuild every model, the manifest and reports/models.md from the bundled real data."""
@@ -59,7 +59,7 @@ def worker() -> None:
 
 @app.command()
 def replay(
-    kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
+    kind: str = typer.Option(..., "--kind", help="Input kind of a pipeline: ticks | transactions | user-events"),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
     map: Optional[list[str]] = typer.Option(None, "--map", help="field=column, repeatable."),
     symbol: Optional[str] = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
@@ -69,7 +69,7 @@ def replay(
                                             "e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601."),
 ) -> None:
     """Publish a CSV to an input topic."""
-    from stream import replay as r
+    from stream.tools import replay as r
     r.main(kind=kind, input=input, mappings=map or [], symbol=symbol, rate=rate, limit=limit, ts_format=ts_format)
 
 
@@ -93,7 +93,7 @@ def backtest(
 ) -> None:
     """Run a CSV (or a time range of the input topic) through the live pipeline code in process, on
     in-process state; outputs to JSON lines; optionally diff them with what the live worker published."""
-    from stream import backtest as bt
+    from stream.tools import backtest as bt
     bt.main(kind=kind, input=input, mappings=map or [], symbol=symbol, out=out, compare_topic=compare,
             partitions=partitions, limit=limit, ts_format=ts_format, start=start, until=until)
 
@@ -105,7 +105,7 @@ def score(
     output: Path = typer.Option(..., "--output", dir_okay=False),
 ) -> None:
     """Score a CSV through the same features and ONNX session the stream uses."""
-    from stream import batch_score
+    from stream.tools import batch_score
     batch_score.main(model=model, input=input, output=output)
 
 
@@ -118,7 +118,7 @@ def bench(
     """Measure throughput, latency and memory against the real stack; writes JSON and prints a table."""
     import os
 
-    from stream import bench as b
+    from stream.tools import bench as b
 
     if only:
         os.environ["FINSTREAM_BENCH_ONLY"] = only
@@ -128,7 +128,7 @@ def bench(
 @app.command()
 def demo(seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0 = until Ctrl-C).")) -> None:
     """Start the stack, the worker and the bundled real-data feeds; show the live outputs."""
-    from stream import demo as d
+    from stream.tools import demo as d
     d.main(seconds=seconds)
 
 
@@ -166,7 +166,7 @@ def rebuild(
     start: str = typer.Option("earliest", "--from", help="earliest, epoch ms or an ISO time (UTC)."),
 ) -> None:
     """Rebuild Redis state from the input topics up to the worker group's committed offsets."""
-    from stream import rebuild as rb
+    from stream.tools import rebuild as rb
     rb.main(prefix=prefix, start=start)
 
 

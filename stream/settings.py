@@ -66,7 +66,6 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warn", "error"] = "info"
     batch_max: int = Field(500, ge=1)
     batch_within_s: float = Field(0.05, gt=0)
-    window_history: int = Field(1024, ge=1)  # ticks kept per symbol beyond the model window (replay safety)
     recommend_k: int = Field(5, ge=1)
     drift_window: int = Field(5000, ge=100)  # rows per PSI drift check of the risk features
     model_dir: Path = REPO_ROOT / "onnx_models"
@@ -127,16 +126,16 @@ class Settings(BaseSettings):
     max_record_bytes: int = Field(65_536, ge=1_024)   # larger input records are dead-lettered unread
     dead_letter_original_max_bytes: int = Field(16_384, ge=0, le=262_144)  # beyond: prefix + length + sha256
     max_future_skew_s: float = Field(300.0, ge=0)     # events dated further ahead of the worker's clock are refused
-    # Idle entities expire this long after their last update (0 = never): symbols (windows, bars), accounts, users.
+    # Idle entities expire this long after their last update (0 = never): symbols (bars), accounts, users.
     state_retention_win_s: int = Field(7 * 86_400, ge=0)
     state_retention_acct_s: int = Field(90 * 86_400, ge=0)
     state_retention_user_s: int = Field(365 * 86_400, ge=0)
 
     def state_retention_ms(self) -> dict[str, int]:
         """Retention per state kind (Redis key kind -> ms; 0 = keep forever)."""
-        win = self.state_retention_win_s * 1000   # tick windows and time bars: market state of a symbol
+        win = self.state_retention_win_s * 1000   # time bars: market state of a symbol
         acct = self.state_retention_acct_s * 1000      # account and card states
-        return {"win": win, "bar": win, "acct": acct, "card": acct,
+        return {"bar": win, "acct": acct, "card": acct,
                 "user": self.state_retention_user_s * 1000}
 
     # --- Local stack (finstream stack) ------------------------------------
@@ -196,19 +195,19 @@ class Settings(BaseSettings):
         return self.stack_dir or self.home / "stack"
 
     @property
-    def input_topics(self) -> tuple[str, str, str]:
-        return self.topic_ticks, self.topic_transactions, self.topic_user_events
+    def input_topics(self) -> tuple[str, ...]:
+        """One per pipeline (``stream.pipelines``), in their order."""
+        from stream import pipelines
+
+        return tuple(p.topic(self) for p in pipelines.all_pipelines())
 
     @property
     def output_topics(self) -> tuple[str, ...]:
-        return (
-            self.topic_forecasts,
-            self.topic_risk_alerts,
-            self.topic_risk_scores,
-            self.topic_recommendations,
-            self.topic_dead_letters,
-            self.topic_model_events,
-        )
+        """What the pipelines publish, then dead letters and model events."""
+        from stream import pipelines
+
+        outs = [t for p in pipelines.all_pipelines() for t in p.output_topics(self)]
+        return tuple(dict.fromkeys([*outs, self.topic_dead_letters, self.topic_model_events]))
 
     def kafka_client_options(self) -> dict:
         """Keyword arguments for aiokafka clients (security included)."""

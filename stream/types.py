@@ -7,12 +7,6 @@ from typing import Any, Protocol
 from stream.core.fencing import Fenced
 
 
-class WindowStore(Protocol):
-    async def append_ticks(self, items: list[tuple[str, bytes, int, int, int]], length: int, keep: int) -> list:
-        """For each (symbol, packed record, partition, offset, ts): append it unless already there and
-        return the ``length`` records ending at it (fewer while the window fills)."""
-
-
 class EntityStore(Protocol):
     """Per-entity state of a job, under the fence of ``stream.core.fencing`` (all a job uses:
     ``Job.fold`` loads a batch's entities once and saves them once). Backends:

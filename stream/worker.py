@@ -1,4 +1,5 @@
 """``finstream worker``: wire settings, Redis, the model registry and the jobs into the Faust app."""
+
 from __future__ import annotations
 
 import logging
@@ -7,22 +8,17 @@ from stream.settings import Settings, get_settings
 
 
 def build_jobs(s: Settings, redis_client=None, registry=None, state=None) -> dict:
-    """Input topic -> Job. Loads and verifies the served models (fails fast if none is usable).
-    ``state``: an ``EntityStore`` other than the settings' Redis (``finstream backtest``: in-process)."""
-    from stream.serving.forecasting import ForecastJob
+    """Input topic -> Job, one per pipeline (``stream.pipelines``). Loads and verifies the served
+    models (fails fast if none is usable). ``state``: an ``EntityStore`` other than the settings'
+    Redis (``finstream backtest``: in-process)."""
+    from stream import pipelines
     from stream.serving.models import ModelRegistry
-    from stream.serving.recommending import RecommendJob
-    from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState, connect
 
     if state is None:
         state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
-    registry = registry or ModelRegistry(s.model_dir, ("forecast", "risk", "recommend"))
-    return {
-        s.topic_ticks: ForecastJob(s, state, registry),
-        s.topic_transactions: RiskJob(s, state, registry),
-        s.topic_user_events: RecommendJob(s, state, registry),
-    }
+    registry = registry or ModelRegistry(s.model_dir, pipelines.slots())
+    return {p.topic(s): p.build(s, state, registry) for p in pipelines.all_pipelines()}
 
 
 def preflight(s: Settings) -> None:
@@ -53,14 +49,16 @@ def main(settings: Settings | None = None) -> None:
     from stream.core.manifest import ManifestError
 
     s = settings or get_settings()
-    install_one_line_logging()   # nothing from the wire can forge a log line
-    logging.basicConfig(level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_one_line_logging()  # nothing from the wire can forge a log line
+    logging.basicConfig(
+        level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         preflight(s)
         jobs = build_jobs(s)
     except (WorkerError, ManifestError) as exc:
         logging.getLogger("finstream.worker").error("%s", exc)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     app = create_app(s, jobs)
     Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()

@@ -108,7 +108,7 @@ def cross_validate(cs, rows: np.ndarray, seed: int, mlp_cfg: dict, *, folds: int
                 out[f]["oof"][b] = p
             if fit.epochs is not None:
                 out[f]["epochs"].append(fit.epochs)
-    for f, r in out.items():
+    for r in out.values():
         a = np.asarray(r["fold_aucs"])
         half = 1.96 * a.std(ddof=1) / np.sqrt(folds)
         r.update(auc=float(a.mean()), auc_ci95=[float(a.mean() - half), float(a.mean() + half)],

@@ -75,7 +75,7 @@ def render_md(rep: dict) -> str:
           "one CV picked. Targets are compared with the CV figure, the estimate with the smallest variance.", "",
           "Global importance (logistic: |coef|·sd on the standardised scale; GBM and MLP: drop in hold-out AUC when a "
           "raw column — all its one-hots together — is permuted, mean of 3 repeats):", ""]
-    for ds, r in rep["credit"].items():
+    for r in rep["credit"].values():
         for name, m in r["models"].items():
             imp = m.get("importance_abs_coef_x_sd") or m.get("importance_permutation_auc_drop")
             L.append(f"- `{name}`: {_top(imp)}")

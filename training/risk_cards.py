@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.cardfeed import IEEE_COLUMNS, ieee_record
+from stream.tools.cardfeed import IEEE_COLUMNS, ieee_record
 from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, STREAM_FEATURES, CardEvent, replay_card_features
 from stream.core.cardsignals import PROVIDER_SIGNALS
 from stream.core.contracts import parse_transaction

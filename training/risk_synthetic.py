@@ -1,6 +1,6 @@
 """Synthetic transaction risk (task ``transaction_risk``): the load-test scorer, not the served default.
 
-Synthetic accounts and fraud from ``stream.synthetic``, featurised by
+Synthetic accounts and fraud from ``stream.tools.synthetic``, featurised by
 ``stream.core.features.replay_features`` (the functions the stream calls), split by time (first
 2/3 of days train, next 1/6 validation, last 1/6 test). Logistic regression and an MLP; the
 threshold is the lowest score whose validation precision is >= ``TXN_PRECISION_TARGET``, falling
@@ -33,7 +33,7 @@ def synthetic_transactions(ctx: TrainContext, n_accounts: int = TXN_ACCOUNTS, da
     """Generate, clean (quality rules) and featurise synthetic transactions; returns (x, y, day index)."""
     import pandas as pd
 
-    from stream.synthetic import START_MS, generate_transactions
+    from stream.tools.synthetic import START_MS, generate_transactions
     from training.quality import clean_table
 
     recs = generate_transactions(n_accounts=n_accounts, days=days, fraud_rate=fraud_rate, seed=ctx.seed)
@@ -97,7 +97,7 @@ def train_transactions(ctx: TrainContext, *, n_accounts: int = TXN_ACCOUNTS, day
         legit = x[tr][y[tr] == 0]
         common = dict(reference_distribution=reference_distribution(x[tr], names), data_fingerprint=data_fingerprint(x[tr], y[tr]),
                       baseline=[float(v) for v in legit.mean(axis=0)], feature_labels=dict(TXN_FEATURE_LABELS))
-        extra = {"synthetic": True, "generator": f"stream.synthetic.generate_transactions(n_accounts={n_accounts}, days={days}, "
+        extra = {"synthetic": True, "generator": f"stream.tools.synthetic.generate_transactions(n_accounts={n_accounts}, days={days}, "
                  f"fraud_rate={TXN_FRAUD_RATE}, seed={ctx.seed})", "features_fn": "stream.core.features.replay_features",
                  "split": report["split"], "baseline_rule": "mean of non-fraud training rows"}
         path = ctx.out_dir / "txn_risk_logistic.onnx"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import cast
 
 import numpy as np
 
@@ -193,12 +194,12 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         var = max(st.log_sq / st.n - mean * mean, 0.0)
         z = (log_amount - mean) / math.sqrt(var + 0.25)          # +0.25: a prior spread for short histories
         ratio = e.amount / max(math.expm1(mean), 0.01)
-        gap = math.log1p(max(e.ts - st.last_ts, 0) / 1000.0)
+        gap = math.log1p(max(e.ts - cast(int, st.last_ts), 0) / 1000.0)   # set once n > 0
         same = float(st.last_amount is not None and abs(e.amount - st.last_amount) < 0.005)
         usual = math.expm1(mean)
         sd = math.sqrt(var) if st.n >= 2 else MISSING
         vs_last = min(e.amount / max(st.last_amount or 0.01, 0.01), 100.0)
-        first = st.first_ts if st.first_ts is not None else st.last_ts
+        first = cast(int, st.first_ts if st.first_ts is not None else st.last_ts)   # set once n > 0
         per_day = st.n / max((e.ts - first) / _DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0

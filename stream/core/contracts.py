@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from typing import Literal, overload
 
 import orjson
 
@@ -93,6 +94,12 @@ class UserEvent:
 
 # --- field readers -----------------------------------------------------------
 
+@overload
+def _str(d: dict, key: str, *, max_len: int = ..., required: Literal[True] = ...) -> str: ...
+@overload
+def _str(d: dict, key: str, *, max_len: int = ..., required: bool) -> str | None: ...
+
+
 def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str | None:
     v = d.get(key)
     if v is None:
@@ -117,6 +124,12 @@ def _code(d: dict, key: str, size: int, standard: str) -> str:
     if len(v) != size or not (v.isascii() and v.isalpha()):
         raise ContractError(f"field '{key}' is not an {standard} code")
     return v
+
+
+@overload
+def _num(d: dict, key: str, *, required: Literal[True] = ..., hi: float | None = ...) -> float: ...
+@overload
+def _num(d: dict, key: str, *, required: bool, hi: float | None = ...) -> float | None: ...
 
 
 def _num(d: dict, key: str, *, required: bool = True, hi: float | None = None) -> float | None:
@@ -210,8 +223,10 @@ def parse_tick(d: dict) -> Tick:
     if bid is not None and ask is not None and bid > ask:
         raise ContractError("crossed quote: bid > ask")
     # A quote feed (bid and ask, no trade price) is priced at the mid: docs/forecasting.md.
-    quote_only = d.get("price") is None and bid is not None and ask is not None
-    price = (bid + ask) / 2 if quote_only else _num(d, "price", hi=PRICE_MAX)
+    if d.get("price") is None and bid is not None and ask is not None:
+        price = (bid + ask) / 2
+    else:
+        price = _num(d, "price", hi=PRICE_MAX)
     if price <= 0:
         raise ContractError("impossible price (must be > 0)")
     if price < PRICE_MIN:
@@ -295,9 +310,6 @@ def _attributes(d: dict) -> dict | None:
     if unknown:
         raise ContractError(f"unknown attributes: {len(unknown)} name(s) not in CUSTOMER_ATTRIBUTES")
     return {k: _num(a, k) for k in a} or None
-
-
-PARSERS = {"ticks": parse_tick, "transactions": parse_transaction, "user-events": parse_user_event}
 
 
 def to_record(event) -> dict:

@@ -10,27 +10,30 @@ Layout::
       "models": {"<name>": <ModelCard as dict>, ...}
     }
 
-A served slot (``defaults`` key) names the model the stream uses for that job; every other
-model is reachable by name (``finstream score --model NAME``).
+A served slot (``defaults`` key) names the model the stream uses for that pipeline (the slots
+are the pipelines' own, ``stream.pipelines.slots()``; ``forecast@1h`` is the forecast slot of one
+bar interval); every other model is reachable by name (``finstream score --model NAME``).
 """
+
 from __future__ import annotations
 
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 MANIFEST_SCHEMA = 1
-SLOTS = ("forecast", "risk", "recommend")
-TASKS = frozenset({
-    "forecast",            # ticks -> next-step return and volatility
-    "transaction_risk",    # live per-account transaction scorer (the stream's risk slot)
-    "credit_default",      # application-level default probability (batch scoring)
-    "credit_loss",         # continuous risk target (linear regression)
-    "recommend",           # holdings (+ attributes) -> score per product
-    "purchase_propensity", # customer -> probability of buying (caravan_purchase)
-})
+TASKS = frozenset(
+    {
+        "forecast",  # ticks -> next-step return and volatility
+        "transaction_risk",  # live per-account transaction scorer (the stream's risk slot)
+        "credit_default",  # application-level default probability (batch scoring)
+        "credit_loss",  # continuous risk target (linear regression)
+        "recommend",  # holdings (+ attributes) -> score per product
+        "purchase_propensity",  # customer -> probability of buying (caravan_purchase)
+    }
+)
 
 
 class ManifestError(ValueError):
@@ -40,37 +43,37 @@ class ManifestError(ValueError):
 @dataclass(slots=True)
 class TensorSpec:
     name: str
-    shape: list            # None for dynamic dimensions
+    shape: list  # None for dynamic dimensions
     dtype: str = "float32"
-    features: list[str] = field(default_factory=list)   # feature order along the last axis
-    meaning: list[str] = field(default_factory=list)    # for outputs: what each column is
+    features: list[str] = field(default_factory=list)  # feature order along the last axis
+    meaning: list[str] = field(default_factory=list)  # for outputs: what each column is
 
 
 @dataclass(slots=True)
 class ModelCard:
     name: str
     task: str
-    family: str                       # ar, lstm, conv1d, logistic, mlp, linear, item_cf, content, two_tower, ...
+    family: str  # ar, lstm, conv1d, logistic, mlp, linear, item_cf, content, two_tower, ...
     version: str
-    file: str                         # relative to the manifest's directory
+    file: str  # relative to the manifest's directory
     sha256: str
     opset: int
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
-    normalisation: dict = field(default_factory=dict)            # e.g. {"returns": {"mean":..,"std":..,"clip":..}}
-    reference_distribution: dict = field(default_factory=dict)   # per feature: {"quantiles": [...], "probs": [...]}
-    metrics: dict = field(default_factory=dict)                  # hold-out metrics
+    normalisation: dict = field(default_factory=dict)  # e.g. {"returns": {"mean":..,"std":..,"clip":..}}
+    reference_distribution: dict = field(default_factory=dict)  # per feature: {"quantiles": [...], "probs": [...]}
+    metrics: dict = field(default_factory=dict)  # hold-out metrics
     data_fingerprint: str = ""
-    threshold: float | None = None                               # alert threshold for risk models
-    baseline: list[float] = field(default_factory=list)          # reference row for reason codes (occlusion)
-    feature_labels: dict[str, str] = field(default_factory=dict) # feature -> plain words
+    threshold: float | None = None  # alert threshold for risk models
+    baseline: list[float] = field(default_factory=list)  # reference row for reason codes (occlusion)
+    feature_labels: dict[str, str] = field(default_factory=dict)  # feature -> plain words
     extra: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ModelCard":
+    def from_dict(cls, d: dict) -> ModelCard:
         try:
             d = dict(d)
             d["inputs"] = [TensorSpec(**t) for t in d["inputs"]]
@@ -110,17 +113,20 @@ class Manifest:
     def to_dict(self) -> dict:
         return {
             "schema": MANIFEST_SCHEMA,
-            "generated_at": self.generated_at or datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "generated_at": self.generated_at or datetime.now(UTC).isoformat(timespec="seconds"),
             "defaults": dict(sorted(self.defaults.items())),
             "models": {k: self.models[k].to_dict() for k in sorted(self.models)},
         }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Manifest":
+    def from_dict(cls, d: dict) -> Manifest:
         if d.get("schema") != MANIFEST_SCHEMA:
             raise ManifestError(f"unsupported manifest schema {d.get('schema')!r}")
-        m = cls({k: ModelCard.from_dict(v) for k, v in d.get("models", {}).items()}, dict(d.get("defaults", {})),
-                d.get("generated_at", ""))
+        m = cls(
+            {k: ModelCard.from_dict(v) for k, v in d.get("models", {}).items()},
+            dict(d.get("defaults", {})),
+            d.get("generated_at", ""),
+        )
         for slot, name in m.defaults.items():
             if name not in m.models:
                 raise ManifestError(f"default for {slot!r} names missing model {name!r}")

@@ -55,7 +55,7 @@ def top_reasons(contrib: np.ndarray, x: np.ndarray, features: list[str], labels:
     picked_c = np.take_along_axis(contrib, order, axis=1).tolist()
     picked_x = np.take_along_axis(x, order, axis=1).tolist()
     names = [(f, labels.get(f, f)) for f in features]
-    return [[Reason(*names[j], c, v) for j, c, v in zip(cols, cs, xs) if c > 0]
+    return [[Reason(*names[j], c, v) for j, c, v in zip(cols, cs, xs) if c > 0]  # type: ignore[call-arg]  # mypy cannot count *tuple into a NamedTuple
             for cols, cs, xs in zip(order.tolist(), picked_c, picked_x)]
 
 

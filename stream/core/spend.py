@@ -10,6 +10,8 @@ See docs/recommendations.md for the design and the mapping's rationale.
 """
 from __future__ import annotations
 
+from typing import cast
+
 import orjson
 
 from stream.core.contracts import SCHEMA_VERSION, Transaction
@@ -52,5 +54,6 @@ def spend_record(topic: str, src: SourceRecord, t: Transaction) -> OutputRecord 
     ev = spend_event(t)
     if ev is None:
         return None
-    return OutputRecord(topic, t.user_id.encode(), orjson.dumps({**ev, "source": src.source()}), src.partition,
+    user = cast(str, t.user_id)          # spend_event is None without a user_id
+    return OutputRecord(topic, user.encode(), orjson.dumps({**ev, "source": src.source()}), src.partition,
                         by_key=True)

@@ -76,9 +76,9 @@ def summarise(prev: dict | None, cur: dict, dt: float) -> dict:
         "jobs": jobs,
         "lag": dict(lag),
         "dead_letters": _by(cur.get("finstream_dead_letters_total", []), "reason"),
-        "models": [{"slot": l.get("slot"), "model": l.get("model"), "version": l.get("version"),
-                    "sha256": (l.get("sha256") or "")[:12]} for l, _ in cur.get("finstream_model_info", [])],
+        "models": [{"slot": lb.get("slot"), "model": lb.get("model"), "version": lb.get("version"),
+                    "sha256": (lb.get("sha256") or "")[:12]} for lb, _ in cur.get("finstream_model_info", [])],
         "ready": bool(cur.get("finstream_ready", [({}, 0.0)])[0][1]),
-        "components": {l["component"]: bool(v) for l, v in cur.get("finstream_component_up", [])},
+        "components": {lb["component"]: bool(v) for lb, v in cur.get("finstream_component_up", [])},
         "inflight": sum(v for _, v in cur.get("finstream_inflight_batches", [])),
     }

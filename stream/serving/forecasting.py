@@ -69,7 +69,7 @@ class ForecastJob(Job):
                                         self._step(int(time.time() * 1000)), out)
         self.counts["ticks"] += len(events)
         ready: dict[str, list[int]] = {}     # slot -> indices into kept/results with a full window
-        for j, ((rec, tick), res) in enumerate(zip(kept, results)):
+        for j, ((rec, _tick), res) in enumerate(zip(kept, results)):
             if res is None:                  # the tick went into its open bar: no bar closed
                 self.counts["in_open_bar"] += 1
                 continue

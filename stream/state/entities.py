@@ -52,7 +52,7 @@ def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool],
     """After a batch of compare-and-sets: the written entities now hold their new fence (a later
     save in the same process compares against it); any lost write raises ``StateConflict``."""
     lost = [i for (i, _), ok in zip(dirty, written) if not ok]
-    for (i, e), ok in zip(dirty, written):
+    for (_i, e), ok in zip(dirty, written):
         if ok:
             e.loaded_fence, e.dirty = fence_of(e), False
     if lost:

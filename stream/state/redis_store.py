@@ -1,9 +1,9 @@
-"""Redis state backend: tick windows and fenced entity states.
+"""Redis state backend: fenced entity states.
 
 Key layout (``P`` = settings.redis_key_prefix; the ``{...}`` hash tag keeps every key of one
 entity in one Redis Cluster slot, so each script touches a single slot)::
 
-    P:win:{<symbol>}     string  packed tick records (stream.core.windows.TICK_RECORD), oldest first
+    P:bar:{<symbol>}     hash    fence = "<partition>:<offset>", blob = orjson time bars + output snapshots
     P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state + output snapshots
     P:user:{<user>}      hash    same layout, for product profiles
 
@@ -38,18 +38,10 @@ from stream.state.entities import (
 __all__ = ["RedisState", "StateConflict", "connect"]
 
 _HERE = Path(__file__).parent
-WINDOW_APPEND = (_HERE / "window_append.lua").read_text()
 FENCED_SET = (_HERE / "fenced_set.lua").read_text()
 
 
-OUT_OF_ORDER = "out-of-order"
-
-
 CLUSTER_CONCURRENCY = 32
-
-
-class ReplayWindowGap(LookupError):
-    """A redelivered tick is older than the kept history."""
 
 
 def connect(settings, *, sync: bool = False, **kw):
@@ -70,8 +62,8 @@ def connect(settings, *, sync: bool = False, **kw):
 
 
 class RedisState:
-    """Implements ``stream.types.WindowStore`` and ``stream.types.EntityStore`` (key layout and
-    stored form shared with the in-process backend: ``stream.state.entities``)."""
+    """Implements ``stream.types.EntityStore`` (key layout and stored form shared with the
+    in-process backend: ``stream.state.entities``)."""
 
     def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None,
                  retention_ms: dict[str, int] | None = None):
@@ -79,7 +71,6 @@ class RedisState:
         self.prefix = prefix
         self._secret = key_secret
         self.retention_ms = retention_ms or {}   # kind -> ms; missing or 0 = keep forever
-        self._append = client.register_script(WINDOW_APPEND)
         self._fenced_set = client.register_script(FENCED_SET)
         self._cluster = type(client).__name__ == "RedisCluster"
 
@@ -116,17 +107,6 @@ class RedisState:
 
     def key(self, kind: str, entity: str) -> str:
         return entity_key(self.prefix, kind, entity, self._secret)
-
-    # --- windows ---------------------------------------------------------
-    async def append_ticks(self, items, length: int, keep: int) -> list[bytes | None]:
-        """See ``WindowStore.append_ticks``. ``None`` marks a redelivery older than the history,
-        ``OUT_OF_ORDER`` a new tick older than the symbol's last one (not appended)."""
-        if not items:
-            return []
-        calls = [(self.key("win", symbol), [packed, partition, offset, length, keep, ts])
-                 for symbol, packed, partition, offset, ts in items]
-        results = await self._run_scripts(self._append, calls, self.retention_ms.get("win", 0))
-        return [OUT_OF_ORDER if r == -1 else r for r in results]
 
     # --- entities --------------------------------------------------------
     async def load(self, kind: str, ids, decode) -> dict[str, Fenced]:

@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from stream.bench import ONNX_BATCHES, SCENARIOS, served_models
+from stream.tools.bench import ONNX_BATCHES, SCENARIOS, served_models
 from stream.settings import REPO_ROOT
 
 EVENTS = 300

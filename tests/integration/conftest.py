@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from workers import WorkerRun
+
+from tests.integration.workers import WorkerRun
 
 
 @pytest.fixture

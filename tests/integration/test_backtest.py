@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import orjson
-from workers import consume, entity_state
+from tests.integration.workers import consume, entity_state
 
 from stream.settings import REPO_ROOT
 
@@ -42,8 +42,8 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
     assert report["differing"] == 0 and report["first_divergence"] is None and "zero divergence" in same.stderr
 
     # the state the live worker left in Redis is the state the backtest left in process
-    from stream import backtest as bt
-    from stream.replay import read_csv, rows_to_records
+    from stream.tools import backtest as bt
+    from stream.tools.replay import read_csv, rows_to_records
     from stream.state.memory import MemoryState
 
     memory = MemoryState(s.redis_key_prefix)

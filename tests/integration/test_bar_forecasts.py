@@ -12,12 +12,12 @@ import pandas as pd
 import pytest
 
 from stream.core.manifest import read_manifest
-from stream.replay import parse_mappings, rows_to_records
+from stream.tools.replay import parse_mappings, rows_to_records
 from stream.settings import REPO_ROOT
 from training.data.market import load_hourly_prices, split_sizes
 from training.quality import QualityLog
 
-from workers import MODEL_DIR, consume, produce
+from tests.integration.workers import MODEL_DIR, consume, produce
 
 def interbank_rows(closes: pd.Series) -> list[dict]:
     """EUR/USD hours as an interbank quote file gives them: yyyymmddhhmm stamps, bid/ask only, one

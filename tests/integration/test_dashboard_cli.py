@@ -14,7 +14,7 @@ import orjson
 
 from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
-from workers import produce
+from tests.integration.workers import produce
 
 
 def fetch(url: str) -> bytes:

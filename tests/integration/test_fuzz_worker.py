@@ -9,19 +9,15 @@ The counts are printed (``pytest -s``) for docs/reliability.md.
 """
 from __future__ import annotations
 
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from workers import consume, produce
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "property"))
-from edge_records import MARK, keyed_record  # noqa: E402
 
 from stream.core.contracts import ContractError, decode, parse_tick  # noqa: E402
+from tests.integration.workers import consume, produce
+from tests.property.edge_records import MARK, keyed_record  # noqa: E402
 
 PER_KIND = 1000
 

@@ -14,12 +14,12 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.bench import make_events
+from stream.tools.bench import make_events
 from stream.settings import Settings, settings_from_env
 from stream.stack import kafka, manager, redis_server
 from stream.stack.procs import free_ports, read_pid, stop_pid
 
-from workers import WorkerRun, produce
+from tests.integration.workers import WorkerRun, produce
 
 OUTAGE_S = 15.0       # ready must flip within this (the probe runs every second, each check ≤ 2 s)
 

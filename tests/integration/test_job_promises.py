@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 
 from stream.core.manifest import read_manifest, sha256_file
 from stream.core.records import SourceRecord
-from stream.replay import read_csv, rows_to_records
+from stream.tools.replay import read_csv, rows_to_records
 from stream.settings import REPO_ROOT, settings_from_env
 from stream.worker import build_jobs
 

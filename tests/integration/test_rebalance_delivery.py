@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import time
 
-from stream.synthetic import generate_transactions, strip_labels
+from stream.tools.synthetic import generate_transactions, strip_labels
 
-from workers import consume, produce
+from tests.integration.workers import consume, produce
 
 
 def test_a_joining_worker_takes_over_partitions_and_every_event_is_scored_once(worker_run):

@@ -2,7 +2,7 @@
 and what a user does now changes their recommendations, each with a reason."""
 from __future__ import annotations
 
-from workers import consume, produce
+from tests.integration.workers import consume, produce
 
 TS = 1_700_000_000_000
 

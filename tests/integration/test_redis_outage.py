@@ -18,9 +18,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.stack import redis_server
 from stream.stack.procs import free_ports
-from stream.synthetic import generate_transactions, strip_labels
+from stream.tools.synthetic import generate_transactions, strip_labels
 
-from workers import consume, produce
+from tests.integration.workers import consume, produce
 
 OUTAGE_S = 15            # Redis stays down this long: more than twice the old give-up time (6.5 s)
 

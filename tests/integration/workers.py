@@ -123,7 +123,7 @@ def listening_addresses(port: int) -> set[str]:
     import ipaddress
 
     found = set()
-    for table, width in (("/proc/net/tcp", 8), ("/proc/net/tcp6", 32)):
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
         except FileNotFoundError:
@@ -144,7 +144,7 @@ def listening_addresses(port: int) -> set[str]:
 
 def entity_state(client, prefix: str) -> dict:
     """A deployment's Redis state under ``prefix``, for comparing a crashed run with a clean one:
-    windows byte for byte; entity hashes as fence + state (which output snapshots remain depends on
+    string keys byte for byte; entity hashes as fence + state (which output snapshots remain depends on
     where batches and commits fell, not on the data)."""
     out = {}
     for key in client.scan_iter(match=f"{prefix}:*", count=1000):

@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from edge_records import MARK, VALID, record
-
 from stream.core import contracts as c
 from stream.core.contracts import ContractError, decode, to_record
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.logsafe import has_control
 from stream.core.records import DEAD_LETTER_ORIGINAL_MAX, SourceRecord, dead_letter
+from stream.pipelines import PARSERS
+from tests.property.edge_records import MARK, VALID, record
 
 BATCH = 100
 EXAMPLES = 100          # x BATCH = 10,000 records per kind
@@ -48,7 +48,7 @@ def check_accepted(kind: str, event) -> None:
         assert event.channel in c.CHANNELS
     else:
         assert event.action in c.ACTIONS
-    assert c.PARSERS[kind](decode(orjson.dumps(to_record(event)))) == event, "wire form must round-trip"
+    assert PARSERS[kind](decode(orjson.dumps(to_record(event)))) == event, "wire form must round-trip"
 
 
 def run_kind(kind: str) -> dict:
@@ -62,7 +62,7 @@ def run_kind(kind: str) -> dict:
         for raw in batch:
             seen["records"] += 1
             try:
-                event = c.PARSERS[kind](decode(raw, 65_536))
+                event = PARSERS[kind](decode(raw, 65_536))
             except ContractError as exc:
                 seen["refused"] += 1
                 reason = str(exc)

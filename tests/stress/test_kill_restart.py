@@ -17,20 +17,17 @@ import asyncio
 import itertools
 import os
 import signal
-import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from workers import WorkerRun, entity_state, produce  # noqa: E402
+from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
 
-from stream import synthetic  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
 from stream.core import fencing  # noqa: E402
 
 pytestmark = pytest.mark.stress

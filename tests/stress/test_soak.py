@@ -19,20 +19,18 @@ import asyncio
 import itertools
 import os
 import random
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import orjson
 import pytest
 import redis
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
-from workers import WorkerRun, consume, entity_state, produce  # noqa: E402
+from tests.integration.workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
-from stream import synthetic  # noqa: E402
-from stream.core.contracts import ContractError, PARSERS, decode  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
+from stream.core.contracts import ContractError, decode  # noqa: E402
+from stream.pipelines import PARSERS  # noqa: E402
 from stream.core.products import PRODUCT_INDEX  # noqa: E402
 
 pytestmark = pytest.mark.stress

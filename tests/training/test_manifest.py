@@ -10,10 +10,10 @@ import onnxruntime as ort
 import pytest
 
 from stream.core.features import FORECAST_WINDOW, RETURN_CLIP
-from stream.core.manifest import SLOTS, ModelCard, TensorSpec, read_manifest, sha256_file
+from stream import pipelines
+from stream.core.manifest import ModelCard, TensorSpec, read_manifest, sha256_file
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "onnx_models"
-SLOT_TASKS = {"forecast": {"forecast"}, "risk": {"transaction_risk"}, "recommend": {"recommend"}}
 ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
                onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.INT32: "int32"}
 NP_DTYPES = {"float32": np.float32, "int64": np.int64, "float64": np.float64, "int32": np.int32}
@@ -71,14 +71,13 @@ def test_runs_on_zero_batch(card: ModelCard):
 
 def test_defaults_point_at_models_of_the_right_task():
     for slot, name in manifest.defaults.items():
-        base = slot.split("@")[0]              # forecast@1h: the forecast slot of one bar interval
-        assert base in SLOTS
-        assert manifest.get(name).task in SLOT_TASKS[base]
+        served = pipelines.by_slot(slot).served_tasks     # forecast@1h: the forecast slot of one bar interval
+        assert manifest.get(name).task in served
     # a slot whose task has models must have a default
     tasks = {c.task for c in CARDS}
-    for slot, ok in SLOT_TASKS.items():
-        if tasks & ok:
-            assert slot in manifest.defaults, f"models for {slot!r} exist but no default is set"
+    for p in pipelines.all_pipelines():
+        if tasks & p.served_tasks:
+            assert p.slot in manifest.defaults, f"models for {p.slot!r} exist but no default is set"
 
 
 @pytest.mark.parametrize("card", [c for c in CARDS if c.task == "forecast"], ids=lambda c: c.name)

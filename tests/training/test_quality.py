@@ -79,7 +79,8 @@ def test_winsor_bound_is_robust_z():
     x = pd.DataFrame({"v": np.r_[np.arange(1.0, 101.0), 1e5]})
     log = QualityLog()
     out = clean_table(x, "w", log, winsorize=["v"], z=3.0)
-    med = np.median(x["v"]); mad = np.median(np.abs(x["v"] - med))
+    med = np.median(x["v"])
+    mad = np.median(np.abs(x["v"] - med))
     assert out["v"].max() == pytest.approx(med + 3.0 * mad / 0.6745)
     assert log.get("w", "outlier_winsorized") == 1
 
@@ -93,5 +94,7 @@ def test_imputation_uses_fit_on_statistics():
 
 def test_merge():
     a, b = QualityLog(), QualityLog()
-    a.count("d", "r", 2); b.count("d", "r", 3); b.count("e", "s", 1)
+    a.count("d", "r", 2)
+    b.count("d", "r", 3)
+    b.count("e", "s", 1)
     assert a.merge(b).to_dict() == {"d": {"r": 5}, "e": {"s": 1}}

@@ -219,7 +219,7 @@ def ieee():
 
 
 def test_ieee_cis_loader_rows_label_rate_and_time_order(ieee):
-    from stream.cardfeed import IEEE_CIS, sha256_of
+    from stream.tools.cardfeed import IEEE_CIS, sha256_of
     from training.data import fraud
 
     assert sha256_of(fraud.wheel_path(IEEE_CIS)) == IEEE_CIS.sha256
@@ -241,7 +241,7 @@ def test_ulb_loader_rows_label_rate_and_time_order():
 
 
 def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
-    from stream.cardfeed import IEEE_CIS, ieee_records as feed_records
+    from stream.tools.cardfeed import IEEE_CIS, ieee_records as feed_records
     from stream.core.cardrisk import CardEvent, replay_card_features
     from stream.core.contracts import parse_transaction
     from training import risk_cards

@@ -20,7 +20,7 @@ from stream.settings import REPO_ROOT
 STREAM = REPO_ROOT / "stream"
 TRAINING_ONLY = {"tensorflow", "keras", "tf_keras", "tf2onnx"}
 NOT_IN_CORE = {"aiokafka", "kafka", "redis", "faust", "mode", "stream.state", "stream.serving", "stream.app",
-               "stream.publisher", "stream.worker", "stream.stack"}
+               "stream.publisher", "stream.worker", "stream.stack", "stream.pipelines"}
 # (file, module) pairs allowed to reach into training/: the CLI's `train` command
 TRAINING_ENTRY = {("stream/cli.py", "training")}
 
@@ -49,6 +49,21 @@ def hits(module: str, banned: set[str]) -> bool:
 def test_core_imports_no_kafka_redis_faust_or_adapters():
     bad = [(str(p.relative_to(REPO_ROOT)), m) for p in sorted((STREAM / "core").rglob("*.py"))
            for m in imports(p) if hits(m, NOT_IN_CORE)]
+    assert bad == []
+
+
+# The runtime: what ``finstream worker`` runs. The tools (stream/tools), the dashboard and the CLI
+# (which dispatches to the tools) sit beside it; the runtime never imports them.
+RUNTIME_FILES = ("app.py", "publisher.py", "worker.py", "settings.py", "health.py", "metrics.py", "observe.py",
+                 "types.py")
+RUNTIME_PACKAGES = ("core", "pipelines", "serving", "state")
+
+
+def test_the_runtime_never_imports_the_tools():
+    files = [STREAM / f for f in RUNTIME_FILES] + [p for d in RUNTIME_PACKAGES for p in sorted((STREAM / d).rglob("*.py"))]
+    assert all(p.exists() for p in files) and len(files) > 30
+    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in files for m in imports(p)
+           if hits(m, {"stream.tools", "stream.dashboard", "stream.cli"})]
     assert bad == []
 
 
@@ -87,8 +102,8 @@ def test_a_running_worker_process_has_no_tensorflow_and_core_has_no_kafka_redis_
         "import sys, pkgutil, importlib, stream.core\n"
         "for m in pkgutil.walk_packages(stream.core.__path__, 'stream.core.'): importlib.import_module(m.name)\n"
         "core = {m.split('.')[0] for m in sys.modules}\n"
-        "import stream.worker, stream.app, stream.publisher, stream.serving.risk, stream.serving.forecasting, "
-        "stream.serving.recommending, stream.serving.models, stream.state.redis_store, stream.batch_score\n"
+        "import stream.pipelines, stream.worker, stream.app, stream.publisher, stream.serving.risk, stream.serving.forecasting, "
+        "stream.serving.recommending, stream.serving.models, stream.state.redis_store, stream.tools.batch_score\n"
         "worker = {m.split('.')[0] for m in sys.modules}\n"
         "print(' '.join(sorted(core))); print(' '.join(sorted(worker)))\n"
     )

@@ -13,7 +13,8 @@ import re
 
 import pytest
 
-from stream.core.manifest import SLOTS, read_manifest
+from stream import pipelines
+from stream.core.manifest import read_manifest
 from stream.settings import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text()
@@ -72,5 +73,5 @@ def test_served_defaults_are_the_manifests():
             rows[cells[0]] = named.group(1) if named else None
     # one row per served slot (the table is by job; per-interval defaults such as forecast@1h are
     # described in the job's own docs), naming the manifest's default
-    assert rows == {slot: defaults[slot] for slot in SLOTS}
+    assert rows == {slot: defaults[slot] for slot in pipelines.slots()}
     assert REPORT["defaults"] == defaults

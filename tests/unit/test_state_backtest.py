@@ -6,8 +6,8 @@ from __future__ import annotations
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from stream import backtest as bt
-from stream import backtest_compare as btc
+from stream.tools import backtest as bt
+from stream.tools import backtest_compare as btc
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import Settings
 

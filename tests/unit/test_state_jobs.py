@@ -48,7 +48,7 @@ def by_topic(outputs, topic):
 
 
 def sp500_ticks(n: int) -> list[dict]:
-    from stream.replay import to_epoch_ms
+    from stream.tools.replay import to_epoch_ms
     with open(REPO_ROOT / "stream/data/sp500.csv") as f:
         rows = [r for _, r in zip(range(n), csv.DictReader(f))]
     return [{"v": 1, "symbol": "SPX", "ts": to_epoch_ms(r["Date"]), "price": float(r["Close"])} for r in rows]

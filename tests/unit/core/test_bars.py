@@ -4,7 +4,7 @@ import pytest
 
 from stream.core.bars import (FUTURE_TOLERANCE_MS, BarError, BarState, FrequencyMismatch, advance, aggregate,
                               forecast_slot, parse_interval, parse_overrides, plan_forecasters)
-from stream.replay import read_csv
+from stream.tools.replay import read_csv
 from stream.settings import REPO_ROOT
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"

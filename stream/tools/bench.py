@@ -16,9 +16,9 @@ picks some by name or prefix):
 
 If the settings' Kafka and Redis do not both answer, a private stack is started on free ports in a
 temp dir (like the test fixture) and stopped afterwards. Results: ``<out>/bench-<UTC>.json`` and a
-rich table on stdout. The data is synthetic (``stream.synthetic``): fine for load, says nothing
+rich table on stdout. The data is synthetic (``stream.tools.synthetic``): fine for load, says nothing
 about model quality; the risk scenarios replay real IEEE-CIS transactions instead when they are
-cached (``stream.cardfeed``; synthetic ones otherwise).
+cached (``stream.tools.cardfeed``; synthetic ones otherwise).
 """
 from __future__ import annotations
 
@@ -47,7 +47,7 @@ NAIVE_SAMPLE = 2000      # events a naive-<job> scenario runs (one at a time: sl
 SCENARIOS = ("onnx", *(f"engine-{j}" for j in JOBS), *(f"naive-{j}" for j in JOBS),
              "faust-passthrough", "faust-passthrough-alo", "aiokafka-passthrough", "aiokafka-passthrough-eos",
              *(f"worker-{j}" for j in JOBS))
-SYNTHETIC_NOTE = ("Synthetic load data from stream.synthetic (seeded random-walk ticks, simulated card "
+SYNTHETIC_NOTE = ("Synthetic load data from stream.tools.synthetic (seeded random-walk ticks, simulated card "
                   "transactions, simulated product interactions): valid for speed and memory, not for model quality.")
 
 
@@ -64,14 +64,14 @@ def make_events(job: str, n: int, seed: int = 7, symbols: int | None = None) -> 
     """n (key, value) records for the job's input topic, keyed like a producer would (entity id)."""
     from itertools import islice
 
-    from stream import synthetic
+    from stream.tools import synthetic
 
     if job == "forecast":
         syms = [f"SYN-{i:02d}" for i in range(symbols or tick_symbols(n))]
         it = synthetic.tick_stream(symbols=syms, seed=seed, **BENCH_TICKS)
         return [(r["symbol"].encode(), orjson.dumps(r)) for r in islice(it, n)]
     if job == "risk":
-        from stream.cardfeed import real_transactions
+        from stream.tools.cardfeed import real_transactions
         from stream.settings import get_settings
 
         real = real_transactions(get_settings().home, start_share=0.0, limit=n)   # real IEEE-CIS rows when cached
@@ -166,7 +166,7 @@ def machine_info(s: Settings) -> dict:
 
 
 def settings_used(s: Settings) -> dict:
-    keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "window_history", "recommend_k",
+    keys = ("kafka_bootstrap", "topic_partitions", "batch_max", "batch_within_s", "recommend_k",
             "processing_guarantee", "publish_risk_scores", "model_dir", "model_poll_s", "redis_cluster",
             "kafka_heap", "log_level", "commit_max_events", "delivery_inflight")
     d = {k: getattr(s, k) for k in keys}
@@ -294,7 +294,7 @@ def warmup_events(job: str, s: Settings) -> tuple[list[tuple[bytes, bytes]], int
     """Warm-up records on entities of their own, and how many outputs they give."""
     if job == "forecast":
         window = forecast_window(s.model_dir)
-        it = __import__("stream.synthetic", fromlist=["tick_stream"]).tick_stream(symbols=("WARM-A", "WARM-B"), seed=99, **BENCH_TICKS)
+        it = __import__("stream.tools.synthetic", fromlist=["tick_stream"]).tick_stream(symbols=("WARM-A", "WARM-B"), seed=99, **BENCH_TICKS)
         recs = [(r["symbol"].encode(), orjson.dumps(r)) for r, _ in zip(it, range(2 * (window + 10)))]
         return recs, len(recs) - forecast_warming(recs, window)
     recs = make_events(job, 100, seed=99)
@@ -302,7 +302,7 @@ def warmup_events(job: str, s: Settings) -> tuple[list[tuple[bytes, bytes]], int
 
 
 def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bool) -> dict:
-    from stream import bench_e2e as e2e
+    from stream.tools import bench_e2e as e2e
 
     if name.startswith("worker-"):
         job = name.removeprefix("worker-")
@@ -515,7 +515,7 @@ def main(out: Path = Path("bench_results"), events: int = 20000, settings: Setti
                     if name == "onnx":
                         sc = bench_onnx(s)
                     elif name.startswith(("engine-", "naive-")):
-                        from stream.bench_engine import bench_engine
+                        from stream.tools.bench_engine import bench_engine
                         sc = bench_engine(s, job, events, naive=name.startswith("naive-"))
                     else:
                         sc = bench_kafka(s, name, events, log_dir, external=stack_kind == "external")

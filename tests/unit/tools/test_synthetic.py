@@ -6,7 +6,7 @@ import itertools
 import numpy as np
 import pytest
 
-from stream import synthetic as syn
+from stream.tools import synthetic as syn
 from stream.core.contracts import parse_tick, parse_transaction, parse_user_event
 from stream.core.features import HIGH_RISK_CATEGORIES
 from stream.core.products import PRODUCT_IDS
@@ -93,7 +93,7 @@ def test_synthetic_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, stream.synthetic; "
+    code = ("import sys, stream.tools.synthetic; "
             "bad = [m for m in ('pandas', 'tensorflow', 'sklearn', 'onnx') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)

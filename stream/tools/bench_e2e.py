@@ -398,7 +398,7 @@ def worker_spec(s: Settings, job: str) -> RunSpec:
 
 def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactly_once: bool = False) -> RunSpec:
     """``exactly_once`` (aiokafka only): the plain loop with the worker's own delivery lanes."""
-    from stream.bench_passthrough import READY_LINE
+    from stream.tools.bench_passthrough import READY_LINE
 
     tag = f"pt-{mode}-{uuid.uuid4().hex[:8]}"
     env = _base_env(s, tag)
@@ -408,7 +408,7 @@ def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactl
     src, dst = f"bench-in-{tag}", f"bench-out-{tag}"
     name = f"{mode}-passthrough" + ("-alo" if at_least_once else "-eos" if exactly_once else "")
     run_mode = f"{mode}-eos" if exactly_once else mode
-    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.bench_passthrough", run_mode, src, dst],
+    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.tools.bench_passthrough", run_mode, src, dst],
                    env=env, settings=ws, src_topic=src, done_topics=[dst],
                    ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE)
 

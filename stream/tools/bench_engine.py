@@ -2,7 +2,7 @@
 
 A job's ``process()`` on real Redis with no Kafka: on batches of ``batch_max`` (the engine's own
 cost), or one event at a time on a sample (the naive baseline the batching is measured against).
-Split from ``stream.bench`` (which runs the scenarios and renders the report) because this is
+Split from ``stream.tools.bench`` (which runs the scenarios and renders the report) because this is
 the part that wraps Redis and the models to count round trips, commands and model calls.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import Counter
 
 import numpy as np
 
-from stream.bench import NAIVE_SAMPLE, _r, make_events
+from stream.tools.bench import NAIVE_SAMPLE, _r, make_events
 from stream.settings import Settings
 
 
@@ -89,14 +89,12 @@ async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | N
     ``batch_size=1`` is the naive baseline: per event one model call and its own Redis round trips."""
     import redis.asyncio as aioredis
 
-    from stream.serving.forecasting import ForecastJob
+    from stream import pipelines
     from stream.serving.models import ModelRegistry
-    from stream.serving.recommending import RecommendJob
-    from stream.serving.risk import RiskJob
     from stream.state.redis_store import RedisState
 
-    cls = {"forecast": ForecastJob, "risk": RiskJob, "recommend": RecommendJob}[job_name]
-    topic = {"forecast": s.topic_ticks, "risk": s.topic_transactions, "recommend": s.topic_user_events}[job_name]
+    cls = pipelines.get(job_name).job
+    topic = pipelines.get(job_name).topic(s)
     prefix = f"bench-eng-{job_name}-{uuid.uuid4().hex[:8]}"
     js = s.model_copy(update={"publish_risk_scores": True, "redis_key_prefix": prefix})
     client = aioredis.from_url(s.redis_url.get_secret_value(), max_connections=32)
@@ -135,8 +133,7 @@ async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | N
         await client.aclose()
 
     n = len(records)
-    primary = {"forecast": js.topic_forecasts, "risk": js.topic_risk_scores,
-               "recommend": js.topic_recommendations}[job_name]
+    primary = pipelines.get(job_name).output_topics(js)[0]
     outputs = out_topics.get(primary, 0)
     dead = out_topics.get(js.topic_dead_letters, 0)
     warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)   # no output yet, by design

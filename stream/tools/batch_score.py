@@ -149,6 +149,6 @@ def main(model: str, input: Path, output: Path) -> None:
         summary = score_file(get_settings().model_dir, model, input, output)
     except (ScoreError, ManifestError, ModelRefused) as exc:
         console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
     console.print(f"scored {summary['rows']} rows with {summary['model']} -> {output}"
                   + (f" ({summary['errors']} rows with errors, see the 'error' column)" if summary["errors"] else ""))

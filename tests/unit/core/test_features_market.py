@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import csv
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from stream.core.features import FORECAST_WINDOW, RETURN_CLIP, Standardiser, forecast_input, log_returns, return_windows
+from stream.settings import REPO_ROOT
 from training.data import market
 
-SP500_CSV = Path(__file__).resolve().parents[2] / "stream" / "data" / "sp500.csv"
+SP500_CSV = REPO_ROOT / "stream" / "data" / "sp500.csv"
 
 
 def real_prices(n: int | None = None) -> np.ndarray:

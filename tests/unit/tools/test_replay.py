@@ -2,7 +2,7 @@ import orjson
 import pytest
 
 from stream.core.contracts import parse_tick, parse_user_event
-from stream.replay import ReplayError, parse_mappings, rows_to_records, to_epoch_ms
+from stream.tools.replay import ReplayError, parse_mappings, rows_to_records, to_epoch_ms
 
 
 def test_sp500_style_csv_maps_to_valid_ticks():
