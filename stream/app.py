@@ -12,6 +12,7 @@ reference (``Message.incref``) that only the delivery's ``on_durable`` releases,
 no offset past a batch that is not durable and, on a rebalance, waits for it (``wait_empty``).
 Outages are waited out (``stream.runtime`` for Redis, ``stream.delivery`` for Kafka).
 """
+
 from __future__ import annotations
 
 import logging
@@ -21,11 +22,13 @@ import faust
 from faust.sensors import Monitor
 from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
-from stream import observe                      # observe: /health /ready /metrics, stage timers
-from stream import runtime
+from stream import (
+    observe,  # observe: /health /ready /metrics, stage timers
+    runtime,
+)
 from stream.core.records import SourceRecord
 from stream.delivery import Delivery
-from stream.metrics import METRICS              # observe
+from stream.metrics import METRICS  # observe
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,7 +86,7 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         broker_credentials=_credentials(s),
         monitor=BatchOnlyMonitor(),
         store="memory://",
-        processing_guarantee="at_least_once",   # the guarantee is the delivery's, not Faust's
+        processing_guarantee="at_least_once",  # the guarantee is the delivery's, not Faust's
         topic_partitions=s.topic_partitions,
         topic_allow_declare=True,
         consumer_auto_offset_reset="earliest",
@@ -91,7 +94,7 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         web_port=s.worker_web_port,
         web_bind="127.0.0.1",
         producer_linger_ms=5,
-        cython_optimizations=True,             # Faust's compiled stream iterator (faust/_cython)
+        cython_optimizations=True,  # Faust's compiled stream iterator (faust/_cython)
         stream_buffer_maxsize=max(4096, 4 * s.batch_max),
         consumer_max_fetch_size=4 * 1024 * 1024,
         # at-least-once: how often acked offsets are committed. Under exactly-once the transactions
@@ -111,13 +114,14 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
     delivery = app.delivery = Delivery(s, drained=drained)
     if delivery.exactly_once:
         app.transport.Consumer = TransactionOwnedOffsets
-    else:   # Faust commits: its record of what it committed (initialised from the broker on assignment)
+    else:  # Faust commits: its record of what it committed (initialised from the broker on assignment)
         delivery.publisher.committed_elsewhere = lambda topic, partition: app.consumer._committed_offset.get(
-            faust.types.TP(topic, partition))
+            faust.types.TP(topic, partition)
+        )
     for job in jobs.values():
-        job.committed = delivery.committed      # the snapshot watermark (stream.core.fencing)
-    observe.instrument(jobs)                    # observe: stage timers around state and models
-    observe.install(app, s, jobs)               # observe: routes, readiness probes, scrape-time metrics
+        job.committed = delivery.committed  # the snapshot watermark (stream.core.fencing)
+    observe.instrument(jobs)  # observe: stage timers around state and models
+    observe.install(app, s, jobs)  # observe: routes, readiness probes, scrape-time metrics
 
     @app.on_before_shutdown.connect
     async def close_delivery(app, **kwargs) -> None:
@@ -125,21 +129,24 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
 
     @app.on_partitions_revoked.connect
     async def release_revoked(app, revoked, **kwargs) -> None:
-        await delivery.release(revoked)         # Faust waited for their batches to be durable
+        await delivery.release(revoked)  # Faust waited for their batches to be durable
 
     async def handle(job, events) -> None:
         batch = []
         for e in events:
             m = e.message
-            m.incref()          # released when the batch is durable (see the module docstring)
+            m.incref()  # released when the batch is durable (see the module docstring)
             # Faust's message.timestamp is in seconds; SourceRecord wants the Kafka milliseconds.
-            batch.append(SourceRecord(m.topic, m.partition, m.offset, m.key, m.value,
-                                      int(m.timestamp * 1000) if m.timestamp else None))
-        delivery.publisher.track(batch)         # a partition's first offset since start is committed
-        clock = METRICS.batch_started(job.slot)                                  # observe
+            batch.append(
+                SourceRecord(
+                    m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000) if m.timestamp else None
+                )
+            )
+        delivery.publisher.track(batch)  # a partition's first offset since start is committed
+        clock = METRICS.batch_started(job.slot)  # observe
         outputs = await runtime.process(job, batch, s.outage_backoff_max_s)
-        clock.mark("processed")                                                  # observe
-        METRICS.detach(clock)                   # the next batch starts before this one is durable
+        clock.mark("processed")  # observe
+        METRICS.detach(clock)  # the next batch starts before this one is durable
         units = delivery.plan(batch, outputs)
         by_tp: dict = {}
         for e in events:
@@ -150,11 +157,12 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
             def done(commit_s: float) -> None:
                 for e in mine:
                     e.ack()
-                clock.longest("commit", commit_s)                                # observe
+                clock.longest("commit", commit_s)  # observe
                 left[0] -= 1
                 if left[0] == 0:
-                    clock.mark("delivered")                                      # observe
-                    METRICS.batch_done(clock, batch, outputs, True)              # observe: once per batch
+                    clock.mark("delivered")  # observe
+                    METRICS.batch_done(clock, batch, outputs, True)  # observe: once per batch
+
             return done
 
         for u in units:
@@ -189,4 +197,3 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
 
         app.agent(source, name=f"{job.slot}-agent")(agent)
     return app
-

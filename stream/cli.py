@@ -1,9 +1,9 @@
 """``finstream`` command line. Each subcommand imports its module lazily so that, e.g.,
 ``finstream stack status`` never pays for onnxruntime and ``worker`` never sees TensorFlow."""
+
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,6 +16,7 @@ app.add_typer(stack_app, name="stack")
 def stack_install() -> None:
     """Resolve the Kafka jars with mvn and make sure redis-server is installed."""
     from stream.stack import manager
+
     manager.install()
 
 
@@ -23,6 +24,7 @@ def stack_install() -> None:
 def stack_up() -> None:
     """Start Kafka and Redis where the settings point (idempotent)."""
     from stream.stack import manager
+
     manager.up()
 
 
@@ -30,6 +32,7 @@ def stack_up() -> None:
 def stack_down() -> None:
     """Stop the processes `stack up` started (by PID)."""
     from stream.stack import manager
+
     manager.down()
 
 
@@ -37,16 +40,20 @@ def stack_down() -> None:
 def stack_status() -> None:
     """Say what runs where."""
     from stream.stack import manager
+
     raise typer.Exit(manager.status())
 
 
 @app.command()
 def train(
-    only: Optional[list[str]] = typer.Option(None, "--only", help="Train only these pipelines: forecast, risk, recommend."),
+    only: list[str] | None = typer.Option(
+        None, "--only", help="Train only these pipelines: forecast, risk, recommend."
+    ),
     out: Path = typer.Option(None, "--out", help="Model directory (default: the settings' model_dir)."),
 ) -> None:
     """Rebuild every model, the manifest and reports/models.md from the bundled real data."""
     from training import pipeline
+
     pipeline.main(only=only, out=out)
 
 
@@ -54,6 +61,7 @@ def train(
 def worker() -> None:
     """Run the Faust worker: forecasts, risk alerts and recommendations."""
     from stream import worker as w
+
     w.main()
 
 
@@ -61,41 +69,70 @@ def worker() -> None:
 def replay(
     kind: str = typer.Option(..., "--kind", help="Input kind of a pipeline: ticks | transactions | user-events"),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
-    map: Optional[list[str]] = typer.Option(None, "--map", help="field=column, repeatable."),
-    symbol: Optional[str] = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
+    map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
+    symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
     rate: float = typer.Option(0.0, "--rate", help="Events per second (0 = as fast as possible)."),
     limit: int = typer.Option(0, "--limit", help="Publish at most this many rows (0 = all)."),
-    ts_format: Optional[str] = typer.Option(None, "--ts-format", help="strftime pattern of the ts column, "
-                                            "e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601."),
+    ts_format: str | None = typer.Option(
+        None,
+        "--ts-format",
+        help="strftime pattern of the ts column, e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601.",
+    ),
 ) -> None:
     """Publish a CSV to an input topic."""
     from stream.tools import replay as r
+
     r.main(kind=kind, input=input, mappings=map or [], symbol=symbol, rate=rate, limit=limit, ts_format=ts_format)
 
 
 @app.command()
 def backtest(
     kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
-    input: Path | None = typer.Option(None, "--input", exists=True, dir_okay=False,
-                                      help="CSV file, as for replay (default: read the input topic itself)."),
+    input: Path | None = typer.Option(
+        None,
+        "--input",
+        exists=True,
+        dir_okay=False,
+        help="CSV file, as for replay (default: read the input topic itself).",
+    ),
     map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
     symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
     out: Path = typer.Option(Path("backtest_out"), "--out", help="Directory for <topic>.jsonl outputs."),
-    compare: str | None = typer.Option(None, "--compare", help="Output topic to diff against what the live "
-                                          "worker published (e.g. forecasts); exit 1 on a divergence."),
-    partitions: int | None = typer.Option(None, "--partitions", help="Input topic partitions "
-                                             "(default FINSTREAM_TOPIC_PARTITIONS)."),
+    compare: str | None = typer.Option(
+        None,
+        "--compare",
+        help="Output topic to diff against what the live worker published (e.g. forecasts); exit 1 on a divergence.",
+    ),
+    partitions: int | None = typer.Option(
+        None, "--partitions", help="Input topic partitions (default FINSTREAM_TOPIC_PARTITIONS)."
+    ),
     limit: int = typer.Option(0, "--limit", help="At most this many rows (0 = all)."),
     ts_format: str | None = typer.Option(None, "--ts-format", help="strftime pattern of the ts column."),
-    start: str | None = typer.Option(None, "--from", help="Without --input: first publish time of the input "
-                                     "topic to read (epoch ms or ISO time, UTC; default its start)."),
+    start: str | None = typer.Option(
+        None,
+        "--from",
+        help="Without --input: first publish time of the input "
+        "topic to read (epoch ms or ISO time, UTC; default its start).",
+    ),
     until: str | None = typer.Option(None, "--until", help="Without --input: read records published before this."),
 ) -> None:
     """Run a CSV (or a time range of the input topic) through the live pipeline code in process, on
     in-process state; outputs to JSON lines; optionally diff them with what the live worker published."""
     from stream.tools import backtest as bt
-    bt.main(kind=kind, input=input, mappings=map or [], symbol=symbol, out=out, compare_topic=compare,
-            partitions=partitions, limit=limit, ts_format=ts_format, start=start, until=until)
+
+    bt.main(
+        kind=kind,
+        input=input,
+        mappings=map or [],
+        symbol=symbol,
+        out=out,
+        compare_topic=compare,
+        partitions=partitions,
+        limit=limit,
+        ts_format=ts_format,
+        start=start,
+        until=until,
+    )
 
 
 @app.command()
@@ -106,6 +143,7 @@ def score(
 ) -> None:
     """Score a CSV through the same features and ONNX session the stream uses."""
     from stream.tools import batch_score
+
     batch_score.main(model=model, input=input, output=output)
 
 
@@ -113,7 +151,9 @@ def score(
 def bench(
     out: Path = typer.Option(Path("bench_results"), "--out", help="Directory for the JSON results."),
     events: int = typer.Option(20000, "--events", help="Events per scenario."),
-    only: Optional[str] = typer.Option(None, "--only", help="Comma-separated scenario names or prefixes, e.g. onnx,engine."),
+    only: str | None = typer.Option(
+        None, "--only", help="Comma-separated scenario names or prefixes, e.g. onnx,engine."
+    ),
 ) -> None:
     """Measure throughput, latency and memory against the real stack; writes JSON and prints a table."""
     import os
@@ -129,22 +169,26 @@ def bench(
 def demo(seconds: float = typer.Option(0, "--seconds", help="Stop after this long (0 = until Ctrl-C).")) -> None:
     """Start the stack, the worker and the bundled real-data feeds; show the live outputs."""
     from stream.tools import demo as d
+
     d.main(seconds=seconds)
 
 
 @app.command()
 def dashboard(
-    port: Optional[int] = typer.Option(None, "--port", help="Port on 127.0.0.1 (default FINSTREAM_DASHBOARD_PORT)."),
+    port: int | None = typer.Option(None, "--port", help="Port on 127.0.0.1 (default FINSTREAM_DASHBOARD_PORT)."),
     from_beginning: bool = typer.Option(False, "--from-beginning", help="Replay the output topics from the start."),
 ) -> None:
     """Live web page of forecasts, risk alerts, recommendations and the worker's metrics."""
     from stream.dashboard import server
     from stream.settings import get_settings
+
     server.main(get_settings(), port=port, from_beginning=from_beginning)
 
 
 @app.command()
-def pseudonym(ids: Optional[list[str]] = typer.Argument(None, help="Ids to map (default: one per line on stdin).")) -> None:
+def pseudonym(
+    ids: list[str] | None = typer.Argument(None, help="Ids to map (default: one per line on stdin)."),
+) -> None:
     """Print 'id<TAB>pseudonym' for account/user ids, with FINSTREAM_REDIS_KEY_SECRET (docs/security.md)."""
     import sys
 
@@ -167,6 +211,7 @@ def rebuild(
 ) -> None:
     """Rebuild Redis state from the input topics up to the worker group's committed offsets."""
     from stream.tools import rebuild as rb
+
     rb.main(prefix=prefix, start=start)
 
 

@@ -29,6 +29,7 @@ of the open transaction from memory; nothing is acked meanwhile. A producer fenc
 worker is not an outage but a zombie: the process exits without acking (the events are redelivered
 to the worker that fenced it).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -36,8 +37,8 @@ import logging
 import os
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
@@ -54,11 +55,12 @@ EXIT_UNPROCESSABLE = 75
 @dataclass(slots=True)
 class Unit:
     """One processed batch's share for one source partition (or the whole batch, at-least-once)."""
+
     source: TopicPartition | None
     records: list[OutputRecord]
     next_offset: int | None
     events: int
-    on_durable: Callable[[float], None] | None = None   # called with the commit's seconds
+    on_durable: Callable[[float], None] | None = None  # called with the commit's seconds
     queued_at: float = field(default_factory=time.perf_counter)
 
 
@@ -71,15 +73,17 @@ class Delivery:
         self.interval = settings.commit_interval_s
         self._lanes: dict[TopicPartition | None, _Lane] = {}
         self._closing = False
-        self.commits: Counter = Counter()     # transactions committed, by trigger (interval / early)
+        self.commits: Counter = Counter()  # transactions committed, by trigger (interval / early)
 
     def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[Unit]:
         """The publisher's split of a batch (one unit per source partition under exactly-once)."""
         counts: dict[tuple[str, int], int] = {}
         for r in batch:
             counts[(r.topic, r.partition)] = counts.get((r.topic, r.partition), 0) + 1
-        return [Unit(tp, outs, nxt, len(batch) if tp is None else counts[(tp.topic, tp.partition)])
-                for tp, outs, nxt in self.publisher.plan(batch, outputs)]
+        return [
+            Unit(tp, outs, nxt, len(batch) if tp is None else counts[(tp.topic, tp.partition)])
+            for tp, outs, nxt in self.publisher.plan(batch, outputs)
+        ]
 
     async def submit(self, units: list[Unit]) -> None:
         """Queue a processed batch's units; waits only while a lane is full (backpressure)."""
@@ -143,7 +147,7 @@ class _Lane:
         self.d = d
         self.source = source
         self.queue: asyncio.Queue[Unit] = asyncio.Queue(maxsize=max(1, d.s.delivery_inflight))
-        self.pending: list[Unit] = []       # in the open transaction, not yet durable
+        self.pending: list[Unit] = []  # in the open transaction, not yet durable
         self.pending_events = 0
         self.futures: list[asyncio.Future] = []
         self.opened_at = 0.0
@@ -179,7 +183,7 @@ class _Lane:
                     continue
                 try:
                     unit = await asyncio.wait_for(self.queue.get(), wait)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     d.commits["interval"] += 1
                     await self._commit_until_done()
                     continue
@@ -188,15 +192,18 @@ class _Lane:
             self.busy = True
             try:
                 await self._add_until_done(unit)
-                if (self.pending_events >= d.s.commit_max_events or d._closing
-                        or (self.queue.empty() and self._drained(unit))):
+                if (
+                    self.pending_events >= d.s.commit_max_events
+                    or d._closing
+                    or (self.queue.empty() and self._drained(unit))
+                ):
                     d.commits["early"] += 1
                     await self._commit_until_done()
             finally:
                 self.busy = False
 
     def _drained(self, unit: Unit) -> bool:
-        if unit.source is None:          # at-least-once: acks wait for the sends only
+        if unit.source is None:  # at-least-once: acks wait for the sends only
             return True
         try:
             return self.d.drained(unit.source, unit.next_offset)
@@ -225,7 +232,7 @@ class _Lane:
 
     async def _commit(self) -> None:
         p = self.producer
-        await asyncio.gather(*self.futures)   # every send acknowledged (raises if one failed)
+        await asyncio.gather(*self.futures)  # every send acknowledged (raises if one failed)
         if self.d.exactly_once:
             await p.send_offsets_to_transaction({self.source: self.pending[-1].next_offset}, self.d.s.app_id)
             await p.commit_transaction()
@@ -257,8 +264,11 @@ class _Lane:
                 log.warning("delivery to Kafka recovered after %.1fs", time.monotonic() - failing_since)
                 return
             except ProducerFenced:
-                log.critical("producer for %s fenced by another worker (partition moved); exiting without "
-                             "acking, its events are redelivered there", self.source)
+                log.critical(
+                    "producer for %s fenced by another worker (partition moved); exiting without "
+                    "acking, its events are redelivered there",
+                    self.source,
+                )
                 logging.shutdown()
                 os._exit(EXIT_UNPROCESSABLE)
             except asyncio.CancelledError:
@@ -267,9 +277,14 @@ class _Lane:
                 if failing_since is None:
                     failing_since = time.monotonic()
                 HEALTH.set("kafka", False, f"delivery failing: {type(exc).__name__}")
-                log.warning("delivery of %s failed (%s: %s); new producer, retrying in %.1fs (outage %.0fs)",
-                            self.source or "outputs", type(exc).__name__, exc, delay,
-                            time.monotonic() - failing_since)
+                log.warning(
+                    "delivery of %s failed (%s: %s); new producer, retrying in %.1fs (outage %.0fs)",
+                    self.source or "outputs",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    time.monotonic() - failing_since,
+                )
                 if self.producer is not None:
                     await _quiet_stop(self.producer)
                 self.producer, self.in_txn = None, False

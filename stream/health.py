@@ -5,6 +5,7 @@ the web endpoints (``/health``, ``/ready``) and the metrics only read it. Keepin
 object, with no web or Kafka import, lets the delivery loop mark an outage without knowing who
 will report it, and lets tests read it directly.
 """
+
 from __future__ import annotations
 
 import threading

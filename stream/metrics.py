@@ -15,33 +15,58 @@ through a context variable so that no job or adapter needs a metrics argument.
 Names follow Prometheus conventions: ``finstream_`` prefix, ``_total`` counters, base units
 (seconds). Everything lives in one registry per :class:`Metrics`, so tests get a fresh one.
 """
+
 from __future__ import annotations
 
 import contextvars
 import re
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import orjson
-from prometheus_client import CollectorRegistry, Counter as PCounter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, Histogram, generate_latest
+from prometheus_client import Counter as PCounter
 from prometheus_client.core import HistogramMetricFamily
 
 STAGES = ("parse", "redis", "onnxruntime", "python", "publish", "commit")
 BATCH_SIZE_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 45.0,
-                   60.0, 120.0, 300.0)
-MAX_REASONS = 64          # distinct dead-letter reason labels; the rest count as "other"
+LATENCY_BUCKETS = (
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    1.5,
+    2.0,
+    3.0,
+    5.0,
+    7.5,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    45.0,
+    60.0,
+    120.0,
+    300.0,
+)
+MAX_REASONS = 64  # distinct dead-letter reason labels; the rest count as "other"
 
-_CLOCK: contextvars.ContextVar["StageClock | None"] = contextvars.ContextVar("finstream_stage_clock", default=None)
+_CLOCK: contextvars.ContextVar[StageClock | None] = contextvars.ContextVar("finstream_stage_clock", default=None)
 
 
 @dataclass(slots=True)
 class StageClock:
     """Seconds per stage of one batch. Concurrent units (per-partition commits) keep the longest."""
+
     job: str
     started: float = field(default_factory=time.perf_counter)
     seconds: dict = field(default_factory=dict)
@@ -119,29 +144,47 @@ class Metrics:
         self.model_events_topic = "model-events"
         self.events = PCounter("finstream_events", "Input events taken by a job", ["slot", "topic"], registry=r)
         self.outputs = PCounter("finstream_outputs", "Output records published", ["slot", "topic"], registry=r)
-        self.dead_letters = PCounter("finstream_dead_letters", "Records dead-lettered, by reason class",
-                                     ["slot", "topic", "reason"], registry=r)
-        self.batch_size = Histogram("finstream_batch_size_events", "Events per micro-batch", ["slot"],
-                                    buckets=BATCH_SIZE_BUCKETS, registry=r)
-        self.stage = Histogram("finstream_stage_seconds", "Seconds per batch spent in each stage", ["slot", "stage"],
-                               buckets=STAGE_BUCKETS, registry=r)
-        self.latency = BatchHistogram("finstream_end_to_end_latency_seconds",
-                                      "Output durable time minus the input record's Kafka timestamp", ["slot"],
-                                      LATENCY_BUCKETS)
+        self.dead_letters = PCounter(
+            "finstream_dead_letters", "Records dead-lettered, by reason class", ["slot", "topic", "reason"], registry=r
+        )
+        self.batch_size = Histogram(
+            "finstream_batch_size_events", "Events per micro-batch", ["slot"], buckets=BATCH_SIZE_BUCKETS, registry=r
+        )
+        self.stage = Histogram(
+            "finstream_stage_seconds",
+            "Seconds per batch spent in each stage",
+            ["slot", "stage"],
+            buckets=STAGE_BUCKETS,
+            registry=r,
+        )
+        self.latency = BatchHistogram(
+            "finstream_end_to_end_latency_seconds",
+            "Output durable time minus the input record's Kafka timestamp",
+            ["slot"],
+            LATENCY_BUCKETS,
+        )
         r.register(self.latency)
-        self.inflight = Gauge("finstream_inflight_batches", "Batches being processed or delivered", ["slot"], registry=r)
-        self.last_output = Gauge("finstream_last_output_timestamp_seconds", "When a job last published outputs",
-                                 ["slot"], registry=r)
-        self.reloads = PCounter("finstream_model_reloads", "Model versions loaded (first load included)", ["slot"],
-                                registry=r)
-        self.refusals = PCounter("finstream_model_refusals", "Model versions refused (checksum, load, inputs)",
-                                 ["slot"], registry=r)
-        self.drift_alerts = PCounter("finstream_feature_drift_alerts", "Drift windows with PSI above the alert line",
-                                     ["slot", "feature"], registry=r)
-        self.partitions = Gauge("finstream_partitions_assigned", "Input partitions assigned to this worker",
-                                registry=r)
+        self.inflight = Gauge(
+            "finstream_inflight_batches", "Batches being processed or delivered", ["slot"], registry=r
+        )
+        self.last_output = Gauge(
+            "finstream_last_output_timestamp_seconds", "When a job last published outputs", ["slot"], registry=r
+        )
+        self.reloads = PCounter(
+            "finstream_model_reloads", "Model versions loaded (first load included)", ["slot"], registry=r
+        )
+        self.refusals = PCounter(
+            "finstream_model_refusals", "Model versions refused (checksum, load, inputs)", ["slot"], registry=r
+        )
+        self.drift_alerts = PCounter(
+            "finstream_feature_drift_alerts",
+            "Drift windows with PSI above the alert line",
+            ["slot", "feature"],
+            registry=r,
+        )
+        self.partitions = Gauge("finstream_partitions_assigned", "Input partitions assigned to this worker", registry=r)
         self._reasons: set[str] = set()
-        self.positions: dict[tuple[str, int], int] = {}   # (topic, partition) -> next offset to process
+        self.positions: dict[tuple[str, int], int] = {}  # (topic, partition) -> next offset to process
 
     def add_collector(self, fn: Callable[[], Iterable]) -> None:
         self.registry.register(ScrapeCollector(fn))
@@ -174,7 +217,7 @@ class Metrics:
             return
         now = time.time()
         per_topic = Counter(r.topic for r in batch)
-        self.positions.update(((r.topic, r.partition), r.offset + 1) for r in batch)   # in order: last wins
+        self.positions.update(((r.topic, r.partition), r.offset + 1) for r in batch)  # in order: last wins
         for topic, n in per_topic.items():
             self.events.labels(job, topic).inc(n)
         self.batch_size.labels(job).observe(len(batch))
@@ -196,8 +239,7 @@ class Metrics:
         processed = m.get("processed", 0.0)
         inside = sum(s.get(k, 0.0) for k in ("parse", "redis", "onnxruntime"))
         delivered = m.get("delivered", processed) - processed
-        figures = {**s, "python": max(processed - inside, 0.0),
-                   "publish": max(delivered - s.get("commit", 0.0), 0.0)}
+        figures = {**s, "python": max(processed - inside, 0.0), "publish": max(delivered - s.get("commit", 0.0), 0.0)}
         for stage in STAGES:
             if stage in figures:
                 self.stage.labels(clock.job, stage).observe(figures[stage])

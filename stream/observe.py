@@ -13,6 +13,7 @@ else an operator needs lives here, so the delivery loop can change without touch
 * Values that are state (served models, drift PSI, consumer lag, readiness) are computed when
   Prometheus scrapes, not per batch.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -47,6 +48,7 @@ class _Timed:
                 return await attr(*args, **kwargs)
             finally:
                 add_stage(stage, time.perf_counter() - t)
+
         return timed
 
 
@@ -87,7 +89,7 @@ class _TimedRegistry:
 def instrument(jobs: dict) -> dict:
     """Wrap each job's state and models for stage timing; parse time is ``Job.begin``'s."""
     registries: dict[int, _TimedRegistry] = {}
-    for job in jobs.values():     # a job without state or models (the bench's pass-through) is left as is
+    for job in jobs.values():  # a job without state or models (the bench's pass-through) is left as is
         if hasattr(job, "state"):
             job.state = _Timed(job.state, "redis")
         if hasattr(job.models, "served"):
@@ -102,6 +104,7 @@ def instrument(jobs: dict) -> dict:
                 return begin(batch, parse)
             finally:
                 add_stage("parse", time.perf_counter() - t)
+
         job.begin = timed_begin
     return jobs
 
@@ -127,7 +130,7 @@ class Probe:
                 self._redis = connect(self.s)
             await asyncio.wait_for(self._redis.ping(), self.timeout)
             HEALTH.set("redis", True, f"ping ok ({self.s.redis_url_redacted})")
-        except Exception as exc:   # every failure means the same here: not reachable now
+        except Exception as exc:  # every failure means the same here: not reachable now
             HEALTH.set("redis", False, f"{self.s.redis_url_redacted}: {type(exc).__name__}: {exc}"[:300])
 
     async def kafka(self) -> None:
@@ -139,9 +142,9 @@ class Probe:
                 try:
                     await asyncio.wait_for(client.bootstrap(), self.timeout)
                 except BaseException:
-                    await client.close()      # a half-bootstrapped client is not reused: retry afresh
+                    await client.close()  # a half-bootstrapped client is not reused: retry afresh
                     raise
-                self._kafka = client          # bootstrapped once; it reconnects by itself later
+                self._kafka = client  # bootstrapped once; it reconnects by itself later
             meta = await asyncio.wait_for(self._kafka.fetch_all_metadata(), self.timeout)
             brokers = len(meta.brokers())
             if not brokers:
@@ -154,7 +157,7 @@ class Probe:
         client, self._kafka = self._kafka, None
         try:
             await client.close()
-        except Exception:   # closing a client of a dead broker: nothing to save
+        except Exception:  # closing a client of a dead broker: nothing to save
             pass
 
     async def close(self) -> None:
@@ -183,8 +186,9 @@ def scrape_families(jobs: dict, consumer_highwater, assigned, committed=lambda t
     yield GaugeMetricFamily("finstream_ready", "1 when Kafka, Redis, models and partitions are all ok", value=float(ok))
     yield up
     info = InfoMetricFamily("finstream_model", "The model serving each slot", labels=["slot"])
-    psi = GaugeMetricFamily("finstream_feature_drift_psi", "Last PSI per feature against the training quantiles",
-                            labels=["slot", "feature"])
+    psi = GaugeMetricFamily(
+        "finstream_feature_drift_psi", "Last PSI per feature against the training quantiles", labels=["slot", "feature"]
+    )
     seen = set()
     for job in jobs.values():
         reg = _inner(job.models)
@@ -197,12 +201,15 @@ def scrape_families(jobs: dict, consumer_highwater, assigned, committed=lambda t
             psi.add_metric([job.slot, feature], value)
     yield info
     yield psi
-    lag = GaugeMetricFamily("finstream_consumer_lag_messages", "High watermark minus the next offset to process",
-                            labels=["topic", "partition"])
+    lag = GaugeMetricFamily(
+        "finstream_consumer_lag_messages",
+        "High watermark minus the next offset to process",
+        labels=["topic", "partition"],
+    )
     for tp in assigned():
         high = consumer_highwater(tp)
         pos = METRICS.positions.get((tp.topic, tp.partition))
-        pos = committed(tp) if pos is None else pos      # before its first batch: where the group stands
+        pos = committed(tp) if pos is None else pos  # before its first batch: where the group stands
         if high is not None and pos is not None:
             lag.add_metric([tp.topic, str(tp.partition)], float(max(high - pos, 0)))
     yield lag
@@ -217,17 +224,17 @@ def install(app, s, jobs: dict) -> None:
     def assigned():
         try:
             return app.assignor.assigned_actives()
-        except Exception:   # not joined yet
+        except Exception:  # not joined yet
             return set()
 
     def highwater(tp):
         try:
             return app.consumer.highwater(tp)
-        except Exception:   # consumer not started or partition unknown yet
+        except Exception:  # consumer not started or partition unknown yet
             return None
 
     def committed(tp):
-        try:   # Faust records the group's committed offset when a partition is assigned
+        try:  # Faust records the group's committed offset when a partition is assigned
             return app.consumer._committed_offset.get(tp)
         except Exception:
             return None

@@ -18,6 +18,7 @@ the app does not subscribe to has neither, so the send silently goes out non-tra
 ``committed(topic, partition)`` is what the jobs' fencing needs: an offset below which Kafka
 will never redeliver, so output snapshots below it can go (``stream.core.fencing``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -28,7 +29,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
 
 from stream.core.records import OutputRecord, SourceRecord
-from stream.metrics import add_stage   # observe
+from stream.metrics import add_stage  # observe
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ class Publisher:
         self._producers: dict[str, AIOKafkaProducer] = {}
         self._lock = asyncio.Lock()
         self._committed: dict[tuple[str, int], int] = {}
-        self.committed_elsewhere = lambda topic, partition: None   # at-least-once: Faust's commits (stream.app)
+        self.committed_elsewhere = lambda topic, partition: None  # at-least-once: Faust's commits (stream.app)
 
     def track(self, batch: list[SourceRecord]) -> None:
         """Note each partition's first offset seen since start: a consumer starts a partition at
@@ -65,9 +66,14 @@ class Publisher:
     async def new_producer(self, transactional_id: str | None) -> AIOKafkaProducer:
         """A started idempotent producer (transactional when ``transactional_id`` is given);
         ``stream.delivery``'s lanes own theirs, :meth:`publish` caches one per id."""
-        p = AIOKafkaProducer(**self.s.kafka_client_options(), enable_idempotence=True, acks="all",
-                             linger_ms=self.s.producer_linger_ms, max_batch_size=256 * 1024,
-                             transactional_id=transactional_id)
+        p = AIOKafkaProducer(
+            **self.s.kafka_client_options(),
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=self.s.producer_linger_ms,
+            max_batch_size=256 * 1024,
+            transactional_id=transactional_id,
+        )
         try:
             await p.start()
         except BaseException:
@@ -109,7 +115,9 @@ class Publisher:
             by_partition[o.partition if o.partition in by_partition else first].append(o)
         return [(tp, by_partition[tp.partition], n) for tp, n in nxt.items()]
 
-    async def publish(self, source: TopicPartition | None, records: list[OutputRecord], next_offset: int | None) -> None:
+    async def publish(
+        self, source: TopicPartition | None, records: list[OutputRecord], next_offset: int | None
+    ) -> None:
         """Make ``records`` durable; under exactly-once, atomically with consuming up to ``next_offset``."""
         if not self.exactly_once:
             p = await self._producer(None)
@@ -121,9 +129,9 @@ class Publisher:
             for o in records:
                 await p.send(o.topic, o.value, key=o.key, partition=self.partition_of(o))
             await p.send_offsets_to_transaction({source: next_offset}, self.s.app_id)
-            commit_from = time.perf_counter()                                         # observe
+            commit_from = time.perf_counter()  # observe
         self.note_committed(source, next_offset)
-        add_stage("commit", time.perf_counter() - commit_from, concurrent=True)       # observe
+        add_stage("commit", time.perf_counter() - commit_from, concurrent=True)  # observe
 
     async def close(self) -> None:
         for p in self._producers.values():

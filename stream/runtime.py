@@ -9,6 +9,7 @@ the batch's events stay un-acked, so nothing is committed past it. Any other fai
 ``RETRIES`` times, then the process exits without acking (75), so the batch is redelivered to the
 next worker instead of being skipped. Kafka outages are the delivery lanes' (``stream.delivery``).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,7 +19,7 @@ import time
 
 from stream.health import HEALTH
 
-RETRIES = 6          # attempts for a failure that is not an outage, backoff from 0.2 s
+RETRIES = 6  # attempts for a failure that is not an outage, backoff from 0.2 s
 EXIT_UNPROCESSABLE = 75
 
 log = logging.getLogger(__name__)
@@ -28,8 +29,18 @@ def is_outage(exc: BaseException) -> bool:
     """Redis unreachable, timing out, loading its data or its cluster down: wait, do not give up."""
     import redis.exceptions as rex
 
-    return isinstance(exc, (rex.ConnectionError, rex.TimeoutError, rex.BusyLoadingError, rex.ClusterDownError,
-                            rex.TryAgainError, ConnectionError, asyncio.TimeoutError))
+    return isinstance(
+        exc,
+        (
+            rex.ConnectionError,
+            rex.TimeoutError,
+            rex.BusyLoadingError,
+            rex.ClusterDownError,
+            rex.TryAgainError,
+            ConnectionError,
+            asyncio.TimeoutError,
+        ),
+    )
 
 
 async def process(job, batch, backoff_max_s: float):
@@ -43,17 +54,23 @@ async def process(job, batch, backoff_max_s: float):
                 if outage_since is None:
                     outage_since = time.monotonic()
                 HEALTH.set("redis", False, f"outage: {type(exc).__name__}")
-                log.warning("Redis unavailable (%s) for %.0fs; batch held un-acked, retrying in %.1fs",
-                            type(exc).__name__, time.monotonic() - outage_since, delay)
+                log.warning(
+                    "Redis unavailable (%s) for %.0fs; batch held un-acked, retrying in %.1fs",
+                    type(exc).__name__,
+                    time.monotonic() - outage_since,
+                    delay,
+                )
             else:
                 attempt += 1
                 if attempt >= RETRIES:
-                    log.critical("giving up on a batch after %d attempts; exiting without acking it", attempt,
-                                 exc_info=True)
+                    log.critical(
+                        "giving up on a batch after %d attempts; exiting without acking it", attempt, exc_info=True
+                    )
                     logging.shutdown()
-                    os._exit(EXIT_UNPROCESSABLE)   # no ack, no commit: the batch is redelivered
-                log.warning("batch step failed (attempt %d/%d), retrying in %.1fs", attempt, RETRIES, delay,
-                            exc_info=True)
+                    os._exit(EXIT_UNPROCESSABLE)  # no ack, no commit: the batch is redelivered
+                log.warning(
+                    "batch step failed (attempt %d/%d), retrying in %.1fs", attempt, RETRIES, delay, exc_info=True
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, backoff_max_s)
             continue

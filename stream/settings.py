@@ -2,6 +2,7 @@
 
 Nothing else in the code base names a host, port, topic or secret.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -78,20 +79,20 @@ class Settings(BaseSettings):
     commit_interval_ms: int | None = Field(None, ge=10)
 
     # --- Delivery and outages (stream/delivery.py, stream/runtime.py; docs/scaling.md) ---------
-    commit_max_events: int = Field(5000, ge=1)      # a transaction commits at this many source events
-    delivery_inflight: int = Field(4, ge=1)         # processed batches queued per partition (backpressure)
+    commit_max_events: int = Field(5000, ge=1)  # a transaction commits at this many source events
+    delivery_inflight: int = Field(4, ge=1)  # processed batches queued per partition (backpressure)
     producer_linger_ms: int = Field(5, ge=0)
     outage_backoff_max_s: float = Field(5.0, gt=0)  # longest wait between retries during a Redis/Kafka outage
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself
-    dashboard_port: int = 8050                # `finstream dashboard` on 127.0.0.1
-    worker_metrics_url: str | None = None     # what the dashboard scrapes; default: this worker's web port
+    dashboard_port: int = 8050  # `finstream dashboard` on 127.0.0.1
+    worker_metrics_url: str | None = None  # what the dashboard scrapes; default: this worker's web port
 
     # --- Time bars (forecasts; docs/forecasting.md) ------------------------
-    bar_interval: str = "1d"               # default bar interval per symbol: <n><s|m|h|d|w>
-    bar_intervals: str = ""                # per-symbol overrides, "EURUSD=1h,SP500=1d"
-    bar_scaling_fallback: bool = False     # serve a forecaster of another interval, square-root-of-time scaled
+    bar_interval: str = "1d"  # default bar interval per symbol: <n><s|m|h|d|w>
+    bar_intervals: str = ""  # per-symbol overrides, "EURUSD=1h,SP500=1d"
+    bar_scaling_fallback: bool = False  # serve a forecaster of another interval, square-root-of-time scaled
 
     @field_validator("bar_interval")
     @classmethod
@@ -123,9 +124,9 @@ class Settings(BaseSettings):
         return {parse_interval(self.bar_interval), *parse_overrides(self.bar_intervals).values()}
 
     # --- Edge bounds and state retention (docs/reliability.md) -------------
-    max_record_bytes: int = Field(65_536, ge=1_024)   # larger input records are dead-lettered unread
+    max_record_bytes: int = Field(65_536, ge=1_024)  # larger input records are dead-lettered unread
     dead_letter_original_max_bytes: int = Field(16_384, ge=0, le=262_144)  # beyond: prefix + length + sha256
-    max_future_skew_s: float = Field(300.0, ge=0)     # events dated further ahead of the worker's clock are refused
+    max_future_skew_s: float = Field(300.0, ge=0)  # events dated further ahead of the worker's clock are refused
     # Idle entities expire this long after their last update (0 = never): symbols (bars), accounts, users.
     state_retention_win_s: int = Field(7 * 86_400, ge=0)
     state_retention_acct_s: int = Field(90 * 86_400, ge=0)
@@ -133,10 +134,9 @@ class Settings(BaseSettings):
 
     def state_retention_ms(self) -> dict[str, int]:
         """Retention per state kind (Redis key kind -> ms; 0 = keep forever)."""
-        win = self.state_retention_win_s * 1000   # time bars: market state of a symbol
-        acct = self.state_retention_acct_s * 1000      # account and card states
-        return {"bar": win, "acct": acct, "card": acct,
-                "user": self.state_retention_user_s * 1000}
+        win = self.state_retention_win_s * 1000  # time bars: market state of a symbol
+        acct = self.state_retention_acct_s * 1000  # account and card states
+        return {"bar": win, "acct": acct, "card": acct, "user": self.state_retention_user_s * 1000}
 
     # --- Local stack (finstream stack) ------------------------------------
     home: Path = Path.home() / ".cache" / "finstream"
@@ -222,8 +222,10 @@ class Settings(BaseSettings):
             from aiokafka.helpers import create_ssl_context
 
             opts["ssl_context"] = create_ssl_context(
-                cafile=_str(self.kafka_ssl_cafile), certfile=_str(self.kafka_ssl_certfile),
-                keyfile=_str(self.kafka_ssl_keyfile))
+                cafile=_str(self.kafka_ssl_cafile),
+                certfile=_str(self.kafka_ssl_certfile),
+                keyfile=_str(self.kafka_ssl_keyfile),
+            )
         return opts
 
     @property
@@ -243,8 +245,11 @@ class Settings(BaseSettings):
         if not self.redis_tls:
             return {}
         opts: dict = {"ssl_cert_reqs": "required"}
-        for key, path in (("ssl_ca_certs", self.redis_ssl_cafile), ("ssl_certfile", self.redis_ssl_certfile),
-                          ("ssl_keyfile", self.redis_ssl_keyfile)):
+        for key, path in (
+            ("ssl_ca_certs", self.redis_ssl_cafile),
+            ("ssl_certfile", self.redis_ssl_certfile),
+            ("ssl_keyfile", self.redis_ssl_keyfile),
+        ):
             if path is not None:
                 opts[key] = str(path)
         return opts
@@ -259,7 +264,9 @@ def _str(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
-TOPIC_FIELDS: tuple[str, ...] = tuple(f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions")
+TOPIC_FIELDS: tuple[str, ...] = tuple(
+    f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions"
+)
 
 
 def topic_env(name) -> dict[str, str]:

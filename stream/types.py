@@ -1,4 +1,5 @@
 """Interfaces between the engine and its adapters (state backends, model sessions)."""
+
 from __future__ import annotations
 
 from collections.abc import Callable

@@ -15,6 +15,7 @@ Fixtures
 Set ``FINSTREAM_TEST_EXTERNAL_STACK=1`` to use an already running stack from the current ``FINSTREAM_*``
 settings instead (e.g. the docker-compose one); it is then neither started nor stopped.
 """
+
 from __future__ import annotations
 
 import os

@@ -12,23 +12,37 @@ family with the highest mean CV AUC is chosen and refitted on the whole training
 for the median early-stopping epoch count of its folds, no peeking at the hold-out). The alert
 threshold is Youden's J on out-of-fold predictions of the first repeat.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
 from training.risk_metrics import auc, youden_threshold
 from training.risk_models import (
-    Logistic, fit_mlp, keras_mlp, keras_predict, log_augment, set_seed, single_thread, skewed_columns,
+    Logistic,
+    fit_mlp,
+    keras_mlp,
+    keras_predict,
+    log_augment,
+    set_seed,
+    single_thread,
+    skewed_columns,
 )
 
 FAMILIES = ("logistic", "gbm", "mlp")
-GBM_CREDIT = dict(max_iter=200, learning_rate=0.05, max_leaf_nodes=15, min_samples_leaf=20, l2_regularization=1.0,
-                  early_stopping=False)
+GBM_CREDIT = dict(
+    max_iter=200,
+    learning_rate=0.05,
+    max_leaf_nodes=15,
+    min_samples_leaf=20,
+    l2_regularization=1.0,
+    early_stopping=False,
+)
 LOGISTIC_CS = (0.01, 0.1, 1.0)
-STEPS_PER_EXECUTION = 32     # Keras runs 32 batches per call: the per-step Python overhead dominated small folds
+STEPS_PER_EXECUTION = 32  # Keras runs 32 batches per call: the per-step Python overhead dominated small folds
 
 
 @dataclass
@@ -42,8 +56,16 @@ class Fitted:
     epochs: int | None = None
 
 
-def fit_family(family: str, x: np.ndarray, y: np.ndarray, n_numeric: int, seed: int, mlp_cfg: dict,
-               epochs: int | None = None, max_epochs: int = 30) -> Fitted:
+def fit_family(
+    family: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    n_numeric: int,
+    seed: int,
+    mlp_cfg: dict,
+    epochs: int | None = None,
+    max_epochs: int = 30,
+) -> Fitted:
     """Fit one family on encoded training rows; every statistic comes from ``x``/``y`` only.
 
     ``epochs=None`` (inside CV) early-stops the MLP on an inner 15% of these rows; a number (the
@@ -62,6 +84,7 @@ def fit_family(family: str, x: np.ndarray, y: np.ndarray, n_numeric: int, seed: 
         def predict(a):
             with single_thread():
                 return g.predict_proba(a)[:, 1]
+
         return Fitted(family, g, predict, [])
     if family == "mlp":
         cfg = dict(mlp_cfg)
@@ -70,23 +93,56 @@ def fit_family(family: str, x: np.ndarray, y: np.ndarray, n_numeric: int, seed: 
             from sklearn.model_selection import train_test_split
 
             a, b = train_test_split(np.arange(len(y)), test_size=0.15, stratify=y, random_state=seed)
-            model, n_ep = fit_mlp(x[a], y[a], x[b], y[b], seed=seed, epochs=max_epochs, batch=batch, log_cols=log_cols,
-                                  patience=5, steps_per_execution=STEPS_PER_EXECUTION, **cfg)
+            model, n_ep = fit_mlp(
+                x[a],
+                y[a],
+                x[b],
+                y[b],
+                seed=seed,
+                epochs=max_epochs,
+                batch=batch,
+                log_cols=log_cols,
+                patience=5,
+                steps_per_execution=STEPS_PER_EXECUTION,
+                **cfg,
+            )
         else:
             set_seed(seed)
             aug = log_augment(x, log_cols)
             sd = aug.std(axis=0)
-            model = keras_mlp(x.shape[1], aug.mean(axis=0), np.where(sd > 0, sd, 1.0), log_cols, seed=seed,
-                              steps_per_execution=STEPS_PER_EXECUTION, **cfg)
-            model.fit(np.asarray(x, np.float32), y.astype(np.float32), epochs=epochs, batch_size=batch, verbose=0,
-                      shuffle=True)
+            model = keras_mlp(
+                x.shape[1],
+                aug.mean(axis=0),
+                np.where(sd > 0, sd, 1.0),
+                log_cols,
+                seed=seed,
+                steps_per_execution=STEPS_PER_EXECUTION,
+                **cfg,
+            )
+            model.fit(
+                np.asarray(x, np.float32),
+                y.astype(np.float32),
+                epochs=epochs,
+                batch_size=batch,
+                verbose=0,
+                shuffle=True,
+            )
             n_ep = epochs
         return Fitted(family, model, lambda a: keras_predict(model, a), log_cols, n_ep)
     raise ValueError(f"unknown family {family!r}")
 
 
-def cross_validate(cs, rows: np.ndarray, seed: int, mlp_cfg: dict, *, folds: int = 5, repeats: int = 2,
-                   families=FAMILIES, max_epochs: int = 30) -> dict:
+def cross_validate(
+    cs,
+    rows: np.ndarray,
+    seed: int,
+    mlp_cfg: dict,
+    *,
+    folds: int = 5,
+    repeats: int = 2,
+    families=FAMILIES,
+    max_epochs: int = 30,
+) -> dict:
     """Repeated stratified k-fold AUC of each family over ``rows`` (indices into ``cs.frame``),
     preprocessing fitted inside each training fold. Returns per family: mean AUC, a 95% interval
     (mean +- 1.96 sd / sqrt(k)), the fold AUCs, out-of-fold predictions of the first repeat and,
@@ -98,7 +154,7 @@ def cross_validate(cs, rows: np.ndarray, seed: int, mlp_cfg: dict, *, folds: int
     out = {f: {"fold_aucs": [], "oof": np.full(len(rows), np.nan), "epochs": []} for f in families}
     splits = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed).split(rows, y)
     for k, (a, b) in enumerate(splits):
-        x, _ = cs.features(cs.fit_encoding(rows[a]))          # fills and bounds from this fold's training rows
+        x, _ = cs.features(cs.fit_encoding(rows[a]))  # fills and bounds from this fold's training rows
         xa, xb = x[rows[a]], x[rows[b]]
         for f in families:
             fit = fit_family(f, xa, y[a], len(cs.numeric), seed + k, mlp_cfg, max_epochs=max_epochs)
@@ -111,12 +167,19 @@ def cross_validate(cs, rows: np.ndarray, seed: int, mlp_cfg: dict, *, folds: int
     for r in out.values():
         a = np.asarray(r["fold_aucs"])
         half = 1.96 * a.std(ddof=1) / np.sqrt(folds)
-        r.update(auc=float(a.mean()), auc_ci95=[float(a.mean() - half), float(a.mean() + half)],
-                 folds=len(a), threshold=youden_threshold(y, r["oof"]))
+        r.update(
+            auc=float(a.mean()),
+            auc_ci95=[float(a.mean() - half), float(a.mean() + half)],
+            folds=len(a),
+            threshold=youden_threshold(y, r["oof"]),
+        )
     return out
 
 
 def choose(cv: dict) -> str:
     """The family with the highest mean CV AUC (ties: the simpler one, in ``FAMILIES`` order)."""
-    return max(FAMILIES, key=lambda f: (cv[f]["auc"], -FAMILIES.index(f))) if set(FAMILIES) <= set(cv) else \
-        max(cv, key=lambda f: cv[f]["auc"])
+    return (
+        max(FAMILIES, key=lambda f: (cv[f]["auc"], -FAMILIES.index(f)))
+        if set(FAMILIES) <= set(cv)
+        else max(cv, key=lambda f: cv[f]["auc"])
+    )

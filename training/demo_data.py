@@ -8,6 +8,7 @@ the views are made up (the data has no time axis) and the file says so in its so
 regenerate it with ``python -m training.demo_data``; ``tests/training/test_demo_data.py`` checks
 the committed file is byte for byte what ``build()`` writes.
 """
+
 from __future__ import annotations
 
 import csv
@@ -29,14 +30,26 @@ def build(n: int = 400, seed: int = 7, out: Path = OUT) -> Path:
     rows = []
     for i in range(n):
         r = df.iloc[i]
-        held = [p.product_id for p in CATALOGUE
-                if (r[p.count_column] == "Yes" if p.count_column == "Purchase" else r[p.count_column] > 0)]
+        held = [
+            p.product_id
+            for p in CATALOGUE
+            if (r[p.count_column] == "Yes" if p.count_column == "Purchase" else r[p.count_column] > 0)
+        ]
         others = [p.product_id for p in CATALOGUE if p.product_id not in held]
-        events = [(p, "buy") for p in rng.permutation(held)] + [(p, "view") for p in rng.choice(others, 2, replace=False)]
+        events = [(p, "buy") for p in rng.permutation(held)] + [
+            (p, "view") for p in rng.choice(others, 2, replace=False)
+        ]
         for p, action in events:
             ts += int(rng.integers(200, 2000))
-            rows.append({"user_id": f"caravan-{int(r['rownames'])}", "ts": ts, "product_id": p, "action": action,
-                         "source": "ISLR/Caravan holdings; synthetic timestamps and views"})
+            rows.append(
+                {
+                    "user_id": f"caravan-{int(r['rownames'])}",
+                    "ts": ts,
+                    "product_id": p,
+                    "action": action,
+                    "source": "ISLR/Caravan holdings; synthetic timestamps and views",
+                }
+            )
     with open(out, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()

@@ -4,10 +4,11 @@ Keras models go through tf2onnx with an explicit ``input_signature`` (without it
 the converter: tf2onnx #2329, #2348). Linear models (AR, logistic/linear regression, item-item
 CF) are written directly as a MatMul+Add(+activation) graph: no framework needed at serve time.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import onnx
@@ -19,8 +20,9 @@ OPSET = 17
 _DTYPES = {"float32": TensorProto.FLOAT, "int64": TensorProto.INT64}
 
 
-def export_keras(model, path: Path, inputs: Sequence[TensorSpec], output_names: Sequence[str] = ("output",),
-                 opset: int = OPSET) -> Path:
+def export_keras(
+    model, path: Path, inputs: Sequence[TensorSpec], output_names: Sequence[str] = ("output",), opset: int = OPSET
+) -> Path:
     """Convert a Keras model through a ``tf.function`` with an explicit signature.
 
     ``tf2onnx.convert.from_keras`` fails on Keras 3 models (tf2onnx #2329, #2348: KeyError on the
@@ -90,7 +92,8 @@ def export_linear(
     elif activation is not None:
         raise ValueError(f"unknown activation {activation!r}")
     graph = helper.make_graph(
-        nodes, "linear",
+        nodes,
+        "linear",
         [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_in])],
         [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, n_out])],
         inits,
@@ -98,7 +101,9 @@ def export_linear(
     return save_graph(graph, path, opset)
 
 
-def save_graph(graph: onnx.GraphProto, path: Path, opset: int = OPSET, extra_opsets: dict[str, int] | None = None) -> Path:
+def save_graph(
+    graph: onnx.GraphProto, path: Path, opset: int = OPSET, extra_opsets: dict[str, int] | None = None
+) -> Path:
     """A hand-built graph as a checked model file (the AR, linear, recommender and tree graphs;
     ``extra_opsets`` e.g. ``{"ai.onnx.ml": 3}`` for tree ensembles)."""
     opsets = [helper.make_opsetid("", opset)] + [helper.make_opsetid(d, v) for d, v in (extra_opsets or {}).items()]
@@ -172,20 +177,48 @@ def onnx_run(path: Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     return sess.run(None, feeds)
 
 
-def make_card(name: str, task: str, family: str, path: Path, inputs: list[TensorSpec], outputs: list[TensorSpec],
-              version: str = "1", opset: int = OPSET, **fields) -> ModelCard:
+def make_card(
+    name: str,
+    task: str,
+    family: str,
+    path: Path,
+    inputs: list[TensorSpec],
+    outputs: list[TensorSpec],
+    version: str = "1",
+    opset: int = OPSET,
+    **fields,
+) -> ModelCard:
     """A manifest card for an exported file (its SHA-256 taken from the bytes on disk)."""
     path = Path(path)
-    return ModelCard(name=name, task=task, family=family, version=version, file=path.name,
-                     sha256=sha256_file(path), opset=opset, inputs=inputs, outputs=outputs, **fields)
+    return ModelCard(
+        name=name,
+        task=task,
+        family=family,
+        version=version,
+        file=path.name,
+        sha256=sha256_file(path),
+        opset=opset,
+        inputs=inputs,
+        outputs=outputs,
+        **fields,
+    )
 
 
-def reference_distribution(x: np.ndarray, names: Sequence[str], probs=(0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)) -> dict:
+def reference_distribution(
+    x: np.ndarray, names: Sequence[str], probs=(0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
+) -> dict:
     """Per-feature quantiles of the training rows: the reference the stream's drift checks compare to."""
     x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
     q = np.quantile(x, probs, axis=0)
-    return {n: {"probs": list(probs), "quantiles": [float(v) for v in q[:, i]],
-                "mean": float(x[:, i].mean()), "std": float(x[:, i].std())} for i, n in enumerate(names)}
+    return {
+        n: {
+            "probs": list(probs),
+            "quantiles": [float(v) for v in q[:, i]],
+            "mean": float(x[:, i].mean()),
+            "std": float(x[:, i].std()),
+        }
+        for i, n in enumerate(names)
+    }
 
 
 def data_fingerprint(*arrays) -> str:

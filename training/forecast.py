@@ -13,6 +13,7 @@ and ``1h`` (hourly EUR/USD from PyPI ``backtesting``). The legacy slot ``forecas
 daily default. Model code: ``training.forecast_models`` and ``training.forecast_classic``; metrics:
 ``training.forecast_eval``.
 """
+
 from __future__ import annotations
 
 import time
@@ -24,16 +25,39 @@ from stream.core.bars import forecast_slot, interval_name
 from stream.core.manifest import ModelCard
 from training.data.market import MarketData, load_hourly_prices, prepare
 from training.export import data_fingerprint, make_card, reference_distribution
-from training.forecast_eval import (_rmse, baselines, block_indices, calibrate_band_z, choose_default,  # noqa: F401
-                                    diebold_mariano, evaluate, qlike)
 from training.forecast_classic import ewma_filter, export_filter, fit_garch_filter
-from training.forecast_models import (INPUT_FEATURE, KERAS_FIT, export_ar, export_forecaster_keras,  # noqa: F401
-                                      fit_ar, input_spec, keras_predict, onnx_predict, output_spec, train_keras)
+from training.forecast_eval import (  # noqa: F401
+    _rmse,
+    baselines,
+    block_indices,
+    calibrate_band_z,
+    choose_default,
+    diebold_mariano,
+    evaluate,
+    qlike,
+)
+from training.forecast_models import (  # noqa: F401
+    INPUT_FEATURE,
+    KERAS_FIT,
+    export_ar,
+    export_forecaster_keras,
+    fit_ar,
+    input_spec,
+    keras_predict,
+    onnx_predict,
+    output_spec,
+    train_keras,
+)
 from training.job import JobResult, TrainContext
 
 FREQUENCIES = {86400: "daily", 3600: "hourly"}
-FAMILIES = {"forecast_ar": "ar", "forecast_conv1d": "conv1d", "forecast_lstm": "lstm",
-            "forecast_ewma": "ewma", "forecast_garch": "garch"}
+FAMILIES = {
+    "forecast_ar": "ar",
+    "forecast_conv1d": "conv1d",
+    "forecast_lstm": "lstm",
+    "forecast_ewma": "ewma",
+    "forecast_garch": "garch",
+}
 EXPORTED = tuple(FAMILIES)
 
 
@@ -90,7 +114,7 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
             paths[step] = out_dir / f"{model_name(step, bar_s)}.onnx"
             predict, fit_info[step] = _fit_one(step, data, paths[step], ctx, keras_fit)
             val_preds[step] = predict(Xva)
-            preds[step] = onnx_predict(paths[step], Xte)          # the served numbers
+            preds[step] = onnx_predict(paths[step], Xte)  # the served numbers
             parity[step] = float(np.max(np.abs(preds[step] - predict(Xte))))
             if parity[step] > 1e-5 * max(1.0, float(np.max(np.abs(preds[step])))) and parity[step] > 1e-6:
                 raise RuntimeError(f"{step} ({iv}): framework and onnxruntime disagree by {parity[step]:.2e}")
@@ -100,46 +124,91 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
     metrics = evaluate(preds, yte, groups, seed=ctx.seed, band_z=band_z)
     default, why = choose_default(metrics, EXPORTED)
     per_instrument = {
-        inst.symbol: {name: {"r2_oos": float(1 - np.sum((p[m, 0] - yte[m]) ** 2) / np.sum(yte[m] ** 2))
-                             if not np.isnan(p[m, 0]).all() else None,
-                             "qlike": qlike(p[m, 1], yte[m]) if not np.isnan(p[m, 1]).all() else None}
-                      for name, p in preds.items()}
-        for k, inst in enumerate(data.instruments) for m in [groups == k]}
-    validation = {name: {"return_rmse": _rmse(p[:, 0], yva),
-                         "r2_oos": float(1 - np.sum((p[:, 0] - yva) ** 2) / np.sum(yva ** 2)),
-                         "qlike": qlike(p[:, 1], yva)} for name, p in val_preds.items()}
+        inst.symbol: {
+            name: {
+                "r2_oos": float(1 - np.sum((p[m, 0] - yte[m]) ** 2) / np.sum(yte[m] ** 2))
+                if not np.isnan(p[m, 0]).all()
+                else None,
+                "qlike": qlike(p[m, 1], yte[m]) if not np.isnan(p[m, 1]).all() else None,
+            }
+            for name, p in preds.items()
+        }
+        for k, inst in enumerate(data.instruments)
+        for m in [groups == k]
+    }
+    validation = {
+        name: {
+            "return_rmse": _rmse(p[:, 0], yva),
+            "r2_oos": float(1 - np.sum((p[:, 0] - yva) ** 2) / np.sum(yva**2)),
+            "qlike": qlike(p[:, 1], yva),
+        }
+        for name, p in val_preds.items()
+    }
     validation["zero_return"] = {"return_rmse": _rmse(0.0, yva), "r2_oos": 0.0}
     fingerprint = data_fingerprint(Xtr, ytr)
     ref = reference_distribution(Xtr[:, -1, :], [INPUT_FEATURE])
     word = FREQUENCIES.get(bar_s, iv)
-    cards = [make_card(
-        model_name(name, bar_s), "forecast", FAMILIES[name], paths[name], [input_spec(data.window)], [output_spec()],
-        normalisation={"returns": data.norm.to_dict()}, reference_distribution=ref, metrics=metrics[name],
-        data_fingerprint=fingerprint, feature_labels={INPUT_FEATURE: f"standardised {word} log return"},
-        extra={"window": data.window, "bar_s": bar_s, "bar_interval": iv, "horizon_s": bar_s, "horizon": 1,
-               "band_z": band_z[name],   # band_95 = mean +- band_z * sd, fitted on the validation split
-               "volatility": "sd of the next bar's log return",
-               "instruments": [i.symbol for i in data.instruments],
-               "fit": {k: v for k, v in fit_info[name].items() if k not in ("val_rmse_by_p", "val_qlike_by_q")},
-               "onnx_max_abs_diff": parity[name]},
-    ) for name in EXPORTED]
-    split = {i.symbol: {"train": [str(i.dates[0])[:19], str(i.dates[i.n_train - 1])[:19]],
-                        "val": [str(i.dates[i.n_train])[:19], str(i.dates[i.n_val - 1])[:19]],
-                        "test": [str(i.dates[i.n_val])[:19], str(i.dates[-1])[:19]],
-                        "rows": [i.n_train, i.n_val - i.n_train, len(i.y) - i.n_val]}
-             for i in data.instruments}
-    report = {"bar_s": bar_s, "bar_interval": iv, "default": default, "served_model": model_name(default, bar_s),
-              "default_rule": why, "window": data.window, "normalisation": data.norm.to_dict(),
-              "rows": {"train": int(len(ytr)), "val": int(len(yva)), "test": int(len(yte))},
-              "split": split, "holdout": metrics, "validation": validation, "per_instrument": per_instrument,
-              "fit": fit_info, "onnx_parity_max_abs_diff": parity,
-              "bootstrap": {"kind": "moving block, within instrument", "block": 20, "reps": 1000},
-              "seconds": round(time.perf_counter() - t_start, 1)}
+    cards = [
+        make_card(
+            model_name(name, bar_s),
+            "forecast",
+            FAMILIES[name],
+            paths[name],
+            [input_spec(data.window)],
+            [output_spec()],
+            normalisation={"returns": data.norm.to_dict()},
+            reference_distribution=ref,
+            metrics=metrics[name],
+            data_fingerprint=fingerprint,
+            feature_labels={INPUT_FEATURE: f"standardised {word} log return"},
+            extra={
+                "window": data.window,
+                "bar_s": bar_s,
+                "bar_interval": iv,
+                "horizon_s": bar_s,
+                "horizon": 1,
+                "band_z": band_z[name],  # band_95 = mean +- band_z * sd, fitted on the validation split
+                "volatility": "sd of the next bar's log return",
+                "instruments": [i.symbol for i in data.instruments],
+                "fit": {k: v for k, v in fit_info[name].items() if k not in ("val_rmse_by_p", "val_qlike_by_q")},
+                "onnx_max_abs_diff": parity[name],
+            },
+        )
+        for name in EXPORTED
+    ]
+    split = {
+        i.symbol: {
+            "train": [str(i.dates[0])[:19], str(i.dates[i.n_train - 1])[:19]],
+            "val": [str(i.dates[i.n_train])[:19], str(i.dates[i.n_val - 1])[:19]],
+            "test": [str(i.dates[i.n_val])[:19], str(i.dates[-1])[:19]],
+            "rows": [i.n_train, i.n_val - i.n_train, len(i.y) - i.n_val],
+        }
+        for i in data.instruments
+    }
+    report = {
+        "bar_s": bar_s,
+        "bar_interval": iv,
+        "default": default,
+        "served_model": model_name(default, bar_s),
+        "default_rule": why,
+        "window": data.window,
+        "normalisation": data.norm.to_dict(),
+        "rows": {"train": int(len(ytr)), "val": int(len(yva)), "test": int(len(yte))},
+        "split": split,
+        "holdout": metrics,
+        "validation": validation,
+        "per_instrument": per_instrument,
+        "fit": fit_info,
+        "onnx_parity_max_abs_diff": parity,
+        "bootstrap": {"kind": "moving block, within instrument", "block": 20, "reps": 1000},
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
     return cards, model_name(default, bar_s), report
 
 
-def train(ctx: TrainContext, *, keras_fit: dict[str, tuple[int, float]] | None = None,
-          frequencies=tuple(FREQUENCIES)) -> JobResult:
+def train(
+    ctx: TrainContext, *, keras_fit: dict[str, tuple[int, float]] | None = None, frequencies=tuple(FREQUENCIES)
+) -> JobResult:
     from training.forecast_report import forecast_section
 
     t0 = time.perf_counter()
@@ -152,7 +221,11 @@ def train(ctx: TrainContext, *, keras_fit: dict[str, tuple[int, float]] | None =
         defaults[forecast_slot(bar_s)] = served
         reports[interval_name(bar_s)] = rep
     if 86400 in frequencies:
-        defaults["forecast"] = defaults[forecast_slot(86400)]     # the legacy slot: daily
-    report = {"task": "forecast", "defaults": defaults, "frequencies": reports,
-              "seconds": round(time.perf_counter() - t0, 1)}
+        defaults["forecast"] = defaults[forecast_slot(86400)]  # the legacy slot: daily
+    report = {
+        "task": "forecast",
+        "defaults": defaults,
+        "frequencies": reports,
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     return JobResult(cards=cards, defaults=defaults, report_md=forecast_section(report), report=report)

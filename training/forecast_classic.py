@@ -5,6 +5,7 @@ be served if it is such a graph. These two are the baselines' recursions unrolle
 (GARCH's tail beyond W lags replaced by its unconditional variance); the report also shows the
 full recursions (``forecast_eval.baselines``), so the truncation's cost is visible.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -47,14 +48,15 @@ def fit_garch_filter(data: MarketData) -> VarianceFilter:
     from arch import arch_model
 
     r = np.concatenate([i.returns[: i.target_offset + i.n_train] for i in data.instruments])
-    res = arch_model(100 * r, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False
-                     ).fit(disp="off", show_warning=False)
+    res = arch_model(100 * r, mean="Constant", vol="GARCH", p=1, q=1, dist="normal", rescale=False).fit(
+        disp="off", show_warning=False
+    )
     p = {k: float(v) for k, v in res.params.items()}
     mu, omega, alpha, beta = p["mu"] / 100, p["omega"] / 1e4, p["alpha[1]"], p["beta[1]"]
     W = data.window
     uncond = omega / max(1.0 - alpha - beta, 1e-6)
     w = alpha * beta ** np.arange(W)[::-1]
-    c = omega * (1 - beta ** W) / (1 - beta) + beta ** W * uncond
+    c = omega * (1 - beta**W) / (1 - beta) + beta**W * uncond
     return VarianceFilter(mu, float(c), w, data.norm, p)
 
 
@@ -85,7 +87,8 @@ def export_filter(model: VarianceFilter, path: Path, window: int = FORECAST_WIND
         helper.make_node("Concat", ["ret", "sd"], ["forecast"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, path.stem,
+        nodes,
+        path.stem,
         [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, window, 1])],
         [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, 2])],
         inits,

@@ -5,6 +5,7 @@ ARIMA(1,0,1) per instrument, EWMA RiskMetrics (lambda 0.94) and GARCH(1,1) (``ar
 instrument with parameters fitted on the training part (full recursions), and the rolling
 32-bar sd.
 """
+
 from __future__ import annotations
 
 import math
@@ -16,13 +17,14 @@ from stream.core.features import FORECAST_WINDOW
 from training.data.market import MarketData
 
 EWMA_LAMBDA = 0.94
-BLOCK = 20                             # block length (bars) of the moving-block bootstrap
+BLOCK = 20  # block length (bars) of the moving-block bootstrap
 N_BOOT = 1000
 Z_95 = 1.96
-SQRT_PI_2 = math.sqrt(math.pi / 2)     # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
-COVERAGE_OK = (0.93, 0.97)             # a served 95% band must cover this share of hold-out moves
+SQRT_PI_2 = math.sqrt(math.pi / 2)  # sd = sqrt(pi/2) * E|r| for a zero-mean Gaussian
+COVERAGE_OK = (0.93, 0.97)  # a served 95% band must cover this share of hold-out moves
 
 # =========================================================================== baselines
+
 
 def _ewma_var(r: np.ndarray, lam: float = EWMA_LAMBDA, init_n: int = 32) -> np.ndarray:
     """sigma2[j] = forecast of r[j]'s variance from r[:j] (RiskMetrics recursion)."""
@@ -60,16 +62,17 @@ def _arima(r: np.ndarray, train_end: int, start: int) -> np.ndarray:
 
 def baselines(data: MarketData, which: str = "test", progress=None) -> tuple[dict[str, np.ndarray], dict]:
     """Hold-out forecasts ([ret, sd] per row, NaN where a baseline gives no part) of every baseline."""
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("zero_return", "train_mean", "arima_1_0_1",
-                                                          "ewma_0.94", "garch_1_1", "rolling_sd_32")}
+    parts: dict[str, list[np.ndarray]] = {
+        k: [] for k in ("zero_return", "train_mean", "arima_1_0_1", "ewma_0.94", "garch_1_1", "rolling_sd_32")
+    }
     info = {"garch_params": {}}
     insts = data.instruments if progress is None else progress(data.instruments, desc="baselines")
     for inst in insts:
         sl = inst.part(which)
         n = sl.stop - sl.start
         off = inst.target_offset
-        start = off + sl.start                           # index in returns of the first hold-out target
-        train_end = off + inst.n_train                   # returns used for fitting: r[:train_end]
+        start = off + sl.start  # index in returns of the first hold-out target
+        train_end = off + inst.n_train  # returns used for fitting: r[:train_end]
         r = inst.returns
         nan = np.full(n, np.nan)
         parts["zero_return"].append(np.stack([np.zeros(n), nan], 1))
@@ -80,12 +83,13 @@ def baselines(data: MarketData, which: str = "test", progress=None) -> tuple[dic
         gm, gsd, gp = _garch(r, train_end, start)
         info["garch_params"][inst.symbol] = gp
         parts["garch_1_1"].append(np.stack([gm, gsd], 1))
-        roll = np.array([r[j - FORECAST_WINDOW:j].std() for j in range(start, len(r))])
+        roll = np.array([r[j - FORECAST_WINDOW : j].std() for j in range(start, len(r))])
         parts["rolling_sd_32"].append(np.stack([nan, roll], 1))
     return {k: np.concatenate(v) for k, v in parts.items()}, info
 
 
 # =========================================================================== metrics
+
 
 def _rmse(pred, y) -> float:
     return float(np.sqrt(np.mean((np.asarray(pred) - np.asarray(y)) ** 2)))
@@ -132,17 +136,23 @@ def diebold_mariano(d: np.ndarray) -> tuple[float, float]:
     return float(stat), float(2 * stats.norm.sf(abs(stat)))
 
 
-def evaluate(preds: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, *, vol_ref: str = "ewma_0.94",
-             band_z: dict[str, float] | None = None,
-             seed: int = 7) -> dict[str, dict]:
+def evaluate(
+    preds: dict[str, np.ndarray],
+    y: np.ndarray,
+    groups: np.ndarray,
+    *,
+    vol_ref: str = "ewma_0.94",
+    band_z: dict[str, float] | None = None,
+    seed: int = 7,
+) -> dict[str, dict]:
     """Hold-out metrics with block-bootstrap 95% CIs; returns vs the zero forecast, vol vs ``vol_ref``."""
     idx = block_indices(groups, seed=seed)
-    e0 = y ** 2
+    e0 = y**2
     out: dict[str, dict] = {}
     ref_q = None
     if vol_ref in preds:
         s2r = preds[vol_ref][:, 1] ** 2
-        ref_q = np.log(s2r) + y ** 2 / s2r
+        ref_q = np.log(s2r) + y**2 / s2r
     for name, p in preds.items():
         m: dict = {"n": int(len(y))}
         ret, sd = p[:, 0], p[:, 1]
@@ -168,7 +178,7 @@ def evaluate(preds: dict[str, np.ndarray], y: np.ndarray, groups: np.ndarray, *,
         if not np.isnan(sd).all():
             ea = sd / SQRT_PI_2
             m["vol_rmse_abs"] = _rmse(ea, np.abs(y))
-            q = np.log(sd ** 2) + y ** 2 / sd ** 2
+            q = np.log(sd**2) + y**2 / sd**2
             m["qlike"] = float(q.mean())
             m["qlike_ci"] = _ci(q[idx].mean(axis=1))
             if ref_q is not None:
@@ -207,12 +217,17 @@ def choose_default(metrics: dict[str, dict], candidates) -> tuple[str, str]:
     forecast beyond the 95% CI, the lowest hold-out QLIKE. If none qualifies, the one whose
     coverage is nearest 95%."""
     lo, hi = COVERAGE_OK
-    ok = [c for c in candidates if c in metrics and metrics[c]["rmse_minus_zero_ci"][0] <= 0
-          and lo <= metrics[c]["coverage_95"] <= hi]
+    ok = [
+        c
+        for c in candidates
+        if c in metrics and metrics[c]["rmse_minus_zero_ci"][0] <= 0 and lo <= metrics[c]["coverage_95"] <= hi
+    ]
     if ok:
         best = min(ok, key=lambda c: metrics[c]["qlike"])
-        return best, (f"lowest hold-out QLIKE ({metrics[best]['qlike']:.4f}) among exported models whose 95% band "
-                      f"covers {lo:.0%}-{hi:.0%} of the hold-out and that are not significantly worse than the "
-                      f"zero-return forecast on RMSE ({', '.join(ok)})")
+        return best, (
+            f"lowest hold-out QLIKE ({metrics[best]['qlike']:.4f}) among exported models whose 95% band "
+            f"covers {lo:.0%}-{hi:.0%} of the hold-out and that are not significantly worse than the "
+            f"zero-return forecast on RMSE ({', '.join(ok)})"
+        )
     best = min((c for c in candidates if c in metrics), key=lambda c: abs(metrics[c]["coverage_95"] - 0.95))
     return best, "no exported model passed the coverage and RMSE rules; fallback: coverage nearest 95%"

@@ -22,6 +22,7 @@ The Keras models predict (mean, sd) and are trained with the Gaussian negative l
 whose volatility part is QLIKE-consistent: its expected value is minimised by the true
 conditional variance. Fitting targets are winsorised at the inputs' clip; metrics use raw returns.
 """
+
 from __future__ import annotations
 
 import math
@@ -36,7 +37,6 @@ from stream.core.manifest import TensorSpec
 from training.data.market import MarketData
 from training.export import OPSET, export_keras, onnx_run, save_graph
 from training.forecast_eval import SQRT_PI_2, _rmse, qlike
-
 
 # (max epochs, Adam learning rate); early stopping (patience 5) on the validation NLL decides
 KERAS_FIT = {"conv1d": (40, 1e-3), "lstm": (80, 3e-3)}
@@ -60,13 +60,14 @@ def clip_target(y: np.ndarray, norm: Standardiser) -> np.ndarray:
 
 # =========================================================================== AR (linear)
 
+
 @dataclass
 class ARModel:
-    w_ret: np.ndarray        # (W,) weights on the standardised lags (oldest first)
+    w_ret: np.ndarray  # (W,) weights on the standardised lags (oldest first)
     b_ret: float
-    w_abs: np.ndarray        # (W,) weights on |lags|, already in sd units (x sqrt(pi/2))
+    w_abs: np.ndarray  # (W,) weights on |lags|, already in sd units (x sqrt(pi/2))
     b_abs: float
-    floor: float             # minimum sd
+    floor: float  # minimum sd
     p: int
     q: int
 
@@ -137,7 +138,8 @@ def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: 
         helper.make_node("Concat", ["ret", "sd"], ["forecast"], axis=1),
     ]
     graph = helper.make_graph(
-        nodes, "forecast_ar",
+        nodes,
+        "forecast_ar",
         [helper.make_tensor_value_info("window", TensorProto.FLOAT, [None, window, 1])],
         [helper.make_tensor_value_info("forecast", TensorProto.FLOAT, [None, 2])],
         inits,
@@ -146,6 +148,7 @@ def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: 
 
 
 # =========================================================================== Keras
+
 
 def _keras_setup(seed: int):
     import os
@@ -157,7 +160,7 @@ def _keras_setup(seed: int):
     keras.utils.set_random_seed(seed)
     try:
         tf.config.experimental.enable_op_determinism()
-    except Exception:   # pragma: no cover - older TF
+    except Exception:  # pragma: no cover - older TF
         pass
     return keras, tf
 
@@ -201,8 +204,18 @@ def gaussian_nll(y_true, y_pred):
     return ops.mean(ops.log(sd) + 0.5 * ops.square((y - mu) / sd))
 
 
-def train_keras(kind: str, data: MarketData, *, seed: int = 7, epochs: int = 40, patience: int = 5,
-                batch_size: int = 256, max_rows: int | None = None, units: int = 16, lr: float = 1e-3):
+def train_keras(
+    kind: str,
+    data: MarketData,
+    *,
+    seed: int = 7,
+    epochs: int = 40,
+    patience: int = 5,
+    batch_size: int = 256,
+    max_rows: int | None = None,
+    units: int = 16,
+    lr: float = 1e-3,
+):
     """Fit on the pooled training split with early stopping on the validation split."""
     keras, _ = _keras_setup(seed)
     model = build_keras(kind, data.norm, data.window, seed=seed, units=units)
@@ -215,13 +228,23 @@ def train_keras(kind: str, data: MarketData, *, seed: int = 7, epochs: int = 40,
     model.compile(optimizer=keras.optimizers.Adam(lr), loss=gaussian_nll)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     t0 = time.perf_counter()
-    hist = model.fit(Xtr, ytr_c, validation_data=(Xva, yva_c), epochs=epochs, batch_size=batch_size,
-                     shuffle=True, callbacks=[stop], verbose=0)
-    info = {"epochs_run": len(hist.history["loss"]),
-            "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1,
-            "best_val_nll": float(np.min(hist.history["val_loss"])),
-            "params": int(model.count_params()),
-            "fit_seconds": round(time.perf_counter() - t0, 1)}
+    hist = model.fit(
+        Xtr,
+        ytr_c,
+        validation_data=(Xva, yva_c),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        callbacks=[stop],
+        verbose=0,
+    )
+    info = {
+        "epochs_run": len(hist.history["loss"]),
+        "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1,
+        "best_val_nll": float(np.min(hist.history["val_loss"])),
+        "params": int(model.count_params()),
+        "fit_seconds": round(time.perf_counter() - t0, 1),
+    }
     return model, info
 
 

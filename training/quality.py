@@ -16,17 +16,18 @@ standardised returns hit that clip as ``return_clipped``).
 ``clean_table``: ``duplicate_row``, ``missing_required``, ``negative_value``,
 ``missing_imputed``, ``outlier_winsorized``.
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-ROBUST_Z = 0.6745          # MAD -> sd of a normal (modified z-score, Iglewicz & Hoaglin)
-MEANAD_Z = 0.7979          # mean absolute deviation -> sd of a normal (used when the MAD is 0)
-RETURN_OUTLIER_Z = 8.0     # robust z of a log return counted as an outlier (same scale as RETURN_CLIP)
+ROBUST_Z = 0.6745  # MAD -> sd of a normal (modified z-score, Iglewicz & Hoaglin)
+MEANAD_Z = 0.7979  # mean absolute deviation -> sd of a normal (used when the MAD is 0)
+RETURN_OUTLIER_Z = 8.0  # robust z of a log return counted as an outlier (same scale as RETURN_CLIP)
 
 
 class QualityLog:
@@ -48,7 +49,7 @@ class QualityLog:
     def to_dict(self) -> dict[str, dict[str, int]]:
         return {ds: dict(sorted(rules.items())) for ds, rules in sorted(self._counts.items())}
 
-    def merge(self, other: "QualityLog") -> "QualityLog":
+    def merge(self, other: QualityLog) -> QualityLog:
         for ds, rules in other.to_dict().items():
             for rule, n in rules.items():
                 self.count(ds, rule, n)
@@ -59,6 +60,7 @@ class QualityLog:
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def robust_z(x: np.ndarray) -> np.ndarray:
     """Modified z-score 0.6745 * (x - median) / MAD; falls back to the mean absolute deviation
@@ -99,9 +101,17 @@ def _robust_bounds(x: np.ndarray, z: float) -> tuple[float, float] | None:
 
 # --------------------------------------------------------------------------- prices
 
-def clean_prices(df: pd.DataFrame, dataset: str, log: QualityLog, price_cols: Sequence[str],
-                 ts_col: str | None = None, *, outlier_z: float = RETURN_OUTLIER_Z,
-                 return_cols: Sequence[str] | None = None) -> pd.DataFrame:
+
+def clean_prices(
+    df: pd.DataFrame,
+    dataset: str,
+    log: QualityLog,
+    price_cols: Sequence[str],
+    ts_col: str | None = None,
+    *,
+    outlier_z: float = RETURN_OUTLIER_Z,
+    return_cols: Sequence[str] | None = None,
+) -> pd.DataFrame:
     """Clean a price table (one instrument per column in ``price_cols``); the index is the
     timestamp when ``ts_col`` is None.
 
@@ -146,7 +156,7 @@ def clean_prices(df: pd.DataFrame, dataset: str, log: QualityLog, price_cols: Se
     out = out.iloc[~dup]
 
     n_out = 0
-    for c in (price_cols if return_cols is None else list(return_cols)):
+    for c in price_cols if return_cols is None else list(return_cols):
         r = np.diff(np.log(out[c].to_numpy(dtype=np.float64)))
         if len(r) > 2:
             n_out += int((np.abs(robust_z(r)) > outlier_z).sum())
@@ -165,9 +175,20 @@ def count_return_clips(standardised: np.ndarray, dataset: str, log: QualityLog, 
 
 # --------------------------------------------------------------------------- tables
 
-def clean_table(df: pd.DataFrame, dataset: str, log: QualityLog, *, non_negative: Iterable[str] = (),
-                required: Iterable[str] = (), winsorize: Iterable[str] = (), z: float = 6.0,
-                dedupe: bool = True, fit_on: pd.DataFrame | None = None, impute: bool = True) -> pd.DataFrame:
+
+def clean_table(
+    df: pd.DataFrame,
+    dataset: str,
+    log: QualityLog,
+    *,
+    non_negative: Iterable[str] = (),
+    required: Iterable[str] = (),
+    winsorize: Iterable[str] = (),
+    z: float = 6.0,
+    dedupe: bool = True,
+    fit_on: pd.DataFrame | None = None,
+    impute: bool = True,
+) -> pd.DataFrame:
     """Clean a tabular dataset, applying the rules in this order:
 
     1. ``duplicate_row`` (if ``dedupe``): exact duplicate rows dropped, first kept;
@@ -206,7 +227,7 @@ def clean_table(df: pd.DataFrame, dataset: str, log: QualityLog, *, non_negative
 
     ref = out if fit_on is None else fit_on
     n_imputed = 0
-    for c in (out.columns if impute else ()):
+    for c in out.columns if impute else ():
         na = out[c].isna()
         k = int(na.sum())
         if not k:

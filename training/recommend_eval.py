@@ -2,9 +2,10 @@
 and the clearly *simulated* interest sessions used to exercise the interest input on Caravan
 (the data has holdings but no events, so no real sequence exists there).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,9 +59,9 @@ def rank_metrics(ranks: np.ndarray, ks: Sequence[int] = KS, seed: int = 7, n_boo
     return out
 
 
-
-def simulate_sessions(h_in: np.ndarray, hidden: np.ndarray, seed: int, *, p_target: float,
-                      noise: tuple[int, int] = (0, 2)) -> list[list[list[str]]]:
+def simulate_sessions(
+    h_in: np.ndarray, hidden: np.ndarray, seed: int, *, p_target: float, noise: tuple[int, int] = (0, 2)
+) -> list[list[list[str]]]:
     """SIMULATED interest sessions (labelled as such in every report): with probability ``p_target``
     the customer viewed the product they hold but we hid (the one "about to be bought"), plus a
     uniform number in ``noise`` of views of random products they do not hold, in random order.
@@ -68,7 +69,7 @@ def simulate_sessions(h_in: np.ndarray, hidden: np.ndarray, seed: int, *, p_targ
     rng = np.random.default_rng(seed)
     out = []
     for i in range(len(hidden)):
-        free = np.flatnonzero((h_in[i] <= 0))
+        free = np.flatnonzero(h_in[i] <= 0)
         free = free[free != hidden[i]]
         n_noise = int(rng.integers(noise[0], noise[1] + 1))
         items = list(rng.choice(free, size=min(n_noise, len(free)), replace=False))

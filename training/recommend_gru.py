@@ -6,6 +6,7 @@ cores): ``python -m training.recommend_gru [epochs]`` prints the benchmark with 
 Trained on every interaction before each user's validation target (next-item prediction, full
 softmax over the movies), so neither the validation nor the test target is ever a training label.
 """
+
 from __future__ import annotations
 
 import sys
@@ -42,14 +43,16 @@ def gru_scorer(u_idx, i_idx, from_end, n_i: int, seed: int, epochs: int):
     h = keras.layers.Embedding(n_i + 1, 48, mask_zero=True)(inp)
     h = keras.layers.GRU(64, seed=seed)(h)
     model = keras.Model(inp, keras.layers.Dense(n_i)(h))
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     model.fit(x[keep], y[keep], batch_size=512, epochs=epochs, verbose=0, shuffle=True)
 
     def score(k: int, cands: np.ndarray) -> np.ndarray:
-        tp = np.flatnonzero(from_end == k)                   # one per user, in user order
+        tp = np.flatnonzero(from_end == k)  # one per user, in user order
         logits = model.predict(_windows(tp, i_idx, start), verbose=0, batch_size=1024)
         return np.take_along_axis(logits, cands, axis=1)
+
     return score
 
 
@@ -61,9 +64,13 @@ def main(epochs: int = 3) -> None:
     res = movielens_benchmark(TrainContext(out_dir=_cache(), cache_dir=_cache()), gru_epochs=epochs)
     for name in ("popularity", "item_cf", "recent_decay", "blend", "transitions", "gru"):
         m = res[name]
-        print(f"{name:18s} HR@10 {m['hr@10']:.3f}  NDCG@10 {m['ndcg@10']:.3f} {[round(v, 3) for v in m['ndcg@10_ci95']]}")
+        print(
+            f"{name:18s} HR@10 {m['hr@10']:.3f}  NDCG@10 {m['ndcg@10']:.3f} {[round(v, 3) for v in m['ndcg@10_ci95']]}"
+        )
     d = res["ndcg@10_gru_minus_blend"]
-    print(f"gru - blend NDCG@10 {d['mean']:+.4f} {[round(v, 4) for v in d['ci95']]}  ({time.time() - t0:.0f} s, {epochs} epochs)")
+    print(
+        f"gru - blend NDCG@10 {d['mean']:+.4f} {[round(v, 4) for v in d['ci95']]}  ({time.time() - t0:.0f} s, {epochs} epochs)"
+    )
 
 
 def _cache():

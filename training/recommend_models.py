@@ -2,6 +2,7 @@
 attributes only) and the served interest-aware blend (holdings + recent interest + profile).
 See ``training.recommend`` for how they are trained and chosen.
 """
+
 from __future__ import annotations
 
 import math
@@ -12,7 +13,12 @@ import numpy as np
 from stream.core.products import CATALOGUE, LINES
 from training.export import export_keras
 from training.recommend_onnx import (
-    HELD_PENALTY, N_A, N_P, REC_INPUTS, export_interest_blend, export_recommender_linear,
+    HELD_PENALTY,
+    N_A,
+    N_P,
+    REC_INPUTS,
+    export_interest_blend,
+    export_recommender_linear,
 )
 from training.risk import _preprocess_layer, set_seed
 
@@ -37,7 +43,7 @@ class ItemCF:
         norm = np.where(norm > 0, norm, 1.0)
         self.sim = co / norm[:, None] / norm[None, :]
         np.fill_diagonal(self.sim, 0.0)
-        self.bias = prior * h.mean(axis=0)          # popularity tie-breaker, far below any similarity
+        self.bias = prior * h.mean(axis=0)  # popularity tie-breaker, far below any similarity
 
     def raw(self, h: np.ndarray) -> np.ndarray:
         return np.asarray(h, np.float64) @ self.sim + self.bias
@@ -66,7 +72,7 @@ class Content:
         self.b = np.zeros(N_P)
         for j in range(N_P):
             y = h_train[:, j] > 0
-            if y.sum() < 2 or (~y).sum() < 2:               # too rare to fit: prior only
+            if y.sum() < 2 or (~y).sum() < 2:  # too rare to fit: prior only
                 self.b[j] = math.log((y.sum() + 0.5) / ((~y).sum() + 0.5))
                 continue
             m = LogisticRegression(C=C, max_iter=2000).fit(z, y)
@@ -81,8 +87,9 @@ class Content:
         return self.prob(a) - HELD_PENALTY * h
 
     def export(self, path: Path) -> Path:
-        return export_recommender_linear(path, attr_w=self.w, bias=self.b, mean=self.mean, scale=self.scale,
-                                         sigmoid=True)
+        return export_recommender_linear(
+            path, attr_w=self.w, bias=self.b, mean=self.mean, scale=self.scale, sigmoid=True
+        )
 
 
 def _item_tower_layer():
@@ -101,10 +108,17 @@ def _item_tower_layer():
         def build(self, input_shape):
             init = keras.initializers.GlorotUniform(seed=self.seed)
             self.item_id = self.add_weight(shape=(N_P, self.dim), initializer=init, name="item_id")
-            self.line_emb = self.add_weight(shape=(self._lines0.shape[1], self.dim),
-                                            initializer=keras.initializers.GlorotUniform(seed=self.seed + 1), name="line")
-            self.lines = self.add_weight(shape=self._lines0.shape, initializer=keras.initializers.Constant(self._lines0),
-                                         trainable=False, name="line_onehot")
+            self.line_emb = self.add_weight(
+                shape=(self._lines0.shape[1], self.dim),
+                initializer=keras.initializers.GlorotUniform(seed=self.seed + 1),
+                name="line",
+            )
+            self.lines = self.add_weight(
+                shape=self._lines0.shape,
+                initializer=keras.initializers.Constant(self._lines0),
+                trainable=False,
+                name="line_onehot",
+            )
             self.bias = self.add_weight(shape=(N_P,), initializer="zeros", name="item_bias")
 
         def call(self, u):
@@ -132,8 +146,12 @@ class TwoTower:
         a_in = keras.Input((N_A,), name="attributes")
         a_z = _preprocess_layer()(self.a_mean, self.a_scale, name="attr_standardise")(a_in)
         u = keras.layers.Concatenate()([h_in, a_z])
-        u = keras.layers.Dense(64, activation="relu", kernel_regularizer=keras.regularizers.l2(1e-4),
-                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed))(u)
+        u = keras.layers.Dense(
+            64,
+            activation="relu",
+            kernel_regularizer=keras.regularizers.l2(1e-4),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed),
+        )(u)
         u = keras.layers.Dropout(0.2, seed=seed + 1)(u)
         u = keras.layers.Dense(dim, kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 2))(u)
         logits = _item_tower_layer()(dim, line_onehot, seed=seed + 3, name="item_tower")(u)
@@ -147,8 +165,16 @@ class TwoTower:
         x_h, x_a, y = self._denoise(h_tr, a_tr, rng, copies)
         v_h, v_a, v_y = self._denoise(h_va, a_va, rng, 1)
         stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=4, restore_best_weights=True)
-        hist = self.model.fit([x_h, x_a], y, validation_data=([v_h, v_a], v_y), epochs=epochs, batch_size=256,
-                              verbose=0, callbacks=[stop], shuffle=True)
+        hist = self.model.fit(
+            [x_h, x_a],
+            y,
+            validation_data=([v_h, v_a], v_y),
+            epochs=epochs,
+            batch_size=256,
+            verbose=0,
+            callbacks=[stop],
+            shuffle=True,
+        )
         self.epochs = len(hist.history["loss"])
         del ops
 
@@ -161,8 +187,11 @@ class TwoTower:
             hs.append(np.where(drop, 0.0, h))
             as_.append(a)
             ys.append(h)
-        return (np.concatenate(hs).astype(np.float32), np.concatenate(as_).astype(np.float32),
-                np.concatenate(ys).astype(np.float32))
+        return (
+            np.concatenate(hs).astype(np.float32),
+            np.concatenate(as_).astype(np.float32),
+            np.concatenate(ys).astype(np.float32),
+        )
 
     def scores(self, h, a):
         out = self.serving([np.asarray(h, np.float32), np.asarray(a, np.float32)], training=False)
@@ -183,12 +212,21 @@ class InterestBlend:
 
     family = "interest_blend"
 
-    def __init__(self, cf: ItemCF, content: Content, *, gamma: float, beta: float, alpha: float, half_life: float,
-                 strength: dict[str, float]):
+    def __init__(
+        self,
+        cf: ItemCF,
+        content: Content,
+        *,
+        gamma: float,
+        beta: float,
+        alpha: float,
+        half_life: float,
+        strength: dict[str, float],
+    ):
         self.cf, self.content = cf, content
         self.gamma, self.beta, self.alpha = gamma, beta, alpha
         self.half_life, self.strength = half_life, dict(strength)
-        self.sources = np.vstack([cf.sim, beta * (alpha * np.eye(N_P) + cf.sim)])      # (2P, P)
+        self.sources = np.vstack([cf.sim, beta * (alpha * np.eye(N_P) + cf.sim)])  # (2P, P)
 
     def _parts(self, h, a, interest):
         src = np.concatenate([np.asarray(h, np.float64), np.asarray(interest, np.float64)], axis=1)
@@ -206,10 +244,22 @@ class InterestBlend:
         return terms.argmax(axis=1)
 
     def export(self, path: Path) -> Path:
-        return export_interest_blend(path, sources=self.sources, attr_w=self.content.w, attr_b=self.content.b,
-                                     mean=self.content.mean, scale=self.content.scale, gamma=self.gamma,
-                                     prior=self.cf.bias)
+        return export_interest_blend(
+            path,
+            sources=self.sources,
+            attr_w=self.content.w,
+            attr_b=self.content.b,
+            mean=self.content.mean,
+            scale=self.content.scale,
+            gamma=self.gamma,
+            prior=self.cf.bias,
+        )
 
     def params(self) -> dict:
-        return {"half_life_events": self.half_life, "action_strength": self.strength, "beta": self.beta,
-                "alpha": self.alpha, "gamma": self.gamma}
+        return {
+            "half_life_events": self.half_life,
+            "action_strength": self.strength,
+            "beta": self.beta,
+            "alpha": self.alpha,
+            "gamma": self.gamma,
+        }

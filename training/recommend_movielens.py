@@ -22,6 +22,7 @@ past interactions count and how much):
 
 A neural sequence encoder (GRU / self-attention) was not trained this round; see the report.
 """
+
 from __future__ import annotations
 
 import time
@@ -70,13 +71,20 @@ def _stage(u_idx, i_idx, from_end, n_u, n_i, k, n_neg, rng, seen_all):
     src, dst = np.concatenate(src), np.concatenate(dst)
     inv = 1.0 / np.sqrt(np.where(count > 0, count, 1.0))
     T = sp.csr_matrix((inv[src] * inv[dst], (src, dst)), shape=(n_i, n_i))
-    return {"X": X, "Xn": Xn, "Xd": Xn.toarray(), "T": T, "count": count, "cands": cands,
-            "recent": (u_idx[recent], i_idx[recent], from_end[recent] - k - 1)}
+    return {
+        "X": X,
+        "Xn": Xn,
+        "Xd": Xn.toarray(),
+        "T": T,
+        "count": count,
+        "cands": cands,
+        "recent": (u_idx[recent], i_idx[recent], from_end[recent] - k - 1),
+    }
 
 
 def _cf(W, st) -> np.ndarray:
     """score(u, c) = sum_j W[u, j] cos(j, c) for each user's candidates, without the item x item matrix."""
-    uv = (W @ st["Xn"].T).toarray()                           # (users, users) through the co-raters
+    uv = (W @ st["Xn"].T).toarray()  # (users, users) through the co-raters
     xd, cands = st["Xd"], st["cands"]
     return np.stack([uv[u] @ xd[:, cands[u]] for u in range(len(cands))])
 
@@ -87,7 +95,7 @@ def _markov(W, st) -> np.ndarray:
 
 
 def _ranks(s: np.ndarray) -> np.ndarray:
-    return 1 + (s[:, 1:] >= s[:, :1]).sum(axis=1)            # ties count against the target
+    return 1 + (s[:, 1:] >= s[:, :1]).sum(axis=1)  # ties count against the target
 
 
 def _recent_matrix(st, n_u, n_i, half_life):
@@ -100,7 +108,9 @@ def _recent_matrix(st, n_u, n_i, half_life):
     return sp.csr_matrix((w_by_age[age], (u, i)), shape=(n_u, n_i))
 
 
-def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot: int = 1000, gru_epochs: int = 0) -> dict:
+def movielens_benchmark(
+    ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot: int = 1000, gru_epochs: int = 0
+) -> dict:
     """``gru_epochs > 0`` adds the GRU candidate (``training.recommend_gru``; evaluation only)."""
     from training.data import products
 
@@ -111,7 +121,7 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     items, i_idx = np.unique(r["movieId"].to_numpy(), return_inverse=True)
     n_u, n_i = int(u_idx.max()) + 1, len(items)
     per_user = np.bincount(u_idx, minlength=n_u)
-    from_end = (np.repeat(np.cumsum(per_user), per_user) - 1) - np.arange(len(u_idx))   # 0 = user's latest
+    from_end = (np.repeat(np.cumsum(per_user), per_user) - 1) - np.arange(len(u_idx))  # 0 = user's latest
     seen_all = [set() for _ in range(n_u)]
     for u, i in zip(u_idx, i_idx):
         seen_all[u].add(int(i))
@@ -128,7 +138,11 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
         rmats = {hl: _recent_matrix(st, n_u, n_i, hl) for hl in HALF_LIVES}
         rec = {hl: _cf(m, st) for hl, m in rmats.items()}
         mk = {hl: _markov(m, st) for hl, m in rmats.items()}
-        rk = {"popularity": _ranks(st["count"][st["cands"]]), "item_cf": _ranks(cf_all), "recent_uniform": _ranks(rec[0.0])}
+        rk = {
+            "popularity": _ranks(st["count"][st["cands"]]),
+            "item_cf": _ranks(cf_all),
+            "recent_uniform": _ranks(rec[0.0]),
+        }
         rk |= {f"recent_decay@{hl:g}": _ranks(rec[hl]) for hl in HALF_LIVES if hl > 0}
         rk |= {f"blend@{hl:g},{b:g}": _ranks(cf_all + b * rec[hl]) for hl in HALF_LIVES for b in BETAS}
         rk |= {f"transitions@{hl:g}": _ranks(mk[hl]) for hl in HALF_LIVES}
@@ -143,27 +157,46 @@ def movielens_benchmark(ctx: TrainContext, ratings=None, n_neg: int = 99, n_boot
     best_tr = max((n for n in val if n.startswith("transitions@")), key=lambda n: ndcg(val[n]))
     best_btr = max((n for n in val if n.startswith("blend_transitions@")), key=lambda n: ndcg(val[n]))
     hl_s, beta_s = best_blend.removeprefix("blend@").split(",")
-    chosen = {"popularity": "popularity", "item_cf": "item_cf", "recent_uniform": "recent_uniform",
-              "recent_decay": best_decay, "blend": best_blend, "transitions": best_tr, "blend_transitions": best_btr}
+    chosen = {
+        "popularity": "popularity",
+        "item_cf": "item_cf",
+        "recent_uniform": "recent_uniform",
+        "recent_decay": best_decay,
+        "blend": best_blend,
+        "transitions": best_tr,
+        "blend_transitions": best_btr,
+    }
     if gru is not None:
         chosen["gru"] = "gru"
     test = ranks["test"]
-    res = {"users": int(n_u), "items": int(n_i), "interactions": int(len(r)), "negatives": n_neg,
-           "recent_cap": RECENT_CAP, "chosen_on_validation": chosen,
-           "blend_half_life": float(hl_s), "blend_beta": float(beta_s),
-           "validation_ndcg@10": {n: ndcg(v) for n, v in val.items()}}
+    res = {
+        "users": int(n_u),
+        "items": int(n_i),
+        "interactions": int(len(r)),
+        "negatives": n_neg,
+        "recent_cap": RECENT_CAP,
+        "chosen_on_validation": chosen,
+        "blend_half_life": float(hl_s),
+        "blend_beta": float(beta_s),
+        "validation_ndcg@10": {n: ndcg(v) for n, v in val.items()},
+    }
     for name, key in chosen.items():
         res[name] = rank_metrics(test[key], ks=(10,), seed=ctx.seed, n_boot=n_boot)
     # paired differences over the same users: does order / recency help?
     g = lambda rk: np.where(rk <= 10, 1 / np.log2(rk + 1.0), 0)  # noqa: E731
-    for name, a, b in (("blend_minus_item_cf", chosen["blend"], "item_cf"),
-                       ("decay_minus_uniform", chosen["recent_decay"], "recent_uniform"),
-                       ("transitions_minus_recent_decay", best_tr, best_decay),
-                       ("blend_transitions_minus_blend", best_btr, best_blend),
-                       *((("gru_minus_blend", "gru", best_blend),) if gru is not None else ()),
-                       ("blend_no_decay_minus_item_cf", f"blend@0,{beta_s}", "item_cf")):
+    for name, a, b in (
+        ("blend_minus_item_cf", chosen["blend"], "item_cf"),
+        ("decay_minus_uniform", chosen["recent_decay"], "recent_uniform"),
+        ("transitions_minus_recent_decay", best_tr, best_decay),
+        ("blend_transitions_minus_blend", best_btr, best_blend),
+        *((("gru_minus_blend", "gru", best_blend),) if gru is not None else ()),
+        ("blend_no_decay_minus_item_cf", f"blend@0,{beta_s}", "item_cf"),
+    ):
         d = g(test[a]) - g(test[b])
-        res[f"ndcg@10_{name}"] = {"mean": float(d.mean()), "ci95": list(bootstrap_ci(np.mean, d, n=n_boot, seed=ctx.seed)),
-                                  "models": [a, b]}
+        res[f"ndcg@10_{name}"] = {
+            "mean": float(d.mean()),
+            "ci95": list(bootstrap_ci(np.mean, d, n=n_boot, seed=ctx.seed)),
+            "models": [a, b],
+        }
     res["seconds"] = round(time.time() - t0, 1)
     return res

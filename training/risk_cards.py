@@ -17,6 +17,7 @@ Served: the exportable model (logistic or GBM) with the higher validation PR-AUC
 the top 1% of validation scores (a 1% alert budget). The GBM is written as an ONNX tree ensemble
 (``export_gbm``); the worker needs only onnxruntime.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,11 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.tools.cardfeed import IEEE_COLUMNS, ieee_record
 from stream.core.cardrisk import CARD_FEATURE_LABELS, CARD_FEATURES, STREAM_FEATURES, CardEvent, replay_card_features
 from stream.core.cardsignals import PROVIDER_SIGNALS
 from stream.core.contracts import parse_transaction
 from stream.core.manifest import ModelCard, TensorSpec
+from stream.tools.cardfeed import IEEE_COLUMNS, ieee_record
 from training.export import data_fingerprint, make_card, reference_distribution
 from training.job import TrainContext
 from training.risk_metrics import auc, bootstrap_ci, pr_auc, recall_at_budget
@@ -38,16 +39,41 @@ from training.risk_models import Logistic, check_parity, single_thread
 
 ALERT_BUDGET = 0.01
 TARGET = {"auc": 0.85, "pr_auc": 0.30}
-ANCHORS = {"raw_fields_gbm": {"auc": 0.805, "pr_auc": 0.19, "recall_at_1pct": 0.10},
-           "raw_plus_card_history_gbm": {"auc": 0.808},
-           "all_vesta_columns_gbm": {"auc": 0.894, "pr_auc": 0.50, "recall_at_1pct": 0.25}}
+ANCHORS = {
+    "raw_fields_gbm": {"auc": 0.805, "pr_auc": 0.19, "recall_at_1pct": 0.10},
+    "raw_plus_card_history_gbm": {"auc": 0.808},
+    "all_vesta_columns_gbm": {"auc": 0.894, "pr_auc": 0.50, "recall_at_1pct": 0.25},
+}
 # The features served before issue 10's second round, and the served set without the processor's signals.
-PREVIOUS_FEATURES = ("log_amount", "amount_cents", "hour_of_day", *(f"product_{p}" for p in "WCRHS"), "card_type",
-                     "card_country", "billing_region", "billing_country", "email_group", "device_family",
-                     "first_transaction", "log_secs_since_last", "txn_count_1h", "txn_count_24h", "txn_count_7d",
-                     "spend_24h_ratio", "amount_z", "amount_ratio", "same_amount_as_last", "distinct_emails",
-                     "distinct_devices", "distinct_products", "distinct_regions", "new_email", "new_device",
-                     "new_product", "new_region")
+PREVIOUS_FEATURES = (
+    "log_amount",
+    "amount_cents",
+    "hour_of_day",
+    *(f"product_{p}" for p in "WCRHS"),
+    "card_type",
+    "card_country",
+    "billing_region",
+    "billing_country",
+    "email_group",
+    "device_family",
+    "first_transaction",
+    "log_secs_since_last",
+    "txn_count_1h",
+    "txn_count_24h",
+    "txn_count_7d",
+    "spend_24h_ratio",
+    "amount_z",
+    "amount_ratio",
+    "same_amount_as_last",
+    "distinct_emails",
+    "distinct_devices",
+    "distinct_products",
+    "distinct_regions",
+    "new_email",
+    "new_device",
+    "new_product",
+    "new_region",
+)
 ABLATIONS = {"gbm_previous_features": PREVIOUS_FEATURES, "gbm_stream_only": STREAM_FEATURES}
 GBM_PARAMS = dict(max_iter=250, learning_rate=0.08, max_leaf_nodes=31, min_samples_leaf=50, l2_regularization=1.0)
 
@@ -112,10 +138,23 @@ def export_gbm(model, n_in: int, path: Path) -> Path:
 
     if getattr(model, "n_trees_per_iteration_", 1) != 1 or model.is_categorical_ is not None:
         raise ValueError("export_gbm handles binary models on numeric features only")
-    a: dict[str, list] = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values",
-                                          "nodes_modes", "nodes_truenodeids", "nodes_falsenodeids",
-                                          "nodes_missing_value_tracks_true", "target_treeids", "target_nodeids",
-                                          "target_ids", "target_weights")}
+    a: dict[str, list] = {
+        k: []
+        for k in (
+            "nodes_treeids",
+            "nodes_nodeids",
+            "nodes_featureids",
+            "nodes_values",
+            "nodes_modes",
+            "nodes_truenodeids",
+            "nodes_falsenodeids",
+            "nodes_missing_value_tracks_true",
+            "target_treeids",
+            "target_nodeids",
+            "target_ids",
+            "target_weights",
+        )
+    }
     for t, (pred,) in enumerate(model._predictors):
         for i, nd in enumerate(pred.nodes):
             leaf = bool(nd["is_leaf"])
@@ -136,11 +175,26 @@ def export_gbm(model, n_in: int, path: Path) -> Path:
                 a["target_ids"].append(0)
                 a["target_weights"].append(float(nd["value"]))
     base = float(np.asarray(model._baseline_prediction).reshape(-1)[0])
-    nodes = [helper.make_node("TreeEnsembleRegressor", ["features"], ["logit"], domain="ai.onnx.ml", n_targets=1,
-                              aggregate_function="SUM", post_transform="NONE", base_values=[base], **a),
-             helper.make_node("Sigmoid", ["logit"], ["score"])]
-    graph = helper.make_graph(nodes, "gbm", [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_in])],
-                              [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])])
+    nodes = [
+        helper.make_node(
+            "TreeEnsembleRegressor",
+            ["features"],
+            ["logit"],
+            domain="ai.onnx.ml",
+            n_targets=1,
+            aggregate_function="SUM",
+            post_transform="NONE",
+            base_values=[base],
+            **a,
+        ),
+        helper.make_node("Sigmoid", ["logit"], ["score"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "gbm",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_in])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])],
+    )
     return save_graph(graph, path, OPSET, extra_opsets={"ai.onnx.ml": 3})
 
 
@@ -149,15 +203,19 @@ def evaluate(y: np.ndarray, p: np.ndarray, seed: int, n_boot: int) -> dict:
     y = np.asarray(y, np.int64)
     p = np.asarray(p, np.float64).reshape(-1)
     out = {"n": int(len(y)), "positives": int(y.sum())}
-    for key, fn, n in (("auc", auc, n_boot), ("pr_auc", pr_auc, n_boot),
-                       ("recall_at_1pct", lambda a, b: recall_at_budget(a, b, ALERT_BUDGET), n_boot)):
+    for key, fn, n in (
+        ("auc", auc, n_boot),
+        ("pr_auc", pr_auc, n_boot),
+        ("recall_at_1pct", lambda a, b: recall_at_budget(a, b, ALERT_BUDGET), n_boot),
+    ):
         out[key] = fn(y, p)
         out[f"{key}_ci95"] = list(bootstrap_ci(fn, y, p, n=n, seed=seed, stratify=y))
     return out
 
 
-def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share: float = 0.5, n_boot: int = 100,
-                    export: bool = True) -> tuple[list[ModelCard], dict, str]:
+def train_card_risk(
+    ctx: TrainContext, df: pd.DataFrame | None = None, *, share: float = 0.5, n_boot: int = 100, export: bool = True
+) -> tuple[list[ModelCard], dict, str]:
     """Train, compare and export the real-data card risk models; returns (cards, report, served name)."""
     from training.data import fraud
 
@@ -171,13 +229,27 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     assert dt[tr].max() < dt[va].min() and dt[va].max() < dt[te].min(), "hold-out must be strictly later"
     days = (dt // 86400).astype(int)
     F = {n: i for i, n in enumerate(CARD_FEATURES)}
-    report = {"rows_total": int(len(full)), "rows_used": int(len(y)), "card_share": share,
-              "fraud_rate": float(y.mean()), "features": list(CARD_FEATURES), "targets": TARGET, "anchors": ANCHORS,
-              "split": {"train_days": [int(days[tr][0]), int(days[tr][-1])], "validation_days": [int(days[va][0]), int(days[va][-1])],
-                        "holdout_days": [int(days[te][0]), int(days[te][-1])], "train_rows": int(len(y[tr])),
-                        "validation_rows": int(len(y[va])), "holdout_rows": int(len(y[te])), "holdout_frauds": int(y[te].sum()),
-                        "train_last_dt": int(dt[tr].max()), "holdout_first_dt": int(dt[te].min())},
-              "models": {}}
+    report = {
+        "rows_total": int(len(full)),
+        "rows_used": int(len(y)),
+        "card_share": share,
+        "fraud_rate": float(y.mean()),
+        "features": list(CARD_FEATURES),
+        "targets": TARGET,
+        "anchors": ANCHORS,
+        "split": {
+            "train_days": [int(days[tr][0]), int(days[tr][-1])],
+            "validation_days": [int(days[va][0]), int(days[va][-1])],
+            "holdout_days": [int(days[te][0]), int(days[te][-1])],
+            "train_rows": int(len(y[tr])),
+            "validation_rows": int(len(y[va])),
+            "holdout_rows": int(len(y[te])),
+            "holdout_frauds": int(y[te].sum()),
+            "train_last_dt": int(dt[tr].max()),
+            "holdout_first_dt": int(dt[te].min()),
+        },
+        "models": {},
+    }
     scores: dict[str, tuple[np.ndarray, np.ndarray]] = {
         "rule_amount_z": (x[va, F["amount_z"]], x[te, F["amount_z"]]),
         "rule_velocity_24h": (x[va, F["txn_count_24h"]], x[te, F["txn_count_24h"]]),
@@ -187,7 +259,7 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
     vesta = [c for c in df.columns if c[0] in "V" and c[1:].isdigit() and f"sig_{c}" not in F]
     xr = np.concatenate([x, df[vesta].to_numpy(np.float32)], axis=1)
     with single_thread():
-        for name, cols in ABLATIONS.items():          # what each feature group adds (report only, same GBM)
+        for name, cols in ABLATIONS.items():  # what each feature group adds (report only, same GBM)
             idx = [F[c] for c in cols]
             m = fit_gbm(x[tr][:, idx], y[tr], ctx.seed)
             scores[name] = (m.predict_proba(x[va][:, idx])[:, 1], m.predict_proba(x[te][:, idx])[:, 1])
@@ -211,9 +283,12 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
         inputs = [TensorSpec("features", [None, len(CARD_FEATURES)], features=list(CARD_FEATURES))]
         outputs = [TensorSpec("score", [None, 1], meaning=["probability the card transaction is fraudulent"])]
         legit = x[tr][y[tr] == 0]
-        common = dict(reference_distribution=reference_distribution(x[tr], CARD_FEATURES),
-                      data_fingerprint=data_fingerprint(x[tr], y[tr]), baseline=[float(v) for v in legit.mean(axis=0)],
-                      feature_labels=dict(CARD_FEATURE_LABELS))
+        common = dict(
+            reference_distribution=reference_distribution(x[tr], CARD_FEATURES),
+            data_fingerprint=data_fingerprint(x[tr], y[tr]),
+            baseline=[float(v) for v in legit.mean(axis=0)],
+            feature_labels=dict(CARD_FEATURE_LABELS),
+        )
         for name, fam in (("card_risk_logistic", "logistic"), ("card_risk_gbm", "gbm")):
             path = ctx.out_dir / f"{name}.onnx"
             if fam == "logistic":
@@ -226,17 +301,49 @@ def train_card_risk(ctx: TrainContext, df: pd.DataFrame | None = None, *, share:
             m["onnx_max_abs_err"] = err
             thr = float(np.quantile(scores[name][0], 1 - ALERT_BUDGET))
             alert = scores[name][1] >= thr
-            m["at_threshold"] = {"threshold": thr, "alert_rate": float(alert.mean()),
-                                 "precision": float(y[te][alert].mean()) if alert.any() else 0.0,
-                                 "recall": float(y[te][alert].sum() / max(y[te].sum(), 1))}
-            cards.append(make_card(
-                name, "transaction_risk", fam, path, inputs, outputs, threshold=thr,
-                metrics={k: m[k] for k in ("auc", "auc_ci95", "pr_auc", "pr_auc_ci95", "recall_at_1pct",
-                                           "recall_at_1pct_ci95", "val_auc", "val_pr_auc", "onnx_max_abs_err",
-                                           "at_threshold", "n", "positives")},
-                extra={"source": f"IEEE-CIS / Vesta via PyPI {fraud.IEEE_CIS.package}=={fraud.IEEE_CIS.version} "
-                       f"(sha256 {fraud.IEEE_CIS.sha256[:12]}…)", "features_fn": "stream.core.cardrisk.replay_card_features",
-                       "split": report["split"], "card_share": share, "threshold_rule": "top 1% of validation scores",
-                       "baseline_rule": "mean of non-fraud training rows"}, **common))
+            m["at_threshold"] = {
+                "threshold": thr,
+                "alert_rate": float(alert.mean()),
+                "precision": float(y[te][alert].mean()) if alert.any() else 0.0,
+                "recall": float(y[te][alert].sum() / max(y[te].sum(), 1)),
+            }
+            cards.append(
+                make_card(
+                    name,
+                    "transaction_risk",
+                    fam,
+                    path,
+                    inputs,
+                    outputs,
+                    threshold=thr,
+                    metrics={
+                        k: m[k]
+                        for k in (
+                            "auc",
+                            "auc_ci95",
+                            "pr_auc",
+                            "pr_auc_ci95",
+                            "recall_at_1pct",
+                            "recall_at_1pct_ci95",
+                            "val_auc",
+                            "val_pr_auc",
+                            "onnx_max_abs_err",
+                            "at_threshold",
+                            "n",
+                            "positives",
+                        )
+                    },
+                    extra={
+                        "source": f"IEEE-CIS / Vesta via PyPI {fraud.IEEE_CIS.package}=={fraud.IEEE_CIS.version} "
+                        f"(sha256 {fraud.IEEE_CIS.sha256[:12]}…)",
+                        "features_fn": "stream.core.cardrisk.replay_card_features",
+                        "split": report["split"],
+                        "card_share": share,
+                        "threshold_rule": "top 1% of validation scores",
+                        "baseline_rule": "mean of non-fraud training rows",
+                    },
+                    **common,
+                )
+            )
     report["seconds"] = round(time.time() - t0, 1)
     return cards, report, served

@@ -12,10 +12,11 @@ Brier score). Every family is exported; the cards say which one CV chose.
 Credit loss (task ``credit_loss``): linear regression of lending_club ``int_rate`` on applicant
 features (no grade), reported as test R^2/RMSE against the mean-only baseline.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -26,7 +27,13 @@ from training.job import TrainContext
 from training.risk_cards import export_gbm
 from training.risk_metrics import N_BOOT, bootstrap_ci, classification_metrics
 from training.risk_models import (
-    check_parity, column_groups, export_log_linear, log_augment, permutation_importance, skewed_columns, stratified_split,
+    check_parity,
+    column_groups,
+    export_log_linear,
+    log_augment,
+    permutation_importance,
+    skewed_columns,
+    stratified_split,
 )
 
 CREDIT_NAMES = {"german": "german_credit", "credit_data": "credit_data", "lending_club": "lending_club"}
@@ -39,8 +46,18 @@ MLP_CONFIG = {
 }
 
 
-def train_credit(ctx: TrainContext, dataset: str, *, export: bool = True, n_boot: int = N_BOOT, cs=None,
-                 folds: int = 5, cv_repeats: int = 1, families=FAMILIES, max_epochs: int = 30) -> tuple[list[ModelCard], dict]:
+def train_credit(
+    ctx: TrainContext,
+    dataset: str,
+    *,
+    export: bool = True,
+    n_boot: int = N_BOOT,
+    cs=None,
+    folds: int = 5,
+    cv_repeats: int = 1,
+    families=FAMILIES,
+    max_epochs: int = 30,
+) -> tuple[list[ModelCard], dict]:
     """Candidates by repeated stratified CV on the training part, the chosen one refitted on it and
     estimated once on the hold-out (``training.credit_cv``); every candidate is exported (the
     manifest names the chosen one in its card), so the batch scorer can use any of them."""
@@ -50,28 +67,46 @@ def train_credit(ctx: TrainContext, dataset: str, *, export: bool = True, n_boot
     cs = cs or credit.load(dataset, ctx.cache_dir, ctx.quality)
     y = cs.y
     tr, va, te = stratified_split(y, ctx.seed)
-    fit_rows = np.sort(np.concatenate([tr, va]))          # the training part; ``te`` is the hold-out
+    fit_rows = np.sort(np.concatenate([tr, va]))  # the training part; ``te`` is the hold-out
     base = CREDIT_NAMES[dataset]
     cfg = MLP_CONFIG.get(dataset, MLP_CONFIG["default"])
-    cv = cross_validate(cs, fit_rows, ctx.seed, cfg, folds=folds, repeats=cv_repeats, families=families,
-                        max_epochs=max_epochs)
+    cv = cross_validate(
+        cs, fit_rows, ctx.seed, cfg, folds=folds, repeats=cv_repeats, families=families, max_epochs=max_epochs
+    )
     chosen = choose(cv)
-    encoding = cs.fit_encoding(fit_rows, ctx.quality)     # fills and winsorising bounds: training part only
+    encoding = cs.fit_encoding(fit_rows, ctx.quality)  # fills and winsorising bounds: training part only
     x, names = cs.features(encoding)
-    report = {"dataset": dataset, "rows": int(len(y)), "bad_rate": float(y.mean()), "features": len(names),
-              "target_auc": CREDIT_TARGETS[dataset], "train_rows": int(len(fit_rows)), "holdout_rows": int(len(te)),
-              "protocol": f"hold-out: stratified 20%; model choice: stratified {folds}-fold x {cv_repeats} "
-                          "CV on the training part, preprocessing fitted inside each training fold",
-              "folds": folds, "repeats": cv_repeats,
-              "chosen": f"{base}_{chosen}", "cv": {}, "models": {}}
-    extra = {"encoding": encoding, "source": cs.source, "target": f"{cs.target} (1 = bad)",
-             "split": f"stratified 80/20 training part / hold-out, seed {ctx.seed}",
-             "threshold_rule": "Youden's J on out-of-fold CV predictions (first repeat)"}
+    report = {
+        "dataset": dataset,
+        "rows": int(len(y)),
+        "bad_rate": float(y.mean()),
+        "features": len(names),
+        "target_auc": CREDIT_TARGETS[dataset],
+        "train_rows": int(len(fit_rows)),
+        "holdout_rows": int(len(te)),
+        "protocol": f"hold-out: stratified 20%; model choice: stratified {folds}-fold x {cv_repeats} "
+        "CV on the training part, preprocessing fitted inside each training fold",
+        "folds": folds,
+        "repeats": cv_repeats,
+        "chosen": f"{base}_{chosen}",
+        "cv": {},
+        "models": {},
+    }
+    extra = {
+        "encoding": encoding,
+        "source": cs.source,
+        "target": f"{cs.target} (1 = bad)",
+        "split": f"stratified 80/20 training part / hold-out, seed {ctx.seed}",
+        "threshold_rule": "Youden's J on out-of-fold CV predictions (first repeat)",
+    }
     inputs = [TensorSpec("features", [None, len(names)], features=list(names))]
     outputs = [TensorSpec("score", [None, 1], meaning=["probability of default (bad)"])]
-    common = dict(reference_distribution=reference_distribution(x[fit_rows], names),
-                  data_fingerprint=data_fingerprint(x[fit_rows], y[fit_rows]),
-                  baseline=[float(v) for v in x[fit_rows].mean(axis=0)], feature_labels=credit_labels(names))
+    common = dict(
+        reference_distribution=reference_distribution(x[fit_rows], names),
+        data_fingerprint=data_fingerprint(x[fit_rows], y[fit_rows]),
+        baseline=[float(v) for v in x[fit_rows].mean(axis=0)],
+        feature_labels=credit_labels(names),
+    )
     cards = []
     for fam in families:
         c = cv[fam]
@@ -100,9 +135,20 @@ def train_credit(ctx: TrainContext, dataset: str, *, export: bool = True, n_boot
             else:
                 export_keras(fit.model, path, inputs, output_names=("score",))
             m["onnx_max_abs_err"] = check_parity(path, x[te], p_te, name, tol=1e-4 if fam == "gbm" else 1e-5)
-            cards.append(make_card(name, "credit_default", fam, path, inputs, outputs, threshold=c["threshold"],
-                                   metrics=_card_metrics(m), extra={**extra, "in_graph_log1p": [names[i] for i in fit.log_cols],
-                                                                    "chosen_by_cv": fam == chosen}, **common))
+            cards.append(
+                make_card(
+                    name,
+                    "credit_default",
+                    fam,
+                    path,
+                    inputs,
+                    outputs,
+                    threshold=c["threshold"],
+                    metrics=_card_metrics(m),
+                    extra={**extra, "in_graph_log1p": [names[i] for i in fit.log_cols], "chosen_by_cv": fam == chosen},
+                    **common,
+                )
+            )
     report["seconds"] = round(time.time() - t0, 1)
     return cards, report
 
@@ -119,13 +165,33 @@ def credit_labels(names: Sequence[str]) -> dict[str, str]:
 
 
 def _card_metrics(m: dict) -> dict:
-    keys = ("auc", "auc_ci95", "pr_auc", "pr_auc_ci95", "brier", "n", "positives", "val_auc", "at_threshold",
-            "r2", "r2_ci95", "rmse", "mae", "baseline_rmse", "onnx_max_abs_err", "val_pr_auc", "cv_auc", "cv_auc_ci95",
-            "chosen")
+    keys = (
+        "auc",
+        "auc_ci95",
+        "pr_auc",
+        "pr_auc_ci95",
+        "brier",
+        "n",
+        "positives",
+        "val_auc",
+        "at_threshold",
+        "r2",
+        "r2_ci95",
+        "rmse",
+        "mae",
+        "baseline_rmse",
+        "onnx_max_abs_err",
+        "val_pr_auc",
+        "cv_auc",
+        "cv_auc_ci95",
+        "chosen",
+    )
     return {k: m[k] for k in keys if k in m}
 
 
-def train_credit_loss(ctx: TrainContext, cs=None, export: bool = True, n_boot: int = N_BOOT) -> tuple[list[ModelCard], dict]:
+def train_credit_loss(
+    ctx: TrainContext, cs=None, export: bool = True, n_boot: int = N_BOOT
+) -> tuple[list[ModelCard], dict]:
     """Linear regression of lending_club int_rate (%) on applicant features (no grade)."""
     from sklearn.linear_model import RidgeCV
 
@@ -134,9 +200,9 @@ def train_credit_loss(ctx: TrainContext, cs=None, export: bool = True, n_boot: i
     cs = cs or credit.load("lending_club", ctx.cache_dir, ctx.quality)
     view = credit.loss_view(cs)
     y = view.y
-    tr, va, te = stratified_split(cs.y, ctx.seed)          # same rows as the default models
+    tr, va, te = stratified_split(cs.y, ctx.seed)  # same rows as the default models
     fit_idx = np.concatenate([tr, va])
-    enc = view.fit_encoding(fit_idx)                         # fills and winsorising bounds: training rows only
+    enc = view.fit_encoding(fit_idx)  # fills and winsorising bounds: training rows only
     x, names = view.features(enc)
     log_cols = skewed_columns(x[fit_idx], len(view.numeric))
     xa = log_augment(x, log_cols)
@@ -150,10 +216,15 @@ def train_credit_loss(ctx: TrainContext, cs=None, export: bool = True, n_boot: i
         return float(1 - np.sum((a - b) ** 2) / np.sum((a - a.mean()) ** 2))
 
     lo, hi = bootstrap_ci(r2, y[te], pred, n=n_boot, seed=ctx.seed)
-    m = {"r2": r2(y[te], pred), "r2_ci95": [lo, hi], "rmse": float(np.sqrt(np.mean((y[te] - pred) ** 2))),
-         "mae": float(np.mean(np.abs(y[te] - pred))),
-         "baseline_rmse": float(np.sqrt(np.mean((y[te] - y[fit_idx].mean()) ** 2))), "n": int(len(te)),
-         "alpha": float(reg.alpha_)}
+    m = {
+        "r2": r2(y[te], pred),
+        "r2_ci95": [lo, hi],
+        "rmse": float(np.sqrt(np.mean((y[te] - pred) ** 2))),
+        "mae": float(np.mean(np.abs(y[te] - pred))),
+        "baseline_rmse": float(np.sqrt(np.mean((y[te] - y[fit_idx].mean()) ** 2))),
+        "n": int(len(te)),
+        "alpha": float(reg.alpha_),
+    }
     aug_names = list(names) + [f"log1p({names[i]})" for i in log_cols]
     imp = {n: float(v) for n, v in sorted(zip(aug_names, np.abs(reg.coef_)), key=lambda t: -t[1])}
     m["importance_abs_coef_x_sd"] = dict(list(imp.items())[:10])
@@ -162,16 +233,29 @@ def train_credit_loss(ctx: TrainContext, cs=None, export: bool = True, n_boot: i
     if export:
         path = ctx.out_dir / f"{name}.onnx"
         export_log_linear(reg.coef_, float(reg.intercept_), mean, sd, log_cols, len(names), path, activation=None)
-        m["onnx_max_abs_err"] = check_parity(path, x[te], pred, name, tol=1e-3)   # % points; float32 graph
-        cards.append(make_card(
-            name, "credit_loss", "linear", path,
-            [TensorSpec("features", [None, len(names)], features=list(names))],
-            [TensorSpec("score", [None, 1], meaning=["predicted interest rate (%)"])],
-            metrics=_card_metrics(m), reference_distribution=reference_distribution(x[fit_idx], names),
-            data_fingerprint=data_fingerprint(x[fit_idx], y[fit_idx]),
-            baseline=[float(v) for v in x[fit_idx].mean(0)], feature_labels=credit_labels(names),
-            extra={"encoding": enc, "source": cs.source, "target": "int_rate (%)", "alpha": float(reg.alpha_),
-                   "in_graph_log1p": [names[i] for i in log_cols],
-                   "split": "train+validation of the lending_club default split; test = its test split",
-                   "importance": m["importance_abs_coef_x_sd"]}))
+        m["onnx_max_abs_err"] = check_parity(path, x[te], pred, name, tol=1e-3)  # % points; float32 graph
+        cards.append(
+            make_card(
+                name,
+                "credit_loss",
+                "linear",
+                path,
+                [TensorSpec("features", [None, len(names)], features=list(names))],
+                [TensorSpec("score", [None, 1], meaning=["predicted interest rate (%)"])],
+                metrics=_card_metrics(m),
+                reference_distribution=reference_distribution(x[fit_idx], names),
+                data_fingerprint=data_fingerprint(x[fit_idx], y[fit_idx]),
+                baseline=[float(v) for v in x[fit_idx].mean(0)],
+                feature_labels=credit_labels(names),
+                extra={
+                    "encoding": enc,
+                    "source": cs.source,
+                    "target": "int_rate (%)",
+                    "alpha": float(reg.alpha_),
+                    "in_graph_log1p": [names[i] for i in log_cols],
+                    "split": "train+validation of the lending_club default split; test = its test split",
+                    "importance": m["importance_abs_coef_x_sd"],
+                },
+            )
+        )
     return cards, {"dataset": "lending_club", "target": "int_rate", "features": len(names), **m}

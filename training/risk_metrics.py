@@ -3,10 +3,11 @@
 Kept apart from the model code so the report, the tests and the propensity models use one
 definition of AUC, PR-AUC, the bootstrap CI and "recall at an alert budget".
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -31,8 +32,14 @@ def pr_auc(y: np.ndarray, p: np.ndarray) -> float:
     return float(average_precision_score(y, p))
 
 
-def bootstrap_ci(metric: Callable[..., float], *arrays: np.ndarray, n: int = N_BOOT, seed: int = 7,
-                 stratify: np.ndarray | None = None, alpha: float = 0.05) -> tuple[float, float]:
+def bootstrap_ci(
+    metric: Callable[..., float],
+    *arrays: np.ndarray,
+    n: int = N_BOOT,
+    seed: int = 7,
+    stratify: np.ndarray | None = None,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
     """Percentile bootstrap CI of ``metric(*arrays)`` over rows (resampled within ``stratify`` classes)."""
     rng = np.random.default_rng(seed)
     m = len(arrays[0])
@@ -63,14 +70,20 @@ def precision_threshold(y: np.ndarray, p: np.ndarray, target: float, fallback_ra
     ok = np.flatnonzero(prec[:-1] >= target)
     if len(ok):
         return float(thr[ok[0]]), f"lowest validation threshold with precision >= {target:.0%}"
-    return float(np.quantile(p, 1 - fallback_rate)), f"top {fallback_rate:.0%} of validation scores (precision target unreachable)"
+    return float(
+        np.quantile(p, 1 - fallback_rate)
+    ), f"top {fallback_rate:.0%} of validation scores (precision target unreachable)"
 
 
 def at_threshold(y: np.ndarray, p: np.ndarray, thr: float) -> dict:
     alert = p >= thr
     tp = int((alert & (y == 1)).sum())
-    return {"threshold": float(thr), "alert_rate": float(alert.mean()),
-            "precision": float(tp / max(int(alert.sum()), 1)), "recall": float(tp / max(int((y == 1).sum()), 1))}
+    return {
+        "threshold": float(thr),
+        "alert_rate": float(alert.mean()),
+        "precision": float(tp / max(int(alert.sum()), 1)),
+        "recall": float(tp / max(int((y == 1).sum()), 1)),
+    }
 
 
 def classification_metrics(y: np.ndarray, p: np.ndarray, thr: float, seed: int, n_boot: int = N_BOOT) -> dict:
@@ -78,9 +91,16 @@ def classification_metrics(y: np.ndarray, p: np.ndarray, thr: float, seed: int, 
     p = np.asarray(p, dtype=np.float64).reshape(-1)
     lo, hi = bootstrap_ci(auc, y, p, n=n_boot, seed=seed, stratify=y)
     plo, phi = bootstrap_ci(pr_auc, y, p, n=max(n_boot // 5, 100), seed=seed, stratify=y)
-    return {"auc": auc(y, p), "auc_ci95": [lo, hi], "pr_auc": pr_auc(y, p), "pr_auc_ci95": [plo, phi],
-            "brier": float(np.mean((p - y) ** 2)), "n": int(len(y)), "positives": int(y.sum()),
-            "at_threshold": at_threshold(y, p, thr)}
+    return {
+        "auc": auc(y, p),
+        "auc_ci95": [lo, hi],
+        "pr_auc": pr_auc(y, p),
+        "pr_auc_ci95": [plo, phi],
+        "brier": float(np.mean((p - y) ** 2)),
+        "n": int(len(y)),
+        "positives": int(y.sum()),
+        "at_threshold": at_threshold(y, p, thr),
+    }
 
 
 def recall_at_budget(y: np.ndarray, p: np.ndarray, budget: float) -> float:

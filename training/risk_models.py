@@ -3,11 +3,12 @@ standardisation (and log1p of skewed money columns) is folded into its ONNX grap
 MLP with the same in-graph preprocessing, and the helpers around them (splits, ONNX parity,
 permutation importance).
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -22,7 +23,7 @@ def set_seed(seed: int) -> None:
     try:
         tf.config.threading.set_intra_op_parallelism_threads(2)
         tf.config.threading.set_inter_op_parallelism_threads(1)
-    except RuntimeError:      # already initialised
+    except RuntimeError:  # already initialised
         pass
 
 
@@ -73,22 +74,41 @@ def _preprocess_layer():
             self.log_cols = [int(i) for i in log_cols]
 
         def build(self, input_shape):
-            self.mu = self.add_weight(shape=self._mean0.shape, initializer=keras.initializers.Constant(self._mean0),
-                                      trainable=False, name="mu")
-            self.sigma = self.add_weight(shape=self._scale0.shape, initializer=keras.initializers.Constant(self._scale0),
-                                         trainable=False, name="sigma")
+            self.mu = self.add_weight(
+                shape=self._mean0.shape,
+                initializer=keras.initializers.Constant(self._mean0),
+                trainable=False,
+                name="mu",
+            )
+            self.sigma = self.add_weight(
+                shape=self._scale0.shape,
+                initializer=keras.initializers.Constant(self._scale0),
+                trainable=False,
+                name="sigma",
+            )
 
         def call(self, x):
             if self.log_cols:
-                x = ops.concatenate([x, ops.log(ops.relu(ops.take(x, self.log_cols, axis=1)) + 1.0)], axis=1)   # no Log1p in ONNX
+                x = ops.concatenate(
+                    [x, ops.log(ops.relu(ops.take(x, self.log_cols, axis=1)) + 1.0)], axis=1
+                )  # no Log1p in ONNX
             return (x - self.mu) / self.sigma
 
     return Preprocess
 
 
-def keras_mlp(n_in: int, mean: np.ndarray, scale: np.ndarray, log_cols: Sequence[int] = (),
-              hidden: Sequence[int] = (32, 16), dropout: float = 0.2, l2: float = 1e-4, lr: float = 1e-3, seed: int = 7,
-              steps_per_execution: int = 1):
+def keras_mlp(
+    n_in: int,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    log_cols: Sequence[int] = (),
+    hidden: Sequence[int] = (32, 16),
+    dropout: float = 0.2,
+    l2: float = 1e-4,
+    lr: float = 1e-3,
+    seed: int = 7,
+    steps_per_execution: int = 1,
+):
     """features -> Preprocess (log1p columns, frozen standardisation) -> Dense(relu)... -> sigmoid."""
     import keras
 
@@ -96,20 +116,41 @@ def keras_mlp(n_in: int, mean: np.ndarray, scale: np.ndarray, log_cols: Sequence
     x_in = keras.Input((n_in,), name="features")
     x = _preprocess_layer()(mean, scale, log_cols, name="preprocess")(x_in)
     for i, h in enumerate(hidden):
-        x = keras.layers.Dense(h, activation="relu", kernel_regularizer=reg,
-                               kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i))(x)
+        x = keras.layers.Dense(
+            h,
+            activation="relu",
+            kernel_regularizer=reg,
+            kernel_initializer=keras.initializers.GlorotUniform(seed=seed + i),
+        )(x)
         if dropout:
             x = keras.layers.Dropout(dropout, seed=seed + 100 + i)(x)
-    out = keras.layers.Dense(1, activation="sigmoid", name="score",
-                             kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 99))(x)
+    out = keras.layers.Dense(
+        1, activation="sigmoid", name="score", kernel_initializer=keras.initializers.GlorotUniform(seed=seed + 99)
+    )(x)
     model = keras.Model(x_in, out)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss="binary_crossentropy", steps_per_execution=steps_per_execution,
-                  metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")])
+    model.compile(
+        optimizer=keras.optimizers.Adam(lr),
+        loss="binary_crossentropy",
+        steps_per_execution=steps_per_execution,
+        metrics=[keras.metrics.AUC(name="auc"), keras.metrics.AUC(curve="PR", name="pr_auc")],
+    )
     return model
 
 
-def fit_mlp(x_tr, y_tr, x_va, y_va, *, seed: int, epochs: int, batch: int, monitor: str = "val_auc",
-            patience: int = 8, log_cols: Sequence[int] = (), **kw):
+def fit_mlp(
+    x_tr,
+    y_tr,
+    x_va,
+    y_va,
+    *,
+    seed: int,
+    epochs: int,
+    batch: int,
+    monitor: str = "val_auc",
+    patience: int = 8,
+    log_cols: Sequence[int] = (),
+    **kw,
+):
     import keras
 
     set_seed(seed)
@@ -117,9 +158,16 @@ def fit_mlp(x_tr, y_tr, x_va, y_va, *, seed: int, epochs: int, batch: int, monit
     sd = aug.std(axis=0)
     model = keras_mlp(x_tr.shape[1], aug.mean(axis=0), np.where(sd > 0, sd, 1.0), log_cols, seed=seed, **kw)
     stop = keras.callbacks.EarlyStopping(monitor=monitor, mode="max", patience=patience, restore_best_weights=True)
-    hist = model.fit(np.asarray(x_tr, np.float32), y_tr.astype(np.float32),
-                     validation_data=(np.asarray(x_va, np.float32), y_va.astype(np.float32)), epochs=epochs,
-                     batch_size=batch, verbose=0, callbacks=[stop], shuffle=True)
+    hist = model.fit(
+        np.asarray(x_tr, np.float32),
+        y_tr.astype(np.float32),
+        validation_data=(np.asarray(x_va, np.float32), y_va.astype(np.float32)),
+        epochs=epochs,
+        batch_size=batch,
+        verbose=0,
+        callbacks=[stop],
+        shuffle=True,
+    )
     return model, len(hist.history["loss"])
 
 
@@ -131,17 +179,26 @@ def keras_predict(model, x: np.ndarray) -> np.ndarray:
 class Logistic:
     """Standardise -> L2 logistic regression; ``export`` writes the equivalent ONNX graph on raw rows."""
 
-    mean: np.ndarray          # of the augmented row [x, log1p(x[:, log_cols])]
+    mean: np.ndarray  # of the augmented row [x, log1p(x[:, log_cols])]
     scale: np.ndarray
-    coef: np.ndarray          # on standardised augmented features
+    coef: np.ndarray  # on standardised augmented features
     intercept: float
     C: float
     log_cols: list[int]
     n_in: int
 
     @classmethod
-    def fit(cls, x: np.ndarray, y: np.ndarray, seed: int, Cs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
-            cv: int = 4, C: float | None = None, scoring: str = "roc_auc", log_cols: Sequence[int] = ()) -> "Logistic":
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        seed: int,
+        Cs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        cv: int = 4,
+        C: float | None = None,
+        scoring: str = "roc_auc",
+        log_cols: Sequence[int] = (),
+    ) -> Logistic:
         from sklearn.linear_model import LogisticRegression
 
         n_in = x.shape[1]
@@ -150,12 +207,14 @@ class Logistic:
         sd = x.std(axis=0)
         scale = np.where(sd > 0, sd, 1.0)
         z = (x - mean) / scale
-        if C is None:                       # C by stratified k-fold CV (mean AUC), version-proof
+        if C is None:  # C by stratified k-fold CV (mean AUC), version-proof
             from sklearn.model_selection import StratifiedKFold, cross_val_score
 
             folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
-            scores = [cross_val_score(LogisticRegression(C=c, max_iter=3000), z, y, cv=folds, scoring=scoring).mean()
-                      for c in Cs]
+            scores = [
+                cross_val_score(LogisticRegression(C=c, max_iter=3000), z, y, cv=folds, scoring=scoring).mean()
+                for c in Cs
+            ]
             C = float(Cs[int(np.argmax(scores))])
         m = LogisticRegression(C=C, max_iter=3000).fit(z, y)
         coef, b = m.coef_.reshape(-1).astype(np.float64), float(m.intercept_[0])
@@ -167,10 +226,17 @@ class Logistic:
 
     def export(self, path: Path) -> Path:
         if not self.log_cols:
-            return export_linear(self.coef[:, None], np.array([self.intercept]), path, activation="sigmoid",
-                                 mean=self.mean, scale=self.scale)
-        return export_log_linear(self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path,
-                                 activation="sigmoid")
+            return export_linear(
+                self.coef[:, None],
+                np.array([self.intercept]),
+                path,
+                activation="sigmoid",
+                mean=self.mean,
+                scale=self.scale,
+            )
+        return export_log_linear(
+            self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path, activation="sigmoid"
+        )
 
     def augmented_names(self, names: Sequence[str]) -> list[str]:
         return list(names) + [f"log1p({names[i]})" for i in self.log_cols]
@@ -181,9 +247,18 @@ class Logistic:
         return {n: float(v) for n, v in sorted(zip(self.augmented_names(names), imp), key=lambda t: -t[1])}
 
 
-def export_log_linear(coef: np.ndarray, intercept: float, mean: np.ndarray, scale: np.ndarray, log_cols: Sequence[int],
-                      n_in: int, path: Path, activation: str | None = "sigmoid", input_name: str = "features",
-                      output_name: str = "score") -> Path:
+def export_log_linear(
+    coef: np.ndarray,
+    intercept: float,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    log_cols: Sequence[int],
+    n_in: int,
+    path: Path,
+    activation: str | None = "sigmoid",
+    input_name: str = "features",
+    output_name: str = "score",
+) -> Path:
     """act(((concat[x, log1p(relu(x[:, log_cols]))] - mean) / scale) @ coef + b) as a plain ONNX graph.
 
     ``export_linear`` takes the augmented row; this graph takes the raw row so the served input
@@ -217,15 +292,25 @@ def export_log_linear(coef: np.ndarray, intercept: float, mean: np.ndarray, scal
         nodes.append(helper.make_node("Sigmoid", ["logit"], [output_name]))
     elif activation is not None:
         raise ValueError(f"unknown activation {activation!r}")
-    graph = helper.make_graph(nodes, "log_linear",
-                              [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_in])],
-                              [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])], inits)
+    graph = helper.make_graph(
+        nodes,
+        "log_linear",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_in])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])],
+        inits,
+    )
     return save_graph(graph, path, OPSET)
 
 
-def permutation_importance(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray, y: np.ndarray,
-                           groups: dict[str, list[int]], metric: Callable = auc, repeats: int = 3,
-                           seed: int = 7) -> dict[str, float]:
+def permutation_importance(
+    predict: Callable[[np.ndarray], np.ndarray],
+    x: np.ndarray,
+    y: np.ndarray,
+    groups: dict[str, list[int]],
+    metric: Callable = auc,
+    repeats: int = 3,
+    seed: int = 7,
+) -> dict[str, float]:
     """Drop in ``metric`` when a group of columns is shuffled together (rows permuted), mean over repeats."""
     rng = np.random.default_rng(seed)
     base = metric(y, predict(x))
@@ -263,8 +348,9 @@ def stratified_split(y: np.ndarray, seed: int, test: float = 0.2, val: float = 0
     return np.sort(tr), np.sort(va), np.sort(te)
 
 
-def check_parity(path: Path, x: np.ndarray, expected: np.ndarray, name: str, tol: float = 1e-5,
-                 input_name: str = "features") -> float:
+def check_parity(
+    path: Path, x: np.ndarray, expected: np.ndarray, name: str, tol: float = 1e-5, input_name: str = "features"
+) -> float:
     got = onnx_run(path, {input_name: np.asarray(x, np.float32)})[0].reshape(-1)
     err = float(np.max(np.abs(got - np.asarray(expected).reshape(-1)))) if len(got) else 0.0
     if not err <= tol:

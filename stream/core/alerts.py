@@ -1,4 +1,5 @@
 """Alert rule: a score at or above the model's threshold raises an alert."""
+
 from __future__ import annotations
 
 

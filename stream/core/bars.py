@@ -22,13 +22,14 @@ Rules (pure, deterministic; the stream applies them per symbol under the entity 
 * Price: the tick's ``price``; a quote with only bid and ask is priced at the mid (the
   contract fills it in; see ``stream.core.contracts.parse_tick``).
 """
+
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from dataclasses import dataclass, field
+from functools import lru_cache
 
-FUTURE_TOLERANCE_MS = 10 * 60 * 1000          # clock skew we tolerate between producers and the worker
+FUTURE_TOLERANCE_MS = 10 * 60 * 1000  # clock skew we tolerate between producers and the worker
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 
@@ -69,24 +70,34 @@ def parse_overrides(text: str) -> dict[str, int]:
 
 @dataclass(slots=True)
 class Bar:
-    start: int              # epoch ms, inclusive
-    close_ts: int           # epoch ms, exclusive end (start + interval)
+    start: int  # epoch ms, inclusive
+    close_ts: int  # epoch ms, exclusive end (start + interval)
     open: float
     high: float
     low: float
     close: float
     volume: float
     count: int
-    last_ts: int            # event time of the tick that set the close
+    last_ts: int  # event time of the tick that set the close
 
     def to_list(self) -> list:
-        return [self.start, self.close_ts, self.open, self.high, self.low, self.close, self.volume,
-                self.count, self.last_ts]
+        return [
+            self.start,
+            self.close_ts,
+            self.open,
+            self.high,
+            self.low,
+            self.close,
+            self.volume,
+            self.count,
+            self.last_ts,
+        ]
 
     @classmethod
-    def from_list(cls, x: list) -> "Bar":
-        return cls(int(x[0]), int(x[1]), float(x[2]), float(x[3]), float(x[4]), float(x[5]), float(x[6]),
-                   int(x[7]), int(x[8]))
+    def from_list(cls, x: list) -> Bar:
+        return cls(
+            int(x[0]), int(x[1]), float(x[2]), float(x[3]), float(x[4]), float(x[5]), float(x[6]), int(x[7]), int(x[8])
+        )
 
 
 @dataclass(slots=True)
@@ -101,7 +112,7 @@ class BarState:
         return {"i": self.interval_s, "b": self.open_bar.to_list() if self.open_bar else None, "c": self.closes}
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "BarState":
+    def from_dict(cls, d: dict | None) -> BarState:
         if not d:
             return cls()
         return cls(int(d["i"]), Bar.from_list(d["b"]) if d["b"] else None, [float(c) for c in d["c"]])
@@ -112,7 +123,7 @@ class Closed:
     """What a tick's arrival closed: the finished bar and the closes window ending at it."""
 
     bar: Bar
-    closes: tuple[float, ...]       # up to ``keep`` closes, the last one is ``bar.close``
+    closes: tuple[float, ...]  # up to ``keep`` closes, the last one is ``bar.close``
 
 
 def _new_bar(ts: int, interval_ms: int, price: float, volume: float) -> Bar:
@@ -120,8 +131,9 @@ def _new_bar(ts: int, interval_ms: int, price: float, volume: float) -> Bar:
     return Bar(start, start + interval_ms, price, price, price, price, volume, 1, ts)
 
 
-def advance(state: BarState, ts: int, price: float, volume: float | None, interval_s: int, keep: int,
-            now_ms: int) -> tuple[BarState, Closed | None]:
+def advance(
+    state: BarState, ts: int, price: float, volume: float | None, interval_s: int, keep: int, now_ms: int
+) -> tuple[BarState, Closed | None]:
     """Apply one tick: (new state, the bar it closed or None). Raises ``BarError`` for a refused
     tick, leaving ``state`` untouched. ``keep`` closes are kept (the model window + 1).
 
@@ -129,8 +141,10 @@ def advance(state: BarState, ts: int, price: float, volume: float | None, interv
     are another series.
     """
     if ts > now_ms + FUTURE_TOLERANCE_MS:
-        raise BarError(f"far-future tick: ts {ts} is more than {FUTURE_TOLERANCE_MS // 60000} min ahead of "
-                       f"the worker clock ({now_ms})")
+        raise BarError(
+            f"far-future tick: ts {ts} is more than {FUTURE_TOLERANCE_MS // 60000} min ahead of "
+            f"the worker clock ({now_ms})"
+        )
     vol = float(volume or 0.0)
     interval_ms = interval_s * 1000
     if state.interval_s != interval_s:
@@ -139,19 +153,30 @@ def advance(state: BarState, ts: int, price: float, volume: float | None, interv
     if bar is None:
         return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), list(state.closes)), None
     if ts < bar.start:
-        raise BarError(f"late tick: ts {ts} belongs to a bar that closed at {bar.start} "
-                       f"(the open bar of this symbol starts there)")
+        raise BarError(
+            f"late tick: ts {ts} belongs to a bar that closed at {bar.start} (the open bar of this symbol starts there)"
+        )
     if ts < bar.close_ts:
         newest = ts >= bar.last_ts
-        nb = Bar(bar.start, bar.close_ts, bar.open, max(bar.high, price), min(bar.low, price),
-                 price if newest else bar.close, bar.volume + vol, bar.count + 1, ts if newest else bar.last_ts)
+        nb = Bar(
+            bar.start,
+            bar.close_ts,
+            bar.open,
+            max(bar.high, price),
+            min(bar.low, price),
+            price if newest else bar.close,
+            bar.volume + vol,
+            bar.count + 1,
+            ts if newest else bar.last_ts,
+        )
         return BarState(interval_s, nb, list(state.closes)), None
     closes = (state.closes + [bar.close])[-keep:]
     return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), closes), Closed(bar, tuple(closes))
 
 
-def aggregate(ticks, interval_s: int, keep: int = 1 << 30, now_ms: int = 1 << 62
-              ) -> tuple[list[Bar], list[tuple[int, str]], BarState]:
+def aggregate(
+    ticks, interval_s: int, keep: int = 1 << 30, now_ms: int = 1 << 62
+) -> tuple[list[Bar], list[tuple[int, str]], BarState]:
     """Fold a sequence of (ts, price, volume) through ``advance``: (closed bars, refused
     (index, reason) pairs, final state). The training/test path of the same rules."""
     st, bars, refused = BarState(), [], []
@@ -167,6 +192,7 @@ def aggregate(ticks, interval_s: int, keep: int = 1 << 30, now_ms: int = 1 << 62
 
 
 # --------------------------------------------------------------------------- a model per frequency
+
 
 def forecast_slot(interval_s: int) -> str:
     """The manifest's served slot for forecasters of one bar interval, e.g. ``forecast@1h``."""
@@ -200,7 +226,8 @@ def plan_forecasters(trained: dict[str, int], intervals, fallback: bool) -> dict
             raise FrequencyMismatch(
                 f"no forecaster trained at {interval_name(iv)} bars (FINSTREAM_BAR_INTERVAL(S)); the manifest has: "
                 f"{have}. Train one, or set FINSTREAM_BAR_SCALING_FALLBACK=true to serve the nearest one "
-                f"square-root-of-time scaled")
+                f"square-root-of-time scaled"
+            )
         import math
 
         plan[iv] = by_s[min(by_s, key=lambda s: (abs(math.log(s / iv)), s))]

@@ -4,6 +4,7 @@ integer codes, and numeric card/address codes read from strings.
 Kept apart from ``stream.core.cardrisk`` (the per-card state and features) because they are
 lookup tables, not behaviour; both training and the stream reach them through ``cardrisk``.
 """
+
 from __future__ import annotations
 
 import math
@@ -11,12 +12,33 @@ import math
 # E-mail providers grouped by brand; index = the feature value (0 = none given, last = other).
 EMAIL_GROUPS = ("", "gmail", "hotmail", "yahoo", "anonymous", "aol", "apple", "isp_us", "mx", "protonmail", "other")
 _EMAIL_BRANDS = {
-    "gmail": "gmail", "googlemail": "gmail", "hotmail": "hotmail", "outlook": "hotmail", "live": "hotmail",
-    "msn": "hotmail", "yahoo": "yahoo", "ymail": "yahoo", "rocketmail": "yahoo", "anonymous": "anonymous",
-    "aol": "aol", "aim": "aol", "icloud": "apple", "me": "apple", "mac": "apple", "comcast": "isp_us",
-    "verizon": "isp_us", "sbcglobal": "isp_us", "cox": "isp_us", "att": "isp_us", "bellsouth": "isp_us",
-    "charter": "isp_us", "earthlink": "isp_us", "optonline": "isp_us", "frontier": "isp_us",
-    "prodigy": "mx", "protonmail": "protonmail",
+    "gmail": "gmail",
+    "googlemail": "gmail",
+    "hotmail": "hotmail",
+    "outlook": "hotmail",
+    "live": "hotmail",
+    "msn": "hotmail",
+    "yahoo": "yahoo",
+    "ymail": "yahoo",
+    "rocketmail": "yahoo",
+    "anonymous": "anonymous",
+    "aol": "aol",
+    "aim": "aol",
+    "icloud": "apple",
+    "me": "apple",
+    "mac": "apple",
+    "comcast": "isp_us",
+    "verizon": "isp_us",
+    "sbcglobal": "isp_us",
+    "cox": "isp_us",
+    "att": "isp_us",
+    "bellsouth": "isp_us",
+    "charter": "isp_us",
+    "earthlink": "isp_us",
+    "optonline": "isp_us",
+    "frontier": "isp_us",
+    "prodigy": "mx",
+    "protonmail": "protonmail",
 }
 DEVICE_FAMILIES = ("", "windows", "ios", "macos", "android", "browser", "other")
 MISSING = -1.0

@@ -14,6 +14,7 @@ for a GBM fitted on days 1-121 with every column (half the cards); the hold-out 
 took no part in choosing them. All 81 together did not raise hold-out PR-AUC (0.493 against
 0.498 without any ``V``).
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,7 @@ VESTA_SIGNALS = ("V13", "V19", "V308", "V310", "V312", "V313", "V317", "V323")
 IDENTITY_SIGNALS = ("id_13", "id_17", "id_19", "id_20")
 PROVIDER_SIGNALS: tuple[str, ...] = COUNT_SIGNALS + VESTA_SIGNALS + IDENTITY_SIGNALS
 DELTA_SIGNALS = ("C1", "C2", "C5", "C9", "C11", "C13", "C14")
-MAX_SIGNALS = 256          # a record may name at most this many signals (the contract refuses more)
+MAX_SIGNALS = 256  # a record may name at most this many signals (the contract refuses more)
 _MISSING = -1.0
 
 SIGNAL_LABELS: dict[str, str] = {

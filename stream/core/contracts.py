@@ -9,6 +9,7 @@ A reason names the field and the rule, never the value: reasons are logged and a
 a card number or a forged log line (the dead letter keeps the original bytes for whoever may
 read them). Every number has a documented range (``*_MAX``), so no feature can overflow.
 """
+
 from __future__ import annotations
 
 import json
@@ -75,10 +76,10 @@ class Transaction:
     billing_country: str | None = None
     email_domain: str | None = None
     device: str | None = None
-    user_id: str | None = None      # the account holder, when the feed links it (stream.core.spend)
+    user_id: str | None = None  # the account holder, when the feed links it (stream.core.spend)
     card_group: str | None = None
     card_subgroup: str | None = None
-    signals: dict | None = None     # the processor's numeric risk fields by name (stream.core.cardsignals)
+    signals: dict | None = None  # the processor's numeric risk fields by name (stream.core.cardsignals)
 
 
 @dataclass(slots=True, frozen=True)
@@ -88,11 +89,12 @@ class UserEvent:
     product_id: str
     action: str
     event_id: str | None = None
-    attributes: dict | None = None          # live socio-demographics (CUSTOMER_ATTRIBUTES names), optional
-    merchant_category: str | None = None    # on derived "spend" events: what was bought
+    attributes: dict | None = None  # live socio-demographics (CUSTOMER_ATTRIBUTES names), optional
+    merchant_category: str | None = None  # on derived "spend" events: what was bought
 
 
 # --- field readers -----------------------------------------------------------
+
 
 @overload
 def _str(d: dict, key: str, *, max_len: int = ..., required: Literal[True] = ...) -> str: ...
@@ -161,8 +163,10 @@ def check_clock(ts: int, now_ms: int, tolerance_ms: int) -> None:
     """Refuse an event dated further ahead of the worker's clock than the tolerance: one
     far-future tick would otherwise make every later tick of its symbol look out of order."""
     if ts > now_ms + tolerance_ms:
-        raise ContractError(f"field 'ts' is {(ts - now_ms) / 1000:.0f} s ahead of the worker's clock "
-                            f"(tolerance {tolerance_ms / 1000:g} s, FINSTREAM_MAX_FUTURE_SKEW_S)")
+        raise ContractError(
+            f"field 'ts' is {(ts - now_ms) / 1000:.0f} s ahead of the worker's clock "
+            f"(tolerance {tolerance_ms / 1000:g} s, FINSTREAM_MAX_FUTURE_SKEW_S)"
+        )
 
 
 def _version(d: dict) -> None:
@@ -213,6 +217,7 @@ def decode(raw: bytes | str | None, max_bytes: int | None = None) -> dict:
 
 
 # --- parsers -------------------------------------------------------------------
+
 
 def parse_tick(d: dict) -> Tick:
     _version(d)
@@ -265,8 +270,17 @@ def parse_transaction(d: dict) -> Transaction:
     )
 
 
-_CARD_FIELDS = {"product_code": 8, "card_type": 16, "card_country": 16, "billing_region": 16, "billing_country": 16,
-                "email_domain": 64, "device": 64, "card_group": 16, "card_subgroup": 16}
+_CARD_FIELDS = {
+    "product_code": 8,
+    "card_type": 16,
+    "card_country": 16,
+    "billing_region": 16,
+    "billing_country": 16,
+    "email_domain": 64,
+    "device": 64,
+    "card_group": 16,
+    "card_subgroup": 16,
+}
 
 
 def _signals(d: dict) -> dict | None:
@@ -284,7 +298,9 @@ def _signals(d: dict) -> dict | None:
     if any(not k or len(k) > 32 for k in a):
         raise ContractError("field 'signals': names must have 1 to 32 characters")
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in a.values()):
-        raise ContractError("field 'signals' must hold finite numbers only")   # (names not echoed: logs carry no content)
+        raise ContractError(
+            "field 'signals' must hold finite numbers only"
+        )  # (names not echoed: logs carry no content)
     return {k: float(v) for k, v in a.items()} or None
 
 
@@ -293,8 +309,15 @@ def parse_user_event(d: dict) -> UserEvent:
     action = _str(d, "action", max_len=16).lower()
     if action not in ACTIONS:
         raise ContractError(f"unknown action (expected one of {sorted(ACTIONS)})")
-    return UserEvent(_str(d, "user_id"), _ts(d), _str(d, "product_id"), action, _str(d, "event_id", required=False),
-                     _attributes(d), _str(d, "merchant_category", max_len=16, required=False))
+    return UserEvent(
+        _str(d, "user_id"),
+        _ts(d),
+        _str(d, "product_id"),
+        action,
+        _str(d, "event_id", required=False),
+        _attributes(d),
+        _str(d, "merchant_category", max_len=16, required=False),
+    )
 
 
 def _attributes(d: dict) -> dict | None:

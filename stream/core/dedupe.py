@@ -7,25 +7,28 @@ velocity and spend, and could alert twice. So each entity remembers the outputs 
 state alone. It is a pure wrapper around any fold step (``stream.core.fencing``), stored in the
 entity's own state, so it is fenced, replayed and expired with it.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 S = TypeVar("S")
 
-DEDUPE_KEPT = 32   # event ids remembered per entity (documented in docs/reliability.md)
+DEDUPE_KEPT = 32  # event ids remembered per entity (documented in docs/reliability.md)
 
 
 @dataclass(slots=True)
 class Deduped(Generic[S]):
     state: S
-    seen: dict[str, Any] = field(default_factory=dict)   # event id -> its output, oldest first
+    seen: dict[str, Any] = field(default_factory=dict)  # event id -> its output, oldest first
 
 
 def codec(decode: Callable[[Any], S], encode: Callable[[S], Any]):
     """(decode, encode) of a ``Deduped`` around an entity's own codec. A blob written before
     dedupe existed (no ``state`` field) reads as the bare state with nothing seen."""
+
     def dec(d) -> Deduped[S]:
         if d and "state" in d and "seen" in d:
             return Deduped(decode(d["state"]), {k: v for k, v in d["seen"]})
@@ -40,6 +43,7 @@ def codec(decode: Callable[[Any], S], encode: Callable[[S], Any]):
 def once(event_id: str | None, step: Callable[[S], tuple[S, Any]]) -> Callable[[Deduped[S]], tuple[Deduped[S], tuple]]:
     """``step`` applied at most once per event id; the output is ``(output, is_repeat)``.
     Events without an id are always applied."""
+
     def wrapped(d: Deduped[S]):
         if event_id is not None and event_id in d.seen:
             return d, (d.seen[event_id], True)
@@ -51,4 +55,5 @@ def once(event_id: str | None, step: Callable[[S], tuple[S, Any]]) -> Callable[[
         while len(seen) > DEDUPE_KEPT:
             del seen[next(iter(seen))]
         return Deduped(state, seen), (out, False)
+
     return wrapped

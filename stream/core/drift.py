@@ -5,6 +5,7 @@ and, every ``window`` rows, PSI = sum((live - ref) * ln(live / ref)) over the bi
 PSI above 0.2 is the usual "the population has shifted" line: the model is scoring data unlike
 what it was trained on, which is worth an alert even when every record is individually valid.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,7 @@ class DriftMonitor:
         for f in self.features:
             probs = np.asarray(reference[f]["probs"], dtype=np.float64)
             q = np.asarray(reference[f]["quantiles"], dtype=np.float64)
-            edges, keep = np.unique(q, return_index=True)          # ties (e.g. 0/1 flags) merge bins
+            edges, keep = np.unique(q, return_index=True)  # ties (e.g. 0/1 flags) merge bins
             cdf = np.concatenate([[0.0], probs[keep], [1.0]])
             self.edges.append(edges)
             self.expected.append(np.maximum(np.diff(cdf), _EPS))
@@ -30,7 +31,7 @@ class DriftMonitor:
         self.threshold = threshold
         self.counts = [np.zeros(len(e), dtype=np.float64) for e in self.expected]
         self.seen = 0
-        self.last_psi: dict[str, float] = {}   # every feature's PSI at the last full window (for metrics)
+        self.last_psi: dict[str, float] = {}  # every feature's PSI at the last full window (for metrics)
 
     def update(self, x: np.ndarray) -> list[dict]:
         """Add a batch of rows; returns drift findings whenever a window completes."""

@@ -10,6 +10,7 @@ Three families:
   exactly the same two functions;
 * products: a customer's holdings vector and attributes in catalogue order.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,8 +20,8 @@ import numpy as np
 
 # --------------------------------------------------------------------------- market
 
-FORECAST_WINDOW = 32          # returns per model input window (the manifest carries the served value)
-RETURN_CLIP = 8.0             # standardised returns beyond +-8 sd are winsorised (data-quality rule)
+FORECAST_WINDOW = 32  # returns per model input window (the manifest carries the served value)
+RETURN_CLIP = 8.0  # standardised returns beyond +-8 sd are winsorised (data-quality rule)
 
 
 def log_returns(prices: np.ndarray) -> np.ndarray:
@@ -41,7 +42,7 @@ class Standardiser:
         return np.clip(z, -self.clip, self.clip)
 
     @classmethod
-    def fit(cls, x: np.ndarray, clip: float = RETURN_CLIP) -> "Standardiser":
+    def fit(cls, x: np.ndarray, clip: float = RETURN_CLIP) -> Standardiser:
         x = np.asarray(x, dtype=np.float64)
         std = float(np.std(x))
         return cls(float(np.mean(x)), std if std > 0 else 1.0, clip)
@@ -50,7 +51,7 @@ class Standardiser:
         return {"mean": self.mean, "std": self.std, "clip": self.clip}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Standardiser":
+    def from_dict(cls, d: dict) -> Standardiser:
         return cls(float(d["mean"]), float(d["std"]), float(d.get("clip", RETURN_CLIP)))
 
 
@@ -75,7 +76,7 @@ def forecast_band(pred_return: np.ndarray, pred_vol: np.ndarray, z: float = 1.96
 
 VELOCITY_HORIZONS_S = (3600, 86400)
 HIGH_RISK_CATEGORIES = frozenset({"gambling", "crypto", "cash_advance", "jewelry", "money_transfer"})
-_RECENT_CAP = 64          # (ts, amount) pairs kept for velocity: counts saturate at this many per 24h
+_RECENT_CAP = 64  # (ts, amount) pairs kept for velocity: counts saturate at this many per 24h
 _COUNTRY_CAP = 8
 _CATEGORY_CAP = 16
 _EWMA_ALPHA = 0.1
@@ -131,23 +132,36 @@ class AccountState:
     last_country: str | None = None
     log_mean: float = _PRIOR_LOG_MEAN
     log_var: float = _PRIOR_LOG_VAR
-    recent: list[list[float]] = field(default_factory=list)   # [[ts_ms, amount], ...] newest last
+    recent: list[list[float]] = field(default_factory=list)  # [[ts_ms, amount], ...] newest last
     countries: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
-            "n": self.n, "last_ts": self.last_ts, "last_country": self.last_country,
-            "log_mean": self.log_mean, "log_var": self.log_var, "recent": self.recent,
-            "countries": self.countries, "categories": self.categories,
+            "n": self.n,
+            "last_ts": self.last_ts,
+            "last_country": self.last_country,
+            "log_mean": self.log_mean,
+            "log_var": self.log_var,
+            "recent": self.recent,
+            "countries": self.countries,
+            "categories": self.categories,
         }
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "AccountState":
+    def from_dict(cls, d: dict | None) -> AccountState:
         if not d:
             return cls()
-        return cls(d["n"], d["last_ts"], d["last_country"], d["log_mean"], d["log_var"],
-                   [list(x) for x in d["recent"]], list(d["countries"]), list(d["categories"]))
+        return cls(
+            d["n"],
+            d["last_ts"],
+            d["last_country"],
+            d["log_mean"],
+            d["log_var"],
+            [list(x) for x in d["recent"]],
+            list(d["countries"]),
+            list(d["categories"]),
+        )
 
 
 def txn_features(state: AccountState, ts: int, amount: float, country: str, category: str, channel: str) -> list[float]:
@@ -235,6 +249,7 @@ def replay_features(transactions) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- products
+
 
 def holdings_vector(held: set[str] | frozenset[str], product_ids: tuple[str, ...]) -> np.ndarray:
     """A 0/1 float32 vector of a customer's holdings in catalogue order."""

@@ -6,10 +6,12 @@ or behind the fence is a redelivery: its output is taken from the snapshot inste
 recomputed from a state that already contains it, and the state is left alone. So applying a
 log prefix twice gives the same state and the same outputs as applying it once.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 S = TypeVar("S")
 
@@ -23,9 +25,9 @@ class Fenced(Generic[S]):
     state: S
     partition: int = -1
     offset: int = -1
-    snapshots: dict[int, Any] = field(default_factory=dict)   # offset -> output computed then
+    snapshots: dict[int, Any] = field(default_factory=dict)  # offset -> output computed then
     dirty: bool = False
-    loaded_fence: str = ""   # the fence as read from the store: writes are compare-and-set on it
+    loaded_fence: str = ""  # the fence as read from the store: writes are compare-and-set on it
 
     def seen(self, partition: int, offset: int) -> bool:
         return partition == self.partition and offset <= self.offset
@@ -35,8 +37,9 @@ class ReplayGap(LookupError):
     """A redelivered record whose snapshot was trimmed: its output cannot be reproduced."""
 
 
-def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]],
-          committed: int | None = None) -> Any:
+def apply(
+    entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tuple[S, Any]], committed: int | None = None
+) -> Any:
     """Apply one record to an entity (in place) and return the record's output.
 
     ``step(state) -> (new_state, output)`` must be pure. A partition change (topic repartitioned,
@@ -52,11 +55,11 @@ def apply(entity: Fenced[S], partition: int, offset: int, step: Callable[[S], tu
         except KeyError:
             raise ReplayGap(f"no snapshot for partition {partition} offset {offset}") from None
     if partition != entity.partition:
-        entity.snapshots.clear()   # offsets of another partition are not comparable
+        entity.snapshots.clear()  # offsets of another partition are not comparable
     entity.state, output = step(entity.state)
     entity.partition, entity.offset = partition, offset
     entity.snapshots[offset] = output
-    snaps = entity.snapshots   # offsets go in ascending, so the first is the oldest
+    snaps = entity.snapshots  # offsets go in ascending, so the first is the oldest
     if committed is not None:
         while snaps and next(iter(snaps)) < committed:
             del snaps[next(iter(snaps))]

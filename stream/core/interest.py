@@ -6,10 +6,11 @@ a user who comes back after a month still gets recommendations shaped by what th
 Strengths and half-life are model parameters stored on the model card (``extra.interest``), so
 the stream, the evaluation on MovieLens and the Caravan simulation compute the same numbers.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
-from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -22,17 +23,24 @@ def _decay(n: int, half_life: float) -> tuple[float, ...]:
     return tuple(1.0 if half_life <= 0 else 0.5 ** ((n - 1 - i) / half_life) for i in range(n))
 
 
-def recency_weights(actions: Sequence[str], half_life: float, strength: Mapping[str, float] = ACTION_STRENGTH) -> np.ndarray:
+def recency_weights(
+    actions: Sequence[str], half_life: float, strength: Mapping[str, float] = ACTION_STRENGTH
+) -> np.ndarray:
     """Weight of each event, oldest first; ``half_life <= 0`` means no decay (order-blind)."""
     decay = _decay(len(actions), float(half_life))
     return np.array([strength.get(a, 0.0) * d for a, d in zip(actions, decay)], dtype=np.float64)
 
 
-def interest_vector(recent: Sequence[Sequence[str]], index: Mapping[str, int], n_items: int, half_life: float,
-                    strength: Mapping[str, float] = ACTION_STRENGTH) -> np.ndarray:
+def interest_vector(
+    recent: Sequence[Sequence[str]],
+    index: Mapping[str, int],
+    n_items: int,
+    half_life: float,
+    strength: Mapping[str, float] = ACTION_STRENGTH,
+) -> np.ndarray:
     """``recent`` = [(product_id, action, ...)] oldest first -> float32 vector over ``index``."""
     out = [0.0] * n_items
-    for r, d in zip(recent, _decay(len(recent), float(half_life))):     # the weights of recency_weights
+    for r, d in zip(recent, _decay(len(recent), float(half_life))):  # the weights of recency_weights
         j = index.get(r[0])
         if j is not None:
             out[j] += strength.get(r[1], 0.0) * d

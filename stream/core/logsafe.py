@@ -5,6 +5,7 @@ log shippers trust: so record values never go into a log message, an id goes in 
 keyed hash, and every control character is escaped so that nothing from the wire can start a
 new (forged) line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -16,8 +17,14 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 def escape(text: str) -> str:
     """``text`` with every control character (newline included) written as a visible escape."""
-    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii")
-                        if m.group() not in "\u2028\u2029" else f"\\u{ord(m.group()):04x}", text)
+    return _CONTROL.sub(
+        lambda m: (
+            m.group().encode("unicode_escape").decode("ascii")
+            if m.group() not in "\u2028\u2029"
+            else f"\\u{ord(m.group()):04x}"
+        ),
+        text,
+    )
 
 
 def has_control(text: str) -> bool:

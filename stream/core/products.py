@@ -2,6 +2,7 @@
 caravan insurance itself. Product ids are what ``user-events`` and ``recommendations`` carry;
 the column names tie them to the training data.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,9 +12,9 @@ from dataclasses import dataclass
 class Product:
     product_id: str
     name: str
-    count_column: str        # number of policies (A*) in ISLR/Caravan
+    count_column: str  # number of policies (A*) in ISLR/Caravan
     contribution_column: str  # contribution level (P*) in ISLR/Caravan
-    line: str                # business line, a content attribute
+    line: str  # business line, a content attribute
 
 
 CATALOGUE: tuple[Product, ...] = (
@@ -48,9 +49,47 @@ LINES: tuple[str, ...] = tuple(sorted({p.line for p in CATALOGUE}))
 
 # The 43 socio-demographic attributes of ISLR/Caravan (zip-code level), in data order.
 CUSTOMER_ATTRIBUTES: tuple[str, ...] = (
-    "MOSTYPE", "MAANTHUI", "MGEMOMV", "MGEMLEEF", "MOSHOOFD", "MGODRK", "MGODPR", "MGODOV", "MGODGE",
-    "MRELGE", "MRELSA", "MRELOV", "MFALLEEN", "MFGEKIND", "MFWEKIND", "MOPLHOOG", "MOPLMIDD", "MOPLLAAG",
-    "MBERHOOG", "MBERZELF", "MBERBOER", "MBERMIDD", "MBERARBG", "MBERARBO", "MSKA", "MSKB1", "MSKB2",
-    "MSKC", "MSKD", "MHHUUR", "MHKOOP", "MAUT1", "MAUT2", "MAUT0", "MZFONDS", "MZPART", "MINKM30",
-    "MINK3045", "MINK4575", "MINK7512", "MINK123M", "MINKGEM", "MKOOPKLA",
+    "MOSTYPE",
+    "MAANTHUI",
+    "MGEMOMV",
+    "MGEMLEEF",
+    "MOSHOOFD",
+    "MGODRK",
+    "MGODPR",
+    "MGODOV",
+    "MGODGE",
+    "MRELGE",
+    "MRELSA",
+    "MRELOV",
+    "MFALLEEN",
+    "MFGEKIND",
+    "MFWEKIND",
+    "MOPLHOOG",
+    "MOPLMIDD",
+    "MOPLLAAG",
+    "MBERHOOG",
+    "MBERZELF",
+    "MBERBOER",
+    "MBERMIDD",
+    "MBERARBG",
+    "MBERARBO",
+    "MSKA",
+    "MSKB1",
+    "MSKB2",
+    "MSKC",
+    "MSKD",
+    "MHHUUR",
+    "MHKOOP",
+    "MAUT1",
+    "MAUT2",
+    "MAUT0",
+    "MZFONDS",
+    "MZPART",
+    "MINKM30",
+    "MINK3045",
+    "MINK4575",
+    "MINK7512",
+    "MINK123M",
+    "MINKGEM",
+    "MKOOPKLA",
 )

@@ -4,6 +4,7 @@ The profile lives in Redis behind the recommend job's fence (one snapshot per us
 the recommender feeds the model is derived from it here, so the stream and the training code
 (``training.recommend_*``) build the same features from the same event sequence.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -12,13 +13,13 @@ import numpy as np
 
 from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
 
-RECENT_CAP = 10          # the last N interest events kept per user (the model's sequence length)
+RECENT_CAP = 10  # the last N interest events kept per user (the model's sequence length)
 HOLDING_ACTIONS = frozenset({"buy", "sell"})
 
 
 @dataclass(slots=True)
 class UserProfile:
-    holdings: list[str] = field(default_factory=list)     # product ids, sorted
+    holdings: list[str] = field(default_factory=list)  # product ids, sorted
     recent: list[list[str]] = field(default_factory=list)  # [product_id, action, note], oldest first
     attributes: dict[str, float] = field(default_factory=dict)  # live socio-demographics, when a record carried them
 
@@ -26,7 +27,7 @@ class UserProfile:
         return {"holdings": self.holdings, "recent": self.recent, "attributes": self.attributes}
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "UserProfile":
+    def from_dict(cls, d: dict | None) -> UserProfile:
         if not d:
             return cls()
         # Snapshots written before actions were kept hold bare product ids: read them as views.
@@ -34,8 +35,9 @@ class UserProfile:
         return cls(list(d["holdings"]), recent, dict(d.get("attributes") or {}))
 
 
-def apply_event(p: UserProfile, product_id: str, action: str, note: str = "",
-                attributes: dict[str, float] | None = None) -> UserProfile:
+def apply_event(
+    p: UserProfile, product_id: str, action: str, note: str = "", attributes: dict[str, float] | None = None
+) -> UserProfile:
     """A buy adds a holding, a sell removes it; every other action (view, click, apply, spend) is an
     interest event appended to ``recent`` (repeats count again: they are stronger interest).
     ``note`` says where a derived event came from (the merchant category of a card spend)."""
@@ -72,7 +74,9 @@ _ACTION = {c: a for a, c in _CODE.items()}
 
 def pack_snapshot(p: UserProfile) -> list:
     mask = sum(1 << PRODUCT_INDEX[h] for h in p.holdings)
-    rec = " ".join(f"{PRODUCT_INDEX[r[0]]}{_CODE[r[1]]}" + (f":{r[2]}" if len(r) > 2 and r[2] else "") for r in p.recent)
+    rec = " ".join(
+        f"{PRODUCT_INDEX[r[0]]}{_CODE[r[1]]}" + (f":{r[2]}" if len(r) > 2 and r[2] else "") for r in p.recent
+    )
     return [mask, rec, p.attributes] if p.attributes else [mask, rec]
 
 
@@ -90,4 +94,6 @@ def unpack_snapshot(x) -> UserProfile:
     for tok in rec.split():
         head, _, note = tok.partition(":")
         recent.append([PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note])
-    return UserProfile(sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1), recent, dict(x[2]) if len(x) > 2 else {})
+    return UserProfile(
+        sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1), recent, dict(x[2]) if len(x) > 2 else {}
+    )

@@ -5,6 +5,7 @@ come from a small, guessable space, so an unkeyed hash is reversed by hashing ev
 the key, only its holder can compute (and so look up) the pseudonym of a given id; the same id always
 gets the same pseudonym, so consumers can still group, join and count per entity.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,10 +47,14 @@ def withheld_dead_letter(topic: str, src, reason: str, ids: Pseudonyms):
     from stream.core.records import output
 
     original = src.value if src.value is not None else b""
-    return output(topic, src, {
-        "reason": reason,
-        "original_withheld": True,
-        "original_bytes": len(original),
-        "original_sha256": hashlib.sha256(original).hexdigest(),
-        "original_key_pseudonym": ids(src.key) if src.key is not None else None,
-    })
+    return output(
+        topic,
+        src,
+        {
+            "reason": reason,
+            "original_withheld": True,
+            "original_bytes": len(original),
+            "original_sha256": hashlib.sha256(original).hexdigest(),
+            "original_key_pseudonym": ids(src.key) if src.key is not None else None,
+        },
+    )

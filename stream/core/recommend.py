@@ -1,4 +1,5 @@
 """Recommendation filtering: rank products, never recommend what the customer already holds."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,15 +14,21 @@ def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, 
     """
     masked = np.where(np.asarray(held) > 0, -np.inf, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(masked, order, axis=1).tolist()      # plain floats: no per-item numpy scalars
+    values = np.take_along_axis(masked, order, axis=1).tolist()  # plain floats: no per-item numpy scalars
     return [[(j, v) for j, v in zip(row, vals) if v != -np.inf] for row, vals in zip(order.tolist(), values)]
 
 
 _VERBS = {"view": "you viewed", "click": "you clicked on", "apply": "you applied for", "spend": "you spent on"}
 
 
-def reason_text(source: int, product: int, recent: list[list[str]], product_ids: tuple[str, ...],
-                names: dict[str, str], profile_known: bool) -> str:
+def reason_text(
+    source: int,
+    product: int,
+    recent: list[list[str]],
+    product_ids: tuple[str, ...],
+    names: dict[str, str],
+    profile_known: bool,
+) -> str:
     """Plain words for the model's strongest source of one product's score (``because`` output):
     sources 0..P-1 are held products, P..2P-1 recent interest in a product, 2P the customer profile."""
     n = len(product_ids)

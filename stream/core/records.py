@@ -4,6 +4,7 @@ Every output is keyed by the source position that produced it (``topic:partition
 so a consumer can de-duplicate, and is sent to the source's partition number, so per-symbol /
 per-account order carries over to the output topics.
 """
+
 from __future__ import annotations
 
 import base64
@@ -38,17 +39,18 @@ class OutputRecord:
     key: bytes
     value: bytes
     partition: int | None = None
-    by_key: bool = False    # Kafka picks the partition from the key (derived records, stream.core.spend);
+    by_key: bool = False  # Kafka picks the partition from the key (derived records, stream.core.spend);
     #                         ``partition`` then only says which source partition's transaction it joins
 
 
 def output(topic: str, src: SourceRecord, body: dict) -> OutputRecord:
     body = {"v": SCHEMA_VERSION, **body, "source": src.source()}
-    return OutputRecord(topic, src.source_id.encode(), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-                        src.partition)
+    return OutputRecord(
+        topic, src.source_id.encode(), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), src.partition
+    )
 
 
-DEAD_LETTER_ORIGINAL_MAX = 16_384   # bytes of the original value a dead letter carries in full
+DEAD_LETTER_ORIGINAL_MAX = 16_384  # bytes of the original value a dead letter carries in full
 DEAD_LETTER_KEY_MAX = 1_024
 DEAD_LETTER_REASON_MAX = 512
 
@@ -62,8 +64,9 @@ def _bounded(data: bytes, limit: int) -> dict:
     return out
 
 
-def dead_letter(topic: str, src: SourceRecord, reason: str,
-                original_max: int = DEAD_LETTER_ORIGINAL_MAX) -> OutputRecord:
+def dead_letter(
+    topic: str, src: SourceRecord, reason: str, original_max: int = DEAD_LETTER_ORIGINAL_MAX
+) -> OutputRecord:
     """The record that could not be used, with the reason and where it came from.
 
     The original travels byte for byte up to ``original_max`` bytes; beyond that a prefix, its

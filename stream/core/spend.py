@@ -8,6 +8,7 @@ record with action ``spend``, keyed by the user and inside the same Kafka transa
 risk outputs; the recommend job folds it into the user's fenced profile like any user event.
 See docs/recommendations.md for the design and the mapping's rationale.
 """
+
 from __future__ import annotations
 
 from typing import cast
@@ -20,15 +21,22 @@ from stream.core.records import OutputRecord, SourceRecord
 # Merchant category (the stream's names, and ISO 18245 MCCs for feeds that carry codes).
 # Only categories that plainly imply the insured object; the Caravan catalogue has no travel or
 # health product, so travel, health and pharmacy spend map to nothing.
-SPEND_PRODUCTS: dict[str, tuple[str, str]] = {          # category -> (product, words for the reason)
-    "fuel": ("car", "fuel"), "5541": ("car", "service stations"), "5542": ("car", "fuel dispensers"),
-    "car_dealer": ("car", "a car dealer"), "5511": ("car", "a car dealer"), "5521": ("car", "a used-car dealer"),
+SPEND_PRODUCTS: dict[str, tuple[str, str]] = {  # category -> (product, words for the reason)
+    "fuel": ("car", "fuel"),
+    "5541": ("car", "service stations"),
+    "5542": ("car", "fuel dispensers"),
+    "car_dealer": ("car", "a car dealer"),
+    "5511": ("car", "a car dealer"),
+    "5521": ("car", "a used-car dealer"),
     "5571": ("motorcycle", "a motorcycle dealer"),
     "5561": ("trailer", "a trailer dealer"),
-    "7033": ("caravan", "a campground"), "campground": ("caravan", "a campground"),
-    "5551": ("boat", "a boat dealer"), "4457": ("boat", "boat rental"),
+    "7033": ("caravan", "a campground"),
+    "campground": ("caravan", "a campground"),
+    "5551": ("boat", "a boat dealer"),
+    "4457": ("boat", "boat rental"),
     "5940": ("bicycle", "a bicycle shop"),
-    "electronics": ("property", "electronics"), "5732": ("property", "electronics"),   # home contents (AINBOED)
+    "electronics": ("property", "electronics"),
+    "5732": ("property", "electronics"),  # home contents (AINBOED)
     "5712": ("property", "furniture"),
 }
 
@@ -43,8 +51,15 @@ def spend_event(t: Transaction) -> dict | None:
     if t.user_id is None or t.merchant_category not in SPEND_PRODUCTS:
         return None
     product = SPEND_PRODUCTS[t.merchant_category][0]
-    return {"v": SCHEMA_VERSION, "user_id": t.user_id, "ts": t.ts, "product_id": product, "action": "spend",
-            "event_id": f"txn:{t.event_id}", "merchant_category": t.merchant_category}
+    return {
+        "v": SCHEMA_VERSION,
+        "user_id": t.user_id,
+        "ts": t.ts,
+        "product_id": product,
+        "action": "spend",
+        "event_id": f"txn:{t.event_id}",
+        "merchant_category": t.merchant_category,
+    }
 
 
 def spend_record(topic: str, src: SourceRecord, t: Transaction) -> OutputRecord | None:
@@ -54,6 +69,5 @@ def spend_record(topic: str, src: SourceRecord, t: Transaction) -> OutputRecord 
     ev = spend_event(t)
     if ev is None:
         return None
-    user = cast(str, t.user_id)          # spend_event is None without a user_id
-    return OutputRecord(topic, user.encode(), orjson.dumps({**ev, "source": src.source()}), src.partition,
-                        by_key=True)
+    user = cast(str, t.user_id)  # spend_event is None without a user_id
+    return OutputRecord(topic, user.encode(), orjson.dumps({**ev, "source": src.source()}), src.partition, by_key=True)

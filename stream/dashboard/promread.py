@@ -5,6 +5,7 @@ the last few seconds rather than the whole run; percentiles are read off the his
 (upper bound of the bucket holding the quantile, as Prometheus' ``histogram_quantile`` would
 interpolate, linearly inside the bucket).
 """
+
 from __future__ import annotations
 
 from collections import defaultdict
@@ -61,10 +62,11 @@ def summarise(prev: dict | None, cur: dict, dt: float) -> dict:
     for job in sorted(set(events) | set(_latency_buckets(cur))):
         now, before = lat_now.get(job, {}), lat_prev.get(job, {})
         window = [(le, c - before.get(le, 0.0)) for le, c in sorted(now.items())]
-        if not window or window[-1][1] <= 0:            # nothing new: fall back to the whole run
+        if not window or window[-1][1] <= 0:  # nothing new: fall back to the whole run
             window = sorted(now.items())
         jobs[job] = {
-            "events_total": events.get(job, 0.0), "outputs_total": outputs.get(job, 0.0),
+            "events_total": events.get(job, 0.0),
+            "outputs_total": outputs.get(job, 0.0),
             "events_per_s": (events.get(job, 0.0) - p_events.get(job, 0.0)) / dt if prev and dt > 0 else None,
             "outputs_per_s": (outputs.get(job, 0.0) - p_outputs.get(job, 0.0)) / dt if prev and dt > 0 else None,
             "latency_s": {f"p{int(q * 100)}": quantile(q, window) for q in (0.5, 0.95, 0.99)},
@@ -76,8 +78,15 @@ def summarise(prev: dict | None, cur: dict, dt: float) -> dict:
         "jobs": jobs,
         "lag": dict(lag),
         "dead_letters": _by(cur.get("finstream_dead_letters_total", []), "reason"),
-        "models": [{"slot": lb.get("slot"), "model": lb.get("model"), "version": lb.get("version"),
-                    "sha256": (lb.get("sha256") or "")[:12]} for lb, _ in cur.get("finstream_model_info", [])],
+        "models": [
+            {
+                "slot": lb.get("slot"),
+                "model": lb.get("model"),
+                "version": lb.get("version"),
+                "sha256": (lb.get("sha256") or "")[:12],
+            }
+            for lb, _ in cur.get("finstream_model_info", [])
+        ],
         "ready": bool(cur.get("finstream_ready", [({}, 0.0)])[0][1]),
         "components": {lb["component"]: bool(v) for lb, v in cur.get("finstream_component_up", [])},
         "inflight": sum(v for _, v in cur.get("finstream_inflight_batches", [])),

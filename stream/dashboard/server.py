@@ -6,6 +6,7 @@ no commits: watching never moves anybody's offsets) and a scraper of the worker'
 Every script and style is served from ``stream/dashboard/static`` (hand-written JS drawing SVG),
 so the page works with no internet and no CDN.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,13 +23,19 @@ from stream.settings import Settings
 
 log = logging.getLogger(__name__)
 STATIC = resources.files("stream.dashboard") / "static"
-PUSH_S = 0.5           # how often each browser gets what is new
+PUSH_S = 0.5  # how often each browser gets what is new
 SCRAPE_S = 2.0
 
 
 def board_for(s: Settings) -> Board:
-    return Board({s.topic_forecasts: "forecast", s.topic_risk_alerts: "alert",
-                  s.topic_recommendations: "recommendation", s.topic_dead_letters: "dead_letter"})
+    return Board(
+        {
+            s.topic_forecasts: "forecast",
+            s.topic_risk_alerts: "alert",
+            s.topic_recommendations: "recommendation",
+            s.topic_dead_letters: "dead_letter",
+        }
+    )
 
 
 class Dashboard:
@@ -46,9 +53,13 @@ class Dashboard:
         from aiokafka import AIOKafkaConsumer
 
         while True:
-            c = AIOKafkaConsumer(*self.board.kinds, **self.s.kafka_client_options(), enable_auto_commit=False,
-                                 auto_offset_reset="earliest" if self.from_beginning else "latest",
-                                 isolation_level="read_committed")
+            c = AIOKafkaConsumer(
+                *self.board.kinds,
+                **self.s.kafka_client_options(),
+                enable_auto_commit=False,
+                auto_offset_reset="earliest" if self.from_beginning else "latest",
+                isolation_level="read_committed",
+            )
             try:
                 await c.start()
                 while True:
@@ -60,7 +71,7 @@ class Dashboard:
                                 log.warning("unreadable record %s:%s:%s: %s", tp.topic, tp.partition, m.offset, exc)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:        # broker away: keep the page up, say so, try again
+            except Exception as exc:  # broker away: keep the page up, say so, try again
                 self.metrics["kafka_error"] = f"{type(exc).__name__}: {exc}"
                 log.warning("output consumer failed (%s); retrying in 2s", exc)
                 await asyncio.sleep(2.0)
@@ -75,10 +86,14 @@ class Dashboard:
                     async with http.get(self.metrics_url) as r:
                         text = await r.text()
                     cur, now = promread.parse(text), time.monotonic()
-                    self.metrics = {**promread.summarise(prev, cur, now - prev_t), "worker": "up",
-                                    "url": self.metrics_url, "at": time.time()}
+                    self.metrics = {
+                        **promread.summarise(prev, cur, now - prev_t),
+                        "worker": "up",
+                        "url": self.metrics_url,
+                        "at": time.time(),
+                    }
                     prev, prev_t = cur, now
-                except Exception as exc:    # worker not up (yet): the page says so
+                except Exception as exc:  # worker not up (yet): the page says so
                     self.metrics = {**self.metrics, "worker": f"unreachable: {type(exc).__name__} {exc}"[:200]}
                 self.metrics_seq += 1
                 await asyncio.sleep(SCRAPE_S)
@@ -96,8 +111,15 @@ class Dashboard:
 
     async def state(self, request):
         b = self.board
-        return web.json_response({"counts": dict(b.counts), "forecasts": b.last_forecast, "alerts": list(b.alerts)[:10],
-                                  "recommendations": list(b.latest_recs.values())[-10:], "metrics": self.metrics})
+        return web.json_response(
+            {
+                "counts": dict(b.counts),
+                "forecasts": b.last_forecast,
+                "alerts": list(b.alerts)[:10],
+                "recommendations": list(b.latest_recs.values())[-10:],
+                "metrics": self.metrics,
+            }
+        )
 
     async def events(self, request):
         """Server-sent events: ``update`` (new outputs and counts) and ``metrics``."""
@@ -151,8 +173,10 @@ def main(s: Settings, port: int | None = None, from_beginning: bool = False) -> 
 
     async def go():
         runner = await d.start("127.0.0.1", port)
-        print(f"dashboard: http://127.0.0.1:{port}/  (outputs from {s.kafka_bootstrap}, metrics from {d.metrics_url})",
-              flush=True)
+        print(
+            f"dashboard: http://127.0.0.1:{port}/  (outputs from {s.kafka_bootstrap}, metrics from {d.metrics_url})",
+            flush=True,
+        )
         try:
             await asyncio.Event().wait()
         finally:

@@ -4,6 +4,7 @@ Why normalise here and not in JavaScript: the output schemas move (forecasts bec
 bar with ``bar_s``/``horizon_s``/``band``; recommendations gain a ``reason``), and one tolerant
 reader in Python, unit-tested against both shapes, is easier to keep right than the page.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -43,33 +44,61 @@ def forecast(v: dict) -> dict | None:
     if isinstance(band, dict):
         band = [_first(band, "lo", "low", "lower"), _first(band, "hi", "high", "upper")]
     lo, hi = (float(band[0]), float(band[1])) if band and None not in band[:2] else (ret, ret)
-    in_returns = abs(lo) < 1 and abs(hi) < 1          # bands are returns today; accept prices too
-    out = {"symbol": str(symbol), "ts": ts, "price": price,
-           "predicted": price * (1 + ret),
-           "lo": price * (1 + lo) if in_returns else lo, "hi": price * (1 + hi) if in_returns else hi,
-           "ret": ret, "vol": float(v.get("predicted_volatility") or 0.0),
-           "horizon": horizon_label(v), "horizon_ms": int(float(v["horizon_s"]) * 1000) if v.get("horizon_s") else None,
-           "model": v.get("model"), "version": v.get("model_version")}
+    in_returns = abs(lo) < 1 and abs(hi) < 1  # bands are returns today; accept prices too
+    out = {
+        "symbol": str(symbol),
+        "ts": ts,
+        "price": price,
+        "predicted": price * (1 + ret),
+        "lo": price * (1 + lo) if in_returns else lo,
+        "hi": price * (1 + hi) if in_returns else hi,
+        "ret": ret,
+        "vol": float(v.get("predicted_volatility") or 0.0),
+        "horizon": horizon_label(v),
+        "horizon_ms": int(float(v["horizon_s"]) * 1000) if v.get("horizon_s") else None,
+        "model": v.get("model"),
+        "version": v.get("model_version"),
+    }
     if v.get("bar_s"):
         out["bar_s"] = v["bar_s"]
     return out
 
 
 def alert(v: dict) -> dict:
-    reasons = [r.get("reason") or r.get("text") or r.get("feature") if isinstance(r, dict) else str(r)
-               for r in v.get("reasons") or []]
-    return {"account_id": v.get("account_id"), "ts": v.get("ts"), "amount": v.get("amount"),
-            "currency": v.get("currency"), "score": v.get("risk_score", v.get("score")),
-            "threshold": v.get("threshold"), "reasons": [r for r in reasons if r],
-            "model": v.get("model"), "version": v.get("model_version")}
+    reasons = [
+        r.get("reason") or r.get("text") or r.get("feature") if isinstance(r, dict) else str(r)
+        for r in v.get("reasons") or []
+    ]
+    return {
+        "account_id": v.get("account_id"),
+        "ts": v.get("ts"),
+        "amount": v.get("amount"),
+        "currency": v.get("currency"),
+        "score": v.get("risk_score", v.get("score")),
+        "threshold": v.get("threshold"),
+        "reasons": [r for r in reasons if r],
+        "model": v.get("model"),
+        "version": v.get("model_version"),
+    }
 
 
 def recommendation(v: dict) -> dict:
-    items = [{"product_id": i.get("product_id"), "score": i.get("score"), "reason": i.get("reason")}
-             if isinstance(i, dict) else {"product_id": str(i)} for i in v.get("items") or []]
-    return {"user_id": v.get("user_id"), "ts": v.get("ts"), "holdings": list(v.get("holdings") or []),
-            "items": items, "reason": v.get("reason"), "trigger": v.get("trigger"),
-            "model": v.get("model"), "version": v.get("model_version")}
+    items = [
+        {"product_id": i.get("product_id"), "score": i.get("score"), "reason": i.get("reason")}
+        if isinstance(i, dict)
+        else {"product_id": str(i)}
+        for i in v.get("items") or []
+    ]
+    return {
+        "user_id": v.get("user_id"),
+        "ts": v.get("ts"),
+        "holdings": list(v.get("holdings") or []),
+        "items": items,
+        "reason": v.get("reason"),
+        "trigger": v.get("trigger"),
+        "model": v.get("model"),
+        "version": v.get("model_version"),
+    }
 
 
 class Board:
@@ -77,7 +106,7 @@ class Board:
     own position (a slow browser misses old updates instead of growing the server)."""
 
     def __init__(self, kinds: dict[str, str], keep: int = 5000):
-        self.kinds = kinds                       # topic -> forecast | alert | recommendation | dead_letter
+        self.kinds = kinds  # topic -> forecast | alert | recommendation | dead_letter
         self.counts: Counter = Counter()
         self.log: deque = deque(maxlen=keep)
         self._seq = itertools.count(1)

@@ -1,10 +1,12 @@
 """What every job shares: parse at the edge, dead-letter what fails, count what happens."""
+
 from __future__ import annotations
 
 import logging
 import time
 from collections import Counter
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import orjson
 
@@ -31,7 +33,9 @@ class Job:
         # (stream.app) so output snapshots are kept exactly as long as a redelivery can need them.
         self.committed: Callable[[str, int], int | None] = lambda topic, partition: None
 
-    def begin(self, batch: list[SourceRecord], parse: Callable[[dict], T]) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
+    def begin(
+        self, batch: list[SourceRecord], parse: Callable[[dict], T]
+    ) -> tuple[list[tuple[SourceRecord, T]], list[OutputRecord]]:
         """Start a batch: pick up a new model version (between batches, never inside one), then
         parse at the edge. Returns the valid events in order, and the outputs so far: model events
         and a dead letter with the reason for each invalid record."""
@@ -46,7 +50,7 @@ class Job:
                 good.append((rec, event))
             except ContractError as exc:
                 out.append(self.dead_letter(rec, str(exc)))
-            except Exception as exc:   # a parser bug must not make one record a poison pill
+            except Exception as exc:  # a parser bug must not make one record a poison pill
                 log.exception("unexpected error parsing %s", rec.source_id)
                 out.append(self.dead_letter(rec, f"unprocessable record ({type(exc).__name__})"))
         return good, out
@@ -68,8 +72,15 @@ class Job:
         results, kept = [], []
         for rec, e in events:
             try:
-                results.append(fencing.apply(entities[entity_id(e)], rec.partition, rec.offset, step(e),
-                                             self.committed(rec.topic, rec.partition)))
+                results.append(
+                    fencing.apply(
+                        entities[entity_id(e)],
+                        rec.partition,
+                        rec.offset,
+                        step(e),
+                        self.committed(rec.topic, rec.partition),
+                    )
+                )
                 kept.append((rec, e))
             except fencing.ReplayGap as exc:
                 out.append(self.dead_letter(rec, f"cannot reproduce a redelivered record: {exc}"))
@@ -77,8 +88,10 @@ class Job:
         return results, kept
 
     def model_events(self) -> list[OutputRecord]:
-        return [OutputRecord(self.settings.topic_model_events, f"{e['slot']}:{e['event']}".encode(), orjson.dumps(e))
-                for e in self.models.take_events()]
+        return [
+            OutputRecord(self.settings.topic_model_events, f"{e['slot']}:{e['event']}".encode(), orjson.dumps(e))
+            for e in self.models.take_events()
+        ]
 
     def drift_events(self, model, x) -> list[OutputRecord]:
         """Monitoring only: counts are per worker and a redelivered batch counts again."""
@@ -95,8 +108,11 @@ class Job:
             self.counts["drift_alerts"] += 1
             log.warning("feature drift on %s: %s PSI %.3f over %d rows", model.name, f["feature"], f["psi"], f["rows"])
             event = {"event": "feature_drift", "slot": self.slot, "model": model.name, "version": model.version, **f}
-            out.append(OutputRecord(self.settings.topic_model_events, f"{self.slot}:feature_drift".encode(),
-                                    orjson.dumps(event)))
+            out.append(
+                OutputRecord(
+                    self.settings.topic_model_events, f"{self.slot}:feature_drift".encode(), orjson.dumps(event)
+                )
+            )
         return out
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:

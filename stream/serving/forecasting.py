@@ -7,6 +7,7 @@ manifest), and the forecast states its horizon in seconds. The bar state is an e
 same fence and snapshot rules as accounts and profiles (``Job.fold``), so a redelivered tick
 returns the bar outcome it had, and its forecast scores to the same bytes.
 """
+
 from __future__ import annotations
 
 import time
@@ -20,7 +21,7 @@ from stream.core.manifest import ManifestError, read_manifest
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 
-DAY_S = 86400   # forecasters without a stated interval were trained on daily closes
+DAY_S = 86400  # forecasters without a stated interval were trained on daily closes
 
 
 def model_bar_s(card) -> int:
@@ -33,9 +34,12 @@ class ForecastJob(Job):
     def __init__(self, settings, state, models):
         super().__init__(settings, state, models)
         manifest = read_manifest(settings.model_dir)
-        trained = {slot: model_bar_s(manifest.get(name)) for slot, name in manifest.defaults.items()
-                   if slot.startswith("forecast@")}
-        try:   # interval (s) -> slot; the worker prints a ManifestError as one line and exits 1
+        trained = {
+            slot: model_bar_s(manifest.get(name))
+            for slot, name in manifest.defaults.items()
+            if slot.startswith("forecast@")
+        }
+        try:  # interval (s) -> slot; the worker prints a ManifestError as one line and exits 1
             self.plan = plan_forecasters(trained, settings.bar_intervals_s, settings.bar_scaling_fallback)
         except FrequencyMismatch as exc:
             raise ManifestError(str(exc)) from None
@@ -44,7 +48,7 @@ class ForecastJob(Job):
     def _model_for(self, symbol: str):
         iv = self.settings.bar_interval_s(symbol)
         slot = self.plan.get(iv)
-        if slot is None:   # an interval configured after start would need a restart (plan checked there)
+        if slot is None:  # an interval configured after start would need a restart (plan checked there)
             raise BarError(f"no forecaster planned for {symbol}'s {iv} s bars; restart the worker")
         return iv, self.models[slot]
 
@@ -60,17 +64,26 @@ class ForecastJob(Job):
                 if closed is None:
                     return nxt, None
                 return nxt, {"bar": closed.bar.to_list(), "closes": list(closed.closes), "bar_s": iv}
+
             return step
+
         return for_event
 
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, parse_tick)
-        results, kept = await self.fold("bar", events, lambda t: t.symbol, BarState.from_dict, BarState.to_dict,
-                                        self._step(int(time.time() * 1000)), out)
+        results, kept = await self.fold(
+            "bar",
+            events,
+            lambda t: t.symbol,
+            BarState.from_dict,
+            BarState.to_dict,
+            self._step(int(time.time() * 1000)),
+            out,
+        )
         self.counts["ticks"] += len(events)
-        ready: dict[str, list[int]] = {}     # slot -> indices into kept/results with a full window
+        ready: dict[str, list[int]] = {}  # slot -> indices into kept/results with a full window
         for j, ((rec, _tick), res) in enumerate(zip(kept, results)):
-            if res is None:                  # the tick went into its open bar: no bar closed
+            if res is None:  # the tick went into its open bar: no bar closed
                 self.counts["in_open_bar"] += 1
                 continue
             if "error" in res:
@@ -81,8 +94,13 @@ class ForecastJob(Job):
             card = self.models[slot].card
             if model_bar_s(card) != res["bar_s"] and not self.settings.bar_scaling_fallback:
                 # a hot-reloaded manifest named a model of another interval: refuse, as at start
-                out.append(self.dead_letter(rec, f"{card.name} v{card.version} was trained at {model_bar_s(card)} s "
-                                                 f"bars, not {res['bar_s']} s; set FINSTREAM_BAR_SCALING_FALLBACK"))
+                out.append(
+                    self.dead_letter(
+                        rec,
+                        f"{card.name} v{card.version} was trained at {model_bar_s(card)} s "
+                        f"bars, not {res['bar_s']} s; set FINSTREAM_BAR_SCALING_FALLBACK",
+                    )
+                )
                 continue
             if len(res["closes"]) < card.inputs[0].shape[1] + 1:
                 self.counts["warming_up"] += 1
@@ -96,25 +114,39 @@ class ForecastJob(Job):
         model = self.models[slot]
         length = model.card.inputs[0].shape[1] + 1
         bar_s = np.array([r["bar_s"] for r in results], dtype=np.float64)
-        k = bar_s / model_bar_s(model.card)                               # 1.0 unless the fallback serves
+        k = bar_s / model_bar_s(model.card)  # 1.0 unless the fallback serves
         logp = np.log(np.array([r["closes"][-length:] for r in results], dtype=np.float64))
-        prices = np.exp((logp - logp[:, :1]) / np.sqrt(k)[:, None])      # returns / sqrt(k): the model's scale
+        prices = np.exp((logp - logp[:, :1]) / np.sqrt(k)[:, None])  # returns / sqrt(k): the model's scale
         norm = Standardiser.from_dict(model.card.normalisation["returns"])
         pred = model.run({model.card.inputs[0].name: forecast_input(prices, norm)})[0].astype(np.float64)
         ret, vol = pred[:, 0] * k, np.maximum(pred[:, 1], 0.0) * np.sqrt(k)
-        lo, hi = forecast_band(ret, vol, float(model.card.extra.get("band_z", 1.96)))   # z fitted in training
+        lo, hi = forecast_band(ret, vol, float(model.card.extra.get("band_z", 1.96)))  # z fitted in training
         out = []
         for j, ((rec, tick), r) in enumerate(zip(events, results)):
             start, close_ts, o, h, low, c, v, n, _ = r["bar"]
             scaled = scale_factor(r["bar_s"], model_bar_s(model.card)) != 1.0
-            out.append(output(self.settings.topic_forecasts, rec, {
-                "symbol": tick.symbol, "ts": tick.ts, "event_id": tick.event_id or rec.source_id,
-                "bar_start": start, "bar_close_ts": close_ts, "bar_s": r["bar_s"], "horizon_s": r["bar_s"],
-                "bar": {"open": o, "high": h, "low": low, "close": c, "volume": v, "count": n},
-                "last_price": c, "predicted_return": float(ret[j]), "predicted_volatility": float(vol[j]),
-                "band_95": [float(lo[j]), float(hi[j])], "model": model.name, "model_version": model.version,
-                **({"scaled_from_bar_s": model_bar_s(model.card)} if scaled else {}),
-            }))
+            out.append(
+                output(
+                    self.settings.topic_forecasts,
+                    rec,
+                    {
+                        "symbol": tick.symbol,
+                        "ts": tick.ts,
+                        "event_id": tick.event_id or rec.source_id,
+                        "bar_start": start,
+                        "bar_close_ts": close_ts,
+                        "bar_s": r["bar_s"],
+                        "horizon_s": r["bar_s"],
+                        "bar": {"open": o, "high": h, "low": low, "close": c, "volume": v, "count": n},
+                        "last_price": c,
+                        "predicted_return": float(ret[j]),
+                        "predicted_volatility": float(vol[j]),
+                        "band_95": [float(lo[j]), float(hi[j])],
+                        "model": model.name,
+                        "model_version": model.version,
+                        **({"scaled_from_bar_s": model_bar_s(model.card)} if scaled else {}),
+                    },
+                )
+            )
         self.counts["forecasts"] += len(out)
         return out
-

@@ -5,6 +5,7 @@ in the manifest is swapped in between batches (no event is lost or scored twice;
 names the version that scored it). A model that fails to load or to verify is refused: the
 previous version keeps serving and a ``model-events`` record says why.
 """
+
 from __future__ import annotations
 
 import logging
@@ -72,7 +73,9 @@ def load_model(card: ModelCard, model_dir: Path) -> ServedModel:
         raise ModelRefused(f"{card.name} v{card.version}: file {path} is missing")
     digest = sha256_file(path)
     if digest != card.sha256:
-        raise ModelRefused(f"{card.name} v{card.version}: SHA-256 mismatch (manifest {card.sha256[:12]}…, file {digest[:12]}…)")
+        raise ModelRefused(
+            f"{card.name} v{card.version}: SHA-256 mismatch (manifest {card.sha256[:12]}…, file {digest[:12]}…)"
+        )
     try:
         sess = ort.InferenceSession(str(path), sess_options=session_options(), providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime raises several types for corrupt graphs
@@ -91,7 +94,7 @@ class ModelRegistry:
         self.model_dir = Path(model_dir)
         self.slots = slots
         self.served: dict[str, ServedModel] = {}
-        self.events: list[dict] = []          # model-events records waiting to be published
+        self.events: list[dict] = []  # model-events records waiting to be published
         self._stamp: tuple | None = None
         self.reload(force=True)
         missing = [s for s in slots if s not in self.served]
@@ -137,7 +140,11 @@ class ModelRegistry:
                 self._refuse(slot, None, str(exc))
                 continue
             current = self.served.get(slot)
-            if not force and current and (current.name, current.version, current.card.sha256) == (card.name, card.version, card.sha256):
+            if (
+                not force
+                and current
+                and (current.name, current.version, current.card.sha256) == (card.name, card.version, card.sha256)
+            ):
                 continue
             try:
                 self.served[slot] = load_model(card, self.model_dir)
@@ -145,19 +152,36 @@ class ModelRegistry:
                 self._refuse(slot, card, str(exc))
                 continue
             log.info("serving %s for %s (version %s)", card.name, slot, card.version)
-            self.events.append({"event": "model_loaded", "slot": slot, "model": card.name, "version": card.version,
-                                "sha256": card.sha256, "ts": int(time.time() * 1000)})
+            self.events.append(
+                {
+                    "event": "model_loaded",
+                    "slot": slot,
+                    "model": card.name,
+                    "version": card.version,
+                    "sha256": card.sha256,
+                    "ts": int(time.time() * 1000),
+                }
+            )
 
     def _refuse(self, slot: str, card: ModelCard | None, reason: str) -> None:
         keep = self.served.get(slot)
-        log.error("model refused for %s: %s; still serving %s", slot, reason,
-                  f"{keep.name} v{keep.version}" if keep else "nothing")
-        self.events.append({
-            "event": "model_refused", "slot": slot, "reason": reason,
-            "model": card.name if card else None, "version": card.version if card else None,
-            "still_serving": {"model": keep.name, "version": keep.version} if keep else None,
-            "ts": int(time.time() * 1000),
-        })
+        log.error(
+            "model refused for %s: %s; still serving %s",
+            slot,
+            reason,
+            f"{keep.name} v{keep.version}" if keep else "nothing",
+        )
+        self.events.append(
+            {
+                "event": "model_refused",
+                "slot": slot,
+                "reason": reason,
+                "model": card.name if card else None,
+                "version": card.version if card else None,
+                "still_serving": {"model": keep.name, "version": keep.version} if keep else None,
+                "ts": int(time.time() * 1000),
+            }
+        )
 
     def take_events(self) -> list[dict]:
         out, self.events = self.events, []

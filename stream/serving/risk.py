@@ -5,6 +5,7 @@ Two feature sets, chosen by the served model's card: the real-data card model
 (``stream.core.features``, state per account under ``acct``; kept for load tests). Both are
 keyed by the record's ``account_id``; for real card data that is the card id.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -15,8 +16,8 @@ from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
-from stream.core.spend import spend_record
 from stream.core.records import OutputRecord, SourceRecord, output
+from stream.core.spend import spend_record
 from stream.serving.base import Job
 
 
@@ -24,6 +25,7 @@ def _step(t):
     def step(st: AccountState):
         feats = txn_features(st, t.ts, t.amount, t.country, t.merchant_category, t.channel)
         return advance(st, t.ts, t.amount, t.country, t.merchant_category), feats
+
     return step
 
 
@@ -32,6 +34,7 @@ def _card_step(t):
 
     def step(st: CardState):
         return advance_card(st, e), card_features(st, e)
+
     return step
 
 
@@ -49,8 +52,9 @@ class RiskJob(Job):
         card = model.card
         kind, dec, enc, step = _CARD if tuple(card.features) == CARD_FEATURES else _ACCOUNT
         # a resent event id gets its original features back (same bytes, same score), state untouched
-        rows, kept = await self.fold(kind, events, lambda t: t.account_id, dec, enc,
-                                     lambda t: once(t.event_id, step(t)), out)
+        rows, kept = await self.fold(
+            kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out
+        )
         repeats = sum(bool(r) for _, r in rows)
         rows = [row for row, _ in rows]
         self.counts["transactions"] += len(kept) - repeats
@@ -60,22 +64,34 @@ class RiskJob(Job):
         x = np.asarray(rows, dtype=np.float32)
         # reasons for the alerts only (a score below the threshold carries none): explaining every
         # score cost 73 model rows per event with the 72-feature card model
-        scores, reasons = score_with_reasons(lambda batch: model.run({card.inputs[0].name: batch})[0], x,
-                                             card.baseline, card.features, card.feature_labels,
-                                             explain=lambda s: [is_alert(float(v), card.threshold) for v in s])
+        scores, reasons = score_with_reasons(
+            lambda batch: model.run({card.inputs[0].name: batch})[0],
+            x,
+            card.baseline,
+            card.features,
+            card.feature_labels,
+            explain=lambda s: [is_alert(float(v), card.threshold) for v in s],
+        )
         out += self.drift_events(model, x)
         for (rec, t), score, why in zip(kept, scores, reasons):
             body = {
-                "event_id": t.event_id, "account_id": self.ids(t.account_id), "ts": t.ts, "amount": t.amount,
-                "currency": t.currency, "risk_score": float(score), "threshold": card.threshold,
-                "reasons": [r.to_dict() for r in why], "model": model.name, "model_version": model.version,
+                "event_id": t.event_id,
+                "account_id": self.ids(t.account_id),
+                "ts": t.ts,
+                "amount": t.amount,
+                "currency": t.currency,
+                "risk_score": float(score),
+                "threshold": card.threshold,
+                "reasons": [r.to_dict() for r in why],
+                "model": model.name,
+                "model_version": model.version,
             }
             if self.settings.publish_risk_scores:
                 out.append(output(self.settings.topic_risk_scores, rec, body))
             if is_alert(float(score), card.threshold):
                 out.append(output(self.settings.topic_risk_alerts, rec, body))
                 self.counts["alerts"] += 1
-            spend = spend_record(self.settings.topic_user_events, rec, t)   # linked spend -> recommender interest
+            spend = spend_record(self.settings.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
                 self.counts["spend_signals"] += 1

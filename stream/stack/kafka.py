@@ -3,6 +3,7 @@
 Why jars + ``java`` instead of a tarball: only Maven Central is reachable, and ``mvn
 dependency:copy-dependencies`` on a tiny POM gives exactly the broker's classpath, cached outside the repo.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -44,11 +45,21 @@ def install_jars(settings: Settings) -> bool:
     root.mkdir(parents=True, exist_ok=True)
     pom = root / "pom.xml"
     pom.write_text(resources.files("stream.stack").joinpath("pom.xml").read_text())
-    cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-           f"-DoutputDirectory={libs_dir(settings)}", f"-Dkafka.version={settings.kafka_version}"]
+    cmd = [
+        mvn,
+        "-q",
+        "-B",
+        "-f",
+        str(pom),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={libs_dir(settings)}",
+        f"-Dkafka.version={settings.kafka_version}",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        raise StackError(f"mvn could not resolve Kafka {settings.kafka_version}:\n{(done.stdout + done.stderr)[-3000:]}")
+        raise StackError(
+            f"mvn could not resolve Kafka {settings.kafka_version}:\n{(done.stdout + done.stderr)[-3000:]}"
+        )
     (root / ".resolved").write_text(settings.kafka_version + "\n")
     return True
 
@@ -82,7 +93,7 @@ def ports(settings: Settings) -> list[int]:
 def server_properties(settings: Settings) -> str:
     _, port = settings.kafka_host_port
     ctrl = settings.kafka_controller_port
-    proto = settings.kafka_security_protocol   # the client listener is named after its protocol
+    proto = settings.kafka_security_protocol  # the client listener is named after its protocol
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
@@ -139,9 +150,18 @@ def prepare(settings: Settings) -> list[str]:
     jvm = java_command(settings)
     if not (d / "data" / "meta.properties").exists():
         fmt = subprocess.run(
-            [*jvm, "kafka.tools.StorageTool", "format", "-t", _cluster_id(), "-c", str(properties_file(settings)),
-             *kafka_security.scram_credentials(settings)],
-            capture_output=True, text=True,
+            [
+                *jvm,
+                "kafka.tools.StorageTool",
+                "format",
+                "-t",
+                _cluster_id(),
+                "-c",
+                str(properties_file(settings)),
+                *kafka_security.scram_credentials(settings),
+            ],
+            capture_output=True,
+            text=True,
         )
         if fmt.returncode != 0:
             raise StackError(f"Formatting Kafka storage in {d / 'data'} failed:\n{(fmt.stdout + fmt.stderr)[-3000:]}")
@@ -180,8 +200,9 @@ async def _handshake(settings: Settings, timeout: float) -> None:
 
     opts = settings.kafka_client_options()
     opts.pop("bootstrap_servers")
-    conn = await asyncio.wait_for(create_conn(*settings.kafka_host_port, request_timeout_ms=int(timeout * 1000),
-                                              **opts), timeout)
+    conn = await asyncio.wait_for(
+        create_conn(*settings.kafka_host_port, request_timeout_ms=int(timeout * 1000), **opts), timeout
+    )
     conn.close()
 
 

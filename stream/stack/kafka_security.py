@@ -4,6 +4,7 @@ properties, SCRAM credentials stored at format time, and one-line explanations o
 Kept apart from ``stream.stack.kafka`` (which starts and probes the broker) because these rules
 also serve the worker's preflight against a production cluster.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,6 @@ import asyncio
 from stream.settings import Settings
 from stream.stack import tls
 from stream.stack.procs import Refusal, StackError, port_in_use
-
 
 BROKER_USER = "finstream-broker"
 AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
@@ -52,30 +52,50 @@ def security_properties(settings: Settings) -> dict[str, str]:
     props: dict[str, str] = {}
     if proto in ("SSL", "SASL_SSL"):
         t = tls.ensure_server_tls(settings)
-        props.update({"ssl.keystore.type": "PEM", "ssl.keystore.location": str(t.keystore),
-                      "ssl.truststore.type": "PEM", "ssl.truststore.location": str(t.ca),
-                      "ssl.client.auth": "requested" if settings.kafka_ssl_certfile else "none"})
+        props.update(
+            {
+                "ssl.keystore.type": "PEM",
+                "ssl.keystore.location": str(t.keystore),
+                "ssl.truststore.type": "PEM",
+                "ssl.truststore.location": str(t.ca),
+                "ssl.client.auth": "requested" if settings.kafka_ssl_certfile else "none",
+            }
+        )
     if proto.startswith("SASL_"):
         mech = settings.kafka_sasl_mechanism
-        if not (mech or "").startswith("SCRAM-") or not settings.kafka_sasl_username or not settings.kafka_sasl_password:
-            raise StackError("`finstream stack` runs SASL with SCRAM only: set FINSTREAM_KAFKA_SASL_MECHANISM="
-                             "SCRAM-SHA-512 and FINSTREAM_KAFKA_SASL_USERNAME / _PASSWORD")
+        if (
+            not (mech or "").startswith("SCRAM-")
+            or not settings.kafka_sasl_username
+            or not settings.kafka_sasl_password
+        ):
+            raise StackError(
+                "`finstream stack` runs SASL with SCRAM only: set FINSTREAM_KAFKA_SASL_MECHANISM="
+                "SCRAM-SHA-512 and FINSTREAM_KAFKA_SASL_USERNAME / _PASSWORD"
+            )
         user, password = settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()
         if any(c in user + password for c in '"\\\n'):
-            raise StackError("the local stack's SASL username/password must not contain quotes, backslashes or newlines")
-        props.update({
-            "sasl.enabled.mechanisms": mech,
-            "sasl.mechanism.inter.broker.protocol": mech,
-            f"listener.name.{proto.lower()}.{mech.lower()}.sasl.jaas.config": _scram_jaas(*broker_credentials(settings)),
-        })
+            raise StackError(
+                "the local stack's SASL username/password must not contain quotes, backslashes or newlines"
+            )
+        props.update(
+            {
+                "sasl.enabled.mechanisms": mech,
+                "sasl.mechanism.inter.broker.protocol": mech,
+                f"listener.name.{proto.lower()}.{mech.lower()}.sasl.jaas.config": _scram_jaas(
+                    *broker_credentials(settings)
+                ),
+            }
+        )
     if authorizes(settings):
-        props.update({
-            "listener.security.protocol.map": f"{proto}:{proto},CONTROLLER:SSL",
-            "listener.name.controller.ssl.client.auth": "required",
-            "authorizer.class.name": AUTHORIZER,
-            "allow.everyone.if.no.acl.found": "false",
-            "super.users": f"User:{BROKER_USER};User:CN=localhost",   # the broker, and itself at the controller
-        })
+        props.update(
+            {
+                "listener.security.protocol.map": f"{proto}:{proto},CONTROLLER:SSL",
+                "listener.name.controller.ssl.client.auth": "required",
+                "authorizer.class.name": AUTHORIZER,
+                "allow.everyone.if.no.acl.found": "false",
+                "super.users": f"User:{BROKER_USER};User:CN=localhost",  # the broker, and itself at the controller
+            }
+        )
     return props
 
 
@@ -86,7 +106,10 @@ def scram_credentials(settings: Settings) -> list[str]:
     if not settings.kafka_security_protocol.startswith("SASL_"):
         return []
     mech = settings.kafka_sasl_mechanism
-    users = [(settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()), broker_credentials(settings)]
+    users = [
+        (settings.kafka_sasl_username, settings.kafka_sasl_password.get_secret_value()),
+        broker_credentials(settings),
+    ]
     return [arg for user, pw in users for arg in ("--add-scram", f"{mech}=[name={user},password={pw}]")]
 
 
@@ -161,20 +184,27 @@ def explain(settings: Settings, exc: BaseException) -> str:
     where = f"Kafka at {settings.kafka_bootstrap}"
     kind = Refusal
     if isinstance(exc, (errors.SaslAuthenticationFailed, errors.AuthenticationFailedError)):
-        line = (f"{where} refused SASL user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): wrong "
-                "username or password (FINSTREAM_KAFKA_SASL_USERNAME / FINSTREAM_KAFKA_SASL_PASSWORD)")
+        line = (
+            f"{where} refused SASL user {settings.kafka_sasl_username!r} ({settings.kafka_sasl_mechanism}): wrong "
+            "username or password (FINSTREAM_KAFKA_SASL_USERNAME / FINSTREAM_KAFKA_SASL_PASSWORD)"
+        )
     elif isinstance(exc, errors.UnsupportedSaslMechanismError):
         line = f"{where}: {exc} (FINSTREAM_KAFKA_SASL_MECHANISM)"
     elif isinstance(exc, ssl.SSLCertVerificationError):
-        line = (f"{where}: its TLS certificate is not trusted ({exc.verify_message}); "
-                "set FINSTREAM_KAFKA_SSL_CAFILE to the CA that signed it")
+        line = (
+            f"{where}: its TLS certificate is not trusted ({exc.verify_message}); "
+            "set FINSTREAM_KAFKA_SSL_CAFILE to the CA that signed it"
+        )
     elif isinstance(exc, ssl.SSLError):
         line = f"{where}: TLS handshake failed ({exc.reason}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL"
-    elif isinstance(exc, (asyncio.TimeoutError, errors.KafkaConnectionError, ConnectionError)) and \
-            port_in_use(*settings.kafka_host_port):
+    elif isinstance(exc, (asyncio.TimeoutError, errors.KafkaConnectionError, ConnectionError)) and port_in_use(
+        *settings.kafka_host_port
+    ):
         kind = str
-        line = (f"{where} does not answer a {settings.kafka_security_protocol} client "
-                f"({type(exc).__name__}: {exc}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL")
+        line = (
+            f"{where} does not answer a {settings.kafka_security_protocol} client "
+            f"({type(exc).__name__}: {exc}); check FINSTREAM_KAFKA_SECURITY_PROTOCOL"
+        )
     else:
         kind = str
         line = f"{where} is not reachable: {type(exc).__name__}: {exc}"

@@ -3,6 +3,7 @@
 ``start``/``stop``/``probe`` raise :class:`StackError` and return data (used by tests/conftest.py);
 ``install``/``up``/``down``/``status`` are their CLI faces: rich output, exit codes, no tracebacks.
 """
+
 from __future__ import annotations
 
 import time
@@ -22,7 +23,10 @@ ensure_topics = kafka.ensure_topics
 COMPONENTS: tuple[ModuleType, ...] = (kafka, redis_server)
 REFUSAL_GRACE_S = 10.0
 READY_TIMEOUT = {kafka.NAME: 120.0, redis_server.NAME: 20.0}
-ENV_FOR_PORT = {kafka.NAME: "FINSTREAM_KAFKA_BOOTSTRAP / FINSTREAM_KAFKA_CONTROLLER_PORT", redis_server.NAME: "FINSTREAM_REDIS_URL"}
+ENV_FOR_PORT = {
+    kafka.NAME: "FINSTREAM_KAFKA_BOOTSTRAP / FINSTREAM_KAFKA_CONTROLLER_PORT",
+    redis_server.NAME: "FINSTREAM_REDIS_URL",
+}
 
 out = Console()
 err = Console(stderr=True)
@@ -75,8 +79,10 @@ def _wait_ready(c: ModuleType, s: Settings, pid: int) -> None:
     while time.monotonic() < deadline:
         code = exited(pid)
         if code is not None:
-            raise StackError(f"{c.NAME} (pid {pid}) exited with code {code} while starting. "
-                             f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}")
+            raise StackError(
+                f"{c.NAME} (pid {pid}) exited with code {code} while starting. "
+                f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}"
+            )
         problem = c.check(s)
         if problem is None:
             return
@@ -85,8 +91,10 @@ def _wait_ready(c: ModuleType, s: Settings, pid: int) -> None:
         if refused_since is not None and time.monotonic() - refused_since > REFUSAL_GRACE_S:
             raise StackError(problem)
         time.sleep(0.3)
-    raise StackError(f"{c.NAME} (pid {pid}) not ready after {READY_TIMEOUT[c.NAME]:.0f}s ({problem}). "
-                     f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}")
+    raise StackError(
+        f"{c.NAME} (pid {pid}) not ready after {READY_TIMEOUT[c.NAME]:.0f}s ({problem}). "
+        f"Last lines of {c.log_file(s)}:\n{log_tail(c.log_file(s))}"
+    )
 
 
 def start(settings: Settings | None = None, *, tie_to_parent: bool = False, topics: bool = True) -> dict[str, int]:
@@ -103,7 +111,7 @@ def start(settings: Settings | None = None, *, tie_to_parent: bool = False, topi
             if pid is not None:
                 started.append((c, pid))
         if topics and kafka_security.authorizes(s):
-            kafka_security.grant_worker(s)   # topics made by the broker user, ACLs for the worker's
+            kafka_security.grant_worker(s)  # topics made by the broker user, ACLs for the worker's
         elif topics:
             kafka.ensure_topics(s)
     except BaseException:
@@ -151,8 +159,13 @@ def install(settings: Settings | None = None) -> None:
         out.print(f"Kafka {s.kafka_version} jars: {'resolved' if ran else 'already there'} ({kafka.libs_dir(s)})")
         ran = redis_server.install()
         out.print(f"redis-server: {'installed' if ran else 'already installed'} ({redis_server.binary()})")
-        from stream.stack import tools   # observe: chromium + driver (browser test), promtool (ops checks), openssl (secured stack)
-        out.print(f"chromium, chromium-driver, prometheus, openssl: {', '.join(tools.install()) or 'already installed'}")
+        from stream.stack import (
+            tools,  # observe: chromium + driver (browser test), promtool (ops checks), openssl (secured stack)
+        )
+
+        out.print(
+            f"chromium, chromium-driver, prometheus, openssl: {', '.join(tools.install()) or 'already installed'}"
+        )
     except StackError as e:
         _fail(e)
 
@@ -184,8 +197,9 @@ def status(settings: Settings | None = None) -> int:
     probes = probe(s)
     for p in probes:
         alive = "yes" if p.pid else ("external" if p.ready else "no")
-        table.add_row(p.name, str(p.pid or "-"), p.address, alive,
-                      "[green]ready[/]" if p.ready else "[red]not ready[/]")
+        table.add_row(
+            p.name, str(p.pid or "-"), p.address, alive, "[green]ready[/]" if p.ready else "[red]not ready[/]"
+        )
     out.print(table)
     for p in probes:
         if p.problem:

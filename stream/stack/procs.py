@@ -4,6 +4,7 @@ Kept free of Kafka/Redis knowledge so that the safety rules live in one place: n
 someone else holds, and never signal a PID unless its command line proves it is the process we started
 (PIDs get recycled).
 """
+
 from __future__ import annotations
 
 import ctypes

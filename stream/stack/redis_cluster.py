@@ -6,6 +6,7 @@ Each node also binds its cluster bus at port + 10000, so only ports up to 55535 
 free are used; a node that still dies at start (a port taken in between) is retried on new ports,
 and its log (``<dir>/<attempt>-<port>/redis.log``) says why.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -35,8 +36,11 @@ class Cluster:
 def _cluster_ports() -> list[int]:
     ports: list[int] = []
     while len(ports) < NODES:
-        ports += [p for p in free_ports(8) if p <= 65535 - BUS_OFFSET and not port_in_use("127.0.0.1", p + BUS_OFFSET)
-                  and p not in ports]
+        ports += [
+            p
+            for p in free_ports(8)
+            if p <= 65535 - BUS_OFFSET and not port_in_use("127.0.0.1", p + BUS_OFFSET) and p not in ports
+        ]
     return ports[:NODES]
 
 
@@ -59,9 +63,29 @@ def _start_nodes(base: Path, attempts: int) -> tuple[list[subprocess.Popen], lis
         for p in ports:
             d = base / f"{attempt}-{p}"
             d.mkdir(parents=True)
-            procs.append(spawn([binary, "--port", str(p), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
-                                "--cluster-config-file", "nodes.conf", "--save", "", "--appendonly", "no",
-                                "--dir", str(d)], d / "redis.log", tie_to_parent=True))
+            procs.append(
+                spawn(
+                    [
+                        binary,
+                        "--port",
+                        str(p),
+                        "--bind",
+                        "127.0.0.1",
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--save",
+                        "",
+                        "--appendonly",
+                        "no",
+                        "--dir",
+                        str(d),
+                    ],
+                    d / "redis.log",
+                    tie_to_parent=True,
+                )
+            )
         deadline, up = time.monotonic() + 20, set[int]()
         while len(up) < NODES and time.monotonic() < deadline and all(pr.poll() is None for pr in procs):
             up |= {p for p in set(ports) - up if _ping(p)}
@@ -80,9 +104,21 @@ def start(base: Path, attempts: int = 5, timeout: float = 60.0) -> Cluster:
     procs, ports = _start_nodes(Path(base), attempts)
     cluster = Cluster(ports, procs, Path(base))
     try:
-        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"   # Debian's redis-server depends on redis-tools
-        subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports], "--cluster-replicas", "0",
-                        "--cluster-yes"], check=True, capture_output=True, timeout=timeout)
+        cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"  # Debian's redis-server depends on redis-tools
+        subprocess.run(
+            [
+                cli,
+                "--cluster",
+                "create",
+                *[f"127.0.0.1:{p}" for p in ports],
+                "--cluster-replicas",
+                "0",
+                "--cluster-yes",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=timeout,
+        )
         deadline = time.monotonic() + timeout
         while redis.Redis(host="127.0.0.1", port=ports[0]).cluster("info").get("cluster_state") != "ok":
             if time.monotonic() > deadline:

@@ -4,6 +4,7 @@ Persistent (append-only file): the worker's state survives a Redis restart. Opti
 (``rediss://`` URL, certificates from ``stream.stack.tls``) and an ACL user with a password (the
 user and password in FINSTREAM_REDIS_URL); see :func:`config` and docs/security.md.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -69,16 +70,31 @@ def config(settings: Settings) -> str:
     url = urlsplit(settings.redis_url.get_secret_value())
     _, port = settings.redis_host_port
     data = stack_dir(settings) / "data"
-    lines = ["bind 127.0.0.1", f"dir {data}", "daemonize no", 'logfile ""', "protected-mode yes",
-             "appendonly yes", "appendfsync everysec", 'save ""', "maxmemory-policy noeviction"]
+    lines = [
+        "bind 127.0.0.1",
+        f"dir {data}",
+        "daemonize no",
+        'logfile ""',
+        "protected-mode yes",
+        "appendonly yes",
+        "appendfsync everysec",
+        'save ""',
+        "maxmemory-policy noeviction",
+    ]
     if url.scheme == "rediss":
         t = tls.ensure_server_tls(settings)
-        lines += ["port 0", f"tls-port {port}", f"tls-cert-file {t.cert}", f"tls-key-file {t.key}",
-                  f"tls-ca-cert-file {t.ca}", f"tls-auth-clients {'optional' if settings.redis_ssl_certfile else 'no'}"]
+        lines += [
+            "port 0",
+            f"tls-port {port}",
+            f"tls-cert-file {t.cert}",
+            f"tls-key-file {t.key}",
+            f"tls-ca-cert-file {t.ca}",
+            f"tls-auth-clients {'optional' if settings.redis_ssl_certfile else 'no'}",
+        ]
     else:
         lines.append(f"port {port}")
     user, password = url.username, url.password
-    if password and any(c.isspace() or c in '"\'' for c in password + (user or "")):
+    if password and any(c.isspace() or c in "\"'" for c in password + (user or "")):
         raise StackError("the local stack's Redis user/password must not contain spaces or quotes")
     if user and user != "default":
         # The worker's own ACL user with what the worker needs and no administration (docs/security.md);
@@ -122,12 +138,17 @@ def explain(settings: Settings, exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     password = urlsplit(settings.redis_url.get_secret_value()).password
     kind = Refusal
-    if "NOAUTH" in text or "Authentication required" in text or (
-            isinstance(exc, redis.AuthenticationError) and not password):
+    if (
+        "NOAUTH" in text
+        or "Authentication required" in text
+        or (isinstance(exc, redis.AuthenticationError) and not password)
+    ):
         line = f"{where} requires a user and password: put them in FINSTREAM_REDIS_URL (rediss://user:password@host:port/0)"
     elif isinstance(exc, redis.AuthenticationError) or "WRONGPASS" in text or "invalid username-password" in text:
-        line = (f"{where} refused user {settings.redis_username or 'default'!r}: wrong username or password "
-                "(FINSTREAM_REDIS_URL)")
+        line = (
+            f"{where} refused user {settings.redis_username or 'default'!r}: wrong username or password "
+            "(FINSTREAM_REDIS_URL)"
+        )
     elif "CERTIFICATE_VERIFY_FAILED" in text:
         line = f"{where}: its TLS certificate is not trusted; set FINSTREAM_REDIS_SSL_CAFILE to the CA that signed it"
     elif settings.redis_tls and ("SSL" in text or "EOF" in text):

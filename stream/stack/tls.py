@@ -5,6 +5,7 @@ gets its own throw-away CA (``tls/ca.pem``, which clients name in FINSTREAM_KAFK
 FINSTREAM_REDIS_SSL_CAFILE) and one server certificate for 127.0.0.1 / localhost signed by it.
 Keys are written 0600 and never leave the stack directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,10 @@ DAYS = "825"
 
 @dataclass(frozen=True)
 class ServerTLS:
-    ca: Path          # CA certificate (PEM): what clients trust
-    cert: Path        # server certificate (PEM)
-    key: Path         # server private key (PEM, PKCS#8, unencrypted, 0600)
-    keystore: Path    # key + certificate in one PEM file: Kafka's PEM keystore
+    ca: Path  # CA certificate (PEM): what clients trust
+    cert: Path  # server certificate (PEM)
+    key: Path  # server private key (PEM, PKCS#8, unencrypted, 0600)
+    keystore: Path  # key + certificate in one PEM file: Kafka's PEM keystore
 
 
 def tls_dir(settings: Settings) -> Path:
@@ -47,13 +48,40 @@ def ensure_server_tls(settings: Settings) -> ServerTLS:
     d.mkdir(parents=True, exist_ok=True)
     os.chmod(d, 0o700)
     ca_key, csr, ext = d / "ca-key.pem", d / "server.csr", d / "server.ext"
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(t.ca),
-             "-days", DAYS, "-subj", "/CN=finstream local stack CA")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(t.key), "-out", str(csr),
-             "-subj", "/CN=localhost")
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(t.ca),
+        "-days",
+        DAYS,
+        "-subj",
+        "/CN=finstream local stack CA",
+    )
+    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(t.key), "-out", str(csr), "-subj", "/CN=localhost")
     ext.write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n")
-    _openssl("x509", "-req", "-in", str(csr), "-CA", str(t.ca), "-CAkey", str(ca_key), "-CAcreateserial",
-             "-out", str(t.cert), "-days", DAYS, "-extfile", str(ext))
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(t.ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(t.cert),
+        "-days",
+        DAYS,
+        "-extfile",
+        str(ext),
+    )
     t.keystore.write_text(t.key.read_text() + t.cert.read_text())
     for p in (ca_key, t.key, t.keystore):
         os.chmod(p, 0o600)

@@ -3,6 +3,7 @@ driver (the dashboard's browser test) and promtool (checks the Prometheus config
 in docs/ops). ``finstream stack install`` adds them with apt when missing (root only), so a fresh
 CI machine has them; without root it says what to install instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -12,8 +13,12 @@ from stream.stack.procs import StackError, apt_install
 
 CHROMEDRIVER = "/usr/bin/chromedriver"
 # binary -> Debian package that provides it
-PACKAGES = {"chromium": "chromium", "chromedriver": "chromium-driver", "promtool": "prometheus",
-            "openssl": "openssl"}  # openssl: certificates of a secured local stack (stream.stack.tls)
+PACKAGES = {
+    "chromium": "chromium",
+    "chromedriver": "chromium-driver",
+    "promtool": "prometheus",
+    "openssl": "openssl",
+}  # openssl: certificates of a secured local stack (stream.stack.tls)
 
 
 def chromium_binary() -> str:

@@ -8,6 +8,7 @@ Stored form: ``fence`` = ``b"<partition>:<offset>"`` and ``blob`` = orjson of
 state loaded from either has the same types (tuples come back as lists, snapshot offsets as int):
 a redelivered record gets the same output bytes whichever backend held it.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -35,8 +36,9 @@ def fence_of(e: Fenced[Any]) -> str:
 
 
 def pack(e: Fenced[Any], encode: Callable[[Any], Any]) -> bytes:
-    return orjson.dumps({"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}},
-                        option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(
+        {"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:
@@ -57,5 +59,6 @@ def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool],
             e.loaded_fence, e.dirty = fence_of(e), False
     if lost:
         # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
-        raise StateConflict(f"{len(lost)} {kind} state(s) changed under us, e.g. "
-                            f"{[log_pseudonym(i, secret) for i in lost[:3]]}")
+        raise StateConflict(
+            f"{len(lost)} {kind} state(s) changed under us, e.g. {[log_pseudonym(i, secret) for i in lost[:3]]}"
+        )

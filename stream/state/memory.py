@@ -13,6 +13,7 @@ Same as ``RedisState`` (``tests/integration/test_state_contract.py`` runs the sa
   its old fence then loses the compare-and-set (the fence it read is gone), as on Redis.
 Single-threaded asyncio: a save runs without awaiting, so it is atomic like a Lua script.
 """
+
 from __future__ import annotations
 
 import time
@@ -30,9 +31,14 @@ def wall_clock_ms() -> float:
 class MemoryState:
     """Implements ``stream.types.EntityStore`` in process."""
 
-    def __init__(self, prefix: str = "fs", key_secret: bytes | None = None,
-                 retention_ms: dict[str, int] | None = None, clock_ms: Callable[[], float] = wall_clock_ms,
-                 store: dict[str, tuple[bytes, bytes, float | None]] | None = None):
+    def __init__(
+        self,
+        prefix: str = "fs",
+        key_secret: bytes | None = None,
+        retention_ms: dict[str, int] | None = None,
+        clock_ms: Callable[[], float] = wall_clock_ms,
+        store: dict[str, tuple[bytes, bytes, float | None]] | None = None,
+    ):
         """``store``: another ``MemoryState``'s ``data`` to share it, like two clients of one server."""
         self.prefix = prefix
         self._secret = key_secret
@@ -67,7 +73,7 @@ class MemoryState:
         for i, e in dirty:
             key = self.key(kind, i)
             item = self._live(key)
-            expires = self._clock() + ttl if ttl else (item[2] if item else None)   # HSET keeps a TTL
+            expires = self._clock() + ttl if ttl else (item[2] if item else None)  # HSET keeps a TTL
             if (item[0].decode() if item else "") != e.loaded_fence:
                 if item is not None and ttl:
                     self.data[key] = (item[0], item[1], expires)

@@ -18,6 +18,7 @@ over many commands exhausts the connection pool). Redis Cluster refuses scripts 
 pipeline (redis-py blocks EVALSHA in cluster pipelines), so there the script calls run per key,
 in order within a key and concurrently across keys, at most ``CLUSTER_CONCURRENCY`` at a time.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -65,12 +66,17 @@ class RedisState:
     """Implements ``stream.types.EntityStore`` (key layout and stored form shared with the
     in-process backend: ``stream.state.entities``)."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str = "fs", key_secret: bytes | None = None,
-                 retention_ms: dict[str, int] | None = None):
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        prefix: str = "fs",
+        key_secret: bytes | None = None,
+        retention_ms: dict[str, int] | None = None,
+    ):
         self.r = client
         self.prefix = prefix
         self._secret = key_secret
-        self.retention_ms = retention_ms or {}   # kind -> ms; missing or 0 = keep forever
+        self.retention_ms = retention_ms or {}  # kind -> ms; missing or 0 = keep forever
         self._fenced_set = client.register_script(FENCED_SET)
         self._cluster = type(client).__name__ == "RedisCluster"
 
@@ -96,7 +102,7 @@ class RedisState:
 
         async def chain(indices: list[int]) -> None:
             async with gate:
-                for i in indices:   # one key's calls stay in order: they are that key's history
+                for i in indices:  # one key's calls stay in order: they are that key's history
                     key, args = calls[i]
                     results[i] = await script(keys=[key], args=args)
                     if ttl_ms:

@@ -19,6 +19,7 @@ from the input topic keep their real positions.
 (``stream.tools.backtest_compare``). Derived records (linked card spend -> ``user-events``) are
 written out but not fed back into the recommend job: that is a second pass with its own input.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -27,9 +28,9 @@ from pathlib import Path
 
 import orjson
 
-from stream.tools.backtest_compare import BacktestError, compare, from_inputs, read_range
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import TOPIC_FIELDS, Settings
+from stream.tools.backtest_compare import BacktestError, compare, from_inputs, read_range
 
 
 def partition_for(key: bytes | None, partitions: int) -> int:
@@ -53,7 +54,7 @@ def source_records(topic: str, pairs, partitions: int) -> list[SourceRecord]:
 async def run_job(job, records: list[SourceRecord], batch_max: int) -> list[OutputRecord]:
     out: list[OutputRecord] = []
     for start in range(0, len(records), batch_max):
-        out += await job.process(records[start:start + batch_max])
+        out += await job.process(records[start : start + batch_max])
     return out
 
 
@@ -79,7 +80,10 @@ def write_outputs(outputs: list[OutputRecord], out_dir: Path) -> dict[str, int]:
     for topic, recs in by_topic.items():
         with open(out_dir / f"{topic}.jsonl", "wb") as f:
             for o in recs:
-                f.write(b'{"partition":%d,"key":%s,"value":%s}\n' % (o.partition or 0, orjson.dumps(o.key.decode()), o.value))
+                f.write(
+                    b'{"partition":%d,"key":%s,"value":%s}\n'
+                    % (o.partition or 0, orjson.dumps(o.key.decode()), o.value)
+                )
     return {t: len(r) for t, r in by_topic.items()}
 
 
@@ -92,15 +96,26 @@ def resolve_topic(s: Settings, name: str) -> str:
 
 # --- command line ------------------------------------------------------------------------------
 
-def read_inputs(s: Settings, kind: str, input: Path | None, mappings: list[str], symbol: str | None,
-                partitions: int | None, limit: int, ts_format: str | None, start: str | None, until: str | None,
-                timeout_s: float) -> list[SourceRecord]:
+
+def read_inputs(
+    s: Settings,
+    kind: str,
+    input: Path | None,
+    mappings: list[str],
+    symbol: str | None,
+    partitions: int | None,
+    limit: int,
+    ts_format: str | None,
+    start: str | None,
+    until: str | None,
+    timeout_s: float,
+) -> list[SourceRecord]:
     """The CSV's rows at the positions a fresh topic would give them, or (no CSV) the input
     topic's committed records published in [start, until) with their real positions."""
     from stream.tools import replay
     from stream.tools.rebuild import RebuildError, parse_start
 
-    mapping = replay.parse_mappings(mappings, kind)    # refuses an unknown kind too
+    mapping = replay.parse_mappings(mappings, kind)  # refuses an unknown kind too
     topic = replay.topic_for(s, kind)
     if input is not None:
         pairs = replay.rows_to_records(replay.read_csv(input), kind, mapping, symbol, ts_format)
@@ -113,15 +128,26 @@ def read_inputs(s: Settings, kind: str, input: Path | None, mappings: list[str],
     return records[:limit] if limit else records
 
 
-def main(kind: str, input: Path | None, mappings: list[str], symbol: str | None, out: Path, compare_topic: str | None,
-         partitions: int | None = None, limit: int = 0, ts_format: str | None = None, start: str | None = None,
-         until: str | None = None, timeout_s: float = 60.0) -> None:
+def main(
+    kind: str,
+    input: Path | None,
+    mappings: list[str],
+    symbol: str | None,
+    out: Path,
+    compare_topic: str | None,
+    partitions: int | None = None,
+    limit: int = 0,
+    ts_format: str | None = None,
+    start: str | None = None,
+    until: str | None = None,
+    timeout_s: float = 60.0,
+) -> None:
     import typer
     from rich.console import Console
 
-    from stream.tools import replay
     from stream.core.manifest import ManifestError
     from stream.settings import get_settings
+    from stream.tools import replay
 
     console = Console(stderr=True)
     s = get_settings()
@@ -136,8 +162,11 @@ def main(kind: str, input: Path | None, mappings: list[str], symbol: str | None,
     except (replay.ReplayError, BacktestError, ManifestError) as exc:
         raise fail(exc) from None
     counts = write_outputs(outputs, out)
-    console.print(f"backtest: {len(records)} {kind} records from {input or replay.topic_for(s, kind)} -> "
-                  + (", ".join(f"{n} {t}" for t, n in sorted(counts.items())) or "no outputs") + f" in {out}/")
+    console.print(
+        f"backtest: {len(records)} {kind} records from {input or replay.topic_for(s, kind)} -> "
+        + (", ".join(f"{n} {t}" for t, n in sorted(counts.items())) or "no outputs")
+        + f" in {out}/"
+    )
     if not compare_topic:
         return
     target = resolve_topic(s, compare_topic)
@@ -147,8 +176,10 @@ def main(kind: str, input: Path | None, mappings: list[str], symbol: str | None,
         raise fail(exc) from None
     c = compare(target, outputs, live, keep=from_inputs(records))
     (out / f"compare-{target}.json").write_bytes(orjson.dumps(c.to_dict(), option=orjson.OPT_INDENT_2))
-    console.print(f"compare {target}: {c.compared} compared, backtest {c.backtest_records} / live {c.live_records} "
-                  f"records, {c.differing} differing")
+    console.print(
+        f"compare {target}: {c.compared} compared, backtest {c.backtest_records} / live {c.live_records} "
+        f"records, {c.differing} differing"
+    )
     if c.diverged:
         console.print(f"first divergence: {orjson.dumps(c.first).decode()}")
         raise typer.Exit(1)

@@ -6,6 +6,7 @@ after keeping only those produced from the backtest's own input positions (their
 source position ``topic:partition:offset``): a live topic that also holds other inputs' outputs
 still compares cleanly.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -22,8 +23,9 @@ class BacktestError(RuntimeError):
     pass
 
 
-async def read_range(s: Settings, topic: str, start_ms: int | None = None, end_ms: int | None = None,
-                     timeout_s: float = 60.0) -> list[SourceRecord]:
+async def read_range(
+    s: Settings, topic: str, start_ms: int | None = None, end_ms: int | None = None, timeout_s: float = 60.0
+) -> list[SourceRecord]:
     """Every committed record of ``topic`` whose Kafka timestamp is in [start_ms, end_ms) (None:
     from the start / to the current end), with its real position, partition by partition."""
     from aiokafka import AIOKafkaConsumer
@@ -39,19 +41,21 @@ async def read_range(s: Settings, topic: str, start_ms: int | None = None, end_m
     if described["error_code"] != 0 or not described["partitions"]:
         raise BacktestError(f"topic {topic!r} does not exist on {s.kafka_bootstrap}")
     tps = [TopicPartition(topic, p) for p in sorted(p["partition"] for p in described["partitions"])]
-    consumer = AIOKafkaConsumer(**s.kafka_client_options(), enable_auto_commit=False, group_id=None,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        **s.kafka_client_options(), enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         consumer.assign(tps)
         first = await consumer.beginning_offsets(tps)
-        last = await consumer.end_offsets(tps)          # read_committed: the last stable offset
+        last = await consumer.end_offsets(tps)  # read_committed: the last stable offset
 
         async def at(ms: int | None, default: dict) -> dict:
             if ms is None:
                 return default
             found = await consumer.offsets_for_times({tp: ms for tp in tps})
             return {tp: f.offset if f is not None else last[tp] for tp, f in found.items()}
+
         starts, ends = await at(start_ms, first), await at(end_ms, last)
         got: dict = {tp: [] for tp in tps}
         for tp in tps:
@@ -62,8 +66,11 @@ async def read_range(s: Settings, topic: str, start_ms: int | None = None, end_m
             if time.monotonic() > deadline:
                 raise BacktestError(f"could not read {topic!r} to its end within {timeout_s:.0f} s")
             for tp, msgs in (await consumer.getmany(*todo, timeout_ms=500)).items():
-                got[tp] += [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                            for m in msgs if m.offset < ends[tp]]
+                got[tp] += [
+                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                    for m in msgs
+                    if m.offset < ends[tp]
+                ]
             todo = {tp for tp in todo if await consumer.position(tp) < ends[tp]}
     finally:
         await consumer.stop()
@@ -77,7 +84,7 @@ class Comparison:
     backtest_records: int = 0
     live_records: int = 0
     differing: int = 0
-    first: dict | None = None        # the first divergence, or None
+    first: dict | None = None  # the first divergence, or None
     per_partition: dict[int, int] = field(default_factory=dict)
 
     @property
@@ -85,8 +92,14 @@ class Comparison:
         return self.first is not None
 
     def to_dict(self) -> dict:
-        return {"topic": self.topic, "compared": self.compared, "backtest_records": self.backtest_records,
-                "live_records": self.live_records, "differing": self.differing, "first_divergence": self.first}
+        return {
+            "topic": self.topic,
+            "compared": self.compared,
+            "backtest_records": self.backtest_records,
+            "live_records": self.live_records,
+            "differing": self.differing,
+            "first_divergence": self.first,
+        }
 
 
 def first_difference(a, b, path: str = "") -> tuple[str, object, object] | None:
@@ -121,6 +134,7 @@ def from_inputs(inputs: list[SourceRecord]):
             return lo <= int(rest) <= hi
         except (KeyError, ValueError):
             return False
+
     return produced_here
 
 
@@ -153,8 +167,11 @@ def compare(topic: str, ours: list[OutputRecord], live: list[SourceRecord], keep
 def _divergence(p: int, i: int, ours, theirs) -> dict:
     d = {"partition": p, "index": i, "key": (ours or theirs)[0].decode(errors="replace")}
     if ours is None or theirs is None:
-        d["reason"] = "live has a record the backtest did not produce" if ours is None else \
-            "the backtest produced a record live did not publish"
+        d["reason"] = (
+            "live has a record the backtest did not produce"
+            if ours is None
+            else "the backtest produced a record live did not publish"
+        )
         return d
     if ours[0] != theirs[0]:
         d.update(reason="different source position", backtest_key=ours[0].decode(), live_key=theirs[0].decode())

@@ -5,6 +5,7 @@ Input columns are the model's features by their manifest names (extra columns ar
 models trained on one-hot categoricals also accept the raw columns (``extra.encoding``).
 A row that cannot be scored gets an ``error`` column with the reason; the others still score.
 """
+
 from __future__ import annotations
 
 import csv
@@ -77,15 +78,19 @@ def check_columns(header: list[str], card: ModelCard) -> None:
     needed = {f.partition("=")[0] if "=" in f and f.partition("=")[0] in enc else f for f in card.features}
     missing = sorted(needed - set(header))
     if missing:
-        raise ScoreError(f"input lacks {len(missing)} column(s) the model {card.name!r} needs: {missing[:10]}"
-                         + (" …" if len(missing) > 10 else ""))
+        raise ScoreError(
+            f"input lacks {len(missing)} column(s) the model {card.name!r} needs: {missing[:10]}"
+            + (" …" if len(missing) > 10 else "")
+        )
 
 
 def score_rows(model, rows: list[dict], batch: int = 4096) -> list[dict]:
     card = model.card
     if len(card.inputs) != 1 or len(card.inputs[0].shape) != 2:
-        raise ScoreError(f"model {card.name!r} ({card.task}) does not take a feature row; "
-                         "batch scoring supports row models (risk, credit, propensity)")
+        raise ScoreError(
+            f"model {card.name!r} ({card.task}) does not take a feature row; "
+            "batch scoring supports row models (risk, credit, propensity)"
+        )
     results: list[dict] = [{} for _ in rows]
     good: list[int] = []
     x_rows: list[list[float]] = []
@@ -97,11 +102,12 @@ def score_rows(model, rows: list[dict], batch: int = 4096) -> list[dict]:
             results[i] = {"score": "", "error": str(exc)}
     with_reasons = card.task in RISK_TASKS and card.baseline
     for start in range(0, len(good), batch):
-        idx = good[start:start + batch]
-        x = np.asarray(x_rows[start:start + batch], dtype=np.float32)
+        idx = good[start : start + batch]
+        x = np.asarray(x_rows[start : start + batch], dtype=np.float32)
         if with_reasons:
-            scores, reasons = score_with_reasons(lambda b: model.run({card.inputs[0].name: b})[0], x,
-                                                 card.baseline, card.features, card.feature_labels)
+            scores, reasons = score_with_reasons(
+                lambda b: model.run({card.inputs[0].name: b})[0], x, card.baseline, card.features, card.feature_labels
+            )
         else:
             scores = np.asarray(model.run({card.inputs[0].name: x})[0], dtype=np.float64).reshape(len(x), -1)[:, 0]
             reasons = [[] for _ in idx]
@@ -150,5 +156,7 @@ def main(model: str, input: Path, output: Path) -> None:
     except (ScoreError, ManifestError, ModelRefused) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
-    console.print(f"scored {summary['rows']} rows with {summary['model']} -> {output}"
-                  + (f" ({summary['errors']} rows with errors, see the 'error' column)" if summary["errors"] else ""))
+    console.print(
+        f"scored {summary['rows']} rows with {summary['model']} -> {output}"
+        + (f" ({summary['errors']} rows with errors, see the 'error' column)" if summary["errors"] else "")
+    )

@@ -8,6 +8,7 @@ each input is accounted for. Latency per output = its Kafka timestamp minus its 
 bench received it minus the source timestamp (includes the exactly-once transaction commit).
 Memory (VmRSS/VmHWM) and CPU come from /proc of the subprocess.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -59,10 +60,10 @@ class RunSpec:
     name: str
     argv: list[str]
     env: dict
-    settings: Settings                 # the subprocess's view (topics, partitions, guarantee)
+    settings: Settings  # the subprocess's view (topics, partitions, guarantee)
     src_topic: str
-    done_topics: list[str]             # outputs that account for an input (primary + dead letters)
-    extra_topics: list[str] = field(default_factory=list)   # also counted (e.g. risk alerts), not needed
+    done_topics: list[str]  # outputs that account for an input (primary + dead letters)
+    extra_topics: list[str] = field(default_factory=list)  # also counted (e.g. risk alerts), not needed
     ready_marker: str = "[^Worker]: Ready"
     dead_topic: str | None = None
 
@@ -72,9 +73,16 @@ class Proc:
         self.spec = spec
         self.log_path = log_path
         self.log_fh = open(log_path, "wb")
-        self.popen = subprocess.Popen(spec.argv, env=spec.env, cwd=REPO_ROOT, stdin=subprocess.DEVNULL,
-                                      stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True,
-                                      preexec_fn=_die_with_parent)
+        self.popen = subprocess.Popen(
+            spec.argv,
+            env=spec.env,
+            cwd=REPO_ROOT,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
+        )
         self.pid = self.popen.pid
 
     def log_text(self) -> str:
@@ -152,11 +160,21 @@ async def _wait_leaders(consumer, topics: list[str], timeout: float = 30.0) -> N
         await asyncio.sleep(0.1)
 
 
-async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, log_dir: Path,
-              warmup: list[tuple[bytes, bytes]] = (), warmup_expected: int = 0,
-              paced: list[tuple[bytes, bytes]] = (), paced_expected=None, paced_load: float = 0.5,
-              paced_seconds: float = 3.0, other_pids: dict[str, int] | None = None,
-              ready_timeout: float = 120.0, idle_timeout: float = 45.0) -> dict:
+async def run(
+    spec: RunSpec,
+    records: list[tuple[bytes, bytes]],
+    expected: int,
+    log_dir: Path,
+    warmup: list[tuple[bytes, bytes]] = (),
+    warmup_expected: int = 0,
+    paced: list[tuple[bytes, bytes]] = (),
+    paced_expected=None,
+    paced_load: float = 0.5,
+    paced_seconds: float = 3.0,
+    other_pids: dict[str, int] | None = None,
+    ready_timeout: float = 120.0,
+    idle_timeout: float = 45.0,
+) -> dict:
     """Spawn, wait ready, then three phases on the same process:
 
     * warm-up: ``warmup`` records (entities of their own), waited for, not timed. Takes the one-off
@@ -175,8 +193,14 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
     all_out = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
     await create_topics(s, [spec.src_topic, *all_out])
 
-    consumer = AIOKafkaConsumer(**opts, isolation_level="read_committed", enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_poll_records=5000, fetch_max_wait_ms=50)
+    consumer = AIOKafkaConsumer(
+        **opts,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=5000,
+        fetch_max_wait_ms=50,
+    )
     producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
     await consumer.start()
     await producer.start()
@@ -210,8 +234,10 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
 
     def check_alive(what: str) -> None:
         if proc.popen.poll() is not None:
-            raise RuntimeError(f"{spec.name}: process exited with {proc.popen.returncode} {what}:\n"
-                               + "\n".join(proc.log_text().splitlines()[-25:]))
+            raise RuntimeError(
+                f"{spec.name}: process exited with {proc.popen.returncode} {what}:\n"
+                + "\n".join(proc.log_text().splitlines()[-25:])
+            )
 
     async def produce(recs, rate: float | None = None) -> tuple[dict, float, float]:
         """Send recs (flat out, or paced at rate/s); returns ({(partition, offset): input ts}, t0 wall, t0 mono)."""
@@ -239,9 +265,15 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
     def stats(matched: list) -> dict:
         kafka = [out_ts - ts for ts, out_ts, _, _ in matched]
         visible = [recv - ts for ts, _, recv, _ in matched]
-        return {"latency_ms": {"p50": _pct(kafka, 50), "p99": _pct(kafka, 99), "min": min(kafka, default=None),
-                               "max": max(kafka, default=None)},
-                "visible_latency_ms": {"p50": _pct(visible, 50), "p99": _pct(visible, 99)}}
+        return {
+            "latency_ms": {
+                "p50": _pct(kafka, 50),
+                "p99": _pct(kafka, 99),
+                "min": min(kafka, default=None),
+                "max": max(kafka, default=None),
+            },
+            "visible_latency_ms": {"p50": _pct(visible, 50), "p99": _pct(visible, 99)},
+        }
 
     consumer_task = None
     try:
@@ -255,8 +287,10 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
         while spec.ready_marker not in proc.log_text():
             check_alive("before ready")
             if time.monotonic() - t_spawn > ready_timeout:
-                raise RuntimeError(f"{spec.name}: not ready after {ready_timeout:.0f}s:\n"
-                                   + "\n".join(proc.log_text().splitlines()[-25:]))
+                raise RuntimeError(
+                    f"{spec.name}: not ready after {ready_timeout:.0f}s:\n"
+                    + "\n".join(proc.log_text().splitlines()[-25:])
+                )
             await asyncio.sleep(0.02)
         startup_s = time.monotonic() - t_spawn
         rss_ready_kb = proc_status_kb(proc.pid, "VmRSS")
@@ -267,8 +301,10 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
         if warmup:
             in_ts, _, _ = await produce(warmup)
             if len(await outputs_of(in_ts, warmup_expected, "during warm-up", 60.0)) < warmup_expected:
-                raise RuntimeError(f"{spec.name}: warm-up outputs did not arrive within 60s:\n"
-                                   + "\n".join(proc.log_text().splitlines()[-25:]))
+                raise RuntimeError(
+                    f"{spec.name}: warm-up outputs did not arrive within 60s:\n"
+                    + "\n".join(proc.log_text().splitlines()[-25:])
+                )
             first_output_s = st["first_recv"] - t_spawn if st["first_recv"] else None
 
         # --- flood
@@ -310,10 +346,16 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
             want = paced_expected(m) if paced_expected else m
             p_ts, _, _ = await produce(paced[:m], rate=rate)
             p_matched = await outputs_of(p_ts, want, "while paced", idle_timeout)
-            paced_res = {"rate_eps": round(rate, 1), "events": m, "expected_outputs": want,
-                         "matched": len(p_matched), "complete": len(p_matched) >= want, **stats(p_matched)}
+            paced_res = {
+                "rate_eps": round(rate, 1),
+                "events": m,
+                "expected_outputs": want,
+                "matched": len(p_matched),
+                "complete": len(p_matched) >= want,
+                **stats(p_matched),
+            }
 
-        await asyncio.sleep(0.3)   # a straggling duplicate would show up here (exactly-once: none)
+        await asyncio.sleep(0.3)  # a straggling duplicate would show up here (exactly-once: none)
         stop.set()
         rss_task.cancel()
     finally:
@@ -332,8 +374,10 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
         return None if a is None or b is None else round(1e6 * (b - a) / max(n, 1), 1)
 
     flood = stats(matched)
-    flood["latency_ms"]["basis"] = ("output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
-                                    "inputs produced flat out, so this is mostly queueing behind the backlog")
+    flood["latency_ms"]["basis"] = (
+        "output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
+        "inputs produced flat out, so this is mostly queueing behind the backlog"
+    )
     flood["visible_latency_ms"]["basis"] = "bench receive time (read_committed consumer) - input Kafka timestamp"
     return {
         "events": n,
@@ -347,14 +391,24 @@ async def run(spec: RunSpec, records: list[tuple[bytes, bytes]], expected: int, 
         "startup_s": round(startup_s, 2),
         "first_output_s": None if first_output_s is None else round(first_output_s, 2),
         "startup_basis": f"spawn until the log line {spec.ready_marker!r} (partitions assigned); "
-                         "first_output_s: spawn until the first warm-up output was read",
+        "first_output_s: spawn until the first warm-up output was read",
         "warmup_events": len(warmup),
-        "rss_mb": {"ready": _mb(rss_ready_kb), "before_run": _mb(rss_before_kb), "peak_sampled": _mb(peak["rss"]),
-                   "end": _mb(rss_end_kb), "hwm": _mb(hwm_kb)},
-        "cpu_pct": {"process": cpu_pct(cpu0, cpu1), "bench": round(100.0 * self_cpu / wall, 1),
-                    **{k: cpu_pct(others0.get(k), others1.get(k)) for k in others1}},
-        "cpu_us_per_event": {"process": cpu_us(cpu0, cpu1),
-                             **{k: cpu_us(others0.get(k), others1.get(k)) for k in others1}},
+        "rss_mb": {
+            "ready": _mb(rss_ready_kb),
+            "before_run": _mb(rss_before_kb),
+            "peak_sampled": _mb(peak["rss"]),
+            "end": _mb(rss_end_kb),
+            "hwm": _mb(hwm_kb),
+        },
+        "cpu_pct": {
+            "process": cpu_pct(cpu0, cpu1),
+            "bench": round(100.0 * self_cpu / wall, 1),
+            **{k: cpu_pct(others0.get(k), others1.get(k)) for k in others1},
+        },
+        "cpu_us_per_event": {
+            "process": cpu_us(cpu0, cpu1),
+            **{k: cpu_us(others0.get(k), others1.get(k)) for k in others1},
+        },
         "outputs_by_topic": got,
         "timed_sources_by_topic": by_topic,
         "sources_matched": len(matched),
@@ -368,22 +422,28 @@ def _mb(kb: int | None) -> float | None:
 
 # --- specs ------------------------------------------------------------------------------------------
 def _base_env(s: Settings, tag: str) -> dict:
-    return {**os.environ,
-            "FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-            "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(),
-            "FINSTREAM_APP_ID": f"fs-bench-{tag}",
-            "FINSTREAM_WORKER_WEB_ENABLED": "false",
-            "FINSTREAM_LOG_LEVEL": "info",          # the start-up marker is an info line
-            "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(),
+        "FINSTREAM_APP_ID": f"fs-bench-{tag}",
+        "FINSTREAM_WORKER_WEB_ENABLED": "false",
+        "FINSTREAM_LOG_LEVEL": "info",  # the start-up marker is an info line
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def worker_spec(s: Settings, job: str) -> RunSpec:
     """The real worker (``python -m stream.cli worker``) with its own app id, topics and Redis prefix."""
     tag = f"{job}-{uuid.uuid4().hex[:8]}"
     env = _base_env(s, tag)
-    env.update({"FINSTREAM_REDIS_KEY_PREFIX": f"bench-{tag}",
-                "FINSTREAM_PUBLISH_RISK_SCORES": "true",   # one output per transaction, so each is accounted for
-                "FINSTREAM_MODEL_DIR": str(s.model_dir)})
+    env.update(
+        {
+            "FINSTREAM_REDIS_KEY_PREFIX": f"bench-{tag}",
+            "FINSTREAM_PUBLISH_RISK_SCORES": "true",  # one output per transaction, so each is accounted for
+            "FINSTREAM_MODEL_DIR": str(s.model_dir),
+        }
+    )
     env.update(topic_env(lambda topic: f"bench-{topic}-{tag}"))
     ws = settings_from_env(env)
     src, done, extra = {
@@ -391,9 +451,16 @@ def worker_spec(s: Settings, job: str) -> RunSpec:
         "risk": (ws.topic_transactions, [ws.topic_risk_scores], [ws.topic_risk_alerts]),
         "recommend": (ws.topic_user_events, [ws.topic_recommendations], []),
     }[job]
-    return RunSpec(name=f"worker-{job}", argv=[sys.executable, "-m", "stream.cli", "worker"], env=env, settings=ws,
-                   src_topic=src, done_topics=[*done, ws.topic_dead_letters], extra_topics=extra,
-                   dead_topic=ws.topic_dead_letters)
+    return RunSpec(
+        name=f"worker-{job}",
+        argv=[sys.executable, "-m", "stream.cli", "worker"],
+        env=env,
+        settings=ws,
+        src_topic=src,
+        done_topics=[*done, ws.topic_dead_letters],
+        extra_topics=extra,
+        dead_topic=ws.topic_dead_letters,
+    )
 
 
 def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactly_once: bool = False) -> RunSpec:
@@ -408,9 +475,15 @@ def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactl
     src, dst = f"bench-in-{tag}", f"bench-out-{tag}"
     name = f"{mode}-passthrough" + ("-alo" if at_least_once else "-eos" if exactly_once else "")
     run_mode = f"{mode}-eos" if exactly_once else mode
-    return RunSpec(name=name, argv=[sys.executable, "-m", "stream.tools.bench_passthrough", run_mode, src, dst],
-                   env=env, settings=ws, src_topic=src, done_topics=[dst],
-                   ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE)
+    return RunSpec(
+        name=name,
+        argv=[sys.executable, "-m", "stream.tools.bench_passthrough", run_mode, src, dst],
+        env=env,
+        settings=ws,
+        src_topic=src,
+        done_topics=[dst],
+        ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE,
+    )
 
 
 def run_topics(spec: RunSpec) -> list[str]:

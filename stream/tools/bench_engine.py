@@ -5,6 +5,7 @@ cost), or one event at a time on a sample (the naive baseline the batching is me
 Split from ``stream.tools.bench`` (which runs the scenarios and renders the report) because this is
 the part that wraps Redis and the models to count round trips, commands and model calls.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,8 +16,8 @@ from collections import Counter
 
 import numpy as np
 
-from stream.tools.bench import NAIVE_SAMPLE, _r, make_events
 from stream.settings import Settings
+from stream.tools.bench import NAIVE_SAMPLE, _r, make_events
 
 
 class CountingRedis:
@@ -83,8 +84,9 @@ def source_records(topic: str, records: list[tuple[bytes, bytes]], partitions: i
     return out
 
 
-async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | None = None,
-                  name: str | None = None) -> dict:
+async def _engine(
+    s: Settings, job_name: str, records, warm, batch_size: int | None = None, name: str | None = None
+) -> dict:
     """The job itself on real Redis, no Kafka: batches of ``batch_size`` (default ``batch_max``).
     ``batch_size=1`` is the naive baseline: per event one model call and its own Redis round trips."""
     import redis.asyncio as aioredis
@@ -117,7 +119,7 @@ async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | N
         t_all = time.perf_counter()
         step = batch_size or s.batch_max
         for i in range(0, len(batches), step):
-            batch = batches[i:i + step]
+            batch = batches[i : i + step]
             rt0, r0, o0 = counting.round_trips, counting.seconds, timer.seconds
             t = time.perf_counter()
             outs = await job.process(batch)
@@ -136,31 +138,52 @@ async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | N
     primary = pipelines.get(job_name).output_topics(js)[0]
     outputs = out_topics.get(primary, 0)
     dead = out_topics.get(js.topic_dead_letters, 0)
-    warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)   # no output yet, by design
-    cmds = {k.removeprefix("cmdstat_"): v["calls"] - info0.get(k, {}).get("calls", 0)
-            for k, v in info1.items() if v["calls"] - info0.get(k, {}).get("calls", 0) > 0}
+    warming = job.counts.get("warming_up", 0) + job.counts.get("in_open_bar", 0)  # no output yet, by design
+    cmds = {
+        k.removeprefix("cmdstat_"): v["calls"] - info0.get(k, {}).get("calls", 0)
+        for k, v in info1.items()
+        if v["calls"] - info0.get(k, {}).get("calls", 0) > 0
+    }
     cmds.pop("info", None)
     ms = np.asarray(lat) * 1000
     batch_time = float(np.sum(lat))
     return {
-        "name": name or f"engine-{job_name}", "kind": "naive" if batch_size == 1 else "engine", "status": "ok",
-        "events": n, "batches": len(lat), "batch_max": batch_size or s.batch_max,
+        "name": name or f"engine-{job_name}",
+        "kind": "naive" if batch_size == 1 else "engine",
+        "status": "ok",
+        "events": n,
+        "batches": len(lat),
+        "batch_max": batch_size or s.batch_max,
         "throughput": round(n / total, 1),
-        "latency_ms": {"p50": _r(np.percentile(ms, 50), 3), "p99": _r(np.percentile(ms, 99), 3),
-                       "max": _r(ms.max(), 3), "basis": f"one job.process() call on a batch of {step} event(s)"},
-        "redis": {"round_trips_per_batch": _r(np.mean(rt), 2), "round_trips_total": int(sum(rt)),
-                  "commands": cmds,
-                  "commands_per_event": _r(sum(cmds.values()) / max(n, 1), 3),
-                  "note": "round trips = pipelines executed; commands incl. those run inside the Lua scripts"},
-        "time_split_pct": {"redis": _r(100 * sum(red_s) / batch_time, 1),
-                           "onnxruntime": _r(100 * sum(onnx_s) / batch_time, 1),
-                           "python": _r(100 * (batch_time - sum(red_s) - sum(onnx_s)) / batch_time, 1),
-                           "basis": "redis = pipeline execute (client encode + server + reply parse); "
-                                    "python = parsing, features, fencing, reasons, output JSON"},
+        "latency_ms": {
+            "p50": _r(np.percentile(ms, 50), 3),
+            "p99": _r(np.percentile(ms, 99), 3),
+            "max": _r(ms.max(), 3),
+            "basis": f"one job.process() call on a batch of {step} event(s)",
+        },
+        "redis": {
+            "round_trips_per_batch": _r(np.mean(rt), 2),
+            "round_trips_total": int(sum(rt)),
+            "commands": cmds,
+            "commands_per_event": _r(sum(cmds.values()) / max(n, 1), 3),
+            "note": "round trips = pipelines executed; commands incl. those run inside the Lua scripts",
+        },
+        "time_split_pct": {
+            "redis": _r(100 * sum(red_s) / batch_time, 1),
+            "onnxruntime": _r(100 * sum(onnx_s) / batch_time, 1),
+            "python": _r(100 * (batch_time - sum(red_s) - sum(onnx_s)) / batch_time, 1),
+            "basis": "redis = pipeline execute (client encode + server + reply parse); "
+            "python = parsing, features, fencing, reasons, output JSON",
+        },
         "onnx": {"calls": timer.calls, "rows": timer.rows, "rows_per_call": _r(timer.rows / max(timer.calls, 1), 1)},
-        "counts": {"inputs": n, "outputs": outputs, "dead_letters": dead, "warming_up": warming,
-                   "accounted": outputs + dead + warming == n,
-                   **({"alerts": out_topics.get(js.topic_risk_alerts, 0)} if job_name == "risk" else {})},
+        "counts": {
+            "inputs": n,
+            "outputs": outputs,
+            "dead_letters": dead,
+            "warming_up": warming,
+            "accounted": outputs + dead + warming == n,
+            **({"alerts": out_topics.get(js.topic_risk_alerts, 0)} if job_name == "risk" else {}),
+        },
         "job_counts": dict(job.counts),
     }
 
@@ -168,7 +191,7 @@ async def _engine(s: Settings, job_name: str, records, warm, batch_size: int | N
 async def _drop_prefix(client, prefix: str) -> None:
     keys = [k async for k in client.scan_iter(match=f"{prefix}*", count=1000)]
     for i in range(0, len(keys), 1000):
-        await client.delete(*keys[i:i + 1000])
+        await client.delete(*keys[i : i + 1000])
 
 
 def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dict:
@@ -179,5 +202,3 @@ def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dic
     if naive:
         return asyncio.run(_engine(s, job, records[:NAIVE_SAMPLE], warm, batch_size=1, name=f"naive-{job}"))
     return asyncio.run(_engine(s, job, records, warm))
-
-

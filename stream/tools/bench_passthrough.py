@@ -15,6 +15,7 @@ Either way each output is keyed ``topic:partition:offset`` of its source record 
 source's partition number, like the engine's outputs, so the bench matches them the same way.
 Settings (bootstrap, app id, partitions, batch size, guarantee) come from ``FINSTREAM_*``.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -64,8 +65,14 @@ def run_faust(s: Settings, src: str, dst: str) -> None:
 async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-    consumer = AIOKafkaConsumer(src, **s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_poll_records=s.batch_max)
+    consumer = AIOKafkaConsumer(
+        src,
+        **s.kafka_client_options(),
+        group_id=s.app_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=s.batch_max,
+    )
     producer = AIOKafkaProducer(**s.kafka_client_options(), linger_ms=5, enable_idempotence=True)
     await consumer.start()
     await producer.start()
@@ -95,8 +102,14 @@ async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
 
     from stream.delivery import Delivery
 
-    consumer = AIOKafkaConsumer(src, **s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False,
-                                auto_offset_reset="earliest", max_poll_records=s.batch_max)
+    consumer = AIOKafkaConsumer(
+        src,
+        **s.kafka_client_options(),
+        group_id=s.app_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=s.batch_max,
+    )
 
     def drained(tp, next_offset: int) -> bool:
         hw = consumer.highwater(tp)
@@ -112,8 +125,11 @@ async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
             if not told and consumer.assignment():
                 print(READY_LINE, flush=True)
                 told = True
-            batch = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                     for msgs in batches.values() for m in msgs]
+            batch = [
+                SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                for msgs in batches.values()
+                for m in msgs
+            ]
             if batch:
                 await delivery.submit(delivery.plan(batch, await job.process(batch)))
     finally:
@@ -124,8 +140,10 @@ async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     mode, src, dst = (argv or sys.argv[1:])[:3]
     s = Settings()
-    logging.basicConfig(level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=s.log_level.upper() if s.log_level != "warn" else "WARNING",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     if mode == "faust":
         run_faust(s, src, dst)
     elif mode == "aiokafka":

@@ -8,6 +8,7 @@ the same machine load; the summed times and the median paired ratio give the cos
 bookkeeping (``batch_done`` on a recorded batch, no Redis) in microseconds. Synthetic load: right
 for speed, meaningless for model quality. Writes JSON next to the bench's results.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,9 +20,9 @@ import uuid
 from pathlib import Path
 
 from stream import pipelines
+from stream.settings import Settings, get_settings
 from stream.tools.bench import make_events, stack_for
 from stream.tools.bench_engine import _drop_prefix, source_records
-from stream.settings import Settings, get_settings
 
 
 async def _paired(s: Settings, job_name: str, batches: list, registry) -> tuple[list, list, list, list]:
@@ -45,10 +46,10 @@ async def _paired(s: Settings, job_name: str, batches: list, registry) -> tuple[
         arms.append(job)
         prefixes.append(prefix)
     plain_s, observed_s, recorded = [], [], []
-    cpu = [0.0, 0.0]                 # this process's CPU seconds per arm: less swayed by other processes
+    cpu = [0.0, 0.0]  # this process's CPU seconds per arm: less swayed by other processes
     try:
         for i, batch in enumerate(batches):
-            for arm in ((0, 1) if i % 2 == 0 else (1, 0)):
+            for arm in (0, 1) if i % 2 == 0 else (1, 0):
                 job = arms[arm]
                 t0, c0 = time.perf_counter(), time.process_time()
                 if arm:
@@ -91,9 +92,9 @@ async def _job(s: Settings, job: str, events: int, rounds: int) -> dict:
 
     topic = pipelines.get(job).topic(s)
     recs = source_records(topic, make_events(job, events), s.topic_partitions)
-    batches = [recs[i:i + s.batch_max] for i in range(0, len(recs), s.batch_max)]
+    batches = [recs[i : i + s.batch_max] for i in range(0, len(recs), s.batch_max)]
     registry = ModelRegistry(s.model_dir, (job,))
-    await _paired(s, job, batches[:2], registry)                   # warm-up: scripts, sessions, imports
+    await _paired(s, job, batches[:2], registry)  # warm-up: scripts, sessions, imports
     plain, observed, recorded, cpu = [], [], [], [0.0, 0.0]
     for _ in range(rounds):
         p, o, rec, c = await _paired(s, job, batches, registry)
@@ -104,13 +105,20 @@ async def _job(s: Settings, job: str, events: int, rounds: int) -> dict:
     n = sum(len(b) for b in batches) * rounds
     tp, to = sum(plain), sum(observed)
     ratios = sorted(o / p for p, o in zip(plain, observed))
-    return {"job": job, "events": events, "rounds": rounds, "batch_max": s.batch_max, "batches": len(plain),
-            "plain_events_per_s": round(n / tp, 1), "observed_events_per_s": round(n / to, 1),
-            "cost_pct": round(100 * (to - tp) / tp, 2),
-            "median_paired_cost_pct": round(100 * (statistics.median(ratios) - 1), 2),
-            "cpu_cost_pct": round(100 * (cpu[1] - cpu[0]) / cpu[0], 2),
-            "bookkeeping_us_per_batch": round(bookkeeping_us(job, recorded), 1),
-            "mean_batch_ms": round(1000 * tp / len(plain), 2)}
+    return {
+        "job": job,
+        "events": events,
+        "rounds": rounds,
+        "batch_max": s.batch_max,
+        "batches": len(plain),
+        "plain_events_per_s": round(n / tp, 1),
+        "observed_events_per_s": round(n / to, 1),
+        "cost_pct": round(100 * (to - tp) / tp, 2),
+        "median_paired_cost_pct": round(100 * (statistics.median(ratios) - 1), 2),
+        "cpu_cost_pct": round(100 * (cpu[1] - cpu[0]) / cpu[0], 2),
+        "bookkeeping_us_per_batch": round(bookkeeping_us(job, recorded), 1),
+        "mean_batch_ms": round(1000 * tp / len(plain), 2),
+    }
 
 
 def main(events: int = 5000, rounds: int = 5, out: Path = Path("bench_results")) -> list[dict]:
@@ -118,12 +126,18 @@ def main(events: int = 5000, rounds: int = 5, out: Path = Path("bench_results"))
         results = [asyncio.run(_job(s, job, events, rounds)) for job in pipelines.names()]
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"metrics-cost-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
-    path.write_text(json.dumps({"scenario": "metrics A/B on job.process with real Redis", "results": results}, indent=1))
-    print(f"{'job':10} {'plain ev/s':>11} {'observed ev/s':>14} {'cost %':>7} {'paired median %':>16} {'CPU %':>6} "
-          f"{'bookkeeping µs/batch':>21} {'batch ms':>9}")
+    path.write_text(
+        json.dumps({"scenario": "metrics A/B on job.process with real Redis", "results": results}, indent=1)
+    )
+    print(
+        f"{'job':10} {'plain ev/s':>11} {'observed ev/s':>14} {'cost %':>7} {'paired median %':>16} {'CPU %':>6} "
+        f"{'bookkeeping µs/batch':>21} {'batch ms':>9}"
+    )
     for r in results:
-        print(f"{r['job']:10} {r['plain_events_per_s']:>11,.0f} {r['observed_events_per_s']:>14,.0f} {r['cost_pct']:>7.2f} "
-              f"{r['median_paired_cost_pct']:>16.2f} {r['cpu_cost_pct']:>6.2f} {r['bookkeeping_us_per_batch']:>21.1f} {r['mean_batch_ms']:>9.2f}")
+        print(
+            f"{r['job']:10} {r['plain_events_per_s']:>11,.0f} {r['observed_events_per_s']:>14,.0f} {r['cost_pct']:>7.2f} "
+            f"{r['median_paired_cost_pct']:>16.2f} {r['cpu_cost_pct']:>6.2f} {r['bookkeeping_us_per_batch']:>21.1f} {r['mean_batch_ms']:>9.2f}"
+        )
     print(f"({rounds} rounds x {events} events per job, every batch through both arms back to back; JSON: {path})")
     return results
 

@@ -8,12 +8,13 @@ restarted on the new prefix, continues from exactly there, with state and fences
 lost anything (from ``--from earliest``; a later start gives windows that warm up from that point).
 Outputs are not published again: they already were. See docs/security.md ("Rebuilding state").
 """
+
 from __future__ import annotations
 
 import asyncio
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from stream.settings import Settings
 
@@ -25,7 +26,7 @@ class RebuildError(RuntimeError):
 @dataclass
 class RebuildReport:
     prefix: str
-    records: dict[str, int] = field(default_factory=dict)       # input topic -> records replayed
+    records: dict[str, int] = field(default_factory=dict)  # input topic -> records replayed
     ranges: dict[str, tuple[int, int]] = field(default_factory=dict)  # "topic:partition" -> [start, end)
     seconds: float = 0.0
 
@@ -41,9 +42,7 @@ def parse_start(text: str) -> int | None:
     except ValueError:
         raise RebuildError(f"--from {text!r}: expected 'earliest', epoch milliseconds or an ISO time") from None
     if t.tzinfo is None:
-        from datetime import timezone
-
-        t = t.replace(tzinfo=timezone.utc)
+        t = t.replace(tzinfo=UTC)
     return int(t.timestamp() * 1000)
 
 
@@ -58,8 +57,10 @@ async def _no_live_workers(s: Settings, admin, wait_s: float) -> None:
         if not active:
             return
         if time.monotonic() >= deadline:
-            raise RebuildError(f"{active} consumer(s) still run in group {s.app_id!r}: stop the workers first, so "
-                               "that the rebuild ends where they stopped")
+            raise RebuildError(
+                f"{active} consumer(s) still run in group {s.app_id!r}: stop the workers first, so "
+                "that the rebuild ends where they stopped"
+            )
         await asyncio.sleep(0.5)
 
 
@@ -77,8 +78,12 @@ async def _ranges(s: Settings, consumer, start_ms: int | None, wait_s: float) ->
         committed = await admin.list_consumer_group_offsets(s.app_id)
     finally:
         await admin.close()
-    tps = [TopicPartition(t["topic"], p["partition"]) for t in described if t["error_code"] == 0
-           for p in sorted(t["partitions"], key=lambda p: p["partition"])]
+    tps = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if t["error_code"] == 0
+        for p in sorted(t["partitions"], key=lambda p: p["partition"])
+    ]
     if not tps:
         raise RebuildError(f"none of the input topics {s.input_topics} exists on {s.kafka_bootstrap}")
     first = await consumer.beginning_offsets(tps)
@@ -95,8 +100,9 @@ async def _ranges(s: Settings, consumer, start_ms: int | None, wait_s: float) ->
     return out
 
 
-async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=None,
-                  wait_s: float | None = None) -> RebuildReport:
+async def rebuild(
+    s: Settings, prefix: str, start_ms: int | None, redis_client=None, wait_s: float | None = None
+) -> RebuildReport:
     from aiokafka import AIOKafkaConsumer
 
     from stream.core.records import SourceRecord
@@ -112,8 +118,9 @@ async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=N
     jobs = build_jobs(target, r)
     report = RebuildReport(prefix)
     t0 = time.monotonic()
-    consumer = AIOKafkaConsumer(**s.kafka_client_options(), enable_auto_commit=False, group_id=None,
-                                isolation_level="read_committed")
+    consumer = AIOKafkaConsumer(
+        **s.kafka_client_options(), enable_auto_commit=False, group_id=None, isolation_level="read_committed"
+    )
     await consumer.start()
     try:
         wait = s.kafka_session_timeout_s + 5 if wait_s is None else wait_s
@@ -127,10 +134,13 @@ async def rebuild(s: Settings, prefix: str, start_ms: int | None, redis_client=N
             got = await consumer.getmany(*todo, timeout_ms=1000, max_records=s.batch_max)
             for tp, msgs in got.items():
                 end = todo[tp][1] if tp in todo else -1
-                batch = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                         for m in msgs if m.offset < end]
+                batch = [
+                    SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
+                    for m in msgs
+                    if m.offset < end
+                ]
                 if batch:
-                    await jobs[tp.topic].process(batch)   # outputs dropped: they were published the first time
+                    await jobs[tp.topic].process(batch)  # outputs dropped: they were published the first time
                     report.records[tp.topic] = report.records.get(tp.topic, 0) + len(batch)
                 if tp in todo and (not msgs or msgs[-1].offset + 1 >= end or await consumer.position(tp) >= end):
                     consumer.pause(tp)

@@ -21,11 +21,12 @@ real portfolio; every metric computed from it must be reported as *synthetic*):
   which are deliberately hard to tell from normal spend;
 * ``fraud_rate`` is the share of fraudulent transactions, held per simulated day.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -33,14 +34,24 @@ from stream.core.contracts import ACTIONS, CHANNELS, SCHEMA_VERSION
 from stream.core.features import HIGH_RISK_CATEGORIES
 from stream.core.products import CATALOGUE, PRODUCT_IDS
 
-START_MS = 1_704_067_200_000          # 2024-01-01T00:00:00Z
+START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 
 NORMAL_CATEGORIES: tuple[str, ...] = (
-    "grocery", "restaurant", "fuel", "retail", "transport", "travel", "entertainment",
-    "utilities", "health", "electronics", "pharmacy", "clothing",
+    "grocery",
+    "restaurant",
+    "fuel",
+    "retail",
+    "transport",
+    "travel",
+    "entertainment",
+    "utilities",
+    "health",
+    "electronics",
+    "pharmacy",
+    "clothing",
 )
 HIGH_RISK: tuple[str, ...] = tuple(sorted(HIGH_RISK_CATEGORIES))
 ATM_CATEGORY = "atm_withdrawal"
@@ -48,16 +59,40 @@ MERCHANT_CATEGORIES: tuple[str, ...] = NORMAL_CATEGORIES + HIGH_RISK + (ATM_CATE
 
 # Home countries (weight, UTC offset in hours, currency).
 HOME_COUNTRIES: dict[str, tuple[float, int, str]] = {
-    "GB": (0.20, 0, "GBP"), "DE": (0.15, 1, "EUR"), "FR": (0.12, 1, "EUR"), "NL": (0.08, 1, "EUR"),
-    "ES": (0.08, 1, "EUR"), "IT": (0.08, 1, "EUR"), "IE": (0.04, 0, "EUR"), "BE": (0.04, 1, "EUR"),
-    "SE": (0.04, 1, "SEK"), "PL": (0.05, 1, "PLN"), "US": (0.08, -5, "USD"), "CA": (0.04, -5, "CAD"),
+    "GB": (0.20, 0, "GBP"),
+    "DE": (0.15, 1, "EUR"),
+    "FR": (0.12, 1, "EUR"),
+    "NL": (0.08, 1, "EUR"),
+    "ES": (0.08, 1, "EUR"),
+    "IT": (0.08, 1, "EUR"),
+    "IE": (0.04, 0, "EUR"),
+    "BE": (0.04, 1, "EUR"),
+    "SE": (0.04, 1, "SEK"),
+    "PL": (0.05, 1, "PLN"),
+    "US": (0.08, -5, "USD"),
+    "CA": (0.04, -5, "CAD"),
 }
 # Where fraudsters (and not usually customers) transact from.
 FRAUD_COUNTRIES: tuple[str, ...] = ("NG", "RU", "BR", "CN", "RO", "UA", "VN", "ID", "MX", "TR", "PH", "KE")
 CURRENCY = {c: v[2] for c, v in HOME_COUNTRIES.items()} | {
-    "NG": "NGN", "RU": "RUB", "BR": "BRL", "CN": "CNY", "RO": "RON", "UA": "UAH", "VN": "VND",
-    "ID": "IDR", "MX": "MXN", "TR": "TRY", "PH": "PHP", "KE": "KES", "PT": "EUR", "GR": "EUR",
-    "TH": "THB", "JP": "JPY", "AE": "AED", "HR": "EUR",
+    "NG": "NGN",
+    "RU": "RUB",
+    "BR": "BRL",
+    "CN": "CNY",
+    "RO": "RON",
+    "UA": "UAH",
+    "VN": "VND",
+    "ID": "IDR",
+    "MX": "MXN",
+    "TR": "TRY",
+    "PH": "PHP",
+    "KE": "KES",
+    "PT": "EUR",
+    "GR": "EUR",
+    "TH": "THB",
+    "JP": "JPY",
+    "AE": "AED",
+    "HR": "EUR",
 }
 TRAVEL_COUNTRIES: tuple[str, ...] = tuple(HOME_COUNTRIES) + ("PT", "GR", "TH", "JP", "AE", "HR", "MX", "TR")
 
@@ -74,14 +109,14 @@ class _Account:
     tz: int
     log_mu: float
     log_sigma: float
-    rate: float                    # expected transactions per day
-    cat_p: np.ndarray              # over NORMAL_CATEGORIES
-    chan_p: np.ndarray             # over pos, ecom, mobile (ATM/transfer handled separately)
+    rate: float  # expected transactions per day
+    cat_p: np.ndarray  # over NORMAL_CATEGORIES
+    chan_p: np.ndarray  # over pos, ecom, mobile (ATM/transfer handled separately)
     atm_p: float
-    risky_p: float                 # share of legitimate spend in high-risk categories
+    risky_p: float  # share of legitimate spend in high-risk categories
     night_owl: bool
     trip_country: str | None = None
-    trip_until: int = -1           # day index (exclusive)
+    trip_until: int = -1  # day index (exclusive)
 
 
 @dataclass
@@ -93,7 +128,7 @@ class TransactionSimulator:
     seed: int = 7
     start_ms: int = START_MS
     with_labels: bool = True
-    ato_share: float = 0.7          # share of fraud *transactions* from account-takeover bursts
+    ato_share: float = 0.7  # share of fraud *transactions* from account-takeover bursts
     _rng: np.random.Generator = field(init=False, repr=False)
     _accounts: list[_Account] = field(init=False, repr=False)
     _counter: int = field(init=False, default=0, repr=False)
@@ -113,19 +148,21 @@ class TransactionSimulator:
         for i in range(self.n_accounts):
             home = homes[int(rng.choice(len(homes), p=w))]
             risky = rng.random() < 0.06
-            self._accounts.append(_Account(
-                account_id=f"acct-{i:06d}",
-                home=home,
-                tz=HOME_COUNTRIES[home][1],
-                log_mu=float(np.log(rng.uniform(12.0, 160.0))),
-                log_sigma=float(rng.uniform(0.45, 1.0)),
-                rate=float(np.clip(rng.lognormal(np.log(1.6), 0.6), 0.2, 12.0)),
-                cat_p=rng.dirichlet(np.full(len(NORMAL_CATEGORIES), 0.6)),
-                chan_p=rng.dirichlet([4.0, 2.0, 1.5]),
-                atm_p=float(rng.uniform(0.0, 0.12)),
-                risky_p=float(rng.uniform(0.1, 0.4)) if risky else 0.0,
-                night_owl=bool(rng.random() < 0.08),
-            ))
+            self._accounts.append(
+                _Account(
+                    account_id=f"acct-{i:06d}",
+                    home=home,
+                    tz=HOME_COUNTRIES[home][1],
+                    log_mu=float(np.log(rng.uniform(12.0, 160.0))),
+                    log_sigma=float(rng.uniform(0.45, 1.0)),
+                    rate=float(np.clip(rng.lognormal(np.log(1.6), 0.6), 0.2, 12.0)),
+                    cat_p=rng.dirichlet(np.full(len(NORMAL_CATEGORIES), 0.6)),
+                    chan_p=rng.dirichlet([4.0, 2.0, 1.5]),
+                    atm_p=float(rng.uniform(0.0, 0.12)),
+                    risky_p=float(rng.uniform(0.1, 0.4)) if risky else 0.0,
+                    night_owl=bool(rng.random() < 0.08),
+                )
+            )
         acc = self._accounts
         self._a_rate = np.array([a.rate for a in acc])
         self._a_mu = np.array([a.log_mu for a in acc])
@@ -138,8 +175,9 @@ class TransactionSimulator:
         self._a_chan_cum = np.cumsum(np.stack([a.chan_p for a in acc]), axis=1)
 
     # -- records -------------------------------------------------------------------
-    def _record(self, acct: _Account, ts: int, amount: float, country: str, category: str, channel: str,
-                fraud: int) -> dict:
+    def _record(
+        self, acct: _Account, ts: int, amount: float, country: str, category: str, channel: str, fraud: int
+    ) -> dict:
         self._counter += 1
         rec = {
             "v": SCHEMA_VERSION,
@@ -166,7 +204,7 @@ class TransactionSimulator:
         """Every account's legitimate transactions of day ``d`` (vectorised over accounts)."""
         rng = self._rng
         accts = self._accounts
-        for a in accts:                                   # trips end / start
+        for a in accts:  # trips end / start
             if a.trip_country is not None and d >= a.trip_until:
                 a.trip_country = None
         starting = np.flatnonzero(rng.random(len(accts)) < 0.006)
@@ -180,9 +218,12 @@ class TransactionSimulator:
         n = rng.poisson(self._a_rate * np.where(travelling, 1.3, 1.0))
         idx = np.repeat(np.arange(len(accts)), n)
         local_h = rng.normal(self._a_hour[idx], 3.5)
-        times = day0 + (((local_h - self._a_tz[idx]) % 24.0) * HOUR_MS).astype(np.int64) \
+        times = (
+            day0
+            + (((local_h - self._a_tz[idx]) % 24.0) * HOUR_MS).astype(np.int64)
             + rng.integers(0, MINUTE_MS, size=len(idx))
-        spree = np.flatnonzero(rng.random(len(accts)) < 0.02)   # legitimate shopping sprees
+        )
+        spree = np.flatnonzero(rng.random(len(accts)) < 0.02)  # legitimate shopping sprees
         if len(spree):
             k = rng.integers(3, 8, size=len(spree))
             s_idx = np.repeat(spree, k)
@@ -219,11 +260,10 @@ class TransactionSimulator:
         rng = self._rng
         n = min(max_n, 3 + int(rng.poisson(5)))
         if rng.random() < 0.5:
-            t = day0 + int(rng.uniform(0, 6) * HOUR_MS)        # at night, UTC
+            t = day0 + int(rng.uniform(0, 6) * HOUR_MS)  # at night, UTC
         else:
             t = day0 + int(rng.uniform(0, 24) * HOUR_MS)
-        country = (FRAUD_COUNTRIES[int(rng.integers(len(FRAUD_COUNTRIES)))] if rng.random() < 0.8
-                   else acct.home)
+        country = FRAUD_COUNTRIES[int(rng.integers(len(FRAUD_COUNTRIES)))] if rng.random() < 0.8 else acct.home
         base = math.log(max(math.exp(acct.log_mu) * 3.0, 150.0))
         out = []
         for _ in range(n):
@@ -250,8 +290,11 @@ class TransactionSimulator:
         out = []
         for _ in range(n):
             t += int(rng.exponential(45 * MINUTE_MS)) + 1000
-            category = (HIGH_RISK[int(rng.integers(len(HIGH_RISK)))] if rng.random() < 0.25
-                        else ("electronics", "retail", "clothing", "travel", "entertainment")[int(rng.integers(5))])
+            category = (
+                HIGH_RISK[int(rng.integers(len(HIGH_RISK)))]
+                if rng.random() < 0.25
+                else ("electronics", "retail", "clothing", "travel", "entertainment")[int(rng.integers(5))]
+            )
             amount = float(rng.lognormal(acct.log_mu + 0.9, 0.8))
             out.append((t, acct, amount, country, category, "ecom", 1))
         return out
@@ -268,8 +311,11 @@ class TransactionSimulator:
         while n_fraud < target:
             acct = self._accounts[int(rng.integers(len(self._accounts)))]
             remaining = target - n_fraud
-            burst = (self._ato_burst(acct, day0, remaining) if rng.random() < self.ato_share
-                     else self._cnp(acct, day0, remaining))
+            burst = (
+                self._ato_burst(acct, day0, remaining)
+                if rng.random() < self.ato_share
+                else self._cnp(acct, day0, remaining)
+            )
             events.extend(burst)
             n_fraud += len(burst)
         events.sort(key=lambda e: (e[0], e[1].account_id))
@@ -285,19 +331,28 @@ class TransactionSimulator:
             d += 1
 
 
-def generate_transactions(n_accounts: int = 2000, days: int = 30, fraud_rate: float = 0.01, seed: int = 7,
-                          start_ms: int = START_MS, with_labels: bool = True) -> list[dict]:
+def generate_transactions(
+    n_accounts: int = 2000,
+    days: int = 30,
+    fraud_rate: float = 0.01,
+    seed: int = 7,
+    start_ms: int = START_MS,
+    with_labels: bool = True,
+) -> list[dict]:
     """A finite, time-ordered list of transaction records (``is_fraud`` included when labelled)."""
-    sim = TransactionSimulator(n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms,
-                               with_labels=with_labels)
+    sim = TransactionSimulator(
+        n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms, with_labels=with_labels
+    )
     return list(sim.stream(days))
 
 
-def transaction_stream(n_accounts: int = 2000, fraud_rate: float = 0.01, seed: int = 7, start_ms: int = START_MS,
-                       with_labels: bool = False) -> Iterator[dict]:
+def transaction_stream(
+    n_accounts: int = 2000, fraud_rate: float = 0.01, seed: int = 7, start_ms: int = START_MS, with_labels: bool = False
+) -> Iterator[dict]:
     """An endless, time-ordered transaction feed (unlabelled by default) for demos and load tests."""
-    return TransactionSimulator(n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms,
-                                with_labels=with_labels).stream(None)
+    return TransactionSimulator(
+        n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms, with_labels=with_labels
+    ).stream(None)
 
 
 def replay_rows(records: Sequence[dict]) -> Iterator[tuple]:
@@ -318,9 +373,17 @@ def strip_labels(records: Sequence[dict]) -> list[dict]:
 
 # ---------------------------------------------------------------------------- ticks
 
-def tick_stream(symbols: Sequence[str] = ("SYN-A", "SYN-B", "SYN-C"), seed: int = 7, start_ms: int = START_MS,
-                step_ms: int = 1000, s0: float = 100.0, drift: float = 0.0, vol: float = 0.0005,
-                spread_bps: float = 2.0) -> Iterator[dict]:
+
+def tick_stream(
+    symbols: Sequence[str] = ("SYN-A", "SYN-B", "SYN-C"),
+    seed: int = 7,
+    start_ms: int = START_MS,
+    step_ms: int = 1000,
+    s0: float = 100.0,
+    drift: float = 0.0,
+    vol: float = 0.0005,
+    spread_bps: float = 2.0,
+) -> Iterator[dict]:
     """Endless geometric random walk ticks, one per symbol per step (``vol`` is per step).
 
     Prices: ``p[t+1] = p[t] * exp(drift - vol**2/2 + vol * Z)``; bid/ask straddle the price by
@@ -337,9 +400,16 @@ def tick_stream(symbols: Sequence[str] = ("SYN-A", "SYN-B", "SYN-C"), seed: int 
             prices[s] *= float(np.exp(drift - 0.5 * vol * vol + vol * rng.standard_normal()))
             p = prices[s]
             counter += 1
-            yield {"v": SCHEMA_VERSION, "symbol": s, "ts": int(ts), "price": round(p, 6),
-                   "bid": round(p * (1 - half), 6), "ask": round(p * (1 + half), 6),
-                   "volume": float(np.round(rng.lognormal(4.0, 1.0), 2)), "event_id": f"tick-{seed}-{counter:010d}"}
+            yield {
+                "v": SCHEMA_VERSION,
+                "symbol": s,
+                "ts": int(ts),
+                "price": round(p, 6),
+                "bid": round(p * (1 - half), 6),
+                "ask": round(p * (1 + half), 6),
+                "volume": float(np.round(rng.lognormal(4.0, 1.0), 2)),
+                "event_id": f"tick-{seed}-{counter:010d}",
+            }
         step += 1
 
 
@@ -352,22 +422,40 @@ assert set(_ACTION_ORDER) == set(ACTIONS) - {"spend"}, "synthetic actions out of
 
 # Rough product popularity (share of Caravan customers holding each product; caravan ~6%).
 _POPULARITY = {
-    "private_liability": 0.40, "firm_liability": 0.014, "agri_liability": 0.021, "car": 0.51,
-    "delivery_van": 0.008, "motorcycle": 0.038, "lorry": 0.002, "trailer": 0.011, "tractor": 0.025,
-    "agri_machines": 0.004, "moped": 0.068, "life": 0.05, "private_accident": 0.005, "family_accident": 0.007,
-    "disability": 0.004, "fire": 0.54, "surfboard": 0.001, "boat": 0.006, "bicycle": 0.025, "property": 0.008,
-    "social_security": 0.014, "caravan": 0.06,
+    "private_liability": 0.40,
+    "firm_liability": 0.014,
+    "agri_liability": 0.021,
+    "car": 0.51,
+    "delivery_van": 0.008,
+    "motorcycle": 0.038,
+    "lorry": 0.002,
+    "trailer": 0.011,
+    "tractor": 0.025,
+    "agri_machines": 0.004,
+    "moped": 0.068,
+    "life": 0.05,
+    "private_accident": 0.005,
+    "family_accident": 0.007,
+    "disability": 0.004,
+    "fire": 0.54,
+    "surfboard": 0.001,
+    "boat": 0.006,
+    "bicycle": 0.025,
+    "property": 0.008,
+    "social_security": 0.014,
+    "caravan": 0.06,
 }
 
 
-def user_event_stream(n_users: int = 1000, seed: int = 7, start_ms: int = START_MS, mean_gap_ms: float = 200.0,
-                      user_prefix: str = "user") -> Iterator[dict]:
+def user_event_stream(
+    n_users: int = 1000, seed: int = 7, start_ms: int = START_MS, mean_gap_ms: float = 200.0, user_prefix: str = "user"
+) -> Iterator[dict]:
     """Endless product interactions: each user prefers one or two business lines."""
     rng = np.random.default_rng(seed)
     lines = sorted({p.line for p in CATALOGUE})
     line_idx = np.array([lines.index(p.line) for p in CATALOGUE])
     pop = np.array([_POPULARITY.get(p, 0.01) for p in PRODUCT_IDS]) + 0.02
-    affinity = rng.dirichlet(np.full(len(lines), 0.5), size=n_users)          # (users, lines)
+    affinity = rng.dirichlet(np.full(len(lines), 0.5), size=n_users)  # (users, lines)
     ts = float(start_ms)
     counter = 0
     while True:
@@ -377,5 +465,11 @@ def user_event_stream(n_users: int = 1000, seed: int = 7, start_ms: int = START_
         action = _ACTION_ORDER[int(rng.choice(len(_ACTION_ORDER), p=_ACTION_P))]
         ts += rng.exponential(mean_gap_ms)
         counter += 1
-        yield {"v": SCHEMA_VERSION, "user_id": f"{user_prefix}-{u:05d}", "ts": int(ts), "product_id": product,
-               "action": action, "event_id": f"ue-{seed}-{counter:010d}"}
+        yield {
+            "v": SCHEMA_VERSION,
+            "user_id": f"{user_prefix}-{u:05d}",
+            "ts": int(ts),
+            "product_id": product,
+            "action": action,
+            "event_id": f"ue-{seed}-{counter:010d}",
+        }

@@ -4,6 +4,7 @@ Checks shape and bookkeeping only (every scenario ran, every input event is acco
 table printed) and the costs the README promises per batch (Redis round trips, one onnxruntime
 call), never speed: timing goals live in the benchmark itself, not in tests.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ import sys
 
 import pytest
 
-from stream.tools.bench import ONNX_BATCHES, SCENARIOS, served_models
 from stream.settings import REPO_ROOT
+from stream.tools.bench import ONNX_BATCHES, SCENARIOS, served_models
 
 EVENTS = 300
 # Redis round trips per batch the README promises: one load and one save pipeline per batch for every job
@@ -27,8 +28,14 @@ def bench_run(stack, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("FINSTREAM_BENCH_ONLY", None)
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "bench", "--out", str(out), "--events", str(EVENTS)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=230)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "bench", "--out", str(out), "--events", str(EVENTS)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=230,
+    )
     files = sorted(out.glob("bench-*.json"))
     report = json.loads(files[-1].read_text()) if files else None
     return done, report, files, stack
@@ -40,7 +47,7 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert len(files) == 1
     assert report["events"] == EVENTS
-    assert report["stack"] == "external"          # used the session stack, did not start its own
+    assert report["stack"] == "external"  # used the session stack, did not start its own
     assert report["settings"]["kafka_bootstrap"] == stack.kafka_bootstrap
     assert "synthetic" in report["data"].lower()
     for key in ("cores", "python", "onnxruntime", "faust_streaming", "aiokafka"):
@@ -68,7 +75,7 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
             # naive-<job> runs batches of one event: per event its own round trips and model call
             job = name.split("-", 1)[1]
             assert sc["redis"]["round_trips_per_batch"] == ROUND_TRIPS[job], (name, sc["redis"])
-            if job == "forecast":   # a batch whose ticks close no full window calls no model
+            if job == "forecast":  # a batch whose ticks close no full window calls no model
                 assert 1 <= sc["onnx"]["calls"] <= sc["batches"], (name, sc["onnx"], sc["batches"])
             elif job == "risk":
                 assert sc["batches"] <= sc["onnx"]["calls"] <= 2 * sc["batches"], (name, sc["onnx"], sc["batches"])

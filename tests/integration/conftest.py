@@ -1,4 +1,5 @@
 """Fixtures for end-to-end tests (helpers live in ``workers.py``)."""
+
 from __future__ import annotations
 
 import pytest

@@ -4,6 +4,7 @@ a real headless Chromium (Debian's chromium + chromium-driver, installed by `fin
 Fails if the page loads but no forecasts, alerts, recommendations or worker figures arrive, or if
 the counters stop growing. The screenshot is kept in the test's temp directory.
 """
+
 from __future__ import annotations
 
 import os
@@ -24,11 +25,21 @@ DEADLINE_S = 75.0
 
 def start_demo(tmp_path, stack):
     worker_port, board_port = free_ports(2)
-    env = {**os.environ, "FINSTREAM_WORKER_WEB_PORT": str(worker_port), "FINSTREAM_DASHBOARD_PORT": str(board_port),
-           "FINSTREAM_STACK_DIR": str(stack.stack_path)}
+    env = {
+        **os.environ,
+        "FINSTREAM_WORKER_WEB_PORT": str(worker_port),
+        "FINSTREAM_DASHBOARD_PORT": str(board_port),
+        "FINSTREAM_STACK_DIR": str(stack.stack_path),
+    }
     out = open(tmp_path / "demo.out", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "demo", "--seconds", "240"], env=env, cwd=REPO_ROOT,
-                            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "demo", "--seconds", "240"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         m = re.search(rb"dashboard: (http://127\.0\.0\.1:\d+/)", (tmp_path / "demo.out").read_bytes())
@@ -36,7 +47,9 @@ def start_demo(tmp_path, stack):
             return proc, m.group(1).decode(), worker_port
         assert proc.poll() is None, (tmp_path / "demo.out").read_text(errors="replace")[-3000:]
         time.sleep(0.3)
-    raise AssertionError("demo printed no dashboard address:\n" + (tmp_path / "demo.out").read_text(errors="replace")[-3000:])
+    raise AssertionError(
+        "demo printed no dashboard address:\n" + (tmp_path / "demo.out").read_text(errors="replace")[-3000:]
+    )
 
 
 def browser():
@@ -45,7 +58,13 @@ def browser():
 
     opts = webdriver.ChromeOptions()
     opts.binary_location = chromium_binary()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1500,1250"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1500,1250",
+    ):
         opts.add_argument(arg)
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
 
@@ -87,18 +106,44 @@ def test_dashboard_shows_live_outputs_in_chromium(stack, tmp_path):
         driver = browser()
         driver.get(url)
         assert "finstream" in driver.title
-        first = wait_page(driver, "forecasts, alerts, recommendations, charts and worker figures", lambda s: (
-            s["forecasts"] > 0 and s["alerts"] > 0 and s["recs"] > 0 and s["alert_rows"] > 0 and s["rec_rows"] > 0
-            and s["chart_points"] and max(s["chart_points"]) >= 5 and max(s["polyline_points"]) >= 5
-            and min(s["band_points"]) >= 2 and sum(s["job_totals"].values()) > 0
-            and s["status"] == "worker ready"), DEADLINE_S, demo, tmp_path / "demo.out")
+        first = wait_page(
+            driver,
+            "forecasts, alerts, recommendations, charts and worker figures",
+            lambda s: (
+                s["forecasts"] > 0
+                and s["alerts"] > 0
+                and s["recs"] > 0
+                and s["alert_rows"] > 0
+                and s["rec_rows"] > 0
+                and s["chart_points"]
+                and max(s["chart_points"]) >= 5
+                and max(s["polyline_points"]) >= 5
+                and min(s["band_points"]) >= 2
+                and sum(s["job_totals"].values()) > 0
+                and s["status"] == "worker ready"
+            ),
+            DEADLINE_S,
+            demo,
+            tmp_path / "demo.out",
+        )
         assert all(r for r in first["alert_reasons"]), "every alert shows its reasons in words"
-        assert all(re.search(rf"{slot}: \S+ v\S+", first["ops"]) for slot in ("forecast", "risk", "recommend")), \
+        assert all(re.search(rf"{slot}: \S+ v\S+", first["ops"]) for slot in ("forecast", "risk", "recommend")), (
             f"model versions in use are shown: {first['ops']}"
+        )
         assert "lag:" in first["ops"] and re.search(r"\d", first["ops"]), first["ops"]
-        grown = wait_page(driver, "counters growing", lambda s: (
-            s["forecasts"] > first["forecasts"] and s["alerts"] > first["alerts"] and s["recs"] > first["recs"]
-            and sum(s["job_totals"].values()) > sum(first["job_totals"].values())), 45, demo, tmp_path / "demo.out")
+        grown = wait_page(
+            driver,
+            "counters growing",
+            lambda s: (
+                s["forecasts"] > first["forecasts"]
+                and s["alerts"] > first["alerts"]
+                and s["recs"] > first["recs"]
+                and sum(s["job_totals"].values()) > sum(first["job_totals"].values())
+            ),
+            45,
+            demo,
+            tmp_path / "demo.out",
+        )
         shot = tmp_path / "dashboard.png"
         driver.save_screenshot(str(shot))
         assert shot.stat().st_size > 20_000
@@ -107,7 +152,7 @@ def test_dashboard_shows_live_outputs_in_chromium(stack, tmp_path):
         if driver is not None:
             driver.quit()
         if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGINT)        # the demo stops its worker and feeds itself
+            os.killpg(demo.pid, signal.SIGINT)  # the demo stops its worker and feeds itself
             try:
                 demo.wait(40)
             except subprocess.TimeoutExpired:

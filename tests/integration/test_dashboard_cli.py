@@ -1,5 +1,6 @@
 """`finstream dashboard` on its own: serves its page with no external script or style, reads an
 output topic (today's forecast shape and the per-bar one) and says when the worker is unreachable."""
+
 from __future__ import annotations
 
 import os
@@ -26,12 +27,20 @@ def fetch(url: str) -> bytes:
 def test_dashboard_cli_serves_offline_page_and_reads_outputs(stack, unique_topic, tmp_path):
     port, dead_port = free_ports(2)
     topic = unique_topic("forecasts")
-    env = {**os.environ, "FINSTREAM_TOPIC_FORECASTS": topic,
-           "FINSTREAM_WORKER_METRICS_URL": f"http://127.0.0.1:{dead_port}/metrics"}
+    env = {
+        **os.environ,
+        "FINSTREAM_TOPIC_FORECASTS": topic,
+        "FINSTREAM_WORKER_METRICS_URL": f"http://127.0.0.1:{dead_port}/metrics",
+    }
     log = tmp_path / "dashboard.out"
-    proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "dashboard", "--port", str(port), "--from-beginning"],
-                            env=env, cwd=REPO_ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "stream.cli", "dashboard", "--port", str(port), "--from-beginning"],
+        env=env,
+        cwd=REPO_ROOT,
+        stdout=open(log, "wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -40,16 +49,44 @@ def test_dashboard_cli_serves_offline_page_and_reads_outputs(stack, unique_topic
             time.sleep(0.2)
         page = fetch(base + "/").decode()
         refs = re.findall(r'(?:src|href)="([^"]+)"', page)
-        assert refs and all(r.startswith("/static/") for r in refs), refs      # nothing from a CDN
+        assert refs and all(r.startswith("/static/") for r in refs), refs  # nothing from a CDN
         for r in refs:
             assert len(fetch(base + r)) > 500
-        produce(stack, topic, [
-            ("k1", {"symbol": "OLD", "ts": 1_700_000_000_000, "horizon": 1, "last_price": 10.0, "predicted_return": 0.01,
-                    "predicted_volatility": 0.01, "band_95": [-0.02, 0.04], "model": "m", "model_version": "1"}),
-            ("k2", {"symbol": "BAR", "close_ts": 1_700_000_060_000, "bar_s": 60, "horizon_s": 300, "close": 20.0,
-                    "predicted_return": 0.0, "predicted_volatility": 0.01, "band": {"lo": -0.05, "hi": 0.05},
-                    "model": "m2", "model_version": "2"}),
-        ])
+        produce(
+            stack,
+            topic,
+            [
+                (
+                    "k1",
+                    {
+                        "symbol": "OLD",
+                        "ts": 1_700_000_000_000,
+                        "horizon": 1,
+                        "last_price": 10.0,
+                        "predicted_return": 0.01,
+                        "predicted_volatility": 0.01,
+                        "band_95": [-0.02, 0.04],
+                        "model": "m",
+                        "model_version": "1",
+                    },
+                ),
+                (
+                    "k2",
+                    {
+                        "symbol": "BAR",
+                        "close_ts": 1_700_000_060_000,
+                        "bar_s": 60,
+                        "horizon_s": 300,
+                        "close": 20.0,
+                        "predicted_return": 0.0,
+                        "predicted_volatility": 0.01,
+                        "band": {"lo": -0.05, "hi": 0.05},
+                        "model": "m2",
+                        "model_version": "2",
+                    },
+                ),
+            ],
+        )
         deadline = time.monotonic() + 60
         while True:
             state = orjson.loads(fetch(base + "/api/state"))

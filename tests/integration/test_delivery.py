@@ -1,6 +1,7 @@
 """stream.delivery against the real broker: a partition's transaction stays open across batches
 under load and commits on the interval, or at once when the partition is drained; what is not
 committed is invisible to read_committed consumers and not counted as committed."""
+
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,6 @@ import time
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from stream.core.records import OutputRecord, SourceRecord
-
 from tests.integration.test_kafka_redis import _consume_all, publisher_settings, source_topic_with_records
 
 
@@ -40,7 +40,7 @@ def test_transaction_spans_batches_until_the_interval_then_commits_them_together
 
     async def run():
         durable_at: list[float] = []
-        d = Delivery(s, drained=lambda tp, nxt: False)          # under load: never drained
+        d = Delivery(s, drained=lambda tp, nxt: False)  # under load: never drained
         try:
             t0 = time.monotonic()
             for batch, outputs in batches(src, out, 3, 5):
@@ -64,8 +64,8 @@ def test_transaction_spans_batches_until_the_interval_then_commits_them_together
     assert mid_visible == [] and mid == (None, None, [])
     committed, group, durable_at = end
     assert committed == 15 and group == 15
-    assert len(durable_at) == 3 and max(durable_at) - min(durable_at) < 0.5     # one commit for all three
-    assert min(durable_at) >= 2.5                                            # held for the interval
+    assert len(durable_at) == 3 and max(durable_at) - min(durable_at) < 0.5  # one commit for all three
+    assert min(durable_at) >= 2.5  # held for the interval
     assert sorted(r.value for r in got) == sorted(f"o-{src}:0:{i}".encode() for i in range(15))
 
 

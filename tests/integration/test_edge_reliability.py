@@ -5,6 +5,7 @@ One worker run (module scope) is fed every adversarial case at once; each test t
 item on its outputs, its log and its Redis keys. The poison-pill case gets a worker of its own,
 because before the fix it takes the whole process down.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -15,15 +16,15 @@ import time
 import orjson
 import pytest
 import redis
+
+from stream.core.features import AccountState
+from stream.core.fencing import Fenced
+from stream.state.redis_store import RedisState, StateConflict
 from tests.integration.workers import WorkerRun, consume, produce
 
-from stream.core.fencing import Fenced
-from stream.core.features import AccountState
-from stream.state.redis_store import RedisState, StateConflict
-
-T0 = 1_704_067_200_000          # 2024-01-01
+T0 = 1_704_067_200_000  # 2024-01-01
 MIN = 60_000
-FUTURE_TS = 4_070_908_800_000   # 2099-01-01: inside the old 1973..2100 sanity range
+FUTURE_TS = 4_070_908_800_000  # 2099-01-01: inside the old 1973..2100 sanity range
 CARD = "4111111111111111"
 FORGED = "X\nCRITICAL forged line"
 
@@ -33,22 +34,33 @@ def tick(symbol, i, price=100.0, ts=None):
 
 
 def txn(account, i, amount=25.0, event_id=None, **patch):
-    return account, {"v": 1, "event_id": event_id or f"{account}-{i}", "account_id": account, "ts": T0 + i * MIN,
-                     "amount": amount, "currency": "EUR", "merchant_category": "grocery", "channel": "pos",
-                     "country": "DE", **patch}
+    return account, {
+        "v": 1,
+        "event_id": event_id or f"{account}-{i}",
+        "account_id": account,
+        "ts": T0 + i * MIN,
+        "amount": amount,
+        "currency": "EUR",
+        "merchant_category": "grocery",
+        "channel": "pos",
+        "country": "DE",
+        **patch,
+    }
 
 
 def feed():
     ticks = [tick("FUT", i) for i in range(36)] + [tick("FUT", 36, ts=FUTURE_TS)]
     ticks += [tick("FUT", i) for i in range(37, 47)]
-    ticks += [tick(FORGED, 2), tick(FORGED, 1)]                       # second is out of order
+    ticks += [tick(FORGED, 2), tick(FORGED, 1)]  # second is out of order
     txns = [txn("BIG", i) for i in range(5)] + [txn("BIG", 5, amount=1e308), txn("BIG", 6, amount=1e308)]
     txns += [txn("BIG", i) for i in range(7, 12)]
-    resent = txn("DUP", 0, event_id="dup-1")          # a producer retrying: same bytes, new offsets
+    resent = txn("DUP", 0, event_id="dup-1")  # a producer retrying: same bytes, new offsets
     txns += [resent, txn("DUP", 1), resent, txn("DUP", 2), resent]
     txns += [txn("ISO", 0, currency="\u00e9ur"), txn("ISO", 1, country="\u00f6s"), txn("ISO", 2, v=True)]
-    dup_keys = (b'{"v":1,"event_id":"k1","account_id":"ISO","account_id":"OTHER","ts":%d,"amount":5,'
-                b'"currency":"EUR","merchant_category":"grocery","channel":"pos","country":"DE"}' % T0)
+    dup_keys = (
+        b'{"v":1,"event_id":"k1","account_id":"ISO","account_id":"OTHER","ts":%d,"amount":5,'
+        b'"currency":"EUR","merchant_category":"grocery","channel":"pos","country":"DE"}' % T0
+    )
     txns.append(("ISO", dup_keys))
     events = [("U1", {"v": 1, "user_id": "U1", "ts": T0, "product_id": CARD, "action": "view"})]
     return ticks, txns, events
@@ -56,8 +68,9 @@ def feed():
 
 @pytest.fixture(scope="module")
 def edge_run(stack, tmp_path_factory):
-    run = WorkerRun(stack, tmp_path_factory.mktemp("edge"), FINSTREAM_BAR_INTERVAL="1m",
-                   FINSTREAM_BAR_SCALING_FALLBACK="true")   # a bar per tick, served by the nearest forecaster
+    run = WorkerRun(
+        stack, tmp_path_factory.mktemp("edge"), FINSTREAM_BAR_INTERVAL="1m", FINSTREAM_BAR_SCALING_FALLBACK="true"
+    )  # a bar per tick, served by the nearest forecaster
     s = run.settings
     ticks, txns, events = feed()
     produce(s, s.topic_ticks, ticks)
@@ -65,16 +78,26 @@ def edge_run(stack, tmp_path_factory):
     produce(s, s.topic_user_events, events)
     run.start()
     topics = [s.topic_forecasts, s.topic_risk_scores, s.topic_dead_letters, s.topic_recommendations]
-    n_dead = 1 + 1 + 2 + 4 + 1      # future tick, forged symbol, 2 huge amounts, 4 loose records, card product
-    got = consume(s, topics, timeout=180, until=lambda g: len(g[s.topic_dead_letters]) >= n_dead
-                  and len(g[s.topic_forecasts]) >= 10 and len(g[s.topic_risk_scores]) >= 15)
-    time.sleep(2)   # anything still in flight
+    n_dead = 1 + 1 + 2 + 4 + 1  # future tick, forged symbol, 2 huge amounts, 4 loose records, card product
+    got = consume(
+        s,
+        topics,
+        timeout=180,
+        until=lambda g: (
+            len(g[s.topic_dead_letters]) >= n_dead
+            and len(g[s.topic_forecasts]) >= 10
+            and len(g[s.topic_risk_scores]) >= 15
+        ),
+    )
+    time.sleep(2)  # anything still in flight
     got = consume(s, topics, timeout=5)
     run.stop()
     # Redis as the run left it: other tests' redis_client fixture flushes the shared server
     client = redis.Redis.from_url(stack.redis_url.get_secret_value())
-    run.state = {k: (client.pttl(k), client.hgetall(k) if client.type(k) == b"hash" else client.get(k))
-                 for k in client.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000)}
+    run.state = {
+        k: (client.pttl(k), client.hgetall(k) if client.type(k) == b"hash" else client.get(k))
+        for k in client.scan_iter(match=f"{s.redis_key_prefix}:*", count=1000)
+    }
     client.close()
     yield run, got
 
@@ -154,7 +177,7 @@ def test_item7_repeated_event_id_is_answered_once_and_counted_once(edge_run):
     assert len(firsts) == 3
     strip = [{k: v for k, v in d.items() if k != "source"} for d in firsts]
     assert strip[0] == strip[1] == strip[2], "a repeat must get the original's answer"
-    [fields] = [f for k, (_, f) in run.state.items() if k.endswith(b":{DUP}")]   # acct or card state
+    [fields] = [f for k, (_, f) in run.state.items() if k.endswith(b":{DUP}")]  # acct or card state
     blob = orjson.loads(fields[b"blob"])
     state = blob["s"].get("state", blob["s"])
     assert state["n"] == 3 and len(state["recent"]) == 3, "a repeat must not count again in velocity"
@@ -195,8 +218,12 @@ def test_item1_huge_invalid_tick_is_dead_lettered_and_its_partition_moves_on(wor
     records = [tick("BIGX", i) for i in range(5)] + [("BIGX", big)] + [tick("BIGX", i) for i in range(6, 46)]
     produce(s, s.topic_ticks, records)
     run.start()
-    got = consume(s, [s.topic_forecasts, s.topic_dead_letters], timeout=180,
-                  until=lambda g: len(g[s.topic_forecasts]) >= 10 and g[s.topic_dead_letters])
+    got = consume(
+        s,
+        [s.topic_forecasts, s.topic_dead_letters],
+        timeout=180,
+        until=lambda g: len(g[s.topic_forecasts]) >= 10 and g[s.topic_dead_letters],
+    )
     [(_, dead)] = got[s.topic_dead_letters]
     assert dead["original_length"] == len(big) and dead["original_sha256"] == hashlib.sha256(big).hexdigest()
     prefix = base64.b64decode(dead["original_b64"])

@@ -1,4 +1,5 @@
 """End to end against the real broker and Redis: a worker process, real topics, real models."""
+
 from __future__ import annotations
 
 import base64
@@ -13,12 +14,11 @@ import orjson
 from stream.core.contracts import parse_transaction
 from stream.core.manifest import read_manifest
 from stream.core.products import PRODUCT_IDS
-from stream.tools.replay import read_csv, rows_to_records
 from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
 from stream.stack.procs import free_ports
+from stream.tools.replay import read_csv, rows_to_records
 from stream.tools.synthetic import generate_transactions, strip_labels
-
 from tests.integration.workers import MODEL_DIR, consume, listening_addresses, produce
 
 SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
@@ -29,7 +29,7 @@ def window_len() -> int:
 
 
 def real_ticks(n: int, symbol: str, skip: int = 0):
-    rows = list(read_csv(SP500))[skip: skip + n]
+    rows = list(read_csv(SP500))[skip : skip + n]
     return list(rows_to_records(rows, "ticks", {"ts": "Date", "price": "Close"}, symbol))
 
 
@@ -47,10 +47,13 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     n, w = 60, window_len()
     ticks = real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=100)
     produce(s, s.topic_ticks, ticks + BAD)
-    expected = 2 * (n - w)          # n daily ticks close n - 1 daily bars; w closes per forecast
-    got = consume(s, [s.topic_forecasts, s.topic_dead_letters],
-                  until=lambda g: len(g[s.topic_forecasts]) >= expected and len(g[s.topic_dead_letters]) >= 3,
-                  timeout=90)
+    expected = 2 * (n - w)  # n daily ticks close n - 1 daily bars; w closes per forecast
+    got = consume(
+        s,
+        [s.topic_forecasts, s.topic_dead_letters],
+        until=lambda g: len(g[s.topic_forecasts]) >= expected and len(g[s.topic_dead_letters]) >= 3,
+        timeout=90,
+    )
     forecasts, dead = got[s.topic_forecasts], got[s.topic_dead_letters]
     assert len(forecasts) == expected, run.log_text()[-3000:]
     by_symbol = {sym: [v for _, v in forecasts if v["symbol"] == sym] for sym in ("SPX", "NDX")}
@@ -74,9 +77,15 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
     # the worker counts what it saw, warming-up windows included (not errors, not silent)
     with urllib.request.urlopen(f"http://127.0.0.1:{web_port}/counts/", timeout=10) as resp:
         counts = json.loads(resp.read())["forecast"]
-    assert counts == {"ticks": 2 * n, "in_open_bar": 2, "bars_closed": 2 * (n - 1), "warming_up": 2 * (w - 1),
-                      "forecasts": expected, "dead_letters": 3}
-    assert listening_addresses(web_port) == {"127.0.0.1"}          # the worker's web server: loopback only
+    assert counts == {
+        "ticks": 2 * n,
+        "in_open_bar": 2,
+        "bars_closed": 2 * (n - 1),
+        "warming_up": 2 * (w - 1),
+        "forecasts": expected,
+        "dead_letters": 3,
+    }
+    assert listening_addresses(web_port) == {"127.0.0.1"}  # the worker's web server: loopback only
     # Faust's data directory lands in the run's own directory, never in the repository
     assert (run.workdir / f"{s.app_id}-data").is_dir() and not (REPO_ROOT / f"{s.app_id}-data").exists()
 
@@ -85,14 +94,15 @@ def test_forecast_for_every_full_window_and_dead_letters(worker_run):
 # feature entry point a risk model's card names (``extra.features_fn``). A new entry point (e.g.
 # real-data card features) adds its line here; an unknown one fails the parity test below.
 def _card_events(txns):
-    from stream.core.cardrisk import CardEvent     # the real-data card features (riskdata's branch)
+    from stream.core.cardrisk import CardEvent  # the real-data card features (riskdata's branch)
 
     return [(t.account_id, CardEvent.of(t)) for t in txns]
 
 
 FEATURE_FEEDS = {
-    "stream.core.features.replay_features":
-        lambda txns: [(t.account_id, t.ts, t.amount, t.country, t.merchant_category, t.channel) for t in txns],
+    "stream.core.features.replay_features": lambda txns: [
+        (t.account_id, t.ts, t.amount, t.country, t.merchant_category, t.channel) for t in txns
+    ],
     "stream.core.cardrisk.replay_card_features": _card_events,
 }
 
@@ -118,8 +128,13 @@ def test_risk_scores_match_training_features_and_manifest_threshold(worker_run):
 
     txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
-    got = consume(s, [s.topic_risk_scores, s.topic_risk_alerts], positions=True,
-                  until=lambda g: len(g[s.topic_risk_scores]) >= len(txns), timeout=120)
+    got = consume(
+        s,
+        [s.topic_risk_scores, s.topic_risk_alerts],
+        positions=True,
+        until=lambda g: len(g[s.topic_risk_scores]) >= len(txns),
+        timeout=120,
+    )
     scores, alerts = got[s.topic_risk_scores], got[s.topic_risk_alerts]
     assert len(scores) == len(txns), run.log_text()[-3000:]
     assert {v["event_id"] for _, v, *_ in scores} == {t["event_id"] for t in txns}
@@ -131,9 +146,12 @@ def test_risk_scores_match_training_features_and_manifest_threshold(worker_run):
     served = {v["event_id"]: v for _, v, *_ in scores}
     published = np.array([served[t.event_id]["risk_score"] for t in parsed])
     mismatch = np.flatnonzero(published != expected.astype(np.float64))
-    assert mismatch.size == 0, f"{mismatch.size} scores differ, e.g. {published[mismatch[:3]]} vs {expected[mismatch[:3]]}"
-    assert {(v["model"], v["model_version"], v["threshold"]) for v in served.values()} == \
-        {(card.name, card.version, card.threshold)}
+    assert mismatch.size == 0, (
+        f"{mismatch.size} scores differ, e.g. {published[mismatch[:3]]} vs {expected[mismatch[:3]]}"
+    )
+    assert {(v["model"], v["model_version"], v["threshold"]) for v in served.values()} == {
+        (card.name, card.version, card.threshold)
+    }
 
     expected_alerts = {t.event_id for t, p in zip(parsed, published) if p >= card.threshold}
     assert expected_alerts and len(expected_alerts) < len(txns), "the fraud bursts should raise some alerts, not all"
@@ -170,15 +188,18 @@ def test_recommendations_never_include_held_products(worker_run):
     ts = 1_700_000_000_000
     for u in range(12):
         user = f"u{u}"
-        for j, p in enumerate(PRODUCT_IDS[u % 5: u % 5 + 4]):
+        for j, p in enumerate(PRODUCT_IDS[u % 5 : u % 5 + 4]):
             action = "buy" if j % 2 == 0 else "view"
             events.append((user, {"v": 1, "user_id": user, "ts": ts, "product_id": p, "action": action}))
             ts += 1000
     events.append(("u0", {"v": 1, "user_id": "u0", "ts": ts, "product_id": "no-such-product", "action": "buy"}))
     produce(s, s.topic_user_events, events)
-    got = consume(s, [s.topic_recommendations, s.topic_dead_letters],
-                  until=lambda g: len(g[s.topic_recommendations]) >= len(events) - 1 and g[s.topic_dead_letters],
-                  timeout=90)
+    got = consume(
+        s,
+        [s.topic_recommendations, s.topic_dead_letters],
+        until=lambda g: len(g[s.topic_recommendations]) >= len(events) - 1 and g[s.topic_dead_letters],
+        timeout=90,
+    )
     recs = got[s.topic_recommendations]
     assert len(recs) == len(events) - 1, run.log_text()[-3000:]
     for _, r in recs:
@@ -191,7 +212,7 @@ def test_recommendations_never_include_held_products(worker_run):
     for _, r in recs:
         last[r["user_id"]] = r
     for u in range(12):
-        bought = {p for j, p in enumerate(PRODUCT_IDS[u % 5: u % 5 + 4]) if j % 2 == 0}
+        bought = {p for j, p in enumerate(PRODUCT_IDS[u % 5 : u % 5 + 4]) if j % 2 == 0}
         assert set(last[f"u{u}"]["holdings"]) == bought
     [(_, dead)] = got[s.topic_dead_letters]
     assert "unknown product_id" in dead["reason"]
@@ -217,9 +238,14 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     (models / "manifest.json.tmp").write_text(json.dumps(bad))
     (models / "manifest.json.tmp").replace(models / "manifest.json")
     produce(s, s.topic_ticks, real_ticks(5, "SPX", skip=w + 10))
-    got = consume(s, [s.topic_forecasts, s.topic_model_events],
-                  until=lambda g: len(g[s.topic_forecasts]) >= 15
-                  and any(v["event"] == "model_refused" for _, v in g[s.topic_model_events]), timeout=60)
+    got = consume(
+        s,
+        [s.topic_forecasts, s.topic_model_events],
+        until=lambda g: (
+            len(g[s.topic_forecasts]) >= 15 and any(v["event"] == "model_refused" for _, v in g[s.topic_model_events])
+        ),
+        timeout=60,
+    )
     refused = [v for _, v in got[s.topic_model_events] if v["event"] == "model_refused"]
     assert refused, (len(got[s.topic_forecasts]), got[s.topic_model_events], run.log_text()[-2000:])
     assert "SHA-256 mismatch" in refused[0]["reason"] and refused[0]["still_serving"]["version"] == "1"
@@ -231,8 +257,12 @@ def test_new_model_version_is_served_without_restart(worker_run, tmp_path):
     (models / "manifest.json.tmp").replace(models / "manifest.json")
     produce(s, s.topic_ticks, real_ticks(20, "SPX", skip=w + 15))
     total = 10 + 5 + 20
-    got = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= total
-                  and g[s.topic_forecasts][-1][1]["model_version"] == "2", timeout=60)
+    got = consume(
+        s,
+        [s.topic_forecasts],
+        until=lambda g: len(g[s.topic_forecasts]) >= total and g[s.topic_forecasts][-1][1]["model_version"] == "2",
+        timeout=60,
+    )
     fc = [v for _, v in got[s.topic_forecasts]]
     keys = [k for k, _ in got[s.topic_forecasts]]
     assert len(fc) == total and len(set(keys)) == total
@@ -249,13 +279,17 @@ def test_worker_on_a_redis_cluster(worker_run, redis_cluster):
     txns = strip_labels(generate_transactions(n_accounts=30, days=2, fraud_rate=0.2, seed=3))[:300]
     produce(s, s.topic_ticks, real_ticks(n, "SPX") + real_ticks(n, "NDX", skip=50))
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns])
-    got = consume(s, [s.topic_forecasts, s.topic_risk_scores],
-                  until=lambda g: len(g[s.topic_forecasts]) >= 2 * (n - w)
-                  and len(g[s.topic_risk_scores]) >= len(txns), timeout=90)
+    got = consume(
+        s,
+        [s.topic_forecasts, s.topic_risk_scores],
+        until=lambda g: len(g[s.topic_forecasts]) >= 2 * (n - w) and len(g[s.topic_risk_scores]) >= len(txns),
+        timeout=90,
+    )
     assert len(got[s.topic_forecasts]) == 2 * (n - w), run.log_text()[-3000:]
     assert {v["event_id"] for _, v in got[s.topic_risk_scores]} == {t["event_id"] for t in txns}
     import redis
 
-    keys = redis.RedisCluster.from_url(redis_cluster).keys(f"{s.redis_key_prefix}:*",
-                                                           target_nodes=redis.RedisCluster.PRIMARIES)
-    assert len([k for k in keys if b":card:" in k]) == len({t["account_id"] for t in txns})   # the card model's state
+    keys = redis.RedisCluster.from_url(redis_cluster).keys(
+        f"{s.redis_key_prefix}:*", target_nodes=redis.RedisCluster.PRIMARIES
+    )
+    assert len([k for k in keys if b":card:" in k]) == len({t["account_id"] for t in txns})  # the card model's state

@@ -7,6 +7,7 @@ transaction and user event must end with exactly one answer (its output or a dea
 with two, the worker must stay up, and its log must stay one line per message with no values.
 The counts are printed (``pytest -s``) for docs/reliability.md.
 """
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,14 @@ def generated(kind: str, n: int) -> list[tuple[bytes, bytes]]:
     """``n`` (key, value) records, the same on every run."""
     out: list = []
 
-    @settings(max_examples=n // 100, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=n // 100,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(st.lists(keyed_record(kind), min_size=100, max_size=100))
     def collect(batch):
         out.extend(batch)
@@ -43,18 +50,25 @@ def answered(got: dict, topic: str, source: str) -> list[str]:
 def test_fuzzed_records_each_get_one_answer_and_the_worker_stays_up(worker_run):
     run = worker_run()
     s = run.settings
-    feeds = {s.topic_ticks: generated("ticks", PER_KIND), s.topic_transactions: generated("transactions", PER_KIND),
-             s.topic_user_events: generated("user-events", PER_KIND)}
+    feeds = {
+        s.topic_ticks: generated("ticks", PER_KIND),
+        s.topic_transactions: generated("transactions", PER_KIND),
+        s.topic_user_events: generated("user-events", PER_KIND),
+    }
     for topic, recs in feeds.items():
         produce(s, topic, recs)
     run.start()
     outs = [s.topic_forecasts, s.topic_risk_scores, s.topic_recommendations, s.topic_dead_letters]
 
     def done(g) -> bool:
-        return (len(answered(g, s.topic_risk_scores, s.topic_transactions))
-                + len(answered(g, s.topic_dead_letters, s.topic_transactions)) >= PER_KIND
-                and len(answered(g, s.topic_recommendations, s.topic_user_events))
-                + len(answered(g, s.topic_dead_letters, s.topic_user_events)) >= PER_KIND)
+        return (
+            len(answered(g, s.topic_risk_scores, s.topic_transactions))
+            + len(answered(g, s.topic_dead_letters, s.topic_transactions))
+            >= PER_KIND
+            and len(answered(g, s.topic_recommendations, s.topic_user_events))
+            + len(answered(g, s.topic_dead_letters, s.topic_user_events))
+            >= PER_KIND
+        )
 
     got = consume(s, outs, until=done, timeout=240)
     time.sleep(2)
@@ -64,9 +78,11 @@ def test_fuzzed_records_each_get_one_answer_and_the_worker_stays_up(worker_run):
     log = run.log_text()
 
     counts = {}
-    for kind, topic, out_topic in (("transactions", s.topic_transactions, s.topic_risk_scores),
-                                   ("user-events", s.topic_user_events, s.topic_recommendations),
-                                   ("ticks", s.topic_ticks, s.topic_forecasts)):
+    for kind, topic, out_topic in (
+        ("transactions", s.topic_transactions, s.topic_risk_scores),
+        ("user-events", s.topic_user_events, s.topic_recommendations),
+        ("ticks", s.topic_ticks, s.topic_forecasts),
+    ):
         ok, dead = answered(got, out_topic, topic), answered(got, s.topic_dead_letters, topic)
         assert len(ok) == len(set(ok)) and len(dead) == len(set(dead)) and not set(ok) & set(dead), kind
         counts[kind] = {"sent": PER_KIND, "outputs": len(ok), "dead_letters": len(dead)}

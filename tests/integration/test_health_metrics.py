@@ -4,6 +4,7 @@ The test starts its own private stack (not the session one) because it stops and
 servers: /ready must turn false within seconds of losing Redis, then Kafka, and come back by
 itself when they return. Before that, /metrics must show what the worker did with real events.
 """
+
 from __future__ import annotations
 
 import time
@@ -14,14 +15,13 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.tools.bench import make_events
 from stream.settings import Settings, settings_from_env
 from stream.stack import kafka, manager, redis_server
 from stream.stack.procs import free_ports, read_pid, stop_pid
-
+from stream.tools.bench import make_events
 from tests.integration.workers import WorkerRun, produce
 
-OUTAGE_S = 15.0       # ready must flip within this (the probe runs every second, each check ≤ 2 s)
+OUTAGE_S = 15.0  # ready must flip within this (the probe runs every second, each check ≤ 2 s)
 
 
 def get(url: str) -> tuple[int, bytes]:
@@ -46,17 +46,25 @@ def wait_for(what: str, cond, timeout: float, worker: WorkerRun):
 
 
 def samples(text: str) -> dict:
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for fam in text_string_to_metric_families(text) for s in fam.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
 
 
 @pytest.fixture
 def own_stack(tmp_path) -> Settings:
     kafka_port, ctrl_port, redis_port = free_ports(3)
-    s = settings_from_env({"FINSTREAM_HOME": str(Settings().home), "FINSTREAM_STACK_DIR": str(tmp_path / "stack"),
-                           "FINSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
-                           "FINSTREAM_KAFKA_CONTROLLER_PORT": str(ctrl_port),
-                           "FINSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0"})
+    s = settings_from_env(
+        {
+            "FINSTREAM_HOME": str(Settings().home),
+            "FINSTREAM_STACK_DIR": str(tmp_path / "stack"),
+            "FINSTREAM_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka_port}",
+            "FINSTREAM_KAFKA_CONTROLLER_PORT": str(ctrl_port),
+            "FINSTREAM_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        }
+    )
     manager.start(s, tie_to_parent=True, topics=False)
     try:
         yield s
@@ -73,11 +81,16 @@ def stop(component, s: Settings) -> None:
 @pytest.mark.integration
 def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path):
     s = own_stack
-    web_port, = free_ports(1)
-    env = {"FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap, "FINSTREAM_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
-           "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(), "FINSTREAM_STACK_DIR": str(s.stack_path),
-           "FINSTREAM_WORKER_WEB_ENABLED": "true", "FINSTREAM_WORKER_WEB_PORT": str(web_port),
-           "FINSTREAM_HEALTH_PROBE_S": "1.0"}
+    (web_port,) = free_ports(1)
+    env = {
+        "FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "FINSTREAM_KAFKA_CONTROLLER_PORT": str(s.kafka_controller_port),
+        "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(),
+        "FINSTREAM_STACK_DIR": str(s.stack_path),
+        "FINSTREAM_WORKER_WEB_ENABLED": "true",
+        "FINSTREAM_WORKER_WEB_PORT": str(web_port),
+        "FINSTREAM_HEALTH_PROBE_S": "1.0",
+    }
     w = WorkerRun(s, tmp_path, **env)
     base = f"http://127.0.0.1:{web_port}"
     try:
@@ -95,9 +108,18 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
             m = samples(get(base + "/metrics")[1].decode())
             events = sum(v for (n, _), v in m.items() if n == "finstream_events_total")
             return m if events >= 701 else None
+
         m = wait_for("all events counted in /metrics", done, 90, w)
         assert m[("finstream_events_total", (("slot", "forecast"), ("topic", ws.topic_ticks)))] == 401
-        assert m[("finstream_dead_letters_total", (("reason", "not valid JSON"), ("slot", "forecast"), ("topic", ws.topic_ticks)))] == 1
+        assert (
+            m[
+                (
+                    "finstream_dead_letters_total",
+                    (("reason", "not valid JSON"), ("slot", "forecast"), ("topic", ws.topic_ticks)),
+                )
+            ]
+            == 1
+        )
         assert m[("finstream_outputs_total", (("slot", "risk"), ("topic", ws.topic_risk_scores)))] == 200
         assert m[("finstream_outputs_total", (("slot", "recommend"), ("topic", ws.topic_recommendations)))] > 0
         assert m[("finstream_end_to_end_latency_seconds_count", (("slot", "risk"),))] == 200
@@ -106,7 +128,9 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
         assert m[("finstream_partitions_assigned", ())] == 3 * 2
         models = {dict(k)["slot"]: dict(k) for (n, k), _ in m.items() if n == "finstream_model_info"}
         # the registry's slots, plus the per-interval forecaster the default 1d bars are served by
-        assert set(models) == {"forecast", "forecast@1d", "risk", "recommend"} and all(len(v["sha256"]) == 64 for v in models.values())
+        assert set(models) == {"forecast", "forecast@1d", "risk", "recommend"} and all(
+            len(v["sha256"]) == 64 for v in models.values()
+        )
         lags = [v for (n, _), v in m.items() if n == "finstream_consumer_lag_messages"]
         assert lags and all(v >= 0 for v in lags)
         assert m[("finstream_ready", ())] == 1
@@ -115,13 +139,14 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
         for component, name in ((redis_server, "redis"), (kafka, "kafka")):
             stop(component, s)
             t0 = time.monotonic()
-            status, body = wait_for(f"/ready 503 after stopping {name}",
-                                    lambda: (r := get(base + "/ready"))[0] == 503 and r, OUTAGE_S, w)
+            status, body = wait_for(
+                f"/ready 503 after stopping {name}", lambda: (r := get(base + "/ready"))[0] == 503 and r, OUTAGE_S, w
+            )
             took = time.monotonic() - t0
             view = orjson.loads(body)["components"]
             assert view[name]["ok"] is False, view
             print(f"{name} down -> not ready after {took:.1f}s: {view[name]['detail']}")
-            manager.start(s, tie_to_parent=True, topics=False)   # starts only what is missing
+            manager.start(s, tie_to_parent=True, topics=False)  # starts only what is missing
             t0 = time.monotonic()
             wait_for(f"/ready 200 after restarting {name}", lambda: get(base + "/ready")[0] == 200, 60, w)
             print(f"{name} back -> ready after {time.monotonic() - t0:.1f}s")

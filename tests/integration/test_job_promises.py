@@ -8,6 +8,7 @@ Redis of the session stack, batches of source records, real models), without a K
   ``model-events`` record while the previous version keeps serving;
 * the risk job raises ``feature_drift`` events when the live features leave the training range.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -22,8 +23,8 @@ import redis.asyncio as aioredis
 
 from stream.core.manifest import read_manifest, sha256_file
 from stream.core.records import SourceRecord
-from stream.tools.replay import read_csv, rows_to_records
 from stream.settings import REPO_ROOT, settings_from_env
+from stream.tools.replay import read_csv, rows_to_records
 from stream.worker import build_jobs
 
 MODELS = REPO_ROOT / "onnx_models"
@@ -32,8 +33,14 @@ SP500 = REPO_ROOT / "stream" / "data" / "sp500.csv"
 
 def jobs_for(stack, prefix: str, **env):
     """Settings and jobs as the worker builds them; call inside the test's one event loop."""
-    s = settings_from_env({**os.environ, "FINSTREAM_REDIS_KEY_PREFIX": prefix, "FINSTREAM_MODEL_DIR": str(MODELS),
-                           **{k: str(v) for k, v in env.items()}})
+    s = settings_from_env(
+        {
+            **os.environ,
+            "FINSTREAM_REDIS_KEY_PREFIX": prefix,
+            "FINSTREAM_MODEL_DIR": str(MODELS),
+            **{k: str(v) for k, v in env.items()},
+        }
+    )
     return s, build_jobs(s, aioredis.from_url(stack.redis_url.get_secret_value()))
 
 
@@ -46,8 +53,18 @@ def ticks(n: int) -> list[tuple[bytes, bytes]]:
 
 
 def txn(account: str, i: int, amount: float = 25.0, **kw) -> tuple[bytes, bytes]:
-    t = {"v": 1, "event_id": f"e-{account}-{i}", "account_id": account, "ts": 1_704_067_200_000 + i * 60_000,
-         "amount": amount, "currency": "EUR", "merchant_category": "grocery", "channel": "pos", "country": "DE", **kw}
+    t = {
+        "v": 1,
+        "event_id": f"e-{account}-{i}",
+        "account_id": account,
+        "ts": 1_704_067_200_000 + i * 60_000,
+        "amount": amount,
+        "currency": "EUR",
+        "merchant_category": "grocery",
+        "channel": "pos",
+        "country": "DE",
+        **kw,
+    }
     return account.encode(), orjson.dumps(t)
 
 
@@ -58,6 +75,7 @@ def on(outs, topic):
 def test_a_redelivered_tick_gets_its_original_forecast_back(stack, redis_prefix):
     """Forecasts come from fenced bar state: a tick delivered again (after a crash) changes
     nothing and gets the very bytes it produced the first time."""
+
     async def body():
         s, jobs = jobs_for(stack, redis_prefix)
         job = jobs[s.topic_ticks]
@@ -127,17 +145,18 @@ def test_a_model_that_does_not_load_or_fit_is_refused_with_a_model_event(stack, 
         s, jobs = jobs_for(stack, redis_prefix, FINSTREAM_MODEL_DIR=models, FINSTREAM_PUBLISH_RISK_SCORES="true")
         job = jobs[s.topic_transactions]
         card = read_manifest(models).default("risk")
-        await job.process(records(s.topic_transactions, 0, [txn("a", 0)]))   # serving v1 (its load event)
+        await job.process(records(s.topic_transactions, 0, [txn("a", 0)]))  # serving v1 (its load event)
 
         def edit(m):
             entry = m["models"][card.name]
             entry["version"] = "2"
-            if breakage == "unloadable":    # right checksum, but not an ONNX graph
+            if breakage == "unloadable":  # right checksum, but not an ONNX graph
                 bad = models / "broken.onnx"
                 bad.write_bytes(b"not an onnx graph at all")
                 entry["file"], entry["sha256"] = bad.name, sha256_file(bad)
-            else:                           # the graph loads, but takes another input than the manifest says
+            else:  # the graph loads, but takes another input than the manifest says
                 entry["inputs"][0]["name"] = "not_the_input"
+
         swap_manifest(models, edit)
         out = await job.process(records(s.topic_transactions, 0, [txn("a", 1)], start=1))
         events = [orjson.loads(o.value) for o in on(out, s.topic_model_events)]
@@ -157,11 +176,23 @@ def test_risk_job_raises_feature_drift_events(stack, redis_prefix):
         s, jobs = jobs_for(stack, redis_prefix, FINSTREAM_DRIFT_WINDOW=100)
         job = jobs[s.topic_transactions]
         # one account spending huge sums in a new country every few seconds, all night: far from training
-        values = [txn("drifter", i, amount=50_000.0 + i, country=["NG", "KP", "IR", "BY"][i % 4], channel="atm",
-                      merchant_category="crypto") for i in range(100)]
+        values = [
+            txn(
+                "drifter",
+                i,
+                amount=50_000.0 + i,
+                country=["NG", "KP", "IR", "BY"][i % 4],
+                channel="atm",
+                merchant_category="crypto",
+            )
+            for i in range(100)
+        ]
         out = await job.process(records(s.topic_transactions, 0, values))
-        drift = [orjson.loads(o.value) for o in on(out, s.topic_model_events)
-                 if orjson.loads(o.value)["event"] == "feature_drift"]
+        drift = [
+            orjson.loads(o.value)
+            for o in on(out, s.topic_model_events)
+            if orjson.loads(o.value)["event"] == "feature_drift"
+        ]
         card = read_manifest(MODELS).default("risk")
         assert drift, "a population this far from training must raise feature_drift"
         for d in drift:

@@ -1,5 +1,6 @@
 """The real broker and server with the project's own delivery code and scripts: keyed ordering,
 stream.publisher's transactions (outputs + source offsets, fencing), the state .lua scripts."""
+
 from __future__ import annotations
 
 import asyncio
@@ -13,8 +14,12 @@ KEYS = [f"k{i}" for i in range(7)]
 
 async def _consume_all(settings, topic: str, expected: int, isolation: str = "read_uncommitted", timeout: float = 30):
     """Read topic from the beginning until `expected` records arrived or timeout (then what we have)."""
-    consumer = AIOKafkaConsumer(**settings.kafka_client_options(), isolation_level=isolation,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        **settings.kafka_client_options(),
+        isolation_level=isolation,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -96,8 +101,14 @@ def publisher_settings(stack, guarantee: str, partitions: int):
 
     from stream.settings import settings_from_env
 
-    return settings_from_env({**os.environ, "FINSTREAM_APP_ID": f"pub-{uuid.uuid4().hex[:8]}",
-                              "FINSTREAM_PROCESSING_GUARANTEE": guarantee, "FINSTREAM_TOPIC_PARTITIONS": str(partitions)})
+    return settings_from_env(
+        {
+            **os.environ,
+            "FINSTREAM_APP_ID": f"pub-{uuid.uuid4().hex[:8]}",
+            "FINSTREAM_PROCESSING_GUARANTEE": guarantee,
+            "FINSTREAM_TOPIC_PARTITIONS": str(partitions),
+        }
+    )
 
 
 def test_publisher_commits_outputs_and_source_offsets_in_one_transaction_per_partition(stack, unique_topic):
@@ -124,7 +135,7 @@ def test_publisher_commits_outputs_and_source_offsets_in_one_transaction_per_par
             for unit in units:
                 await pub.publish(*unit)
             zombie_unit = units[0]
-            successor = Publisher(s)        # same app id: same transactional ids, as after a rebalance
+            successor = Publisher(s)  # same app id: same transactional ids, as after a rebalance
             try:
                 await successor.publish(zombie_unit[0], [], zombie_unit[2])
                 try:
@@ -147,10 +158,10 @@ def test_publisher_commits_outputs_and_source_offsets_in_one_transaction_per_par
     fenced, committed, got = asyncio.run(run())
     assert fenced, "a producer whose transactional id was taken over must be fenced"
     assert committed == {0: 3, 1: 3}
-    assert sorted(r.value for r in got) == sorted(o.value for o in outputs)    # once each, the zombie's repeat not
+    assert sorted(r.value for r in got) == sorted(o.value for o in outputs)  # once each, the zombie's repeat not
     for r in got:
         if r.key != b"model-event":
-            assert r.partition == int(r.key.decode().split(":")[1])      # the source's partition number
+            assert r.partition == int(r.key.decode().split(":")[1])  # the source's partition number
 
 
 def test_publisher_at_least_once_delivers_every_output(stack, unique_topic):
@@ -182,8 +193,8 @@ def test_the_state_script_compares_and_sets(redis_client, redis_prefix):
 
     fenced_set = redis_client.register_script(FENCED_SET)
     key = f"{redis_prefix}:acct:{{a}}"
-    assert fenced_set(keys=[key], args=["", "0:1", b"s1"]) == 1          # new entity
-    assert fenced_set(keys=[key], args=["", "0:2", b"zombie"]) == 0      # stale expectation: refused
+    assert fenced_set(keys=[key], args=["", "0:1", b"s1"]) == 1  # new entity
+    assert fenced_set(keys=[key], args=["", "0:2", b"zombie"]) == 0  # stale expectation: refused
     assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2"]) == 1
     assert redis_client.hgetall(key) == {b"fence": b"0:2", b"blob": b"s2"}
 

@@ -6,30 +6,29 @@ worker acks only after the batch's transaction committed, then drops the revoked
 producers (``Delivery.release``). Nothing may be lost, repeated to a read_committed consumer, or
 end with a worker exiting because its producer was fenced.
 """
+
 from __future__ import annotations
 
 import time
 
 from stream.tools.synthetic import generate_transactions, strip_labels
-
 from tests.integration.workers import consume, produce
 
 
 def test_a_joining_worker_takes_over_partitions_and_every_event_is_scored_once(worker_run):
-    first = worker_run(FINSTREAM_COMMIT_INTERVAL_MS="1000").start()   # long-open transactions
+    first = worker_run(FINSTREAM_COMMIT_INTERVAL_MS="1000").start()  # long-open transactions
     s = first.settings
     second = worker_run(FINSTREAM_COMMIT_INTERVAL_MS="1000")
-    second.env, second.settings = dict(first.env), s                  # same group, same topics
+    second.env, second.settings = dict(first.env), s  # same group, same topics
     txns = strip_labels(generate_transactions(n_accounts=200, days=8, fraud_rate=0.1, seed=11))[:3000]
     assert len(txns) == 3000
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns[:1000]])
-    consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 300, timeout=120,
-            committed=False)
+    consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 300, timeout=120, committed=False)
     second.start()
     # keep events flowing (and transactions open) while the group rebalances
     rest = txns[1000:]
     for i in range(0, len(rest), 100):
-        produce(s, s.topic_transactions, [(t["account_id"], t) for t in rest[i:i + 100]])
+        produce(s, s.topic_transactions, [(t["account_id"], t) for t in rest[i : i + 100]])
         time.sleep(0.25)
     got = consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 3000, timeout=240)
     time.sleep(3)

@@ -6,6 +6,7 @@ consumer group's committed offsets do not move, and ``/ready`` answers 503 namin
 Redis is back the same process carries on: ``/ready`` is 200 again and every event is scored
 exactly once (exactly-once, read_committed).
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -19,10 +20,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from stream.stack import redis_server
 from stream.stack.procs import free_ports
 from stream.tools.synthetic import generate_transactions, strip_labels
-
 from tests.integration.workers import consume, produce
 
-OUTAGE_S = 15            # Redis stays down this long: more than twice the old give-up time (6.5 s)
+OUTAGE_S = 15  # Redis stays down this long: more than twice the old give-up time (6.5 s)
 
 
 def ready_status(port: int) -> int:
@@ -38,9 +38,23 @@ def ready_status(port: int) -> int:
 def start_redis(port: int, workdir) -> subprocess.Popen:
     import redis
 
-    proc = subprocess.Popen([redis_server.binary(), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(workdir)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            redis_server.binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -59,6 +73,7 @@ def committed_offsets(s, topic: str) -> dict[int, int | None]:
             return {p: await c.committed(TopicPartition(topic, p)) for p in range(s.topic_partitions)}
         finally:
             await c.stop()
+
     return asyncio.run(run())
 
 
@@ -66,8 +81,12 @@ def test_redis_outage_is_waited_out_acks_nothing_and_loses_nothing(worker_run, t
     port, web_port = free_ports(2)
     redis_proc = start_redis(port, tmp_path)
     try:
-        run = worker_run(FINSTREAM_REDIS_URL=f"redis://127.0.0.1:{port}/0", FINSTREAM_WORKER_WEB_ENABLED="true",
-                         FINSTREAM_WORKER_WEB_PORT=str(web_port), FINSTREAM_OUTAGE_BACKOFF_MAX_S="2").start()
+        run = worker_run(
+            FINSTREAM_REDIS_URL=f"redis://127.0.0.1:{port}/0",
+            FINSTREAM_WORKER_WEB_ENABLED="true",
+            FINSTREAM_WORKER_WEB_PORT=str(web_port),
+            FINSTREAM_OUTAGE_BACKOFF_MAX_S="2",
+        ).start()
         s = run.settings
         txns = strip_labels(generate_transactions(n_accounts=40, days=3, fraud_rate=0.1, seed=5))[:200]
         assert len(txns) == 200
@@ -103,7 +122,7 @@ def test_redis_outage_is_waited_out_acks_nothing_and_loses_nothing(worker_run, t
         back_at = time.monotonic()
         got = consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 200, timeout=180)
         scored = [v["event_id"] for _, v in got[s.topic_risk_scores]]
-        assert sorted(scored) == sorted(t["event_id"] for t in txns), run.log_text()[-3000:]   # each once
+        assert sorted(scored) == sorted(t["event_id"] for t in txns), run.log_text()[-3000:]  # each once
         took = time.monotonic() - back_at
         after = committed_offsets(s, s.topic_transactions)
         assert sum(o or 0 for o in after.values()) == 200
@@ -112,8 +131,10 @@ def test_redis_outage_is_waited_out_acks_nothing_and_loses_nothing(worker_run, t
             assert time.monotonic() < deadline, f"not ready again after the outage\n{run.log_text()[-3000:]}"
             time.sleep(0.3)
         assert run.proc.poll() is None
-        print(f"worker waited out {OUTAGE_S} s of Redis outage (/ready: {statuses.count(503)} x 503), "
-              f"all 200 scored once, {took:.1f} s after Redis was back")
+        print(
+            f"worker waited out {OUTAGE_S} s of Redis outage (/ready: {statuses.count(503)} x 503), "
+            f"all 200 scored once, {took:.1f} s after Redis was back"
+        )
     finally:
         redis_proc.terminate()
         redis_proc.wait(30)

@@ -1,5 +1,6 @@
 """The Redis state backend against a real server and a real 3-node Redis Cluster: fencing,
 compare-and-set, pseudonymous keys, many keys in one batch."""
+
 import asyncio
 from dataclasses import dataclass
 
@@ -19,8 +20,8 @@ def run(coro):
 class Backend:
     url: str
     cluster: bool
-    sync: object          # a plain client for looking at the raw keys
-    prefix: str           # this test's own key prefix (the server may be shared: never flushed)
+    sync: object  # a plain client for looking at the raw keys
+    prefix: str  # this test's own key prefix (the server may be shared: never flushed)
 
     def keys(self, pattern: str) -> list[bytes]:
         if self.cluster:
@@ -74,6 +75,7 @@ def test_entities_round_trip_with_fence_and_snapshots(backend):
         await st.save("acct", ents, AccountState.to_dict)
         back = await st.load("acct", ["a", "b"], AccountState.from_dict)
         return back
+
     back = run(_with_state(backend, go))
     a = back["a"]
     assert (a.state.n, a.partition, a.offset) == (2, 0, 9)
@@ -94,6 +96,7 @@ def test_concurrent_writer_is_detected(backend):
         fencing.apply(mine["a"], 0, 1, step)
         with pytest.raises(StateConflict):
             await st.save("acct", mine, AccountState.to_dict)
+
     run(_with_state(backend, go))
 
 
@@ -106,6 +109,7 @@ def test_key_secret_pseudonymises_ids(backend):
         fencing.apply(ents["DE89370400440532013000"], 0, 1, step)
         await st.save("acct", ents, AccountState.to_dict)
         return await st.load("acct", ["DE89370400440532013000"], AccountState.from_dict)
+
     back = run(_with_state(backend, go, key_secret=b"s3cret"))
     assert back["DE89370400440532013000"].state.n == 1
     keys = [k.decode() for k in backend.keys(f"{backend.prefix}:*")]
@@ -126,6 +130,8 @@ def test_many_keys_in_one_batch(backend):
             fencing.apply(ents[i], j % 4, 100 + j, step)
         await st.save("acct", ents, AccountState.to_dict)
         return await st.load("acct", ids, AccountState.from_dict)
+
     back = run(_with_state(backend, go))
     assert [(back[i].state.n, back[i].partition, back[i].offset) for i in ids] == [
-        (1, j % 4, 100 + j) for j in range(len(ids))]
+        (1, j % 4, 100 + j) for j in range(len(ids))
+    ]

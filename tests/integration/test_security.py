@@ -6,6 +6,7 @@ One private stack for the module (its own FINSTREAM_STACK_DIR and free ports); o
 it with FINSTREAM_REDIS_KEY_SECRET set, whose outputs, Redis state and restart behaviour the tests
 below examine.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -18,17 +19,16 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream.tools.cardfeed import IEEE_CIS, ieee_records
-from stream.core.pseudonyms import pseudonym
 from stream.core.products import PRODUCT_IDS
-from stream.tools.rebuild import RebuildError, rebuild
+from stream.core.pseudonyms import pseudonym
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
+from stream.tools.cardfeed import IEEE_CIS, ieee_records
+from stream.tools.rebuild import RebuildError, rebuild
 from stream.worker import WorkerError, preflight
-from training.data.fraud import fetch_wheel
-
 from tests.integration.workers import WorkerRun, produce
+from training.data.fraud import fetch_wheel
 
 KAFKA_PASSWORD = "kafka-Secret-7f3a"
 REDIS_PASSWORD = "redis-Secret-91c2"
@@ -70,8 +70,9 @@ def _settings(env: dict[str, str], **changes) -> Settings:
 def test_plaintext_and_anonymous_clients_are_refused(secure_env):
     """Nothing on the secure stack answers without TLS and credentials."""
     s = _settings(secure_env)
-    problem = manager.kafka.check(s.model_copy(update={"kafka_security_protocol": "PLAINTEXT",
-                                                       "kafka_sasl_mechanism": None}))
+    problem = manager.kafka.check(
+        s.model_copy(update={"kafka_security_protocol": "PLAINTEXT", "kafka_sasl_mechanism": None})
+    )
     assert problem and "does not answer a PLAINTEXT client" in problem
     _, port = s.redis_host_port
     anonymous = s.model_copy(update={"redis_url": SecretStr(f"rediss://127.0.0.1:{port}/0")})
@@ -100,9 +101,14 @@ def test_wrong_password_is_one_clear_line_without_the_password(secure_env, which
 
     commands = [(["stack", "status"], "error:")] + ([(["worker"], "ERROR")] if which == "kafka" else [])
     for command, marker in commands:
-        done = subprocess.run([sys.executable, "-m", "stream.cli", *command], cwd=REPO_ROOT, timeout=120,
-                              env={**os.environ, **secure_env, **bad, "FINSTREAM_WORKER_WEB_ENABLED": "false"},
-                              capture_output=True, text=True)
+        done = subprocess.run(
+            [sys.executable, "-m", "stream.cli", *command],
+            cwd=REPO_ROOT,
+            timeout=120,
+            env={**os.environ, **secure_env, **bad, "FINSTREAM_WORKER_WEB_ENABLED": "false"},
+            capture_output=True,
+            text=True,
+        )
         assert done.returncode == 1, done.stdout + done.stderr
         errors = [line for line in done.stderr.splitlines() if marker in line]
         assert len(errors) == 1 and expected in errors[0], done.stderr
@@ -114,9 +120,13 @@ def _user_events(n_users: int) -> list[tuple[str, dict]]:
     events, ts = [], 1_700_000_000_000
     for u in range(n_users):
         user = f"user-{u:04d}@example.org"
-        for j, product in enumerate(PRODUCT_IDS[u % 5: u % 5 + 3]):
-            events.append((user, {"v": 1, "user_id": user, "ts": ts, "product_id": product,
-                                  "action": "buy" if j == 0 else "view"}))
+        for j, product in enumerate(PRODUCT_IDS[u % 5 : u % 5 + 3]):
+            events.append(
+                (
+                    user,
+                    {"v": 1, "user_id": user, "ts": ts, "product_id": product, "action": "buy" if j == 0 else "view"},
+                )
+            )
             ts += 1000
     return events
 
@@ -124,8 +134,13 @@ def _user_events(n_users: int) -> list[tuple[str, dict]]:
 async def _read_raw(s: Settings, topics: list[str], until, timeout: float) -> dict[str, list[tuple]]:
     from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest",
-                         enable_auto_commit=False, isolation_level="read_committed")
+    c = AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await c.start()
     got: dict[str, list[tuple]] = {t: [] for t in topics}
     loop = asyncio.get_running_loop()
@@ -167,10 +182,14 @@ def _entity_state(state: dict[str, object]) -> dict[str, object]:
 def secured_run(secure_env, tmp_path_factory):
     """A worker on the secure stack with pseudonyms on, fed transactions, user events and bad records,
     stopped once every output is out. Yields (run, accounts, users, outputs by topic)."""
-    run = WorkerRun(_settings(secure_env), tmp_path_factory.mktemp("secure-worker"),
-                    FINSTREAM_REDIS_KEY_SECRET=KEY_SECRET, **secure_env)
+    run = WorkerRun(
+        _settings(secure_env),
+        tmp_path_factory.mktemp("secure-worker"),
+        FINSTREAM_REDIS_KEY_SECRET=KEY_SECRET,
+        **secure_env,
+    )
     s = run.settings
-    kafka_security.grant_worker(s)   # the worker's user is no super user: it runs on the documented ACLs
+    kafka_security.grant_worker(s)  # the worker's user is no super user: it runs on the documented ACLs
     run.start()
     # the served risk model is the real-data card model: real IEEE-CIS hold-out rows raise real alerts
     txns = list(ieee_records(fetch_wheel(IEEE_CIS), int(0.8 * IEEE_CIS.rows), 600))
@@ -180,13 +199,22 @@ def secured_run(secure_env, tmp_path_factory):
     bad_txn = (accounts[0], b'{"v": 1, "account_id": "' + accounts[0].encode() + b'", "amount": "lots"}')
     bad_event = (users[0], orjson.dumps({"v": 1, "user_id": users[0], "ts": 1, "product_id": "nope", "action": "buy"}))
     try:
-        feeder = kafka_security.admin_settings(s)   # feeds and reads as another principal: the worker may not
+        feeder = kafka_security.admin_settings(s)  # feeds and reads as another principal: the worker may not
         produce(feeder, s.topic_transactions, [(t["account_id"], t) for t in txns] + [bad_txn])
         produce(feeder, s.topic_user_events, events + [bad_event])
         topics = list(s.output_topics)
-        got = asyncio.run(_read_raw(feeder, topics, timeout=120, until=lambda g: (
-            len(g[s.topic_risk_scores]) >= len(txns) and len(g[s.topic_recommendations]) >= len(events)
-            and len(g[s.topic_dead_letters]) >= 2)))
+        got = asyncio.run(
+            _read_raw(
+                feeder,
+                topics,
+                timeout=120,
+                until=lambda g: (
+                    len(g[s.topic_risk_scores]) >= len(txns)
+                    and len(g[s.topic_recommendations]) >= len(events)
+                    and len(g[s.topic_dead_letters]) >= 2
+                ),
+            )
+        )
         assert len(got[s.topic_risk_scores]) == len(txns), run.log_text()[-3000:]
         assert len(got[s.topic_recommendations]) == len(events), run.log_text()[-3000:]
         assert len(got[s.topic_dead_letters]) == 2, run.log_text()[-3000:]
@@ -227,9 +255,15 @@ def test_authorised_consumer_maps_pseudonyms_back(secured_run, secure_env):
     use the same one, and withheld dead letters name the entity by it."""
     run, accounts, users, got = secured_run
     s = run.settings
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "pseudonym"], input="\n".join(accounts + users),
-                          cwd=REPO_ROOT, env={**os.environ, **secure_env, "FINSTREAM_REDIS_KEY_SECRET": KEY_SECRET},
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "pseudonym"],
+        input="\n".join(accounts + users),
+        cwd=REPO_ROOT,
+        env={**os.environ, **secure_env, "FINSTREAM_REDIS_KEY_SECRET": KEY_SECRET},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     table = dict(line.split("\t") for line in done.stdout.splitlines())
     assert set(table) == set(accounts + users)
@@ -255,8 +289,8 @@ def test_local_stack_redis_restart_keeps_the_worker_state(secured_run, secure_en
     assert len(before) >= 20 + 8
     pid = read_pid(redis_server.pid_file(s), redis_server.marker(s))
     assert pid is not None
-    os.kill(pid, signal.SIGKILL)   # a crash, not a clean shutdown: only the append-only file can keep state
-    stop_pid(pid, timeout=15)      # reaps it
+    os.kill(pid, signal.SIGKILL)  # a crash, not a clean shutdown: only the append-only file can keep state
+    stop_pid(pid, timeout=15)  # reaps it
     assert not redis_server.ready(s)
     pids = manager.start(s, tie_to_parent=True, topics=False)
     assert pids["redis"] != pid
@@ -269,8 +303,14 @@ def test_rebuild_from_kafka_into_a_fresh_prefix_equals_the_lost_state(secured_ru
     run, *_ = secured_run
     s = run.settings
     fresh = s.redis_key_prefix + "-rebuilt"
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "rebuild", "--prefix", fresh, "--from", "earliest"],
-                          cwd=REPO_ROOT, env=run.env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "rebuild", "--prefix", fresh, "--from", "earliest"],
+        cwd=REPO_ROOT,
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     rebuilt, lost = _entity_state(_state(s, fresh)), _entity_state(_state(s, s.redis_key_prefix))
     assert len(lost) >= 20 + 8 and rebuilt == lost
@@ -280,8 +320,9 @@ def test_rebuild_from_kafka_into_a_fresh_prefix_equals_the_lost_state(secured_ru
     async def while_a_worker_runs():
         from aiokafka import AIOKafkaConsumer
 
-        member = AIOKafkaConsumer(s.topic_transactions, **s.kafka_client_options(), group_id=s.app_id,
-                                  enable_auto_commit=False)
+        member = AIOKafkaConsumer(
+            s.topic_transactions, **s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False
+        )
         await member.start()
         try:
             while not member.assignment():

@@ -1,4 +1,5 @@
 """`finstream stack` lifecycle on its own free ports and temp dir (separate from the session stack)."""
+
 from __future__ import annotations
 
 import os
@@ -80,8 +81,11 @@ def test_crash_at_start_shows_log_tail(tmp_path):
 def test_servers_listen_on_loopback_only(stack):
     from tests.integration.workers import listening_addresses
 
-    ports = {"kafka": stack.kafka_host_port[1], "controller": stack.kafka_controller_port,
-             "redis": stack.redis_host_port[1]}
+    ports = {
+        "kafka": stack.kafka_host_port[1],
+        "controller": stack.kafka_controller_port,
+        "redis": stack.redis_host_port[1],
+    }
     bound = {name: listening_addresses(port) for name, port in ports.items()}
     assert bound == {name: {"127.0.0.1"} for name in ports}
 
@@ -102,11 +106,21 @@ def test_listening_addresses_sees_a_wildcard_bind():
 def test_stack_status_redacts_secrets(stack, tmp_path):
     """`finstream stack status` (the CLI, as a user runs it) never prints the Redis or SASL password."""
     host, port = stack.redis_host_port
-    env = {**os.environ, "FINSTREAM_STACK_DIR": str(tmp_path),
-           "FINSTREAM_REDIS_URL": f"redis://admin:Hunter2-redis-pw@{host}:{port}/0",
-           "FINSTREAM_KAFKA_SASL_PASSWORD": "Hunter2-sasl-pw", "COLUMNS": "200"}
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "stack", "status"], env=env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    env = {
+        **os.environ,
+        "FINSTREAM_STACK_DIR": str(tmp_path),
+        "FINSTREAM_REDIS_URL": f"redis://admin:Hunter2-redis-pw@{host}:{port}/0",
+        "FINSTREAM_KAFKA_SASL_PASSWORD": "Hunter2-sasl-pw",
+        "COLUMNS": "200",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "stack", "status"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     text = done.stdout + done.stderr
-    assert "redis" in text and f"{host}:{port}" in text, text      # the row is there ...
-    assert "Hunter2" not in text, text                              # ... without the passwords
+    assert "redis" in text and f"{host}:{port}" in text, text  # the row is there ...
+    assert "Hunter2" not in text, text  # ... without the passwords

@@ -2,6 +2,7 @@
 (``MemoryState``), a real redis-server (``RedisState``) and a real three-node Redis Cluster
 (``RedisState`` on ``RedisCluster``). A backend that passes gives a job the same loads, the same
 conflicts and the same stored bytes; docs/state.md states the contract in words."""
+
 from __future__ import annotations
 
 import asyncio
@@ -30,8 +31,10 @@ def keep(state):
 
 def appending(tag):
     """A pure fold step: the state lists what it has seen; the output is a tuple (stored as a list)."""
+
     def step(st):
         return {"seen": [*st["seen"], tag]}, (tag, len(st["seen"]))
+
     return step
 
 
@@ -39,8 +42,8 @@ def appending(tag):
 class Backend:
     name: str
     prefix: str
-    open: Callable[..., object]          # open(key_secret=None, retention_ms=None) -> EntityStore
-    stored_keys: Callable[[], list[str]]        # every key under this test's prefix
+    open: Callable[..., object]  # open(key_secret=None, retention_ms=None) -> EntityStore
+    stored_keys: Callable[[], list[str]]  # every key under this test's prefix
     pttl: Callable[[str], int]
     raw_fence: Callable[[str], bytes | None]
     closers: list = field(default_factory=list)
@@ -54,9 +57,11 @@ def _redis_backend(name, url, cluster, prefix):
     def open_(**kw):
         if cluster:
             from redis.asyncio.cluster import RedisCluster
+
             client = RedisCluster.from_url(url)
         else:
             import redis.asyncio as aioredis
+
             client = aioredis.from_url(url)
         b.closers.append(client)
         return RedisState(client, prefix, **kw)
@@ -75,9 +80,14 @@ def backend(request):
     if request.param == "memory":
         store: dict = {}
         probe = MemoryState(prefix, store=store)
-        yield Backend("memory", prefix, lambda **kw: MemoryState(prefix, store=store, **kw),
-                      lambda: sorted(k for k in probe.live_keys() if k.startswith(prefix + ":")), probe.pttl,
-                      lambda k: (probe.raw(k) or (None,))[0])
+        yield Backend(
+            "memory",
+            prefix,
+            lambda **kw: MemoryState(prefix, store=store, **kw),
+            lambda: sorted(k for k in probe.live_keys() if k.startswith(prefix + ":")),
+            probe.pttl,
+            lambda k: (probe.raw(k) or (None,))[0],
+        )
         return
     if request.param == "server":
         url, cluster = request.getfixturevalue("stack").redis_url.get_secret_value(), False
@@ -98,6 +108,7 @@ def run(backend, coro_fn):
             for client in backend.closers:
                 await client.aclose()
             backend.closers.clear()
+
     return asyncio.run(go())
 
 
@@ -107,10 +118,18 @@ def test_absent_entity_loads_fresh_and_writes_nothing(backend):
         ents = await st.load("acct", ["nobody", "nobody", "none"], fresh)
         await st.save("acct", ents, keep)
         return ents
+
     ents = run(backend, go)
-    assert list(ents) == ["nobody", "none"]                       # one entity per distinct id
+    assert list(ents) == ["nobody", "none"]  # one entity per distinct id
     e = ents["nobody"]
-    assert (e.state, e.partition, e.offset, e.snapshots, e.dirty, e.loaded_fence) == ({"seen": []}, -1, -1, {}, False, "")
+    assert (e.state, e.partition, e.offset, e.snapshots, e.dirty, e.loaded_fence) == (
+        {"seen": []},
+        -1,
+        -1,
+        {},
+        False,
+        "",
+    )
     assert backend.stored_keys() == []
 
 
@@ -123,9 +142,10 @@ def test_round_trip_keeps_state_fence_and_snapshots_in_stored_form(backend):
         await st.save("acct", ents, keep)
         assert not ents["a"].dirty and ents["a"].loaded_fence == "3:9"
         return await backend.open().load("acct", ["a"], fresh)
+
     a = run(backend, go)["a"]
     assert (a.state, a.partition, a.offset, a.loaded_fence) == ({"seen": [5, 9]}, 3, 9, "3:9")
-    assert a.snapshots == {5: [5, 0], 9: [9, 1]}                 # tuples come back as lists, offsets as int
+    assert a.snapshots == {5: [5, 0], 9: [9, 1]}  # tuples come back as lists, offsets as int
     assert backend.raw_fence(entity_key(backend.prefix, "acct", "a", None)) == b"3:9"
 
 
@@ -138,6 +158,7 @@ def test_redelivery_after_a_round_trip_returns_the_stored_outputs(backend):
         again = await st.load("user", ["u"], fresh)
         replay = [fencing.apply(again["u"], 0, off, appending(off)) for off in range(4)]
         return first, replay, again["u"]
+
     first, replay, u = run(backend, go)
     assert replay == [list(o) for o in first] and not u.dirty and u.state == {"seen": [0, 1, 2, 3]}
 
@@ -154,11 +175,12 @@ def test_fence_moved_by_another_writer_is_a_conflict_and_keeps_their_write(backe
         with pytest.raises(StateConflict) as err:
             await mine.save("acct", held, keep)
         return err.value, held, await backend.open().load("acct", ["a", "b"], fresh)
+
     err, held, back = run(backend, go)
-    assert "1 acct state(s)" in str(err) and "'a'" not in str(err)          # ids only as pseudonyms
-    assert back["a"].state == {"seen": ["theirs"]}                           # theirs stands
-    assert back["b"].state == {"seen": ["mine"]} and not held["b"].dirty     # the rest of the batch is written
-    assert held["a"].dirty                                                    # the lost one is not settled
+    assert "1 acct state(s)" in str(err) and "'a'" not in str(err)  # ids only as pseudonyms
+    assert back["a"].state == {"seen": ["theirs"]}  # theirs stands
+    assert back["b"].state == {"seen": ["mine"]} and not held["b"].dirty  # the rest of the batch is written
+    assert held["a"].dirty  # the lost one is not settled
 
 
 def test_a_second_save_compares_against_the_fence_it_wrote(backend):
@@ -170,6 +192,7 @@ def test_a_second_save_compares_against_the_fence_it_wrote(backend):
         fencing.apply(ents["a"], 0, 2, appending(2))
         await st.save("acct", ents, keep)
         return await st.load("acct", ["a"], fresh)
+
     assert run(backend, go)["a"].state == {"seen": [1, 2]}
 
 
@@ -182,10 +205,11 @@ def test_expiry_is_set_per_kind_on_each_write(backend):
             ents = await st.load(kind, ["x"], fresh)
             fencing.apply(ents["x"], 0, 1, appending(kind))
             await st.save(kind, ents, keep)
+
     run(backend, write)
     acct, user = (entity_key(backend.prefix, k, "x", None) for k in ("acct", "user"))
     assert 0 < backend.pttl(acct) <= 1500
-    assert backend.pttl(user) == -1                                   # 0 = kept forever
+    assert backend.pttl(user) == -1  # 0 = kept forever
     deadline = time.monotonic() + 20
     while backend.pttl(acct) != -2:
         assert time.monotonic() < deadline, "the account state did not expire"
@@ -194,8 +218,9 @@ def test_expiry_is_set_per_kind_on_each_write(backend):
     async def reload():
         st = backend.open(retention_ms=retention)
         return await st.load("acct", ["x"], fresh), await st.load("user", ["x"], fresh)
+
     a, u = run(backend, reload)
-    assert a["x"].offset == -1 and a["x"].state == {"seen": []}          # expired = new
+    assert a["x"].offset == -1 and a["x"].state == {"seen": []}  # expired = new
     assert u["x"].state == {"seen": ["user"]}
 
 
@@ -211,6 +236,7 @@ def test_key_secret_pseudonymises_ids_in_keys(backend):
         same = await backend.open(key_secret=b"s3cret").load("acct", ids, fresh)
         other = await backend.open(key_secret=b"other").load("acct", ids, fresh)
         return same, other
+
     same, other = run(backend, go)
     assert backend.stored_keys() == sorted(f"{backend.prefix}:acct:{{{pseudonym(b's3cret', i)}}}" for i in ids)
     assert not any(i[:8] in k for k in backend.stored_keys() for i in ids)
@@ -221,7 +247,7 @@ def test_key_secret_pseudonymises_ids_in_keys(backend):
 def test_many_keys_in_one_batch_across_cluster_slots(backend):
     ids = [f"card-{n}" for n in range(300)]
     slots = {key_slot(entity_key(backend.prefix, "card", i, None).encode()) for i in ids}
-    assert len({s * 3 // 16384 for s in slots}) == 3                     # the batch spans all three nodes' ranges
+    assert len({s * 3 // 16384 for s in slots}) == 3  # the batch spans all three nodes' ranges
 
     async def go():
         st = backend.open()
@@ -230,9 +256,11 @@ def test_many_keys_in_one_batch_across_cluster_slots(backend):
             fencing.apply(ents[i], n % 4, n, appending(n))
         await st.save("card", ents, keep)
         return await backend.open().load("card", ids, fresh)
+
     back = run(backend, go)
-    assert [(back[i].state["seen"], back[i].partition, back[i].offset) for i in ids] == \
-        [([n], n % 4, n) for n in range(300)]
+    assert [(back[i].state["seen"], back[i].partition, back[i].offset) for i in ids] == [
+        ([n], n % 4, n) for n in range(300)
+    ]
     assert len(backend.stored_keys()) == 300
 
 
@@ -241,12 +269,13 @@ def test_order_within_a_key_holds_across_batches(backend):
 
     async def go():
         st = backend.open()
-        for batch in range(3):                   # interleaved keys, each batch one load and one save
+        for batch in range(3):  # interleaved keys, each batch one load and one save
             ents = await st.load("bar", syms, fresh)
             for off in range(batch * 20, batch * 20 + 20):
                 fencing.apply(ents[syms[off % 5]], 0, off, appending(off))
             await st.save("bar", ents, keep)
         return await backend.open().load("bar", syms, fresh)
+
     back = run(backend, go)
     for k, sym in enumerate(syms):
         assert back[sym].state["seen"] == list(range(k, 60, 5)), sym
@@ -261,15 +290,16 @@ def test_expiry_follows_each_save_even_a_lost_one_and_retention_0_leaves_it(back
         held = await expiring.load("acct", ["a"], fresh)
         taken = await keeper.load("acct", ["a"], fresh)
         fencing.apply(taken["a"], 0, 1, appending("keeper"))
-        await keeper.save("acct", taken, keep)                       # retention 0: no expiry
+        await keeper.save("acct", taken, keep)  # retention 0: no expiry
         ttl_after_keeper = backend.pttl(key)
         fencing.apply(held["a"], 0, 1, appending("expiring"))
         with pytest.raises(StateConflict):
-            await expiring.save("acct", held, keep)                   # lost, but its PEXPIRE still lands
+            await expiring.save("acct", held, keep)  # lost, but its PEXPIRE still lands
         ttl_after_lost = backend.pttl(key)
         again = await keeper.load("acct", ["a"], fresh)
         fencing.apply(again["a"], 0, 2, appending("keeper"))
-        await keeper.save("acct", again, keep)                        # retention 0 leaves the expiry alone
+        await keeper.save("acct", again, keep)  # retention 0 leaves the expiry alone
         return ttl_after_keeper, ttl_after_lost, backend.pttl(key)
+
     before, lost, kept = run(backend, go)
     assert before == -1 and 0 < lost <= 60_000 and 0 < kept <= 60_000

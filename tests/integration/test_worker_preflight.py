@@ -1,4 +1,5 @@
 """The worker refuses to start, in one clear line, when Redis, Kafka or the models are missing."""
+
 import os
 import subprocess
 import sys
@@ -27,7 +28,13 @@ def test_unreachable_kafka_is_named(stack):
 
 def test_missing_models_exit_1_with_a_hint(stack, tmp_path):
     env = {"FINSTREAM_MODEL_DIR": str(tmp_path), "FINSTREAM_WORKER_WEB_ENABLED": "false"}
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "worker"], cwd=REPO_ROOT, env={**os.environ, **env},
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "worker"],
+        cwd=REPO_ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 1
     assert "finstream train" in done.stderr and "Traceback" not in done.stderr

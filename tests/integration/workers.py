@@ -1,4 +1,5 @@
 """End-to-end helpers: a real worker process on the session stack, with its own topics."""
+
 from __future__ import annotations
 
 import asyncio
@@ -22,15 +23,17 @@ class WorkerRun:
 
     def __init__(self, stack: Settings, tmp: Path, model_dir: Path | None = None, **extra_env):
         tag = uuid.uuid4().hex[:8]
-        self.env = {**os.environ,
-                    "FINSTREAM_APP_ID": f"fs-test-{tag}",
-                    "FINSTREAM_REDIS_KEY_PREFIX": f"t{tag}",
-                    "FINSTREAM_WORKER_WEB_ENABLED": "false",
-                    "FINSTREAM_TOPIC_PARTITIONS": "2",
-                    "FINSTREAM_MODEL_DIR": str(model_dir or MODEL_DIR),
-                    "FINSTREAM_MODEL_POLL_S": "0.5",
-                    "FINSTREAM_PUBLISH_RISK_SCORES": "true",
-                    "FINSTREAM_LOG_LEVEL": "info"}
+        self.env = {
+            **os.environ,
+            "FINSTREAM_APP_ID": f"fs-test-{tag}",
+            "FINSTREAM_REDIS_KEY_PREFIX": f"t{tag}",
+            "FINSTREAM_WORKER_WEB_ENABLED": "false",
+            "FINSTREAM_TOPIC_PARTITIONS": "2",
+            "FINSTREAM_MODEL_DIR": str(model_dir or MODEL_DIR),
+            "FINSTREAM_MODEL_POLL_S": "0.5",
+            "FINSTREAM_PUBLISH_RISK_SCORES": "true",
+            "FINSTREAM_LOG_LEVEL": "info",
+        }
         self.env.update(topic_env(lambda topic: f"{topic}-{tag}"))
         self.env.update({k: str(v) for k, v in extra_env.items()})
         self.settings = settings_from_env(self.env)
@@ -40,7 +43,7 @@ class WorkerRun:
         self.workdir.mkdir()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "WorkerRun":
+    def start(self) -> WorkerRun:
         """Create the run's topics first (all with the run's partition count): a test producing
         before the worker is up would otherwise auto-create an input topic with the broker's default
         partition count, and outputs could not keep their source partition."""
@@ -48,8 +51,14 @@ class WorkerRun:
 
         ensure_topics(self.settings)
         self.log_fh = open(self.log, "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "stream.cli", "worker"], env=self.env, cwd=self.workdir,
-                                     stdout=self.log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "stream.cli", "worker"],
+            env=self.env,
+            cwd=self.workdir,
+            stdout=self.log_fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         return self
 
     def kill(self, sig=signal.SIGKILL) -> None:
@@ -83,15 +92,28 @@ async def _produce(s: Settings, topic: str, records: list[tuple[bytes | None, by
 
 
 def produce(s: Settings, topic: str, records) -> None:
-    asyncio.run(_produce(s, topic, [(k.encode() if isinstance(k, str) else k, v if isinstance(v, bytes) else orjson.dumps(v))
-                                    for k, v in records]))
+    asyncio.run(
+        _produce(
+            s,
+            topic,
+            [
+                (k.encode() if isinstance(k, str) else k, v if isinstance(v, bytes) else orjson.dumps(v))
+                for k, v in records
+            ],
+        )
+    )
 
 
 async def _consume(s: Settings, topics: list[str], until, timeout: float, committed: bool, positions: bool = False):
     from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest", enable_auto_commit=False,
-                         isolation_level="read_committed" if committed else "read_uncommitted")
+    c = AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed" if committed else "read_uncommitted",
+    )
     await c.start()
     got: dict[str, list] = {t: [] for t in topics}
     deadline = time.monotonic() + timeout
@@ -99,8 +121,12 @@ async def _consume(s: Settings, topics: list[str], until, timeout: float, commit
         while time.monotonic() < deadline:
             batch = await c.getmany(timeout_ms=500)
             for tp, msgs in batch.items():
-                got[tp.topic] += [(m.key, orjson.loads(m.value), m.partition, m.offset) if positions
-                                  else (m.key, orjson.loads(m.value)) for m in msgs]
+                got[tp.topic] += [
+                    (m.key, orjson.loads(m.value), m.partition, m.offset)
+                    if positions
+                    else (m.key, orjson.loads(m.value))
+                    for m in msgs
+                ]
             if until(got):
                 break
     finally:
@@ -108,13 +134,17 @@ async def _consume(s: Settings, topics: list[str], until, timeout: float, commit
     return got
 
 
-def consume(s: Settings, topics: list[str], until=lambda got: False, timeout: float = 60.0, committed: bool = True,
-            positions: bool = False):
+def consume(
+    s: Settings,
+    topics: list[str],
+    until=lambda got: False,
+    timeout: float = 60.0,
+    committed: bool = True,
+    positions: bool = False,
+):
     """Everything on ``topics`` from the beginning, read until ``until(got)`` or the timeout, as
     (key, value) pairs, or (key, value, partition, offset) with ``positions``."""
     return asyncio.run(_consume(s, topics, until, timeout, committed, positions))
-
-
 
 
 def listening_addresses(port: int) -> set[str]:
@@ -131,11 +161,11 @@ def listening_addresses(port: int) -> set[str]:
         for line in lines:
             local, state = line.split()[1], line.split()[3]
             addr, _, port_hex = local.partition(":")
-            if state != "0A" or int(port_hex, 16) != port:      # 0A = LISTEN
+            if state != "0A" or int(port_hex, 16) != port:  # 0A = LISTEN
                 continue
             raw = bytes.fromhex(addr)
             # the kernel prints each 32-bit word in host (little-endian) order
-            raw = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            raw = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
             ip = ipaddress.ip_address(raw)
             mapped = getattr(ip, "ipv4_mapped", None)
             found.add(str(mapped or ip))

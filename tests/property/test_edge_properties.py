@@ -11,6 +11,7 @@ Each hypothesis example is a batch of ``BATCH`` records, so 10,000 records cost 
 * a refusal reason is one short line and never contains a value of the record;
 * a dead letter for any record fits its bound; features of accepted transactions are finite.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,7 +30,9 @@ from stream.pipelines import PARSERS
 from tests.property.edge_records import MARK, VALID, record
 
 BATCH = 100
-EXAMPLES = 100          # x BATCH = 10,000 records per kind
+EXAMPLES = 100  # x BATCH = 10,000 records per kind
+
+
 def _strings(event) -> list[str]:
     return [getattr(event, f) for f in event.__slots__ if isinstance(getattr(event, f), str)]
 
@@ -54,8 +57,9 @@ def check_accepted(kind: str, event) -> None:
 def run_kind(kind: str) -> dict:
     seen = {"records": 0, "accepted": 0, "refused": 0}
 
-    @settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=EXAMPLES, deadline=None, derandomize=True, database=None, suppress_health_check=list(HealthCheck)
+    )
     @given(st.lists(record(kind), min_size=BATCH, max_size=BATCH))
     def check(batch: list[bytes]) -> None:
         state = AccountState()
@@ -74,8 +78,7 @@ def run_kind(kind: str) -> dict:
             seen["accepted"] += 1
             check_accepted(kind, event)
             if kind == "transactions":
-                row = txn_features(state, event.ts, event.amount, event.country, event.merchant_category,
-                                   event.channel)
+                row = txn_features(state, event.ts, event.amount, event.country, event.merchant_category, event.channel)
                 assert all(math.isfinite(v) for v in row), row
                 state = advance(state, event.ts, event.amount, event.country, event.merchant_category)
 

@@ -11,6 +11,7 @@ states (fence and state) and the committed outputs must be identical; under exac
 read_committed consumer sees every output exactly once, under at-least-once repeats must have
 happened and be byte-identical copies.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -25,28 +26,36 @@ import orjson
 import pytest
 import redis
 
-from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
-
-from stream.tools import synthetic  # noqa: E402
 from stream.core import fencing  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
+from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
 
 pytestmark = pytest.mark.stress
 PER_TOPIC = 3000
-TICKS = 12000           # the forecast job is the cheapest: more ticks keep it mid-stream at every kill
-KILLS = {"exactly_once": (0.0, 0.2, 0.4), "at_least_once": (0.0, 0.3)}   # kill when every topic is past this (the first: see kill_in_flight)
-HEAD = 0.4               # of the log, fed before the killed run starts; the rest is paced after the first kill
+TICKS = 12000  # the forecast job is the cheapest: more ticks keep it mid-stream at every kill
+KILLS = {
+    "exactly_once": (0.0, 0.2, 0.4),
+    "at_least_once": (0.0, 0.3),
+}  # kill when every topic is past this (the first: see kill_in_flight)
+HEAD = 0.4  # of the log, fed before the killed run starts; the rest is paced after the first kill
 BACKLOG = fencing.SNAPSHOTS_KEPT + 1
 
 
 def input_log():
     """Ticks, transactions and user events on 4 busy entities each, plus one broken record per topic."""
     syms = [f"SYN-{i}" for i in range(4)]
-    ticks = [(r["symbol"].encode(), orjson.dumps(r))
-             for r in itertools.islice(synthetic.tick_stream(symbols=syms, seed=3), TICKS)]
-    txns = [(r["account_id"].encode(), orjson.dumps(r))
-            for r in itertools.islice(synthetic.transaction_stream(n_accounts=4, seed=5), PER_TOPIC)]
-    events = [(r["user_id"].encode(), orjson.dumps(r))
-              for r in itertools.islice(synthetic.user_event_stream(n_users=4, seed=9), PER_TOPIC)]
+    ticks = [
+        (r["symbol"].encode(), orjson.dumps(r))
+        for r in itertools.islice(synthetic.tick_stream(symbols=syms, seed=3), TICKS)
+    ]
+    txns = [
+        (r["account_id"].encode(), orjson.dumps(r))
+        for r in itertools.islice(synthetic.transaction_stream(n_accounts=4, seed=5), PER_TOPIC)
+    ]
+    events = [
+        (r["user_id"].encode(), orjson.dumps(r))
+        for r in itertools.islice(synthetic.user_event_stream(n_users=4, seed=9), PER_TOPIC)
+    ]
     for recs in (ticks, txns, events):
         recs.insert(len(recs) // 2, (recs[0][0], b"{broken"))
     return ticks, txns, events
@@ -57,15 +66,14 @@ def expected_counts(run: WorkerRun, log) -> dict[str, int]:
     on which time bars close, so their count is the clean run's and the crashed run must match it)."""
     s = run.settings
     _, txns, events = log
-    return {s.topic_risk_scores: len(txns) - 1, s.topic_recommendations: len(events) - 1,
-            s.topic_dead_letters: 3}
+    return {s.topic_risk_scores: len(txns) - 1, s.topic_recommendations: len(events) - 1, s.topic_dead_letters: 3}
 
 
 def feed(run: WorkerRun, log, start: float = 0.0, stop: float = 1.0) -> None:
     """Produce the share [start, stop) of every input topic's log, in order (so offsets match)."""
     s = run.settings
     for topic, recs in zip(s.input_topics, log):
-        produce(s, topic, recs[int(start * len(recs)):int(stop * len(recs))])
+        produce(s, topic, recs[int(start * len(recs)) : int(stop * len(recs))])
 
 
 class PacedFeed(threading.Thread):
@@ -82,7 +90,7 @@ class PacedFeed(threading.Thread):
             for i in range(slices):
                 feed(run, log, head + (1 - head) * i / slices, head + (1 - head) * (i + 1) / slices)
                 time.sleep(pause)
-        except BaseException as exc:   # reported by finish()
+        except BaseException as exc:  # reported by finish()
             self.error = exc
 
     def finish(self):
@@ -96,8 +104,13 @@ async def _read(s, topics: list[str], done, timeout: float) -> dict[str, list]:
     """Everything on ``topics`` (read_committed) until ``done(distinct keys per topic)``; raises on the deadline."""
     from aiokafka import AIOKafkaConsumer
 
-    c = AIOKafkaConsumer(*topics, **s.kafka_client_options(), auto_offset_reset="earliest",
-                         enable_auto_commit=False, isolation_level="read_committed")
+    c = AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        isolation_level="read_committed",
+    )
     await c.start()
     got: dict[str, list] = {t: [] for t in topics}
     keys: dict[str, set] = {t: set() for t in topics}
@@ -105,7 +118,9 @@ async def _read(s, topics: list[str], done, timeout: float) -> dict[str, list]:
     try:
         while not done({t: len(v) for t, v in keys.items()}):
             if time.monotonic() > deadline:
-                raise AssertionError(f"outputs incomplete after {timeout:.0f}s: { {t: len(v) for t, v in keys.items()} }")
+                raise AssertionError(
+                    f"outputs incomplete after {timeout:.0f}s: { {t: len(v) for t, v in keys.items()} }"
+                )
             for tp, msgs in (await c.getmany(timeout_ms=300)).items():
                 got[tp.topic] += [(m.key, m.value) for m in msgs]
                 keys[tp.topic].update(m.key for m in msgs)
@@ -124,8 +139,13 @@ def outputs(run: WorkerRun, want: dict[str, int], timeout: float = 150) -> list[
     norm = []
     for topic, recs in got.items():
         for key, value in recs:
-            norm.append((topic.removesuffix(f"-{tag}"), key.decode().replace(f"-{tag}:", ":"),
-                         value.replace(f"-{tag}".encode(), b"")))
+            norm.append(
+                (
+                    topic.removesuffix(f"-{tag}"),
+                    key.decode().replace(f"-{tag}:", ":"),
+                    value.replace(f"-{tag}".encode(), b""),
+                )
+            )
     return norm
 
 
@@ -152,13 +172,12 @@ class Progress:
 
     async def read(self) -> dict:
         """Per input topic (committed, end) summed over partitions; committed per (topic, partition)."""
-        from aiokafka.structs import TopicPartition
-
         from aiokafka.errors import GroupCoordinatorNotAvailableError
+        from aiokafka.structs import TopicPartition
 
         try:
             committed = await self.admin.list_consumer_group_offsets(self.s.app_id)
-        except GroupCoordinatorNotAvailableError:   # the worker's group is not there yet: nothing committed
+        except GroupCoordinatorNotAvailableError:  # the worker's group is not there yet: nothing committed
             committed = {}
         out = {"topics": {}, "_by_partition": {(tp.topic, tp.partition): m.offset for tp, m in committed.items()}}
         for topic in self.s.input_topics:
@@ -178,8 +197,10 @@ def uncommitted_backlog(run: WorkerRun, client: redis.Redis, prog: dict) -> int:
     committed = prog["_by_partition"]
     worst = 0
     # the served risk model decides the entity kind: per card (real-data model) or per account (synthetic)
-    keys = itertools.chain(client.scan_iter(match=f"{s.redis_key_prefix}:card:*", count=1000),
-                           client.scan_iter(match=f"{s.redis_key_prefix}:acct:*", count=1000))
+    keys = itertools.chain(
+        client.scan_iter(match=f"{s.redis_key_prefix}:card:*", count=1000),
+        client.scan_iter(match=f"{s.redis_key_prefix}:acct:*", count=1000),
+    )
     for key in keys:
         fence, blob = client.hmget(key, "fence", "blob")
         if fence:
@@ -189,8 +210,9 @@ def uncommitted_backlog(run: WorkerRun, client: redis.Redis, prog: dict) -> int:
     return worst
 
 
-def kill_mid_stream(run: WorkerRun, client: redis.Redis, fraction: float, backlog: int, after: int = 0,
-                    timeout: float = 120) -> dict:
+def kill_mid_stream(
+    run: WorkerRun, client: redis.Redis, fraction: float, backlog: int, after: int = 0, timeout: float = 120
+) -> dict:
     """Wait until every input topic is at least ``fraction`` committed, more than ``after`` records are
     committed in all (progress since the previous kill), a busy card or account has at least
     ``backlog`` applied but uncommitted records, freeze the worker, check that this still holds and that
@@ -219,10 +241,12 @@ async def _kill_mid_stream(run, client, fraction, backlog, after, timeout) -> di
             text = run.log_text()
             assert run.proc.poll() is None, text[-3000:]
             assert "cannot reproduce" not in text, "a redelivered record could not be reproduced after a kill"
-            assert time.monotonic() < deadline, f"no kill point at {fraction:.0%} within {timeout:.0f}s: {prog['topics']}"
+            assert time.monotonic() < deadline, (
+                f"no kill point at {fraction:.0%} within {timeout:.0f}s: {prog['topics']}"
+            )
             await asyncio.sleep(0.05)
     run.kill()
-    for topic, (done, end) in prog["topics"].items():   # (the end grows while the paced feed runs)
+    for topic, (done, end) in prog["topics"].items():  # (the end grows while the paced feed runs)
         assert 0 < done < end, f"kill at {fraction:.0%} not mid-stream on {topic}: committed {done} of {end}"
     return prog
 
@@ -251,15 +275,16 @@ async def _kill_in_flight(run, client, backlog, timeout) -> dict:
                 assert run.proc.poll() is None, run.log_text()[-3000:]
                 os.killpg(run.proc.pid, signal.SIGSTOP)
                 if uncommitted_backlog(run, client, latest) >= backlog:
-                    await asyncio.sleep(0.3)   # a commit request sent just before the freeze lands meanwhile
+                    await asyncio.sleep(0.3)  # a commit request sent just before the freeze lands meanwhile
                     prog = await exact.read()
                     prog["backlog"] = uncommitted_backlog(run, client, prog)
                     if prog["backlog"] >= backlog:
                         break
                 os.killpg(run.proc.pid, signal.SIGCONT)
                 done, end = latest.get("topics", {}).get(run.settings.topic_transactions, (0, 1))
-                assert done < end and time.monotonic() < deadline, \
+                assert done < end and time.monotonic() < deadline, (
                     f"no kill point with a backlog of {backlog} ({done} of {end} transactions committed)"
+                )
                 await asyncio.sleep(0.01)
         finally:
             refresher.cancel()
@@ -289,7 +314,7 @@ class CommitWatch(threading.Thread):
             while not self.stopping.is_set():
                 try:
                     now = await admin.list_consumer_group_offsets(self.s.app_id)
-                except Exception:   # group not there yet, coordinator moving after a kill
+                except Exception:  # group not there yet, coordinator moving after a kill
                     await asyncio.sleep(0.05)
                     continue
                 self.samples += 1
@@ -315,6 +340,7 @@ async def _progress(s) -> dict:
 def wait_all_committed(run: WorkerRun, timeout: float = 240) -> None:
     """Until the worker group has committed every input record: only then are the run's outputs and
     state final (a tick in an open bar, or the last records of a partition, leave no output to wait for)."""
+
     async def wait():
         deadline = time.monotonic() + timeout
         async with Progress(run.settings) as progress:
@@ -325,17 +351,19 @@ def wait_all_committed(run: WorkerRun, timeout: float = 240) -> None:
                 assert run.proc.poll() is None, run.log_text()[-3000:]
                 assert time.monotonic() < deadline, f"input not committed within {timeout:.0f}s: {prog['topics']}"
                 await asyncio.sleep(0.2)
+
     asyncio.run(wait())
-
-
 
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("guarantee", ["exactly_once", "at_least_once"])
 def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_path, guarantee):
     log = input_log()
-    common = {"FINSTREAM_PROCESSING_GUARANTEE": guarantee, "FINSTREAM_KAFKA_SESSION_TIMEOUT_S": "6",
-              "FINSTREAM_COMMIT_INTERVAL_MS": "1000"}   # at-least-once: a kill mid-stream leaves repeats
+    common = {
+        "FINSTREAM_PROCESSING_GUARANTEE": guarantee,
+        "FINSTREAM_KAFKA_SESSION_TIMEOUT_S": "6",
+        "FINSTREAM_COMMIT_INTERVAL_MS": "1000",
+    }  # at-least-once: a kill mid-stream leaves repeats
 
     clean = WorkerRun(stack, tmp_path, **common)
     crashed = WorkerRun(stack, tmp_path, **common)
@@ -349,7 +377,7 @@ def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_pat
         clean_by_topic = Counter(t for t, *_ in clean_out)
         tag_free = {t.removesuffix(f"-{clean.settings.app_id.removeprefix('fs-test-')}"): c for t, c in want.items()}
         for topic, n in tag_free.items():
-            assert clean_by_topic[topic] == n, (topic, clean_by_topic)   # exact: nothing missing, nothing twice
+            assert clean_by_topic[topic] == n, (topic, clean_by_topic)  # exact: nothing missing, nothing twice
         assert len(clean_out) == len(set(clean_out))
 
         client = redis.Redis.from_url(stack.redis_url.get_secret_value())
@@ -367,15 +395,19 @@ def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_pat
                 prog = kill_in_flight(crashed, client, BACKLOG)
             else:
                 prog = kill_mid_stream(crashed, client, fraction, backlog=0, after=after)
-            after = sum(done for done, _ in prog["topics"].values())   # the next kill needs progress beyond this
+            after = sum(done for done, _ in prog["topics"].values())  # the next kill needs progress beyond this
             backlogs.append(prog["backlog"])
             crashed.start()
             if i == 0:
-                paced.start()   # after the first kill: until then the head comes in full batches
+                paced.start()  # after the first kill: until then the head comes in full batches
         paced.finish()
         print(f"\nkills with an applied-but-uncommitted backlog of {backlogs} records on the busiest card")
-        crashed_want = {t.replace(clean.settings.app_id.removeprefix("fs-test-"), crashed.settings.app_id.removeprefix("fs-test-")): n
-                        for t, n in want.items()}
+        crashed_want = {
+            t.replace(
+                clean.settings.app_id.removeprefix("fs-test-"), crashed.settings.app_id.removeprefix("fs-test-")
+            ): n
+            for t, n in want.items()
+        }
         crashed_want[crashed.settings.topic_risk_alerts] = clean_by_topic["risk-alerts"]
         crashed_want[crashed.settings.topic_forecasts] = clean_by_topic["forecasts"]
         wait_all_committed(crashed)
@@ -386,7 +418,7 @@ def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_pat
         assert not regressions, f"committed offsets moved back (topic, partition, from, to): {regressions[:5]}"
         log_text = crashed.log_text()
         assert "cannot reproduce" not in log_text
-    finally:   # a failed assertion must not leave a worker or a watcher behind
+    finally:  # a failed assertion must not leave a worker or a watcher behind
         clean.stop()
         crashed.stop()
         if "watch" in locals():

@@ -13,6 +13,7 @@ times, each when a random share of its outputs has been written, and restarted. 
 ``make test`` runs a short version (``SOAK_EVENTS`` 6,000, 3 kills); ``make soak`` the full one
 (100,000 events, 6 kills); both at the default batch of 500. Counts and timings are printed for docs/reliability.md.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -26,12 +27,11 @@ import orjson
 import pytest
 import redis
 
-from tests.integration.workers import WorkerRun, consume, entity_state, produce  # noqa: E402
-
-from stream.tools import synthetic  # noqa: E402
 from stream.core.contracts import ContractError, decode  # noqa: E402
-from stream.pipelines import PARSERS  # noqa: E402
 from stream.core.products import PRODUCT_INDEX  # noqa: E402
+from stream.pipelines import PARSERS  # noqa: E402
+from stream.tools import synthetic  # noqa: E402
+from tests.integration.workers import WorkerRun, consume, entity_state, produce  # noqa: E402
 
 pytestmark = pytest.mark.stress
 EVENTS = int(os.environ.get("SOAK_EVENTS", "6000"))
@@ -39,7 +39,7 @@ KILLS = int(os.environ.get("SOAK_KILLS", "3"))
 # A busy entity sees more records in one uncommitted batch than a fixed count of output snapshots
 # would keep: snapshots are kept until their source offset is committed (stream.core.fencing).
 BATCH_MAX = os.environ.get("SOAK_BATCH_MAX", "500")
-BUSY_START = 946_684_800_000   # 2000-01-01: busy accounts run through years of history, all in the past
+BUSY_START = 946_684_800_000  # 2000-01-01: busy accounts run through years of history, all in the past
 
 
 def _records(it, n, key):
@@ -59,16 +59,20 @@ def _mix(busy: list, broad: list) -> list:
 def input_log(n: int) -> dict[str, list[tuple[bytes, bytes]]]:
     per = n // 3
     ticks = _records(synthetic.tick_stream(symbols=[f"SK-{i}" for i in range(6)], seed=11), per, "symbol")
-    n_busy = per * 3 // 4      # 3 of 4 records on 4 busy entities: ~90 of each batch of 500 per entity
-    busy = [{**r, "account_id": f"busy-{r['account_id']}"}
-            for r in itertools.islice(synthetic.transaction_stream(n_accounts=4, seed=12, start_ms=BUSY_START), n_busy)]
+    n_busy = per * 3 // 4  # 3 of 4 records on 4 busy entities: ~90 of each batch of 500 per entity
+    busy = [
+        {**r, "account_id": f"busy-{r['account_id']}"}
+        for r in itertools.islice(synthetic.transaction_stream(n_accounts=4, seed=12, start_ms=BUSY_START), n_busy)
+    ]
     broad = list(itertools.islice(synthetic.transaction_stream(n_accounts=400, seed=13), per - n_busy))
     txns = [(r["account_id"].encode(), orjson.dumps(r)) for r in _mix(busy, broad)]
-    for i in range(len(txns) - 1, 0, -97):       # producer resends: the same bytes again, a little later
+    for i in range(len(txns) - 1, 0, -97):  # producer resends: the same bytes again, a little later
         txns.insert(min(i + 5, len(txns)), txns[i])
     txns = txns[:per]
-    events = _mix(_records(synthetic.user_event_stream(n_users=4, seed=14, user_prefix="busy"), n_busy, "user_id"),
-                  _records(synthetic.user_event_stream(n_users=300, seed=15), per - n_busy, "user_id"))
+    events = _mix(
+        _records(synthetic.user_event_stream(n_users=4, seed=14, user_prefix="busy"), n_busy, "user_id"),
+        _records(synthetic.user_event_stream(n_users=300, seed=15), per - n_busy, "user_id"),
+    )
     log = {"ticks": ticks, "transactions": txns, "user-events": events}
     for recs in log.values():
         for j in range(len(recs) // 3, len(recs), max(1, len(recs) // 4)):
@@ -89,14 +93,22 @@ def expected(log) -> dict[str, int]:
             except ContractError:
                 pass
         valid[kind] = ok
-    return {"risk-scores": len(valid["transactions"]), "recommendations": len(valid["user-events"]),
-            "dead-letters": sum(len(log[k]) - len(valid[k]) for k in log)}
+    return {
+        "risk-scores": len(valid["transactions"]),
+        "recommendations": len(valid["user-events"]),
+        "dead-letters": sum(len(log[k]) - len(valid[k]) for k in log),
+    }
 
 
 def run_topics(run: WorkerRun) -> dict[str, str]:
     s = run.settings
-    return {"forecasts": s.topic_forecasts, "risk-scores": s.topic_risk_scores, "risk-alerts": s.topic_risk_alerts,
-            "recommendations": s.topic_recommendations, "dead-letters": s.topic_dead_letters}
+    return {
+        "forecasts": s.topic_forecasts,
+        "risk-scores": s.topic_risk_scores,
+        "risk-alerts": s.topic_risk_alerts,
+        "recommendations": s.topic_recommendations,
+        "dead-letters": s.topic_dead_letters,
+    }
 
 
 def feed(run: WorkerRun, log) -> None:
@@ -110,9 +122,13 @@ def outputs(run: WorkerRun, want: dict[str, int], timeout: float) -> list[tuple[
     (one per closed time bar, not known from the log alone) stop growing; topic tags removed."""
     names = run_topics(run)
     tag = run.settings.app_id.removeprefix("fs-test-")
-    got = consume(run.settings, list(names.values()), timeout=timeout,
-                  until=lambda g: all(len(g[names[k]]) >= n for k, n in want.items()))
-    while True:   # settle: anything still in flight, so that "none twice" is checked on everything
+    got = consume(
+        run.settings,
+        list(names.values()),
+        timeout=timeout,
+        until=lambda g: all(len(g[names[k]]) >= n for k, n in want.items()),
+    )
+    while True:  # settle: anything still in flight, so that "none twice" is checked on everything
         time.sleep(3)
         again = consume(run.settings, list(names.values()), timeout=10)
         if len(again[names["forecasts"]]) == len(got[names["forecasts"]]) and "forecasts" not in want:
@@ -124,8 +140,13 @@ def outputs(run: WorkerRun, want: dict[str, int], timeout: float) -> list[tuple[
     norm = []
     for kind, topic in names.items():
         for key, value in got[topic]:
-            norm.append((kind, key.decode().replace(f"-{tag}:", ":"),
-                         orjson.dumps(value, option=orjson.OPT_SORT_KEYS).replace(f"-{tag}".encode(), b"")))
+            norm.append(
+                (
+                    kind,
+                    key.decode().replace(f"-{tag}:", ":"),
+                    orjson.dumps(value, option=orjson.OPT_SORT_KEYS).replace(f"-{tag}".encode(), b""),
+                )
+            )
     return norm
 
 
@@ -154,8 +175,6 @@ def kill_when_written(run: WorkerRun, target: int, timeout: float) -> int:
     return n
 
 
-
-
 def memory_per_kind(client: redis.Redis, prefix: str) -> dict[str, dict]:
     """Per key kind: keys, mean and max bytes (MEMORY USAGE), for docs/reliability.md."""
     sizes: dict[str, list[int]] = {}
@@ -169,8 +188,12 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     log = input_log(EVENTS)
     want = expected(log)
     wait = 120 + EVENTS / 100
-    common = {"FINSTREAM_KAFKA_SESSION_TIMEOUT_S": "6", "FINSTREAM_BAR_INTERVAL": "5s",
-              "FINSTREAM_BAR_SCALING_FALLBACK": "true", "FINSTREAM_BATCH_MAX": BATCH_MAX}
+    common = {
+        "FINSTREAM_KAFKA_SESSION_TIMEOUT_S": "6",
+        "FINSTREAM_BAR_INTERVAL": "5s",
+        "FINSTREAM_BAR_SCALING_FALLBACK": "true",
+        "FINSTREAM_BATCH_MAX": BATCH_MAX,
+    }
     t0 = time.monotonic()
 
     clean = WorkerRun(stack, tmp_path, **common)
@@ -182,7 +205,7 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     by_kind = Counter(k for k, *_ in clean_out)
     assert {k: by_kind[k] for k in want} == want, "the clean run must give exactly what the log implies"
     assert by_kind["forecasts"] > 0
-    want["forecasts"] = by_kind["forecasts"]   # the killed run must give the clean run's bars' forecasts
+    want["forecasts"] = by_kind["forecasts"]  # the killed run must give the clean run's bars' forecasts
     assert len(clean_out) == len(set(clean_out))
 
     crashed = WorkerRun(stack, tmp_path, **common)
@@ -190,7 +213,9 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     crashed.start()
     total = sum(want.values()) + by_kind["risk-alerts"]
     rng = random.Random(EVENTS * 31 + KILLS)
-    points = sorted(rng.uniform(0.05, 0.6) for _ in range(KILLS))   # of outputs; the count also holds transaction markers
+    points = sorted(
+        rng.uniform(0.05, 0.6) for _ in range(KILLS)
+    )  # of outputs; the count also holds transaction markers
     kills = []
     for f in points:
         # a point already passed (a restart rewrites what was uncommitted) waits for new output instead
@@ -200,14 +225,18 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     crashed.stop()
     t_all = time.monotonic() - t0
     log_text = crashed.log_text()
-    print(f"\nsoak: {sum(len(v) for v in log.values())} inputs, outputs {dict(by_kind)}, kills after "
-          f"{kills} of {total} outputs written, clean run {t_clean:.0f}s, all {t_all:.0f}s, "
-          f"'cannot reproduce' dead letters in the killed run: {log_text.count('cannot reproduce')}")
+    print(
+        f"\nsoak: {sum(len(v) for v in log.values())} inputs, outputs {dict(by_kind)}, kills after "
+        f"{kills} of {total} outputs written, clean run {t_clean:.0f}s, all {t_all:.0f}s, "
+        f"'cannot reproduce' dead letters in the killed run: {log_text.count('cannot reproduce')}"
+    )
 
     assert len(kills) >= KILLS and all(0 < k < total for k in kills)
     twice = [o for o, n in Counter(crashed_out).items() if n > 1]
-    assert not twice, (f"{len(twice)} outputs seen twice by a read_committed consumer, by kind "
-                       f"{dict(Counter(k for k, *_ in twice))}, e.g. {sorted(key for _, key, _ in twice)[:8]}")
+    assert not twice, (
+        f"{len(twice)} outputs seen twice by a read_committed consumer, by kind "
+        f"{dict(Counter(k for k, *_ in twice))}, e.g. {sorted(key for _, key, _ in twice)[:8]}"
+    )
     assert sorted(crashed_out) == sorted(clean_out), "the killed run's outputs differ from the clean run's"
     client = redis.Redis.from_url(stack.redis_url.get_secret_value())
     print("memory per entity (Redis MEMORY USAGE, bytes):", memory_per_kind(client, clean.settings.redis_key_prefix))

@@ -1,4 +1,5 @@
 """The demo's bundled user events are what training.demo_data builds from real Caravan holdings."""
+
 from __future__ import annotations
 
 from stream.settings import REPO_ROOT

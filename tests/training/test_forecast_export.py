@@ -1,11 +1,11 @@
 """Every exported forecaster: Keras (or numpy, for AR) and onnxruntime agree within 1e-5 on hold-out rows,
 and the ONNX file has the interface the stream feeds (``window`` [N,32,1] -> ``forecast`` [N,2])."""
+
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import onnx
+import pytest
 
 from stream.core.features import FORECAST_WINDOW
 from training import forecast as F
@@ -48,7 +48,7 @@ def test_keras_and_onnxruntime_agree(kind, data, holdout, tmp_path):
     assert o.shape == (len(X), 2)
     assert np.max(np.abs(k - o)) < 1e-5
     assert (o[:, 1] > 0).all() and np.isfinite(o).all()
-    if kind == "lstm":     # the recurrent layer stays a native ONNX LSTM op
+    if kind == "lstm":  # the recurrent layer stays a native ONNX LSTM op
         assert "LSTM" in {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
@@ -70,12 +70,12 @@ def test_metrics_and_default_rule():
     preds = {
         "zero_return": np.stack([np.zeros(600), np.full(600, np.nan)], 1),
         "ewma_0.94": np.stack([np.full(600, np.nan), np.full(600, 0.02)], 1),
-        "forecast_ar": np.stack([np.zeros(600) + 1e-4, np.full(600, 0.01)], 1),      # right vol
-        "forecast_lstm": np.stack([y * 0 + 0.02, np.full(600, 0.005)], 1),          # biased mean
+        "forecast_ar": np.stack([np.zeros(600) + 1e-4, np.full(600, 0.01)], 1),  # right vol
+        "forecast_lstm": np.stack([y * 0 + 0.02, np.full(600, 0.005)], 1),  # biased mean
     }
     m = F.evaluate(preds, y, groups)
     assert m["zero_return"]["r2_oos"] == 0.0
-    assert m["forecast_lstm"]["rmse_minus_zero_ci"][0] > 0          # significantly worse: not eligible
+    assert m["forecast_lstm"]["rmse_minus_zero_ci"][0] > 0  # significantly worse: not eligible
     assert m["forecast_ar"]["qlike"] < m["ewma_0.94"]["qlike"]
     best, why = F.choose_default(m, candidates=("forecast_ar", "forecast_lstm"))
     assert best == "forecast_ar"

@@ -1,6 +1,7 @@
 """A model per bar interval: the served hourly forecaster, fed through the stream's own feature and
 ONNX code, covers about 95% of its hold-out moves; each interval's card says its interval; the
 classical EWMA/GARCH graphs compute what their numpy definitions say."""
+
 from __future__ import annotations
 
 import json
@@ -37,9 +38,9 @@ def test_served_hourly_band_covers_about_95_percent_of_its_holdout(hourly):
     inst = hourly.instruments[0]
     assert inst.symbol == "EURUSD" and len(inst.y) > 4000
     W = card.inputs[0].shape[1]
-    prices = np.exp(np.concatenate([[0.0], np.cumsum(inst.returns)]))    # the closes, up to a constant
-    k = np.arange(inst.n_val, len(inst.y))                               # hold-out samples
-    windows = np.stack([prices[j: j + W + 1] for j in k])                # what the stream holds at each close
+    prices = np.exp(np.concatenate([[0.0], np.cumsum(inst.returns)]))  # the closes, up to a constant
+    k = np.arange(inst.n_val, len(inst.y))  # hold-out samples
+    windows = np.stack([prices[j : j + W + 1] for j in k])  # what the stream holds at each close
     pred = model.run({"window": forecast_input(windows, Standardiser.from_dict(card.normalisation["returns"]))})[0]
     lo, hi = forecast_band(pred[:, 0].astype(np.float64), pred[:, 1].astype(np.float64), card.extra["band_z"])
     y = inst.y[k]
@@ -76,9 +77,9 @@ def test_band_multiplier_is_fitted_to_the_tails():
 
     rng = np.random.default_rng(5)
     sd = np.full(20000, 0.01)
-    fat = rng.standard_t(3, size=(2, 20000)) * 0.01 / np.sqrt(3)     # unit-variance t(3): fatter tails
+    fat = rng.standard_t(3, size=(2, 20000)) * 0.01 / np.sqrt(3)  # unit-variance t(3): fatter tails
     z = calibrate_band_z(np.zeros(20000), sd, fat[0])
-    assert z == pytest.approx(3.182 / np.sqrt(3), abs=0.05)          # the t(3) two-sided 95% point, unit variance
+    assert z == pytest.approx(3.182 / np.sqrt(3), abs=0.05)  # the t(3) two-sided 95% point, unit variance
     assert band_coverage(np.zeros(20000), sd, fat[1], z) == pytest.approx(0.95, abs=0.006)
     gauss = rng.normal(0, 0.01, 20000)
     assert calibrate_band_z(np.zeros(20000), sd, gauss) == pytest.approx(1.96, abs=0.05)

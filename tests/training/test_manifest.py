@@ -1,4 +1,5 @@
 """The committed model manifest is true to the committed ONNX files, and runnable."""
+
 from __future__ import annotations
 
 import json
@@ -9,13 +10,17 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-from stream.core.features import FORECAST_WINDOW, RETURN_CLIP
 from stream import pipelines
+from stream.core.features import FORECAST_WINDOW, RETURN_CLIP
 from stream.core.manifest import ModelCard, TensorSpec, read_manifest, sha256_file
 
 MODEL_DIR = Path(__file__).resolve().parents[2] / "onnx_models"
-ONNX_DTYPES = {onnx.TensorProto.FLOAT: "float32", onnx.TensorProto.INT64: "int64",
-               onnx.TensorProto.DOUBLE: "float64", onnx.TensorProto.INT32: "int32"}
+ONNX_DTYPES = {
+    onnx.TensorProto.FLOAT: "float32",
+    onnx.TensorProto.INT64: "int64",
+    onnx.TensorProto.DOUBLE: "float64",
+    onnx.TensorProto.INT32: "int32",
+}
 NP_DTYPES = {"float32": np.float32, "int64": np.int64, "float64": np.float64, "int32": np.int32}
 
 manifest = read_manifest(MODEL_DIR)
@@ -71,7 +76,7 @@ def test_runs_on_zero_batch(card: ModelCard):
 
 def test_defaults_point_at_models_of_the_right_task():
     for slot, name in manifest.defaults.items():
-        served = pipelines.by_slot(slot).served_tasks     # forecast@1h: the forecast slot of one bar interval
+        served = pipelines.by_slot(slot).served_tasks  # forecast@1h: the forecast slot of one bar interval
         assert manifest.get(name).task in served
     # a slot whose task has models must have a default
     tasks = {c.task for c in CARDS}
@@ -100,16 +105,20 @@ def test_manifest_json_round_trips():
 
 def test_partial_run_merge_keeps_other_jobs(tmp_path):
     """``finstream train --only forecast`` replaces forecast entries and keeps everything else."""
+    from stream.core.manifest import Manifest
     from training.export import make_card
     from training.job import JobResult
     from training.pipeline import merge_manifest
-    from stream.core.manifest import Manifest
 
     for name in ("forecast_old.onnx", "forecast_new.onnx", "risk_a.onnx"):
         (tmp_path / name).write_bytes(name.encode())
     spec = [TensorSpec("x", [None, 1])]
-    old = make_card("forecast_old", "forecast", "ar", tmp_path / "forecast_old.onnx", spec, spec, extra={"job": "forecast"})
-    risk = make_card("risk_a", "transaction_risk", "logistic", tmp_path / "risk_a.onnx", spec, spec, extra={"job": "risk"})
+    old = make_card(
+        "forecast_old", "forecast", "ar", tmp_path / "forecast_old.onnx", spec, spec, extra={"job": "forecast"}
+    )
+    risk = make_card(
+        "risk_a", "transaction_risk", "logistic", tmp_path / "risk_a.onnx", spec, spec, extra={"job": "risk"}
+    )
     existing = Manifest({"forecast_old": old, "risk_a": risk}, {"forecast": "forecast_old", "risk": "risk_a"})
     new = make_card("forecast_new", "forecast", "lstm", tmp_path / "forecast_new.onnx", spec, spec)
     m, stale = merge_manifest(existing, {"forecast": JobResult([new], {"forecast": "forecast_new"}, "", {})}, tmp_path)

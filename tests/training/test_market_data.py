@@ -1,4 +1,5 @@
 """Real market data: loaders, Parquet cache, cleaning counts, chronological split, replay files."""
+
 from __future__ import annotations
 
 import csv
@@ -28,8 +29,10 @@ def data(cache):
 
 def test_loaders_cache_parquet(cache, data):
     files = sorted(p.name for p in cache.glob("*.parquet"))
-    assert files == sorted(f"{n}_{market.CACHE_VERSION}.parquet" for n in ("sp500", "nasdaq", "eustockmarkets", "crspday"))
-    raw = market.load_raw(cache)            # second time: from the cache, same data
+    assert files == sorted(
+        f"{n}_{market.CACHE_VERSION}.parquet" for n in ("sp500", "nasdaq", "eustockmarkets", "crspday")
+    )
+    raw = market.load_raw(cache)  # second time: from the cache, same data
     assert len(raw["sp500"]) == 5031 and "Adj Close" in raw["sp500"]
     assert list(raw["eustockmarkets"].columns) == list(market.EU_SYMBOLS)
     crsp = raw["crspday"]

@@ -1,10 +1,10 @@
 """Caravan purchase propensity: ONNX signature and parity, the CoIL top-20% count."""
+
 from __future__ import annotations
 
 import numpy as np
-import pytest
-
 import onnx
+import pytest
 
 from training import propensity as P
 from training.data import products
@@ -43,7 +43,7 @@ def test_caravan_purchase_cross_validated_choice_refit_on_all(caravan, tmp_path)
     # refit on all customers: the exported file ranks all 5,822 customers, threshold = its 80th percentile
     p = onnx_run(tmp_path / card.file, {"features": x})[0][:, 0]
     assert card.threshold == pytest.approx(np.quantile(p, 0.8), rel=1e-4)
-    assert P.topk_buyers(y, p) > 2 * 0.2 * y.sum()                  # well above a random mailing
+    assert P.topk_buyers(y, p) > 2 * 0.2 * y.sum()  # well above a random mailing
     # the fold figure is recomputed, not copied: one candidate's CV top-20% recall by hand
     from sklearn.model_selection import RepeatedStratifiedKFold
 

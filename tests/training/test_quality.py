@@ -1,4 +1,5 @@
 """Each data-quality rule counts what it did and does it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -9,8 +10,19 @@ from training.quality import QualityLog, clean_prices, clean_table, count_return
 
 
 def _prices():
-    idx = pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03", "2020-01-05", "2020-01-04",
-                          "2020-01-06", "2020-01-06", "2020-01-07", "2020-01-08"])
+    idx = pd.to_datetime(
+        [
+            "2020-01-01",
+            "2020-01-02",
+            "2020-01-03",
+            "2020-01-05",
+            "2020-01-04",
+            "2020-01-06",
+            "2020-01-06",
+            "2020-01-07",
+            "2020-01-08",
+        ]
+    )
     return pd.DataFrame({"close": [100.0, np.nan, 101.0, 103.0, 102.0, 104.0, 104.5, -1.0, 105.0]}, index=idx)
 
 
@@ -20,8 +32,8 @@ def test_clean_prices_rules_count_and_act():
     c = log.to_dict()["toy"]
     assert c["missing"] == 1
     assert c["non_positive_price"] == 1
-    assert c["out_of_order_ts"] == 1          # 01-04 arrived after 01-05
-    assert c["duplicate_ts"] == 1             # 01-06 twice, the later one (104.5) wins
+    assert c["out_of_order_ts"] == 1  # 01-04 arrived after 01-05
+    assert c["duplicate_ts"] == 1  # 01-06 twice, the later one (104.5) wins
     assert out.index.is_monotonic_increasing and out.index.is_unique
     assert out.loc["2020-01-06", "close"] == 104.5
     assert (out["close"] > 0).all() and not out["close"].isna().any()
@@ -31,7 +43,7 @@ def test_clean_prices_rules_count_and_act():
 def test_clean_prices_ts_column_and_return_outliers():
     rng = np.random.default_rng(0)
     r = rng.normal(0, 0.01, 500)
-    r[250] = -0.5                               # a crash: counted, kept
+    r[250] = -0.5  # a crash: counted, kept
     p = 100 * np.exp(np.cumsum(r))
     df = pd.DataFrame({"ts": np.arange(500), "px": p})
     log = QualityLog()
@@ -48,30 +60,32 @@ def test_count_return_clips():
 
 
 def _table():
-    return pd.DataFrame({
-        "amount": [10.0, 12.0, -5.0, 11.0, 9.0, 10.5, 1e6, 11.5, np.nan, 10.2],
-        "age": [30, 40, 35, np.nan, 50, 45, 38, 41, 33, 30],
-        "job": ["a", "b", "a", None, "b", "a", "b", "a", "b", "a"],
-        "target": [0, 1, 0, 1, np.nan, 0, 1, 0, 0, 0],
-    })
+    return pd.DataFrame(
+        {
+            "amount": [10.0, 12.0, -5.0, 11.0, 9.0, 10.5, 1e6, 11.5, np.nan, 10.2],
+            "age": [30, 40, 35, np.nan, 50, 45, 38, 41, 33, 30],
+            "job": ["a", "b", "a", None, "b", "a", "b", "a", "b", "a"],
+            "target": [0, 1, 0, 1, np.nan, 0, 1, 0, 0, 0],
+        }
+    )
 
 
 def test_clean_table_rules_count_and_act():
     log = QualityLog()
     df = _table()
-    df = pd.concat([df, df.iloc[[0]]], ignore_index=True)   # one exact duplicate
+    df = pd.concat([df, df.iloc[[0]]], ignore_index=True)  # one exact duplicate
     out = clean_table(df, "tbl", log, non_negative=["amount"], required=["target"], winsorize=["amount"], z=6.0)
     c = log.to_dict()["tbl"]
     assert c["duplicate_row"] == 1
-    assert c["missing_required"] == 1          # target NaN row dropped
-    assert c["negative_value"] == 1            # amount -5 is impossible: dropped
-    assert c["missing_imputed"] == 3           # amount NaN, age NaN, job None
-    assert c["outlier_winsorized"] == 1        # 1e6 clipped
+    assert c["missing_required"] == 1  # target NaN row dropped
+    assert c["negative_value"] == 1  # amount -5 is impossible: dropped
+    assert c["missing_imputed"] == 3  # amount NaN, age NaN, job None
+    assert c["outlier_winsorized"] == 1  # 1e6 clipped
     assert len(out) == 8
     assert not out.isna().any().any()
     assert (out["job"] == "missing").sum() == 1
     assert out["amount"].max() < 1e6 and out["amount"].min() >= 0
-    assert out["amount"].max() < 100           # clipped to the robust bound, not dropped
+    assert out["amount"].max() < 100  # clipped to the robust bound, not dropped
     assert out["amount"].isna().sum() == 0
 
 

@@ -2,15 +2,15 @@
 
 Small and fast: subsets, few epochs, few bootstrap resamples.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
-
-import onnx
 
 from stream.core.features import TXN_FEATURE_LABELS, TXN_FEATURES
 from stream.core.manifest import ModelCard, TensorSpec
@@ -40,9 +40,14 @@ def _io(path):
     return ({i.name: dims(i) for i in g.input if i.name not in init}, {o.name: dims(o) for o in g.output})
 
 
-@pytest.mark.parametrize("name, rows, bad_rate, n_features", [
-    ("german", 1000, 0.30, 61), ("credit_data", 4452, 0.281, 29), ("lending_club", 9857, 0.0525, 119),
-])
+@pytest.mark.parametrize(
+    "name, rows, bad_rate, n_features",
+    [
+        ("german", 1000, 0.30, 61),
+        ("credit_data", 4452, 0.281, 29),
+        ("lending_club", 9857, 0.0525, 119),
+    ],
+)
 def test_loaders_shapes_and_bad_rates(cache, name, rows, bad_rate, n_features):
     log = QualityLog()
     cs = credit.load(name, cache, log)
@@ -50,8 +55,8 @@ def test_loaders_shapes_and_bad_rates(cache, name, rows, bad_rate, n_features):
     assert len(cs.frame) == rows and x.shape == (rows, n_features) and len(names) == n_features
     assert cs.bad_rate == pytest.approx(bad_rate, abs=0.002)
     assert set(np.unique(cs.y)) == {0, 1} and np.isfinite(x).all()
-    assert (cache / f"{'german_credit' if name == 'german' else name}.parquet").exists()   # cached as Parquet
-    assert log.to_dict()                                                                    # went through clean_table
+    assert (cache / f"{'german_credit' if name == 'german' else name}.parquet").exists()  # cached as Parquet
+    assert log.to_dict()  # went through clean_table
 
 
 def test_credit_data_imputation_is_counted_and_encoded(cache):
@@ -80,8 +85,8 @@ def test_fills_and_bounds_come_from_the_training_rows_only(cache):
     assert enc["fill"]["Income"] == pytest.approx(float(ref["Income"].median()))
     lo, hi = _robust_bounds(ref["Income"].to_numpy(np.float64), credit.WINSOR_Z)
     assert enc["clip"]["Income"] == pytest.approx([max(lo, 0.0), hi])
-    assert enc != cs.fit_encoding()                                    # all rows would give other statistics
-    x, names = twisted.features(enc)                                   # held-out rows are clipped, not refitted
+    assert enc != cs.fit_encoding()  # all rows would give other statistics
+    x, names = twisted.features(enc)  # held-out rows are clipped, not refitted
     assert x[rest, names.index("Income")].max() <= hi + 1e-3
 
 
@@ -99,24 +104,25 @@ def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
 
     cs = Spy(**{k: getattr(german, k) for k in german.__dataclass_fields__})
     rows = np.arange(0, 1000, 3)
-    cv = credit_cv.cross_validate(cs, rows, 3, risk.MLP_CONFIG["default"], folds=3, repeats=1,
-                                  families=("logistic", "gbm"))
+    cv = credit_cv.cross_validate(
+        cs, rows, 3, risk.MLP_CONFIG["default"], folds=3, repeats=1, families=("logistic", "gbm")
+    )
     assert len(calls) == 3 and all(c is not None and c < set(rows.tolist()) for c in calls)
-    assert set().union(*calls) == set(rows.tolist())                  # each row is a test row in one fold
+    assert set().union(*calls) == set(rows.tolist())  # each row is a test row in one fold
     assert all(len(c) == pytest.approx(len(rows) * 2 / 3, abs=2) for c in calls)
     assert credit_cv.choose(cv) in ("logistic", "gbm") and not np.isnan(cv["gbm"]["oof"]).any()
 
 
 def test_encoding_rebuilds_rows_from_a_raw_csv(german, tmp_path):
     """What `finstream score` does: raw dataset columns + the card's encoding -> the model row."""
-    enc = german.fit_encoding(np.arange(0, 1000, 2))          # as a card carries it: fitted fills and bounds
+    enc = german.fit_encoding(np.arange(0, 1000, 2))  # as a card carries it: fitted fills and bounds
     x, names = german.features(enc)
     path = tmp_path / "raw.csv"
     german.frame.drop(columns=[german.target]).to_csv(path, index=False)
     back, names2 = credit.encode(pd.read_csv(path), enc)
     assert names2 == names == credit.feature_names(german.encoding)
     np.testing.assert_array_equal(back, x)
-    assert all("=" in n for n in names[len(german.numeric):])
+    assert all("=" in n for n in names[len(german.numeric) :])
 
 
 def test_logistic_onnx_equals_sklearn_predict_proba(german, tmp_path):
@@ -145,7 +151,9 @@ def test_credit_mlp_keras_equals_onnxruntime(german, tmp_path):
     tr, va, te = risk.stratified_split(y, 3)
     log_cols = risk.skewed_columns(x[tr], len(german.numeric))
     model, _ = risk.fit_mlp(x[tr], y[tr], x[va], y[va], seed=3, epochs=3, batch=64, log_cols=log_cols)
-    path = export_keras(model, tmp_path / "mlp.onnx", [TensorSpec("features", [None, len(names)])], output_names=("score",))
+    path = export_keras(
+        model, tmp_path / "mlp.onnx", [TensorSpec("features", [None, len(names)])], output_names=("score",)
+    )
     got = onnx_run(path, {"features": x[te]})[0]
     np.testing.assert_allclose(got[:, 0], risk.keras_predict(model, x[te]), atol=1e-5)
     assert _io(path) == ({"features": [None, len(names)]}, {"score": [None, 1]})
@@ -159,17 +167,19 @@ def test_train_credit_cards(german, tmp_path):
     enc = german.fit_encoding(fit_rows)
     x, names = german.features(enc)
     assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_gbm", "german_credit_mlp"]
-    assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(rep["cv"], key=lambda n: rep["cv"][n]["auc"])
+    assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(
+        rep["cv"], key=lambda n: rep["cv"][n]["auc"]
+    )
     assert rep["train_rows"] == len(fit_rows) and rep["holdout_rows"] == len(te)
     for c in cards:
         ModelCard.from_dict(c.to_dict())
         assert c.task == "credit_default" and c.features == names and len(c.baseline) == len(names)
-        assert c.extra["encoding"] == enc and 0 < c.threshold < 1            # bounds of the training part only
+        assert c.extra["encoding"] == enc and 0 < c.threshold < 1  # bounds of the training part only
         assert set(c.feature_labels) == set(names) and set(c.reference_distribution) == set(names)
         assert c.metrics["onnx_max_abs_err"] <= 1e-4 and 0.5 < c.metrics["auc"] <= 1
         assert c.metrics["cv_auc"] == rep["cv"][c.name]["auc"]
         p = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
-        assert c.metrics["auc"] == pytest.approx(risk.auc(german.y[te], p), abs=1e-4)   # hold-out = the exported file
+        assert c.metrics["auc"] == pytest.approx(risk.auc(german.y[te], p), abs=1e-4)  # hold-out = the exported file
     np.testing.assert_allclose(cards[0].baseline, x[fit_rows].mean(axis=0), rtol=1e-5)
     m = rep["models"][rep["chosen"]]
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
@@ -210,6 +220,7 @@ def test_metrics_helpers():
 
 # ===================================================================== real card data (IEEE-CIS, ULB)
 
+
 @pytest.fixture(scope="module")
 def ieee():
     """The real IEEE-CIS rows from the shared data cache (fetched once with pip, sha256-checked)."""
@@ -241,15 +252,16 @@ def test_ulb_loader_rows_label_rate_and_time_order():
 
 
 def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
-    from stream.tools.cardfeed import IEEE_CIS, ieee_records as feed_records
     from stream.core.cardrisk import CardEvent, replay_card_features
     from stream.core.contracts import parse_transaction
+    from stream.tools.cardfeed import IEEE_CIS
+    from stream.tools.cardfeed import ieee_records as feed_records
     from training import risk_cards
     from training.data import fraud
 
     head = ieee.iloc[:3000]
     recs = risk_cards.ieee_records(head)
-    assert recs == list(feed_records(fraud.wheel_path(IEEE_CIS), 0, 3000))      # one mapping, CSV or Parquet
+    assert recs == list(feed_records(fraud.wheel_path(IEEE_CIS), 0, 3000))  # one mapping, CSV or Parquet
     parsed = [parse_transaction(r) for r in recs]
     assert {t.channel for t in parsed} == {"ecom"} and all(t.product_code in "WCRHS" for t in parsed)
     assert sum(t.device is not None for t in parsed) == int(head["DeviceInfo"].notna().sum())
@@ -279,14 +291,15 @@ def test_card_risk_small_recomputes_from_the_exported_models(ieee, tmp_path):
         p_va = onnx_run(tmp_path / c.file, {"features": x[va]})[0][:, 0]
         p_te = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
         m = rep["models"][c.name]
-        assert m["auc"] == pytest.approx(risk.auc(y[te], p_te), abs=1e-3)            # figures = the exported file
+        assert m["auc"] == pytest.approx(risk.auc(y[te], p_te), abs=1e-3)  # figures = the exported file
         assert m["pr_auc"] == pytest.approx(risk.pr_auc(y[te], p_te), abs=1e-3)
         assert m["recall_at_1pct"] == pytest.approx(risk.recall_at_budget(y[te], p_te, 0.01), abs=0.02)
         assert c.threshold == pytest.approx(np.quantile(p_va, 0.99), rel=1e-3)
         assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
         np.testing.assert_allclose(c.baseline, x[tr][y[tr] == 0].mean(axis=0), rtol=1e-4, atol=1e-5)
-    assert rep["models"][served]["val_pr_auc"] == max(rep["models"][n]["val_pr_auc"] for n in
-                                                     ("card_risk_logistic", "card_risk_gbm"))
+    assert rep["models"][served]["val_pr_auc"] == max(
+        rep["models"][n]["val_pr_auc"] for n in ("card_risk_logistic", "card_risk_gbm")
+    )
     best = rep["models"][served]["auc"]
     assert best > 0.7 and best > max(rep["models"][r]["auc"] for r in ("rule_amount_z", "rule_velocity_24h"))
 
@@ -295,7 +308,7 @@ def test_chrono_split_parts_are_strictly_later():
     from training.risk_cards import chrono_split
 
     t = np.array([0, 1, 1, 1, 2, 3, 3, 3, 3, 4])
-    tr, va, te = chrono_split(len(t), 0.3, 0.4, t=t)        # the 30% / 70% cuts fall inside runs of equal times
+    tr, va, te = chrono_split(len(t), 0.3, 0.4, t=t)  # the 30% / 70% cuts fall inside runs of equal times
     assert t[tr].max() < t[va].min() and t[va].max() < t[te].min()
     assert (tr.stop, va.stop) == (4, 9) and chrono_split(10, 0.3, 0.4) == (slice(0, 3), slice(3, 7), slice(7, 10))
 
@@ -308,7 +321,7 @@ def test_real_rows_features_do_not_depend_on_later_rows(ieee):
     recs = risk_cards.ieee_records(ieee.iloc[:6000])
     full = risk_cards.served_features(recs)
     np.testing.assert_array_equal(risk_cards.served_features(recs[:4000]), full[:4000])
-    assert (full[:, risk_cards.CARD_FEATURES.index("sig_C1")] >= 0).mean() > 0.99      # the signals arrive
+    assert (full[:, risk_cards.CARD_FEATURES.index("sig_C1")] >= 0).mean() > 0.99  # the signals arrive
 
 
 def test_recall_at_budget():

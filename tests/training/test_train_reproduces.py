@@ -11,6 +11,7 @@ Generic over whatever the committed manifest lists. What must hold:
   in one rebuild, 1 in another, on the same machine under load), so a different file is allowed,
   but each metric must then stay within its own tolerance (below).
 """
+
 from __future__ import annotations
 
 import json
@@ -40,9 +41,9 @@ pytestmark = pytest.mark.training
 CI_FRACTION = 1.0
 DM_TOLERANCE = 1.0
 EXACT = {"n", "positives", "test_customers", "test_buyers", "synthetic"}  # data counts: no training involved
-NO_CI_RELATIVE = 0.02      # brier, mae, mean_rank, …: no interval recorded; 2% of the value
-ONNX_ERR_BOUND = 1e-4      # export checks hold Keras vs onnxruntime within 1e-5 (item-CF sums: 1e-4)
-FLOAT_NOISE = 1e-9         # same model, same data: only the order of float additions may differ
+NO_CI_RELATIVE = 0.02  # brier, mae, mean_rank, …: no interval recorded; 2% of the value
+ONNX_ERR_BOUND = 1e-4  # export checks hold Keras vs onnxruntime within 1e-5 (item-CF sums: 1e-4)
+FLOAT_NOISE = 1e-9  # same model, same data: only the order of float additions may differ
 
 
 def ci_of(metrics: dict, key: str):
@@ -70,8 +71,10 @@ def metric_mismatches(committed: dict, rebuilt: dict, parent: dict | None = None
     """Every way ``rebuilt`` breaks the tolerances against ``committed`` (empty list: within)."""
     bad = []
     if set(committed) != set(rebuilt):
-        bad.append(f"{path}keys differ: missing {sorted(set(committed) - set(rebuilt))}, "
-                   f"new {sorted(set(rebuilt) - set(committed))}")
+        bad.append(
+            f"{path}keys differ: missing {sorted(set(committed) - set(rebuilt))}, "
+            f"new {sorted(set(rebuilt) - set(committed))}"
+        )
     for key in sorted(set(committed) & set(rebuilt)):
         old, new = committed[key], rebuilt[key]
         where = f"{path}{key}"
@@ -94,7 +97,8 @@ def metric_mismatches(committed: dict, rebuilt: dict, parent: dict | None = None
             tol = tolerance(committed, key, parent)
             pairs = zip(old, new) if isinstance(old, list) else [(old, new)]
             if (isinstance(old, list) and len(old) != len(new)) or not all(
-                    math.isfinite(b) and abs(b - a) <= tol for a, b in pairs):
+                math.isfinite(b) and abs(b - a) <= tol for a, b in pairs
+            ):
                 bad.append(f"{where}: {new} vs committed {old} (tolerance {tol:.3g})")
     return bad
 
@@ -151,8 +155,13 @@ def rebuild_mismatches(committed_dir: Path, rebuilt_dir: Path) -> tuple[list[str
 
 @pytest.mark.timeout(1800)
 def test_finstream_train_rebuilds_the_committed_models(tmp_path):
-    done = subprocess.run([sys.executable, "-m", "stream.cli", "train", "--out", str(tmp_path)], cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=1700)
+    done = subprocess.run(
+        [sys.executable, "-m", "stream.cli", "train", "--out", str(tmp_path)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1700,
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     bad, same = rebuild_mismatches(REPO_ROOT / "onnx_models", tmp_path)
     assert not bad, "\n".join(bad)
@@ -160,8 +169,9 @@ def test_finstream_train_rebuilds_the_committed_models(tmp_path):
     reports = tmp_path / "reports"
     assert (reports / "models.md").read_text().startswith("# finstream models")
     # data cleaning involves no training: its counts must be reproduced exactly (only the date moves)
-    rebuilt_dq, committed_dq = (json.loads(p.read_text()) for p in (reports / "data_quality.json",
-                                                                      REPO_ROOT / "reports" / "data_quality.json"))
+    rebuilt_dq, committed_dq = (
+        json.loads(p.read_text()) for p in (reports / "data_quality.json", REPO_ROOT / "reports" / "data_quality.json")
+    )
     rebuilt_dq.pop("generated_at", None)
     committed_dq.pop("generated_at", None)
     assert rebuilt_dq == committed_dq
@@ -182,7 +192,7 @@ def test_tolerances_come_from_the_quantities():
     del broken["qlike"]
     broken["return_rmse"] += 2 * tolerance(lstm, "return_rmse")
     broken["n"] += 1
-    broken["dm_vs_zero"] += 0.5                  # within its tolerance, but then the p-value no longer follows
+    broken["dm_vs_zero"] += 0.5  # within its tolerance, but then the p-value no longer follows
     found = " | ".join(metric_mismatches(lstm, broken))
     assert "missing ['qlike']" in found and "return_rmse" in found and "n: " in found
     assert "dm_vs_zero_p" in found and "dm_vs_zero:" not in found

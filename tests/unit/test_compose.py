@@ -1,4 +1,5 @@
 """docker-compose.yml stays consistent with Settings: real FINSTREAM_* names, URLs matching the services."""
+
 from __future__ import annotations
 
 import re

@@ -8,6 +8,7 @@
 The source scan sees imports inside functions too (lazy imports would escape a runtime check);
 the runtime check sees what third-party packages drag in behind our backs.
 """
+
 from __future__ import annotations
 
 import ast
@@ -19,8 +20,20 @@ from stream.settings import REPO_ROOT
 
 STREAM = REPO_ROOT / "stream"
 TRAINING_ONLY = {"tensorflow", "keras", "tf_keras", "tf2onnx"}
-NOT_IN_CORE = {"aiokafka", "kafka", "redis", "faust", "mode", "stream.state", "stream.serving", "stream.app",
-               "stream.publisher", "stream.worker", "stream.stack", "stream.pipelines"}
+NOT_IN_CORE = {
+    "aiokafka",
+    "kafka",
+    "redis",
+    "faust",
+    "mode",
+    "stream.state",
+    "stream.serving",
+    "stream.app",
+    "stream.publisher",
+    "stream.worker",
+    "stream.stack",
+    "stream.pipelines",
+}
 # (file, module) pairs allowed to reach into training/: the CLI's `train` command
 TRAINING_ENTRY = {("stream/cli.py", "training")}
 
@@ -47,23 +60,41 @@ def hits(module: str, banned: set[str]) -> bool:
 
 
 def test_core_imports_no_kafka_redis_faust_or_adapters():
-    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in sorted((STREAM / "core").rglob("*.py"))
-           for m in imports(p) if hits(m, NOT_IN_CORE)]
+    bad = [
+        (str(p.relative_to(REPO_ROOT)), m)
+        for p in sorted((STREAM / "core").rglob("*.py"))
+        for m in imports(p)
+        if hits(m, NOT_IN_CORE)
+    ]
     assert bad == []
 
 
 # The runtime: what ``finstream worker`` runs. The tools (stream/tools), the dashboard and the CLI
 # (which dispatches to the tools) sit beside it; the runtime never imports them.
-RUNTIME_FILES = ("app.py", "publisher.py", "worker.py", "settings.py", "health.py", "metrics.py", "observe.py",
-                 "types.py")
+RUNTIME_FILES = (
+    "app.py",
+    "publisher.py",
+    "worker.py",
+    "settings.py",
+    "health.py",
+    "metrics.py",
+    "observe.py",
+    "types.py",
+)
 RUNTIME_PACKAGES = ("core", "pipelines", "serving", "state")
 
 
 def test_the_runtime_never_imports_the_tools():
-    files = [STREAM / f for f in RUNTIME_FILES] + [p for d in RUNTIME_PACKAGES for p in sorted((STREAM / d).rglob("*.py"))]
+    files = [STREAM / f for f in RUNTIME_FILES] + [
+        p for d in RUNTIME_PACKAGES for p in sorted((STREAM / d).rglob("*.py"))
+    ]
     assert all(p.exists() for p in files) and len(files) > 30
-    bad = [(str(p.relative_to(REPO_ROOT)), m) for p in files for m in imports(p)
-           if hits(m, {"stream.tools", "stream.dashboard", "stream.cli"})]
+    bad = [
+        (str(p.relative_to(REPO_ROOT)), m)
+        for p in files
+        for m in imports(p)
+        if hits(m, {"stream.tools", "stream.dashboard", "stream.cli"})
+    ]
     assert bad == []
 
 
@@ -77,11 +108,19 @@ def test_nothing_under_stream_imports_tensorflow():
 def test_training_modules_used_by_stream_bring_no_tensorflow():
     """stream/ may borrow a data loader from training/ (the demo's EUR/USD feed), but what it
     imports from there must not drag TensorFlow in; only `finstream train` hands over to training."""
-    used = sorted({m for p in sorted(STREAM.rglob("*.py")) for m in imports(p)
-                   if hits(m, {"training"}) and (str(p.relative_to(REPO_ROOT)), m) not in TRAINING_ENTRY})
-    code = ("import importlib, sys\n"
-            f"for m in {used!r}: importlib.import_module(m)\n"
-            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n")
+    used = sorted(
+        {
+            m
+            for p in sorted(STREAM.rglob("*.py"))
+            for m in imports(p)
+            if hits(m, {"training"}) and (str(p.relative_to(REPO_ROOT)), m) not in TRAINING_ENTRY
+        }
+    )
+    code = (
+        "import importlib, sys\n"
+        f"for m in {used!r}: importlib.import_module(m)\n"
+        "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-3000:]
     assert not set(done.stdout.split()) & TRAINING_ONLY, (used, set(done.stdout.split()) & TRAINING_ONLY)
@@ -111,5 +150,5 @@ def test_a_running_worker_process_has_no_tensorflow_and_core_has_no_kafka_redis_
     assert done.returncode == 0, done.stderr[-3000:]
     core, worker = (set(line.split()) for line in done.stdout.strip().splitlines()[-2:])
     assert {"numpy", "stream"} <= core and not core & {"aiokafka", "kafka", "redis", "faust", "mode"}
-    assert {"onnxruntime", "faust", "aiokafka", "redis"} <= worker     # the graph really was loaded
+    assert {"onnxruntime", "faust", "aiokafka", "redis"} <= worker  # the graph really was loaded
     assert not worker & TRAINING_ONLY, worker & TRAINING_ONLY

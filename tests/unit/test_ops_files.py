@@ -1,6 +1,7 @@
 """docs/ops: the Prometheus config and alert rules are valid, fire when they should (promtool,
 Debian's prometheus package, installed by `finstream stack install`), and name only metrics the
 worker really exports."""
+
 import re
 import shutil
 import subprocess
@@ -22,8 +23,14 @@ def promtool(*args) -> str:
     return done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("args", [("check", "config", "prometheus.yml"), ("check", "rules", "finstream-rules.yml"),
-                                  ("test", "rules", "finstream-rules.test.yml")])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check", "config", "prometheus.yml"),
+        ("check", "rules", "finstream-rules.yml"),
+        ("test", "rules", "finstream-rules.test.yml"),
+    ],
+)
 def test_promtool_accepts(args):
     assert "SUCCESS" in promtool(*args)
 

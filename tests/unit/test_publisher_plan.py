@@ -20,7 +20,7 @@ def test_exactly_once_plan_is_one_unit_per_source_partition():
     plan = {tp: (outs, nxt) for tp, outs, nxt in pub.plan(batch, outputs)}
     assert set(plan) == {TopicPartition("ticks", 0), TopicPartition("ticks", 1)}
     assert plan[TopicPartition("ticks", 0)][1] == 7 and plan[TopicPartition("ticks", 1)][1] == 10
-    assert len(plan[TopicPartition("ticks", 0)][0]) == 3      # two forecasts + the model event
+    assert len(plan[TopicPartition("ticks", 0)][0]) == 3  # two forecasts + the model event
     assert len(plan[TopicPartition("ticks", 1)][0]) == 1
 
 

@@ -6,6 +6,7 @@ every "≈N of M" count in the "Training and model choice" section must be a val
 "served default" column must be that job's default in ``onnx_models/manifest.json``. A retrain
 that moves a figure, or a README edit that invents one, fails here.
 """
+
 from __future__ import annotations
 
 import json

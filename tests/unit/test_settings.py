@@ -1,4 +1,5 @@
 """Settings come only from FINSTREAM_* env vars, fail loudly on bad values, and never print secrets."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A derived spend event joins its source partition's transaction but is routed by its key."""
+
 from aiokafka.structs import TopicPartition
 
 from stream.core.contracts import parse_transaction
@@ -7,8 +8,17 @@ from stream.core.spend import spend_record
 from stream.publisher import Publisher
 from stream.settings import Settings
 
-TXN = {"event_id": "e1", "account_id": "acct-1", "user_id": "u7", "ts": 1_700_000_000_000, "amount": 50.0,
-       "currency": "EUR", "merchant_category": "fuel", "channel": "pos", "country": "DE"}
+TXN = {
+    "event_id": "e1",
+    "account_id": "acct-1",
+    "user_id": "u7",
+    "ts": 1_700_000_000_000,
+    "amount": 50.0,
+    "currency": "EUR",
+    "merchant_category": "fuel",
+    "channel": "pos",
+    "country": "DE",
+}
 
 
 def test_spend_event_rides_in_the_source_partition_transaction_and_is_partitioned_by_key():
@@ -17,4 +27,4 @@ def test_spend_event_rides_in_the_source_partition_transaction_and_is_partitione
     rec = spend_record("user-events", src, parse_transaction(TXN))
     plan = {tp: outs for tp, outs, _ in pub.plan([SourceRecord("transactions", 0, 7, b"a", b"{}"), src], [rec])}
     assert plan[TopicPartition("transactions", 3)] == [rec] and plan[TopicPartition("transactions", 0)] == []
-    assert pub.partition_of(rec) is None            # Kafka hashes the key (the user), like any user event
+    assert pub.partition_of(rec) is None  # Kafka hashes the key (the user), like any user event

@@ -1,15 +1,16 @@
 """``finstream backtest`` without servers: source positions as Kafka would give them, the output
 files, and how ``--compare`` reports a divergence (the live comparison is in
 tests/integration/test_backtest.py)."""
+
 from __future__ import annotations
 
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from stream.tools import backtest as bt
-from stream.tools import backtest_compare as btc
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import Settings
+from stream.tools import backtest as bt
+from stream.tools import backtest_compare as btc
 
 
 def test_positions_follow_the_default_partitioner_and_count_per_partition():
@@ -30,17 +31,26 @@ def live_of(records):
 
 
 def test_compare_reports_zero_or_the_first_divergence():
-    ours = [out(f"ticks:0:{i}", {"a": i, "b": {"c": [1, 2]}}) for i in range(5)] + [out("ticks:1:0", {"a": 0}, partition=1)]
+    ours = [out(f"ticks:0:{i}", {"a": i, "b": {"c": [1, 2]}}) for i in range(5)] + [
+        out("ticks:1:0", {"a": 0}, partition=1)
+    ]
     same = btc.compare("forecasts", ours, live_of(ours))
     assert (same.diverged, same.compared, same.differing) == (False, 6, 0)
 
     theirs = list(ours)
     theirs[3] = out("ticks:0:3", {"a": 3, "b": {"c": [1, 3]}})
-    theirs[4] = out("ticks:0:4", {"a": 4.0, "b": {"c": [1, 2]}})      # 4 vs 4.0: different bytes, different type
+    theirs[4] = out("ticks:0:4", {"a": 4.0, "b": {"c": [1, 2]}})  # 4 vs 4.0: different bytes, different type
     c = btc.compare("forecasts", ours + [out("x:0:0", {}, topic="dead-letters")], live_of(theirs))
     assert c.differing == 2 and c.backtest_records == 6
-    assert c.first == {"partition": 0, "index": 3, "key": "ticks:0:3", "reason": "different value",
-                       "field": "b.c[1]", "backtest": 2, "live": 3}
+    assert c.first == {
+        "partition": 0,
+        "index": 3,
+        "key": "ticks:0:3",
+        "reason": "different value",
+        "field": "b.c[1]",
+        "backtest": 2,
+        "live": 3,
+    }
 
 
 def test_compare_reports_missing_and_extra_records():
@@ -60,8 +70,14 @@ def test_first_difference_walks_dicts_and_lists():
 
 def test_backtest_runs_the_live_job_in_process_and_writes_json_lines(tmp_path):
     s = Settings(topic_dead_letters="dl-x")
-    records = bt.source_records(s.topic_ticks, [(b"SPX", orjson.dumps({"v": 1, "symbol": "SPX", "ts": 1_600_000_000_000,
-                                                                     "price": 10.0})), (b"SPX", b"not json")], 2)
+    records = bt.source_records(
+        s.topic_ticks,
+        [
+            (b"SPX", orjson.dumps({"v": 1, "symbol": "SPX", "ts": 1_600_000_000_000, "price": 10.0})),
+            (b"SPX", b"not json"),
+        ],
+        2,
+    )
     outputs = bt.backtest(s, s.topic_ticks, records)
     counts = bt.write_outputs(outputs, tmp_path)
     assert counts["dl-x"] == 1
@@ -77,7 +93,7 @@ def test_compare_leaves_out_live_outputs_of_other_inputs():
     others = [out("ticks:0:7", {"a": 7}), out("transactions:0:1", {"b": 1}), out("ticks:0:x", {})]
     c = btc.compare("forecasts", ours, live_of(others[:1] + ours + others[1:]), keep=btc.from_inputs(inputs))
     assert (c.diverged, c.compared, c.live_records) == (False, 3, 3)
-    assert btc.compare("forecasts", ours, live_of(others[:1] + ours)).diverged     # without the filter it differs
+    assert btc.compare("forecasts", ours, live_of(others[:1] + ours)).diverged  # without the filter it differs
 
 
 def test_backtest_command_on_the_bundled_caravan_events(tmp_path):
@@ -87,7 +103,9 @@ def test_backtest_command_on_the_bundled_caravan_events(tmp_path):
     from stream.settings import REPO_ROOT
 
     csv_file = REPO_ROOT / "stream/data/caravan_events.csv"
-    res = CliRunner().invoke(app, ["backtest", "--kind", "user-events", "--input", str(csv_file), "--out", str(tmp_path)])
+    res = CliRunner().invoke(
+        app, ["backtest", "--kind", "user-events", "--input", str(csv_file), "--out", str(tmp_path)]
+    )
     assert res.exit_code == 0, res.output
     rows = len(csv_file.read_text().splitlines()) - 1
     recs = [orjson.loads(line) for line in (tmp_path / "recommendations.jsonl").read_bytes().splitlines()]

@@ -1,6 +1,7 @@
 """Each job's ``process()`` driven in milliseconds on the in-process state backend with the real
 bundled ONNX models: dead letters, warm-up, exact redelivery, model swap between batches.
 (Integration tests keep real Kafka and Redis; this is about the jobs' own rules.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -29,14 +30,17 @@ def settings(tmp_path) -> Settings:
 
 
 def jobs_on(settings: Settings, state: MemoryState) -> dict:
-    by_topic = build_jobs(settings, registry=ModelRegistry(settings.model_dir, ("forecast", "risk", "recommend")),
-                          state=state)
+    by_topic = build_jobs(
+        settings, registry=ModelRegistry(settings.model_dir, ("forecast", "risk", "recommend")), state=state
+    )
     return {job.slot: job for job in by_topic.values()}
 
 
 def records(topic: str, values: list, partition: int = 0, first: int = 0) -> list[SourceRecord]:
-    return [SourceRecord(topic, partition, first + n, None, v if isinstance(v, bytes) else orjson.dumps(v))
-            for n, v in enumerate(values)]
+    return [
+        SourceRecord(topic, partition, first + n, None, v if isinstance(v, bytes) else orjson.dumps(v))
+        for n, v in enumerate(values)
+    ]
 
 
 def process(job, batch):
@@ -49,20 +53,37 @@ def by_topic(outputs, topic):
 
 def sp500_ticks(n: int) -> list[dict]:
     from stream.tools.replay import to_epoch_ms
+
     with open(REPO_ROOT / "stream/data/sp500.csv") as f:
         rows = [r for _, r in zip(range(n), csv.DictReader(f))]
     return [{"v": 1, "symbol": "SPX", "ts": to_epoch_ms(r["Date"]), "price": float(r["Close"])} for r in rows]
 
 
 def txn(n: int, account: str = "card-1", amount: float = 42.5) -> dict:
-    return {"v": 1, "event_id": f"e{n}", "account_id": account, "ts": 1_700_000_000_000 + n * 60_000,
-            "amount": amount + n, "currency": "USD", "merchant_category": "5411", "channel": "ecom", "country": "US",
-            "product_code": "W", "card_type": "debit", "email_domain": "gmail.com"}
+    return {
+        "v": 1,
+        "event_id": f"e{n}",
+        "account_id": account,
+        "ts": 1_700_000_000_000 + n * 60_000,
+        "amount": amount + n,
+        "currency": "USD",
+        "merchant_category": "5411",
+        "channel": "ecom",
+        "country": "US",
+        "product_code": "W",
+        "card_type": "debit",
+        "email_domain": "gmail.com",
+    }
 
 
 def user_event(n: int, user: str = "u1", action: str = "view") -> dict:
-    return {"v": 1, "user_id": user, "ts": 1_700_000_000_000 + n * 1000, "product_id": PRODUCT_IDS[n % len(PRODUCT_IDS)],
-            "action": action}
+    return {
+        "v": 1,
+        "user_id": user,
+        "ts": 1_700_000_000_000 + n * 1000,
+        "product_id": PRODUCT_IDS[n % len(PRODUCT_IDS)],
+        "action": action,
+    }
 
 
 def swap_default(settings: Settings, slots: list[str], name: str) -> None:
@@ -75,9 +96,10 @@ def swap_default(settings: Settings, slots: list[str], name: str) -> None:
 
 # --- forecast ---------------------------------------------------------------------------------
 
+
 def test_forecast_warms_up_then_forecasts_each_closed_bar(settings):
     job = jobs_on(settings, MemoryState())["forecast"]
-    window = job.models["forecast@1d"].card.inputs[0].shape[1] + 1          # closes a forecast needs
+    window = job.models["forecast@1d"].card.inputs[0].shape[1] + 1  # closes a forecast needs
     out = process(job, records(settings.topic_ticks, sp500_ticks(window + 5)))
     forecasts = [orjson.loads(o.value) for o in by_topic(out, settings.topic_forecasts)]
     # tick k closes bar k-1: the first full window of closed daily bars comes with tick window+1
@@ -89,7 +111,11 @@ def test_forecast_warms_up_then_forecasts_each_closed_bar(settings):
 def test_forecast_dead_letters_bad_ticks_and_keeps_going(settings):
     job = jobs_on(settings, MemoryState())["forecast"]
     ticks = sp500_ticks(3)
-    bad = [b"{not json", orjson.dumps({**ticks[1], "price": -3.0}), orjson.dumps({**ticks[0], "ts": ticks[0]["ts"] // 1000})]
+    bad = [
+        b"{not json",
+        orjson.dumps({**ticks[1], "price": -3.0}),
+        orjson.dumps({**ticks[0], "ts": ticks[0]["ts"] // 1000}),
+    ]
     out = process(job, records(settings.topic_ticks, [ticks[0], *bad, ticks[2]]))
     dead = [orjson.loads(o.value) for o in by_topic(out, settings.topic_dead_letters)]
     assert [d["source"]["offset"] for d in dead] == [1, 2, 3]
@@ -102,9 +128,11 @@ def test_forecast_redelivery_gives_the_same_outputs_and_state(settings):
     batch = records(settings.topic_ticks, sp500_ticks(60))
     first = by_topic(process(job, batch[:25]) + process(job, batch[25:]), settings.topic_forecasts)
     stored = dict(state.data)
-    again = by_topic(process(jobs_on(settings, state)["forecast"], batch), settings.topic_forecasts)   # new worker, one batch
+    again = by_topic(
+        process(jobs_on(settings, state)["forecast"], batch), settings.topic_forecasts
+    )  # new worker, one batch
     assert again == first and len(first) == 60 - 33
-    assert state.data == stored                                             # nothing applied twice
+    assert state.data == stored  # nothing applied twice
 
 
 def test_forecast_model_swap_between_batches(settings):
@@ -121,6 +149,7 @@ def test_forecast_model_swap_between_batches(settings):
 
 
 # --- risk -------------------------------------------------------------------------------------
+
 
 def test_risk_scores_each_transaction_and_dead_letters_bad_ones(settings):
     job = jobs_on(settings, MemoryState())["risk"]
@@ -142,8 +171,9 @@ def test_risk_redelivery_gives_the_same_outputs_and_state(settings):
     first = process(job, batch)
     stored = dict(state.data)
     again = process(jobs_on(settings, state)["risk"], batch)
-    assert [o for o in again if o.topic != settings.topic_model_events] == \
-        [o for o in first if o.topic != settings.topic_model_events]
+    assert [o for o in again if o.topic != settings.topic_model_events] == [
+        o for o in first if o.topic != settings.topic_model_events
+    ]
     assert state.data == stored and len(by_topic(first, settings.topic_risk_scores)) == 30
 
 
@@ -157,6 +187,7 @@ def test_risk_model_swap_between_batches(settings):
 
 
 # --- recommend --------------------------------------------------------------------------------
+
 
 def test_recommend_ranks_products_not_held_and_dead_letters_unknown_products(settings):
     job = jobs_on(settings, MemoryState())["recommend"]
@@ -210,4 +241,4 @@ def test_redelivery_of_a_long_uncommitted_stretch_with_the_committed_offset_know
         assert len(dead) == gaps and all(b"cannot reproduce" in d.value for d in dead)
         assert replayed == {o.key for o in first} - {d.key for d in dead}
         if committed is not None:
-            assert by_topic(out, settings.topic_forecasts) == first          # byte for byte
+            assert by_topic(out, settings.topic_forecasts) == first  # byte for byte

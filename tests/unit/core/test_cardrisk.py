@@ -1,5 +1,6 @@
 """Card risk features (stream.core.cardrisk): behaviour on hand-made histories, state round trip,
 and the contract path (old records without the card fields still featurise)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,17 @@ import numpy as np
 import pytest
 
 from stream.core.cardrisk import (
-    CARD_FEATURE_LABELS, CARD_FEATURES, EMAIL_GROUPS, CardEvent, CardState, advance_card, card_features, card_id,
-    device_family, email_group, replay_card_features,
+    CARD_FEATURE_LABELS,
+    CARD_FEATURES,
+    EMAIL_GROUPS,
+    CardEvent,
+    CardState,
+    advance_card,
+    card_features,
+    card_id,
+    device_family,
+    email_group,
+    replay_card_features,
 )
 from stream.core.contracts import parse_transaction
 
@@ -35,15 +45,26 @@ def test_first_transaction_has_no_history():
     assert f[F["product_C"]] == 1.0 and sum(f[F[f"product_{p}"]] for p in "WCRHS") == 1.0
     assert f[F["amount_cents"]] == pytest.approx(0.5) and f[F["hour_of_day"]] == 12.0
     assert f[F["email_group"]] == EMAIL_GROUPS.index("gmail") and f[F["device_family"]] == 1.0
-    assert f[F["new_email"]] == 0.0                 # nothing is "new" on a card without history
+    assert f[F["new_email"]] == 0.0  # nothing is "new" on a card without history
 
 
 def test_history_velocity_novelty_and_amount():
     st = CardState()
     for k in range(5):
-        st = advance_card(st, ev(T0 + k * 10 * 60_000, 20.0, email_domain="gmail.com", device="iOS Device",
-                                 product_code="W", billing_region="315"))
-    e = ev(T0 + 65 * 60_000, 900.0, email_domain="protonmail.com", device="Windows", product_code="W", billing_region="315")
+        st = advance_card(
+            st,
+            ev(
+                T0 + k * 10 * 60_000,
+                20.0,
+                email_domain="gmail.com",
+                device="iOS Device",
+                product_code="W",
+                billing_region="315",
+            ),
+        )
+    e = ev(
+        T0 + 65 * 60_000, 900.0, email_domain="protonmail.com", device="Windows", product_code="W", billing_region="315"
+    )
     f = card_features(st, e)
     assert f[F["first_transaction"]] == 0.0
     assert f[F["txn_count_1h"]] == 4.0 and f[F["txn_count_24h"]] == 5.0 and f[F["txn_count_7d"]] == 5.0
@@ -59,7 +80,7 @@ def test_history_velocity_novelty_and_amount():
 
 def test_state_json_round_trip_and_purity():
     st = CardState()
-    for k in range(70):                      # more than the caps
+    for k in range(70):  # more than the caps
         st = advance_card(st, ev(T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device=f"dev{k}"))
     assert len(st.recent) <= 48 and len(st.emails) <= 8 and st.n == 70
     back = CardState.from_dict(json.loads(json.dumps(st.to_dict())))
@@ -72,8 +93,10 @@ def test_state_json_round_trip_and_purity():
 
 def test_replay_equals_step_by_step():
     rng = np.random.default_rng(1)
-    events = [(f"c{rng.integers(3)}", ev(T0 + i * 7 * 60_000, float(rng.integers(1, 500)), product_code="WCR"[i % 3]))
-              for i in range(60)]
+    events = [
+        (f"c{rng.integers(3)}", ev(T0 + i * 7 * 60_000, float(rng.integers(1, 500)), product_code="WCR"[i % 3]))
+        for i in range(60)
+    ]
     states: dict[str, CardState] = {}
     want = []
     for key, e in events:
@@ -92,13 +115,29 @@ def test_card_id_email_and_device_codes():
 
 
 def test_contract_records_with_and_without_card_fields():
-    base = {"event_id": "e1", "account_id": "13926--150-142-315-87", "ts": T0, "amount": 68.5, "currency": "USD",
-            "merchant_category": "ecommerce", "channel": "ecom", "country": "US"}
+    base = {
+        "event_id": "e1",
+        "account_id": "13926--150-142-315-87",
+        "ts": T0,
+        "amount": 68.5,
+        "currency": "USD",
+        "merchant_category": "ecommerce",
+        "channel": "ecom",
+        "country": "US",
+    }
     old = parse_transaction(base)
     assert old.product_code is None and old.device is None
     assert len(card_features(CardState(), CardEvent.of(old))) == len(CARD_FEATURES)
-    new = parse_transaction({**base, "product_code": "W", "card_type": "142", "device": "Windows",
-                             "email_domain": "gmail.com", "billing_region": "315"})
+    new = parse_transaction(
+        {
+            **base,
+            "product_code": "W",
+            "card_type": "142",
+            "device": "Windows",
+            "email_domain": "gmail.com",
+            "billing_region": "315",
+        }
+    )
     f = card_features(CardState(), CardEvent.of(new))
     assert f[F["product_W"]] == 1.0 and f[F["card_type"]] == 142.0 and f[F["billing_region"]] == 315.0
     with pytest.raises(ValueError, match="device"):
@@ -111,7 +150,7 @@ def test_card_variants_rate_spread_and_repeats():
         st = advance_card(st, ev(T0 + k * 24 * HOUR, 30.0, card_subgroup="111", card_type="226", card_country="150"))
     f = card_features(st, ev(T0 + 4 * 24 * HOUR, 30.0, card_subgroup="555", card_type="226", card_country="150"))
     assert f[F["distinct_variants"]] == 1.0 and f[F["new_variant"]] == 1.0
-    assert f[F["txn_per_day"]] == pytest.approx(4 / 4.0)          # 4 transactions over the 4 days since first seen
+    assert f[F["txn_per_day"]] == pytest.approx(4 / 4.0)  # 4 transactions over the 4 days since first seen
     assert f[F["amount_sd"]] == 0.0 and f[F["same_amount_7d"]] == 4.0 and f[F["amount_vs_last"]] == 1.0
     first = card_features(CardState(), ev(T0, 30.0))
     assert first[F["amount_sd"]] == -1.0 and first[F["txn_per_day"]] == 0.0 and first[F["new_variant"]] == 0.0
@@ -121,44 +160,76 @@ def test_processor_signals_and_their_growth_per_card():
     from stream.core.cardsignals import DELTA_SIGNALS, PROVIDER_SIGNALS
 
     f = card_features(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "V313": 0.5, "unknown": 9.0}))
-    assert f[F["sig_C1"]] == 3.0 and f[F["sig_V313"]] == 0.5 and f[F["sig_C2"]] == -1.0      # missing -> -1
-    assert all(f[F[f"delta_{s}"]] == 0.0 for s in DELTA_SIGNALS)                               # no previous value
+    assert f[F["sig_C1"]] == 3.0 and f[F["sig_V313"]] == 0.5 and f[F["sig_C2"]] == -1.0  # missing -> -1
+    assert all(f[F[f"delta_{s}"]] == 0.0 for s in DELTA_SIGNALS)  # no previous value
     st = advance_card(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "C13": 7.0}))
     f = card_features(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
-    assert f[F["delta_C1"]] == 2.0 and f[F["delta_C13"]] == 0.0                                # C13 not sent now
+    assert f[F["delta_C1"]] == 2.0 and f[F["delta_C13"]] == 0.0  # C13 not sent now
     st2 = advance_card(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
     assert st2.signals == {"C1": 5.0, "C13": 7.0} and len(PROVIDER_SIGNALS) == len(set(PROVIDER_SIGNALS))
 
 
 def test_state_written_before_the_new_fields_still_reads():
-    old = {"n": 2, "last_ts": T0, "last_amount": 5.0, "log_sum": 3.6, "log_sq": 6.5, "recent": [[T0, 5.0]],
-           "emails": [], "devices": [], "products": ["W"], "regions": []}
+    old = {
+        "n": 2,
+        "last_ts": T0,
+        "last_amount": 5.0,
+        "log_sum": 3.6,
+        "log_sq": 6.5,
+        "recent": [[T0, 5.0]],
+        "emails": [],
+        "devices": [],
+        "products": ["W"],
+        "regions": [],
+    }
     st = CardState.from_dict(old)
     assert st.first_ts is None and st.variants == [] and st.signals == {}
     f = card_features(st, ev(T0 + 2 * 24 * HOUR, 5.0))
-    assert f[F["txn_per_day"]] == pytest.approx(1.0)                # first seen falls back to the last time
+    assert f[F["txn_per_day"]] == pytest.approx(1.0)  # first seen falls back to the last time
     assert advance_card(st, ev(T0 + HOUR, 5.0)).first_ts == T0
 
 
 def test_features_never_read_later_events():
     """A row's features are the same whether or not later events (any card) were replayed after it."""
     rng = np.random.default_rng(3)
-    events = [(f"c{rng.integers(4)}", ev(T0 + i * 5 * 60_000, float(rng.integers(1, 300)),
-                                         signals={"C1": float(i // 3), "C13": float(i)}, card_subgroup=str(i % 2)))
-              for i in range(80)]
+    events = [
+        (
+            f"c{rng.integers(4)}",
+            ev(
+                T0 + i * 5 * 60_000,
+                float(rng.integers(1, 300)),
+                signals={"C1": float(i // 3), "C13": float(i)},
+                card_subgroup=str(i % 2),
+            ),
+        )
+        for i in range(80)
+    ]
     full = replay_card_features(events)
     np.testing.assert_array_equal(replay_card_features(events[:50]), full[:50])
 
 
 def test_contract_signals_and_card_group_fields():
-    base = {"event_id": "e1", "account_id": "13926-315", "ts": T0, "amount": 68.5, "currency": "USD",
-            "merchant_category": "ecommerce", "channel": "ecom", "country": "US"}
+    base = {
+        "event_id": "e1",
+        "account_id": "13926-315",
+        "ts": T0,
+        "amount": 68.5,
+        "currency": "USD",
+        "merchant_category": "ecommerce",
+        "channel": "ecom",
+        "country": "US",
+    }
     t = parse_transaction({**base, "card_group": "13926", "card_subgroup": "358", "signals": {"C1": 2, "V313": 0.25}})
     assert t.signals == {"C1": 2.0, "V313": 0.25} and t.card_group == "13926"
     f = card_features(CardState(), CardEvent.of(t))
     assert f[F["card_group"]] == 13926.0 and f[F["card_subgroup"]] == 358.0 and f[F["sig_C1"]] == 2.0
-    for bad, why in (([1, 2], "object"), ({"C1": "x"}, "finite numbers"), ({"C1": True}, "finite numbers"),
-                     ({"C1": float("nan")}, "finite numbers"), ({"": 1}, "1 to 32"),
-                     ({f"s{i}": 1 for i in range(300)}, "at most")):
+    for bad, why in (
+        ([1, 2], "object"),
+        ({"C1": "x"}, "finite numbers"),
+        ({"C1": True}, "finite numbers"),
+        ({"C1": float("nan")}, "finite numbers"),
+        ({"": 1}, "1 to 32"),
+        ({f"s{i}": 1 for i in range(300)}, "at most"),
+    ):
         with pytest.raises(ValueError, match=why):
             parse_transaction({**base, "signals": bad})

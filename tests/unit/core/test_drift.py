@@ -6,8 +6,10 @@ PROBS = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
 
 
 def reference(sample: np.ndarray) -> dict:
-    return {"x": {"probs": PROBS, "quantiles": list(np.quantile(sample, PROBS))},
-            "flag": {"probs": PROBS, "quantiles": [0, 0, 0, 0, 1, 1, 1]}}
+    return {
+        "x": {"probs": PROBS, "quantiles": list(np.quantile(sample, PROBS))},
+        "flag": {"probs": PROBS, "quantiles": [0, 0, 0, 0, 1, 1, 1]},
+    }
 
 
 def test_same_population_raises_nothing_and_shifted_one_does():

@@ -1,4 +1,5 @@
 """Market features: the training window builder and the stream's serving path give identical arrays."""
+
 from __future__ import annotations
 
 import csv
@@ -30,20 +31,20 @@ def test_training_windows_equal_serving_windows_on_real_prices():
     # serving: the stream keeps the last W+1 prices per symbol and scores when the buffer is full
     buf: deque[float] = deque(maxlen=W + 1)
     served = []
-    for p in prices[:-1]:                     # the last price is only ever a target
+    for p in prices[:-1]:  # the last price is only ever a target
         buf.append(float(p))
         if len(buf) == W + 1:
             served.append(forecast_input(np.array([buf]), norm)[0])
     served = np.stack(served)
     assert X_train.shape == served.shape == (len(prices) - 1 - W, W, 1)
     assert X_train.dtype == served.dtype == np.float32
-    assert np.array_equal(X_train, served)    # bit-identical, not merely close
+    assert np.array_equal(X_train, served)  # bit-identical, not merely close
 
     # batched serving (N windows at once) is the same too
     windows = np.lib.stride_tricks.sliding_window_view(prices[:-1], W + 1)
     assert np.array_equal(forecast_input(windows, norm), X_train)
     # targets: the raw log return right after each window
-    assert np.allclose(y, np.log(prices[W + 1:] / prices[W:-1]))
+    assert np.allclose(y, np.log(prices[W + 1 :] / prices[W:-1]))
 
 
 def test_standardiser_clip_behaviour():

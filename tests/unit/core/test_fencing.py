@@ -7,6 +7,7 @@ from stream.core.fencing import Fenced
 def counter_step(x):
     def step(total):
         return total + x, total + x
+
     return step
 
 
@@ -20,7 +21,7 @@ def test_redelivery_changes_nothing_and_reproduces_outputs():
     clean_out = run(clean, log)
     crashed = Fenced(0)
     first = run(crashed, log[:3])
-    again = run(crashed, log)          # offsets 0..2 redelivered, then 3..4 new
+    again = run(crashed, log)  # offsets 0..2 redelivered, then 3..4 new
     assert first + again[3:] == clean_out
     assert again == clean_out
     assert crashed.state == clean.state == sum(x for *_, x in log)
@@ -29,7 +30,7 @@ def test_redelivery_changes_nothing_and_reproduces_outputs():
 def test_partition_change_is_new_data():
     e = Fenced(0)
     run(e, [(0, 100, 1)])
-    assert run(e, [(1, 5, 2)]) == [3]     # offset 5 < 100 but on another partition: applied
+    assert run(e, [(1, 5, 2)]) == [3]  # offset 5 < 100 but on another partition: applied
     assert e.partition == 1 and list(e.snapshots) == [5]
 
 
@@ -59,6 +60,6 @@ def test_snapshots_below_the_committed_offset_go():
         fencing.apply(e, 0, o, counter_step(1), committed=0)
     fencing.apply(e, 0, 10, counter_step(1), committed=7)
     assert sorted(e.snapshots) == [7, 8, 9, 10]
-    assert fencing.apply(e, 0, 8, counter_step(1), committed=7) == 9   # still reproducible
-    with pytest.raises(fencing.ReplayGap):                              # committed: never redelivered
+    assert fencing.apply(e, 0, 8, counter_step(1), committed=7) == 9  # still reproducible
+    with pytest.raises(fencing.ReplayGap):  # committed: never redelivered
         fencing.apply(e, 0, 6, counter_step(1), committed=7)

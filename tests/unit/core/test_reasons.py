@@ -57,11 +57,10 @@ def test_explaining_some_rows_scores_all_then_occludes_only_those():
     x = np.array([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
     _, every = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {})
     calls.clear()
-    scores, reasons = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {},
-                                         explain=lambda s: s > 0)
-    assert calls == [(3, 3), (2 * 3, 3)]          # scores of all 3 rows, then 3 copies of the 2 picked
+    scores, reasons = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {}, explain=lambda s: s > 0)
+    assert calls == [(3, 3), (2 * 3, 3)]  # scores of all 3 rows, then 3 copies of the 2 picked
     np.testing.assert_allclose(scores, [2.0, 2.0, -3.0])
     assert reasons[:2] == every[:2] and reasons[2] == []
     calls.clear()
     score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {}, explain=lambda s: s > 5)
-    assert calls == [(3, 3)]                       # nothing to explain: no second call
+    assert calls == [(3, 3)]  # nothing to explain: no second call

