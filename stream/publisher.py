@@ -52,11 +52,8 @@ class Publisher:
 
     def committed(self, topic: str, partition: int) -> int | None:
         """An offset of ``topic``/``partition`` known to be committed, or None if unknown."""
-        known = self._committed.get((topic, partition))
-        elsewhere = self.committed_elsewhere(topic, partition)
-        if known is None or elsewhere is None:
-            return known if elsewhere is None else elsewhere
-        return max(known, elsewhere)
+        known = (self._committed.get((topic, partition)), self.committed_elsewhere(topic, partition))
+        return max((o for o in known if o is not None), default=None)
 
     def note_committed(self, source: TopicPartition, next_offset: int) -> None:
         """A transaction consuming ``source`` up to ``next_offset`` has committed."""

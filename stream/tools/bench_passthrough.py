@@ -62,10 +62,11 @@ def run_faust(s: Settings, src: str, dst: str) -> None:
     Worker(app, loglevel=s.log_level, quiet=True).execute_from_commandline()
 
 
-async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+def _consumer(s: Settings, src: str):
+    """The plain loops' consumer: the worker's group, manual commits, batches of ``batch_max``."""
+    from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(
+    return AIOKafkaConsumer(
         src,
         **s.kafka_client_options(),
         group_id=s.app_id,
@@ -73,6 +74,12 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
         auto_offset_reset="earliest",
         max_poll_records=s.batch_max,
     )
+
+
+async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    consumer = _consumer(s, src)
     producer = AIOKafkaProducer(**s.kafka_client_options(), linger_ms=5, enable_idempotence=True)
     await consumer.start()
     await producer.start()
@@ -98,18 +105,9 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
 
 
 async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
-    from aiokafka import AIOKafkaConsumer
-
     from stream.delivery import Delivery
 
-    consumer = AIOKafkaConsumer(
-        src,
-        **s.kafka_client_options(),
-        group_id=s.app_id,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=s.batch_max,
-    )
+    consumer = _consumer(s, src)
 
     def drained(tp, next_offset: int) -> bool:
         hw = consumer.highwater(tp)
