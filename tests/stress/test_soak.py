@@ -111,10 +111,12 @@ def run_topics(run: WorkerRun) -> dict[str, str]:
     }
 
 
-def feed(run: WorkerRun, log) -> None:
+def feed(run: WorkerRun, log, start: float = 0.0, stop: float = 1.0) -> None:
+    """Produce the share [start, stop) of every input topic's log, in order (so offsets match)."""
     s = run.settings
     for topic, kind in zip(s.input_topics, ("ticks", "transactions", "user-events")):
-        produce(s, topic, log[kind])
+        recs = log[kind]
+        produce(s, topic, recs[int(start * len(recs)) : int(stop * len(recs))])
 
 
 def outputs(run: WorkerRun, want: dict[str, int], timeout: float) -> list[tuple[str, str, bytes]]:
@@ -209,17 +211,21 @@ def test_soak_sigkills_at_random_points_give_the_clean_run(stack, tmp_path):
     assert len(clean_out) == len(set(clean_out))
 
     crashed = WorkerRun(stack, tmp_path, **common)
-    feed(crashed, log)
-    crashed.start()
     total = sum(want.values()) + by_kind["risk-alerts"]
     rng = random.Random(EVENTS * 31 + KILLS)
     points = sorted(
         rng.uniform(0.05, 0.6) for _ in range(KILLS)
     )  # of outputs; the count also holds transaction markers
+    # The log arrives in pieces, the next one after each restart: a restarted worker always has
+    # input it has not seen, so a kill point is never past the end of a stream it already finished.
+    shares = [min(1.0, f + 0.15) for f in points] + [1.0]
+    feed(crashed, log, 0.0, shares[0])
+    crashed.start()
     kills = []
-    for f in points:
+    for i, f in enumerate(points):
         # a point already passed (a restart rewrites what was uncommitted) waits for new output instead
         kills.append(kill_when_written(crashed, max(int(f * total), kills[-1] + 1 if kills else 0), wait))
+        feed(crashed, log, shares[i], shares[i + 1])
         crashed.start()
     crashed_out = outputs(crashed, want, wait)
     crashed.stop()
