@@ -5,12 +5,13 @@ Nothing else in the code base names a host, port, topic or secret.
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,13 +49,9 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
 
     # --- Topics ----------------------------------------------------------
-    topic_ticks: str = "ticks"
-    topic_transactions: str = "transactions"
-    topic_user_events: str = "user-events"
-    topic_forecasts: str = "forecasts"
-    topic_risk_alerts: str = "risk-alerts"
-    topic_risk_scores: str = "risk-scores"
-    topic_recommendations: str = "recommendations"
+    # The pipelines' topics (ticks, forecasts, risk-alerts...) are declared by the pipelines
+    # (stream/pipelines), not here: FINSTREAM_TOPIC_<NAME> renames one and ``topic_<name>`` or
+    # ``topic("<name>")`` reads it (see ``__getattr__``). Dead letters and model events are the runtime's.
     topic_dead_letters: str = "dead-letters"
     topic_model_events: str = "model-events"
     topic_partitions: int = Field(4, ge=1)
@@ -93,6 +90,34 @@ class Settings(BaseSettings):
     bar_interval: str = "1d"  # default bar interval per symbol: <n><s|m|h|d|w>
     bar_intervals: str = ""  # per-symbol overrides, "EURUSD=1h,SP500=1d"
     bar_scaling_fallback: bool = False  # serve a forecaster of another interval, square-root-of-time scaled
+
+    _topic_names: dict[str, str] = PrivateAttr(default_factory=dict)  # FINSTREAM_TOPIC_* of the pipelines' topics
+
+    def __init__(self, **values) -> None:
+        """Fields as pydantic-settings reads them; the pipelines' topic names (``topic_ticks=`` or
+        ``FINSTREAM_TOPIC_TICKS``, the argument first) kept aside, since they are no fields."""
+        fields = type(self).model_fields
+        given = {k: str(values.pop(k)) for k in list(values) if k.startswith("topic_") and k not in fields}
+        super().__init__(**values)
+        env = {
+            k[len(_PREFIX) :].lower(): v
+            for k, v in os.environ.items()
+            if k.upper().startswith(_PREFIX + "TOPIC_") and k[len(_PREFIX) :].lower() not in fields
+        }
+        self._topic_names = {**env, **given}
+
+    def __getattr__(self, name: str):
+        """``topic_<name>``: the configured name of a topic a pipeline declares (default: ``<name>``
+        with dashes). Called only for what is no field, so fields and the rest work as usual."""
+        if name.startswith("topic_"):
+            default = _declared_topics().get(name)
+            if default is not None:
+                return self._topic_names.get(name, default)
+        return super().__getattr__(name)
+
+    def topic(self, name: str) -> str:
+        """A topic by its default name (``risk-alerts``) as configured here."""
+        return getattr(self, topic_attr(name))
 
     @field_validator("bar_interval")
     @classmethod
@@ -264,21 +289,48 @@ def _str(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
-TOPIC_FIELDS: tuple[str, ...] = tuple(
-    f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions"
-)
+_PREFIX = "FINSTREAM_"
+# topic attribute -> default name, of the topics the pipelines declare (``stream.pipelines`` sets it)
+_PIPELINE_TOPICS: dict[str, str] = {}
+
+
+def topic_attr(name: str) -> str:
+    """The Settings attribute of a topic's default name: ``risk-alerts`` -> ``topic_risk_alerts``
+    (and so ``FINSTREAM_TOPIC_RISK_ALERTS``)."""
+    return "topic_" + name.replace("-", "_")
+
+
+def declare_topics(names) -> None:
+    """The pipelines' topics by default name (``stream.pipelines`` calls it whenever its registry changes)."""
+    _PIPELINE_TOPICS.clear()
+    _PIPELINE_TOPICS.update({topic_attr(n): n for n in names})
+
+
+def _declared_topics() -> dict[str, str]:
+    if not _PIPELINE_TOPICS:
+        import stream.pipelines  # noqa: F401  (declares them on import)
+    return _PIPELINE_TOPICS
+
+
+def topic_defaults() -> dict[str, str]:
+    """Every topic attribute (``topic_ticks``) -> its default name (``ticks``): the pipelines'
+    topics, then the runtime's own (dead letters, model events)."""
+    own = {
+        f: info.default
+        for f, info in Settings.model_fields.items()
+        if f.startswith("topic_") and f != "topic_partitions"
+    }
+    return {**_declared_topics(), **own}
 
 
 def topic_env(name) -> dict[str, str]:
     """``FINSTREAM_TOPIC_*`` variables giving every topic its own name, ``name("user-events")``:
     a private deployment (the demo, the bench, a test) on a shared broker."""
-    return {f"FINSTREAM_{f.upper()}": name(f.removeprefix("topic_").replace("_", "-")) for f in TOPIC_FIELDS}
+    return {f"{_PREFIX}{attr.upper()}": name(default) for attr, default in topic_defaults().items()}
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:
     """Settings as a process with exactly ``env`` would read them (for launching workers)."""
-    import os
-
     saved = dict(os.environ)
     try:
         os.environ.clear()
