@@ -24,6 +24,8 @@ PIPELINE = Pipeline(
     input_topic="user-events",
     state=("user",),
     served_tasks=frozenset({"recommend"}),
+    # recommend: holdings (+ attributes) -> score per product; purchase_propensity: customer ->
+    # probability of buying (caravan), batch scoring only
     trained_tasks=frozenset({"recommend", "purchase_propensity"}),
     outputs=("recommendations",),
     job=RecommendJob,

@@ -37,6 +37,8 @@ PIPELINE = Pipeline(
     input_topic="transactions",
     state=("card", "acct"),
     served_tasks=frozenset({"transaction_risk"}),
+    # transaction_risk: the live card scorer; credit_default (application default probability) and
+    # credit_loss (continuous risk target): batch scoring only (``finstream score``)
     trained_tasks=frozenset({"transaction_risk", "credit_default", "credit_loss"}),
     outputs=("risk-scores", "risk-alerts"),
     feeds=("user-events",),
