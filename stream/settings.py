@@ -14,6 +14,9 @@ from urllib.parse import urlsplit
 from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from stream import topics
+from stream.topics import topic_defaults, topic_env  # noqa: F401  (their callers import them from here)
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -99,25 +102,20 @@ class Settings(BaseSettings):
         fields = type(self).model_fields
         given = {k: str(values.pop(k)) for k in list(values) if k.startswith("topic_") and k not in fields}
         super().__init__(**values)
-        env = {
-            k[len(_PREFIX) :].lower(): v
-            for k, v in os.environ.items()
-            if k.upper().startswith(_PREFIX + "TOPIC_") and k[len(_PREFIX) :].lower() not in fields
-        }
-        self._topic_names = {**env, **given}
+        self._topic_names = {**topics.renamed(os.environ, fields), **given}
 
     def __getattr__(self, name: str):
         """``topic_<name>``: the configured name of a topic a pipeline declares (default: ``<name>``
         with dashes). Called only for what is no field, so fields and the rest work as usual."""
         if name.startswith("topic_"):
-            default = _declared_topics().get(name)
+            default = topics.declared().get(name)
             if default is not None:
                 return self._topic_names.get(name, default)
         return super().__getattr__(name)
 
     def topic(self, name: str) -> str:
         """A topic by its default name (``risk-alerts``) as configured here."""
-        return getattr(self, topic_attr(name))
+        return getattr(self, topics.attr(name))
 
     @field_validator("bar_interval")
     @classmethod
@@ -287,46 +285,6 @@ class Settings(BaseSettings):
 
 def _str(path: Path | None) -> str | None:
     return str(path) if path is not None else None
-
-
-_PREFIX = "FINSTREAM_"
-# topic attribute -> default name, of the topics the pipelines declare (``stream.pipelines`` sets it)
-_PIPELINE_TOPICS: dict[str, str] = {}
-
-
-def topic_attr(name: str) -> str:
-    """The Settings attribute of a topic's default name: ``risk-alerts`` -> ``topic_risk_alerts``
-    (and so ``FINSTREAM_TOPIC_RISK_ALERTS``)."""
-    return "topic_" + name.replace("-", "_")
-
-
-def declare_topics(names) -> None:
-    """The pipelines' topics by default name (``stream.pipelines`` calls it whenever its registry changes)."""
-    _PIPELINE_TOPICS.clear()
-    _PIPELINE_TOPICS.update({topic_attr(n): n for n in names})
-
-
-def _declared_topics() -> dict[str, str]:
-    if not _PIPELINE_TOPICS:
-        import stream.pipelines  # noqa: F401  (declares them on import)
-    return _PIPELINE_TOPICS
-
-
-def topic_defaults() -> dict[str, str]:
-    """Every topic attribute (``topic_ticks``) -> its default name (``ticks``): the pipelines'
-    topics, then the runtime's own (dead letters, model events)."""
-    own = {
-        f: info.default
-        for f, info in Settings.model_fields.items()
-        if f.startswith("topic_") and f != "topic_partitions"
-    }
-    return {**_declared_topics(), **own}
-
-
-def topic_env(name) -> dict[str, str]:
-    """``FINSTREAM_TOPIC_*`` variables giving every topic its own name, ``name("user-events")``:
-    a private deployment (the demo, the bench, a test) on a shared broker."""
-    return {f"{_PREFIX}{attr.upper()}": name(default) for attr, default in topic_defaults().items()}
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:

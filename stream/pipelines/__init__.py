@@ -24,7 +24,7 @@ import pkgutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
-from stream import settings
+from stream import topics as topic_names
 from stream.core import manifest
 from stream.pipelines.base import InputContract, Pipeline
 
@@ -76,7 +76,7 @@ def register(p: Pipeline) -> None:
         if clash and other is not p:
             raise ValueError(f"pipeline {p.name!r} has the same {', '.join(clash)} as {other.name!r}")
     _REGISTRY[p.name] = p
-    settings.declare_topics(topics())
+    topic_names.declare(topics())
 
 
 @contextmanager
@@ -87,7 +87,7 @@ def registered(p: Pipeline) -> Iterator[Pipeline]:
         yield p
     finally:
         _REGISTRY.pop(p.name, None)
-        settings.declare_topics(topics())
+        topic_names.declare(topics())
 
 
 def all_pipelines() -> list[Pipeline]:
