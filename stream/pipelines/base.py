@@ -10,7 +10,7 @@ Words, each for one thing (used the same way across ``stream/`` and ``training/`
 * **agent**: the Faust agent that feeds a Job (``<slot>-agent``); an adapter detail, not a concept.
 * **topic**: declared by its default name (``ticks``, ``risk-alerts``); ``FINSTREAM_TOPIC_<NAME>``
   (``FINSTREAM_TOPIC_RISK_ALERTS``) renames it and ``Settings.topic_<name>`` reads it
-  (``stream.settings``), so a new pipeline's topics need no Settings field of their own.
+  (``stream.topics``), so a new pipeline's topics need no Settings field of their own.
 """
 
 from __future__ import annotations
