@@ -110,7 +110,11 @@ class Settings(BaseSettings):
         if name.startswith("topic_"):
             default = topics.declared().get(name)
             if default is not None:
-                return self._topic_names.get(name, default)
+                value = self._topic_names.get(name, default)
+                # kept as a plain instance attribute: the jobs read it per output record, and the
+                # next read then costs a dict lookup, not this method (it is no field: not dumped)
+                self.__dict__[name] = value
+                return value
         return super().__getattr__(name)
 
     def topic(self, name: str) -> str:
