@@ -207,6 +207,7 @@ def test_topic_names_and_their_env_vars_derive_from_the_declarations(echo, monke
     assert (s.topic_echo, s.topic_echo_out) == ("echo-v2", "echo-out-v2")
     assert s.input_topics[-1] == "echo-v2" and {"echo-out-v2", "echo-side"} <= set(s.output_topics)
     assert s.model_copy(update={"batch_max": 7}).topic_echo == "echo-v2"
+    assert "topic_echo" not in s.model_dump() and s == Settings(topic_echo="echo-v2")  # read, not a field
     env = topic_env(lambda t: f"private-{t}")
     assert env["FINSTREAM_TOPIC_ECHO"] == "private-echo" and env["FINSTREAM_TOPIC_ECHO_SIDE"] == "private-echo-side"
     assert (
