@@ -1,6 +1,8 @@
 """The one place configuration is read: typed, from ``FINSTREAM_*`` environment variables.
 
-Nothing else in the code base names a host, port, topic or secret.
+Nothing else in the code base names a host, port or secret. Topics are named by what owns them:
+a pipeline declares its topics' default names (``stream/pipelines``), and ``FINSTREAM_TOPIC_<NAME>``
+renames one here like any other setting (``stream.topics``).
 """
 
 from __future__ import annotations
