@@ -44,5 +44,5 @@ PIPELINE = Pipeline(
     feeds=("user-events",),
     job=RiskJob,
     trainer="training.risk",
-    load="stream.tools.synthetic.transactions",
+    load="stream.tools.synthetic.transaction_feeds",
 )

@@ -1,6 +1,6 @@
 """Seeded synthetic event generators, one module per stream kind: card transactions with labelled
-fraud (``transactions``, its simulated world in ``world``), ticks (``ticks``), user events
-(``user_events``).
+fraud (``transactions``: the simulator; ``world``: its assumptions; ``transaction_feeds``: what it
+feeds), ticks (``ticks``), user events (``user_events``).
 
 Used by training (the transaction-risk model has no public labelled source with per-account
 histories) and by the stream for feeds and load tests. Pure numpy + Python so the worker's
@@ -11,14 +11,14 @@ The data is synthetic: fine for load, never for accuracy claims.
 """
 
 from stream.tools.synthetic.ticks import tick_stream
-from stream.tools.synthetic.transactions import (
-    TransactionSimulator,
+from stream.tools.synthetic.transaction_feeds import (
     fraud_labels,
     generate_transactions,
     replay_rows,
     strip_labels,
     transaction_stream,
 )
+from stream.tools.synthetic.transactions import TransactionSimulator
 from stream.tools.synthetic.user_events import user_event_stream
 from stream.tools.synthetic.world import START_MS
 
