@@ -294,3 +294,18 @@ def test_a_pipeline_without_a_load_module_is_a_clear_bench_error(echo):
     )
     with pipelines.registered(bare), pytest.raises(ValueError, match="'bare' declares no load module"):
         bench_load.make_events("bare", 3)
+
+
+def test_each_pipelines_load_is_valid_input_keyed_by_its_key():
+    """What the bench feeds a pipeline (the load module it names) parses with its contract, keyed
+    by its key field, and its warm-up gives as many outputs as the bench will wait for."""
+    from stream.tools import bench_load
+
+    s = Settings()
+    for p in pipelines.all_pipelines():
+        records = bench_load.make_events(p.name, 300)
+        events = [p.input.parse(orjson.loads(v)) for _, v in records]
+        assert len(events) == 300, p.name
+        assert all(k.decode() == str(getattr(e, p.input.key)) for (k, _), e in zip(records, events)), p.name
+        warm, expected = bench_load.warmup_events(p.name, s)
+        assert 0 < expected <= len(warm), p.name
