@@ -65,9 +65,13 @@ def worker() -> None:
     w.main()
 
 
+# the shipped kinds; the registry has the full list (reading it here would load every Job)
+KIND_HELP = "Input kind of a pipeline (stream/pipelines), e.g. ticks, transactions, user-events; others are refused, naming the known ones."
+
+
 @app.command()
 def replay(
-    kind: str = typer.Option(..., "--kind", help="Input kind of a pipeline: ticks | transactions | user-events"),
+    kind: str = typer.Option(..., "--kind", help=KIND_HELP),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
     map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
     symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
@@ -87,7 +91,7 @@ def replay(
 
 @app.command()
 def backtest(
-    kind: str = typer.Option(..., "--kind", help="ticks | transactions | user-events"),
+    kind: str = typer.Option(..., "--kind", help=KIND_HELP),
     input: Path | None = typer.Option(
         None,
         "--input",

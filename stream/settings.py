@@ -1,17 +1,23 @@
 """The one place configuration is read: typed, from ``FINSTREAM_*`` environment variables.
 
-Nothing else in the code base names a host, port, topic or secret.
+Nothing else in the code base names a host, port or secret. Topics are named by what owns them:
+a pipeline declares its topics' default names (``stream/pipelines``), and ``FINSTREAM_TOPIC_<NAME>``
+renames one here like any other setting (``stream.topics``).
 """
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from stream import topics
+from stream.topics import topic_defaults, topic_env  # noqa: F401  (their callers import them from here)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -48,13 +54,9 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = None
 
     # --- Topics ----------------------------------------------------------
-    topic_ticks: str = "ticks"
-    topic_transactions: str = "transactions"
-    topic_user_events: str = "user-events"
-    topic_forecasts: str = "forecasts"
-    topic_risk_alerts: str = "risk-alerts"
-    topic_risk_scores: str = "risk-scores"
-    topic_recommendations: str = "recommendations"
+    # The pipelines' topics (ticks, forecasts, risk-alerts...) are declared by the pipelines
+    # (stream/pipelines), not here: FINSTREAM_TOPIC_<NAME> renames one and ``topic_<name>`` or
+    # ``topic("<name>")`` reads it (see ``__getattr__``). Dead letters and model events are the runtime's.
     topic_dead_letters: str = "dead-letters"
     topic_model_events: str = "model-events"
     topic_partitions: int = Field(4, ge=1)
@@ -93,6 +95,33 @@ class Settings(BaseSettings):
     bar_interval: str = "1d"  # default bar interval per symbol: <n><s|m|h|d|w>
     bar_intervals: str = ""  # per-symbol overrides, "EURUSD=1h,SP500=1d"
     bar_scaling_fallback: bool = False  # serve a forecaster of another interval, square-root-of-time scaled
+
+    _topic_names: dict[str, str] = PrivateAttr(default_factory=dict)  # FINSTREAM_TOPIC_* of the pipelines' topics
+
+    def __init__(self, **values) -> None:
+        """Fields as pydantic-settings reads them; the pipelines' topic names (``topic_ticks=`` or
+        ``FINSTREAM_TOPIC_TICKS``, the argument first) kept aside, since they are no fields."""
+        fields = type(self).model_fields
+        given = {k: str(values.pop(k)) for k in list(values) if k.startswith("topic_") and k not in fields}
+        super().__init__(**values)
+        self._topic_names = {**topics.renamed(os.environ, fields), **given}
+
+    def __getattr__(self, name: str):
+        """``topic_<name>``: the configured name of a topic a pipeline declares (default: ``<name>``
+        with dashes). Called only for what is no field, so fields and the rest work as usual."""
+        if name.startswith("topic_"):
+            default = topics.declared().get(name)
+            if default is not None:
+                value = self._topic_names.get(name, default)
+                # kept as a plain instance attribute: the jobs read it per output record, and the
+                # next read then costs a dict lookup, not this method (it is no field: not dumped)
+                self.__dict__[name] = value
+                return value
+        return super().__getattr__(name)
+
+    def topic(self, name: str) -> str:
+        """A topic by its default name (``risk-alerts``) as configured here."""
+        return getattr(self, topics.attr(name))
 
     @field_validator("bar_interval")
     @classmethod
@@ -264,21 +293,8 @@ def _str(path: Path | None) -> str | None:
     return str(path) if path is not None else None
 
 
-TOPIC_FIELDS: tuple[str, ...] = tuple(
-    f for f in Settings.model_fields if f.startswith("topic_") and f != "topic_partitions"
-)
-
-
-def topic_env(name) -> dict[str, str]:
-    """``FINSTREAM_TOPIC_*`` variables giving every topic its own name, ``name("user-events")``:
-    a private deployment (the demo, the bench, a test) on a shared broker."""
-    return {f"FINSTREAM_{f.upper()}": name(f.removeprefix("topic_").replace("_", "-")) for f in TOPIC_FIELDS}
-
-
 def settings_from_env(env: dict[str, str]) -> Settings:
     """Settings as a process with exactly ``env`` would read them (for launching workers)."""
-    import os
-
     saved = dict(os.environ)
     try:
         os.environ.clear()

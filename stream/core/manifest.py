@@ -19,21 +19,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 MANIFEST_SCHEMA = 1
-TASKS = frozenset(
-    {
-        "forecast",  # ticks -> next-step return and volatility
-        "transaction_risk",  # live per-account transaction scorer (the stream's risk slot)
-        "credit_default",  # application-level default probability (batch scoring)
-        "credit_loss",  # continuous risk target (linear regression)
-        "recommend",  # holdings (+ attributes) -> score per product
-        "purchase_propensity",  # customer -> probability of buying (caravan_purchase)
-    }
-)
+_task_vocabulary: Callable[[], Collection[str]] | None = None
+
+
+def use_task_vocabulary(tasks: Callable[[], Collection[str]]) -> None:
+    """Name the tasks a card may have. The pipelines declare theirs (``stream.pipelines`` installs
+    its ``tasks``), so a new pipeline's task needs no list here; the pure core cannot import them."""
+    global _task_vocabulary
+    _task_vocabulary = tasks
+
+
+def known_tasks() -> frozenset[str] | None:
+    """The tasks a card may have (None: no vocabulary installed, i.e. ``stream.pipelines`` not imported)."""
+    return None if _task_vocabulary is None else frozenset(_task_vocabulary())
 
 
 class ManifestError(ValueError):
@@ -81,8 +85,11 @@ class ModelCard:
             card = cls(**d)
         except (KeyError, TypeError) as exc:
             raise ManifestError(f"model card {d.get('name', '?')!r} is malformed: {exc}") from None
-        if card.task not in TASKS:
-            raise ManifestError(f"model {card.name!r} has unknown task {card.task!r}")
+        known = known_tasks()
+        if known is not None and card.task not in known:
+            raise ManifestError(
+                f"model {card.name!r} has unknown task {card.task!r} (known: {', '.join(sorted(known))})"
+            )
         return card
 
     @property

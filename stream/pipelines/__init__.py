@@ -9,9 +9,10 @@ the bench and the demo list the pipelines from this registry, never by hand.
 The pure core (``stream.core``) never imports this package: the declarations name adapters' Jobs.
 
 A fourth pipeline needs, besides its module here and its tests: its Job (``stream.serving``),
-its input parser (``stream.core.contracts``), its training module, the ``FINSTREAM_TOPIC_*``
-fields of its topics and the retention of its state kind (``stream.settings``: configuration is
-read there only), and its model task in the manifest's vocabulary (``stream.core.manifest.TASKS``).
+its input parser (``stream.core.contracts``), its training module, its load module for the bench
+(``stream.tools.bench_load``) and the retention of its state kind (``stream.settings``). Its topics
+(``FINSTREAM_TOPIC_<NAME>``, ``Settings.topic_<name>``) and its model tasks (the manifest's
+vocabulary, ``stream.core.manifest``) come from its declaration.
 ``tests/unit/pipelines/test_registry.py`` registers such a pipeline and checks that everything
 else picks it up.
 """
@@ -23,6 +24,8 @@ import pkgutil
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
+from stream import topics as topic_names
+from stream.core import manifest
 from stream.pipelines.base import InputContract, Pipeline
 
 __all__ = [
@@ -37,6 +40,8 @@ __all__ = [
     "register",
     "registered",
     "slots",
+    "tasks",
+    "topics",
 ]
 
 _REGISTRY: dict[str, Pipeline] = {}
@@ -71,6 +76,7 @@ def register(p: Pipeline) -> None:
         if clash and other is not p:
             raise ValueError(f"pipeline {p.name!r} has the same {', '.join(clash)} as {other.name!r}")
     _REGISTRY[p.name] = p
+    topic_names.declare(topics())
 
 
 @contextmanager
@@ -81,6 +87,7 @@ def registered(p: Pipeline) -> Iterator[Pipeline]:
         yield p
     finally:
         _REGISTRY.pop(p.name, None)
+        topic_names.declare(topics())
 
 
 def all_pipelines() -> list[Pipeline]:
@@ -95,6 +102,16 @@ def names() -> tuple[str, ...]:
 def slots() -> tuple[str, ...]:
     """The model slots the manifest's defaults may name (``forecast@1h`` is the forecast slot's)."""
     return tuple(p.slot for p in all_pipelines())
+
+
+def tasks() -> frozenset[str]:
+    """The model tasks the pipelines declare: the manifest's vocabulary (a card naming another is refused)."""
+    return frozenset().union(*(p.tasks for p in _REGISTRY.values()))
+
+
+def topics() -> tuple[str, ...]:
+    """Every topic the pipelines declare, by default name (``FINSTREAM_TOPIC_<NAME>`` renames one)."""
+    return tuple(dict.fromkeys(t for p in all_pipelines() for t in p.topics))
 
 
 def get(name: str) -> Pipeline:
@@ -138,4 +155,5 @@ class _Parsers(Mapping):
 
 PARSERS: Mapping = _Parsers()
 
+manifest.use_task_vocabulary(tasks)
 _discover()

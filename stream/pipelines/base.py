@@ -8,6 +8,9 @@ Words, each for one thing (used the same way across ``stream/`` and ``training/`
 * **slot**: the model slot the manifest's ``defaults`` name (``forecast``; ``forecast@1h`` per bar interval).
 * **Job**: the class that turns a micro-batch of source records into output records (``stream.serving``).
 * **agent**: the Faust agent that feeds a Job (``<slot>-agent``); an adapter detail, not a concept.
+* **topic**: declared by its default name (``ticks``, ``risk-alerts``); ``FINSTREAM_TOPIC_<NAME>``
+  (``FINSTREAM_TOPIC_RISK_ALERTS``) renames it and ``Settings.topic_<name>`` reads it
+  (``stream.topics``), so a new pipeline's topics need no Settings field of their own.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ class Pipeline:
     #: position in every listing (training runs the jobs in this order)
     order: int
     input: InputContract
-    #: Settings field naming the input topic (``topic_ticks``)
+    #: default name of the input topic (``ticks``; configured as ``FINSTREAM_TOPIC_TICKS``)
     input_topic: str
     #: entity kinds the Job keeps in the state store (Redis key kinds)
     state: tuple[str, ...]
@@ -49,15 +52,18 @@ class Pipeline:
     served_tasks: frozenset[str]
     #: tasks its training job writes into the manifest
     trained_tasks: frozenset[str]
-    #: Settings fields of the topics it publishes (dead letters aside); the first is its main
-    #: output (the bench counts it per event)
+    #: default names of the topics it publishes (dead letters aside); the first is its main
+    #: output (the bench counts it per event), the others are counted beside it (risk alerts)
     outputs: tuple[str, ...]
     #: the Job (``stream.serving``); it declares the model ``slot`` it picks its model by
     job: type
     #: training module with ``train(ctx) -> JobResult`` (named, never imported by the stream)
     trainer: str
-    #: Settings fields of input topics it publishes derived records to
+    #: default names of input topics it publishes derived records to
     feeds: tuple[str, ...] = ()
+    #: tools module that makes load for it (``finstream bench``), named like ``trainer`` because
+    #: the runtime never imports the tools; see ``stream.tools.bench_load`` for what it provides
+    load: str = ""
 
     @property
     def slot(self) -> str:
@@ -68,12 +74,22 @@ class Pipeline:
     def kind(self) -> str:
         return self.input.kind
 
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """Every topic it declares (default names): input, outputs, feeds."""
+        return (self.input_topic, *self.outputs, *self.feeds)
+
+    @property
+    def tasks(self) -> frozenset[str]:
+        """The model tasks it brings into the manifest's vocabulary."""
+        return self.served_tasks | self.trained_tasks
+
     def topic(self, settings) -> str:
         """The input topic's name under these settings."""
-        return getattr(settings, self.input_topic)
+        return settings.topic(self.input_topic)
 
     def output_topics(self, settings) -> tuple[str, ...]:
-        return tuple(getattr(settings, f) for f in self.outputs)
+        return tuple(settings.topic(t) for t in self.outputs)
 
     def build(self, settings, state, models):
         """The pipeline's Job on a state backend and a model registry."""

@@ -22,11 +22,12 @@ PIPELINE = Pipeline(
         fields=("symbol", "ts", "price", "bid", "ask", "volume", "event_id"),
         numeric=("price", "bid", "ask", "volume"),
     ),
-    input_topic="topic_ticks",
+    input_topic="ticks",
     state=("bar",),
     served_tasks=frozenset({"forecast"}),
-    trained_tasks=frozenset({"forecast"}),
-    outputs=("topic_forecasts",),
+    trained_tasks=frozenset({"forecast"}),  # closed bars -> next-bar return and volatility
+    outputs=("forecasts",),
     job=ForecastJob,
     trainer="training.forecast",
+    load="stream.tools.synthetic.ticks",
 )

@@ -21,11 +21,14 @@ PIPELINE = Pipeline(
         key="user_id",
         fields=("user_id", "ts", "product_id", "action", "event_id"),
     ),
-    input_topic="topic_user_events",
+    input_topic="user-events",
     state=("user",),
     served_tasks=frozenset({"recommend"}),
+    # recommend: holdings (+ attributes) -> score per product; purchase_propensity: customer ->
+    # probability of buying (caravan), batch scoring only
     trained_tasks=frozenset({"recommend", "purchase_propensity"}),
-    outputs=("topic_recommendations",),
+    outputs=("recommendations",),
     job=RecommendJob,
     trainer="training.recommend",
+    load="stream.tools.synthetic.user_events",
 )

@@ -34,12 +34,15 @@ PIPELINE = Pipeline(
         ),
         numeric=("amount",),
     ),
-    input_topic="topic_transactions",
+    input_topic="transactions",
     state=("card", "acct"),
     served_tasks=frozenset({"transaction_risk"}),
+    # transaction_risk: the live card scorer; credit_default (application default probability) and
+    # credit_loss (continuous risk target): batch scoring only (``finstream score``)
     trained_tasks=frozenset({"transaction_risk", "credit_default", "credit_loss"}),
-    outputs=("topic_risk_scores", "topic_risk_alerts"),
-    feeds=("topic_user_events",),
+    outputs=("risk-scores", "risk-alerts"),
+    feeds=("user-events",),
     job=RiskJob,
     trainer="training.risk",
+    load="stream.tools.synthetic.transaction_feeds",
 )

@@ -29,7 +29,7 @@ from pathlib import Path
 import orjson
 
 from stream.core.records import OutputRecord, SourceRecord
-from stream.settings import TOPIC_FIELDS, Settings
+from stream.settings import Settings, topic_defaults
 from stream.tools.backtest_compare import BacktestError, compare, from_inputs, read_range
 
 
@@ -90,7 +90,7 @@ def write_outputs(outputs: list[OutputRecord], out_dir: Path) -> dict[str, int]:
 def resolve_topic(s: Settings, name: str) -> str:
     """An output topic by its configured name or by its default name (``forecasts`` means
     ``FINSTREAM_TOPIC_FORECASTS``, whatever it is set to)."""
-    defaults = {Settings.model_fields[f].default: getattr(s, f) for f in TOPIC_FIELDS}
+    defaults = {default: getattr(s, attr) for attr, default in topic_defaults().items()}
     return defaults.get(name, name)
 
 

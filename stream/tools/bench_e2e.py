@@ -6,133 +6,19 @@ then produce N records as fast as the producer goes and read every output (``rea
 each input is accounted for. Latency per output = its Kafka timestamp minus its source record's
 (matched by the ``topic:partition:offset`` key every output carries); "visible" latency = when the
 bench received it minus the source timestamp (includes the exactly-once transaction commit).
-Memory (VmRSS/VmHWM) and CPU come from /proc of the subprocess.
+Memory (VmRSS/VmHWM) and CPU come from /proc of the subprocess. What runs, and on which topics,
+is described apart (``stream.tools.bench_specs``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiokafka import TopicPartition
 
-from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-# --- /proc ------------------------------------------------------------------------------------------
-def proc_status_kb(pid: int, field_name: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def proc_cpu_s(pid: int) -> float | None:
-    """User + system CPU seconds of a process (all its threads)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def _die_with_parent() -> None:  # child side, between fork and exec
-    import ctypes
-
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-# --- one run ----------------------------------------------------------------------------------------
-@dataclass
-class RunSpec:
-    name: str
-    argv: list[str]
-    env: dict
-    settings: Settings  # the subprocess's view (topics, partitions, guarantee)
-    src_topic: str
-    done_topics: list[str]  # outputs that account for an input (primary + dead letters)
-    extra_topics: list[str] = field(default_factory=list)  # also counted (e.g. risk alerts), not needed
-    ready_marker: str = "[^Worker]: Ready"
-    dead_topic: str | None = None
-
-
-class Proc:
-    def __init__(self, spec: RunSpec, log_path: Path):
-        self.spec = spec
-        self.log_path = log_path
-        self.log_fh = open(log_path, "wb")
-        self.popen = subprocess.Popen(
-            spec.argv,
-            env=spec.env,
-            cwd=REPO_ROOT,
-            stdin=subprocess.DEVNULL,
-            stdout=self.log_fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=_die_with_parent,
-        )
-        self.pid = self.popen.pid
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(10)
-            except ProcessLookupError:
-                pass
-        self.log_fh.close()
-
-
-async def create_topics(s: Settings, topics: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError, for_code
-
-    admin = AIOKafkaAdminClient(**s.kafka_client_options())
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in dict.fromkeys(topics) if t not in existing]
-        if missing:
-            resp = await admin.create_topics([NewTopic(t, s.topic_partitions, 1) for t in missing])
-            for topic, code, *rest in resp.topic_errors:
-                if code != 0 and for_code(code) is not TopicAlreadyExistsError:
-                    raise RuntimeError(f"creating topic {topic!r} failed: {for_code(code).__name__} {rest}")
-    finally:
-        await admin.close()
-
-
-async def delete_topics(s: Settings, topics: list[str]) -> None:
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    admin = AIOKafkaAdminClient(**s.kafka_client_options())
-    await admin.start()
-    try:
-        await admin.delete_topics(list(dict.fromkeys(topics)))
-    except Exception:
-        pass
-    finally:
-        await admin.close()
+from stream.tools.bench_specs import Proc, RunSpec, create_topics, proc_cpu_s, proc_status_kb
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -418,73 +304,3 @@ async def run(
 
 def _mb(kb: int | None) -> float | None:
     return None if kb is None else round(kb / 1024.0, 1)
-
-
-# --- specs ------------------------------------------------------------------------------------------
-def _base_env(s: Settings, tag: str) -> dict:
-    return {
-        **os.environ,
-        "FINSTREAM_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
-        "FINSTREAM_REDIS_URL": s.redis_url.get_secret_value(),
-        "FINSTREAM_APP_ID": f"fs-bench-{tag}",
-        "FINSTREAM_WORKER_WEB_ENABLED": "false",
-        "FINSTREAM_LOG_LEVEL": "info",  # the start-up marker is an info line
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def worker_spec(s: Settings, job: str) -> RunSpec:
-    """The real worker (``python -m stream.cli worker``) with its own app id, topics and Redis prefix."""
-    tag = f"{job}-{uuid.uuid4().hex[:8]}"
-    env = _base_env(s, tag)
-    env.update(
-        {
-            "FINSTREAM_REDIS_KEY_PREFIX": f"bench-{tag}",
-            "FINSTREAM_PUBLISH_RISK_SCORES": "true",  # one output per transaction, so each is accounted for
-            "FINSTREAM_MODEL_DIR": str(s.model_dir),
-        }
-    )
-    env.update(topic_env(lambda topic: f"bench-{topic}-{tag}"))
-    ws = settings_from_env(env)
-    src, done, extra = {
-        "forecast": (ws.topic_ticks, [ws.topic_forecasts], []),
-        "risk": (ws.topic_transactions, [ws.topic_risk_scores], [ws.topic_risk_alerts]),
-        "recommend": (ws.topic_user_events, [ws.topic_recommendations], []),
-    }[job]
-    return RunSpec(
-        name=f"worker-{job}",
-        argv=[sys.executable, "-m", "stream.cli", "worker"],
-        env=env,
-        settings=ws,
-        src_topic=src,
-        done_topics=[*done, ws.topic_dead_letters],
-        extra_topics=extra,
-        dead_topic=ws.topic_dead_letters,
-    )
-
-
-def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactly_once: bool = False) -> RunSpec:
-    """``exactly_once`` (aiokafka only): the plain loop with the worker's own delivery lanes."""
-    from stream.tools.bench_passthrough import READY_LINE
-
-    tag = f"pt-{mode}-{uuid.uuid4().hex[:8]}"
-    env = _base_env(s, tag)
-    if at_least_once:
-        env["FINSTREAM_PROCESSING_GUARANTEE"] = "at_least_once"
-    ws = settings_from_env(env)
-    src, dst = f"bench-in-{tag}", f"bench-out-{tag}"
-    name = f"{mode}-passthrough" + ("-alo" if at_least_once else "-eos" if exactly_once else "")
-    run_mode = f"{mode}-eos" if exactly_once else mode
-    return RunSpec(
-        name=name,
-        argv=[sys.executable, "-m", "stream.tools.bench_passthrough", run_mode, src, dst],
-        env=env,
-        settings=ws,
-        src_topic=src,
-        done_topics=[dst],
-        ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE,
-    )
-
-
-def run_topics(spec: RunSpec) -> list[str]:
-    return [spec.src_topic, *spec.done_topics, *spec.extra_topics]

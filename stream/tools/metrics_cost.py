@@ -21,8 +21,9 @@ from pathlib import Path
 
 from stream import pipelines
 from stream.settings import Settings, get_settings
-from stream.tools.bench import make_events, stack_for
 from stream.tools.bench_engine import _drop_prefix, source_records
+from stream.tools.bench_env import stack_for
+from stream.tools.bench_load import make_events
 
 
 async def _paired(s: Settings, job_name: str, batches: list, registry) -> tuple[list, list, list, list]:

@@ -121,7 +121,7 @@ def rows_to_records(
             col = mapping.get(f, f)
             if col in row and row[col] not in ("", None):
                 rec[f] = row[col]
-        if symbol and kind == "ticks":
+        if symbol and "symbol" in fields:  # --symbol: the instrument of a file without that column
             rec.setdefault("symbol", symbol)
         if "ts" in rec:
             rec["ts"] = to_epoch_ms(rec["ts"], ts_format)

@@ -15,7 +15,9 @@ import sys
 import pytest
 
 from stream.settings import REPO_ROOT
-from stream.tools.bench import ONNX_BATCHES, SCENARIOS, served_models
+from stream.tools.bench import scenarios
+from stream.tools.bench_env import served_models
+from stream.tools.bench_onnx import ONNX_BATCHES
 
 EVENTS = 300
 # Redis round trips per batch the README promises: one load and one save pipeline per batch for every job
@@ -55,7 +57,7 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
 
     models = served_models(stack.model_dir)
     by_name = {sc["name"]: sc for sc in report["scenarios"]}
-    assert list(by_name) == list(SCENARIOS)
+    assert list(by_name) == list(scenarios())
     for name, sc in by_name.items():
         assert sc["status"] == "ok", (name, sc.get("reason"), sc.get("traceback"))
         assert sc["throughput"] > 0, name

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from stream.settings import Settings, settings_from_env
 from stream.stack import kafka, manager, redis_server
 from stream.stack.procs import free_ports, read_pid, stop_pid
-from stream.tools.bench import make_events
+from stream.tools.bench_load import make_events
 from tests.integration.workers import WorkerRun, produce
 
 OUTAGE_S = 15.0  # ready must flip within this (the probe runs every second, each check ≤ 2 s)
@@ -100,7 +100,7 @@ def test_metrics_then_ready_follows_redis_and_kafka_outages(own_stack, tmp_path)
 
         # --- metrics: real events through every job ------------------------------------------------
         ws = w.settings
-        produce(ws, ws.topic_ticks, make_events("forecast", 400, symbols=2) + [(b"X", b"not json")])
+        produce(ws, ws.topic_ticks, make_events("forecast", 400) + [(b"X", b"not json")])
         produce(ws, ws.topic_transactions, make_events("risk", 200))
         produce(ws, ws.topic_user_events, make_events("recommend", 100))
 

@@ -1,12 +1,9 @@
-"""Seeded synthetic event generators: card transactions (with labelled fraud), ticks, user events.
+"""Seeded synthetic card transactions with labelled fraud: the ``transactions`` stream kind.
 
-Used by training (the transaction-risk model has no public labelled source with per-account
-histories) and by the stream for feeds and load tests. Pure numpy + Python so the worker's
-install can import it; nothing here touches Kafka, pandas or TensorFlow.
-
-Every record matches its input-topic contract (``stream.core.contracts``). Transactions carry
-``is_fraud`` (0/1) only when ``with_labels=True``; the contract parser ignores unknown fields,
-so a labelled record can still be published, but feeds normally leave it out.
+This is the simulator; the finite and endless feeds built on it, the label helpers and the risk
+pipeline's bench load are in ``transaction_feeds``. Records carry ``is_fraud`` (0/1) only when
+``with_labels=True``; the contract parser ignores unknown fields, so a labelled record can still
+be published, but feeds normally leave it out.
 
 The transaction world (all numbers are assumptions of this simulator, not facts about any
 real portfolio; every metric computed from it must be reported as *synthetic*):
@@ -25,81 +22,27 @@ real portfolio; every metric computed from it must be reported as *synthetic*):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from stream.core.contracts import ACTIONS, CHANNELS, SCHEMA_VERSION
-from stream.core.features import HIGH_RISK_CATEGORIES
-from stream.core.products import CATALOGUE, PRODUCT_IDS
-
-START_MS = 1_704_067_200_000  # 2024-01-01T00:00:00Z
-DAY_MS = 86_400_000
-HOUR_MS = 3_600_000
-MINUTE_MS = 60_000
-
-NORMAL_CATEGORIES: tuple[str, ...] = (
-    "grocery",
-    "restaurant",
-    "fuel",
-    "retail",
-    "transport",
-    "travel",
-    "entertainment",
-    "utilities",
-    "health",
-    "electronics",
-    "pharmacy",
-    "clothing",
+from stream.core.contracts import SCHEMA_VERSION
+from stream.tools.synthetic.world import (
+    ATM_AMOUNTS,
+    ATM_CATEGORY,
+    CURRENCY,
+    DAY_MS,
+    FRAUD_COUNTRIES,
+    HIGH_RISK,
+    HOME_COUNTRIES,
+    HOUR_MS,
+    MINUTE_MS,
+    NORMAL_CATEGORIES,
+    POS_CHANNELS,
+    START_MS,
+    TRAVEL_COUNTRIES,
 )
-HIGH_RISK: tuple[str, ...] = tuple(sorted(HIGH_RISK_CATEGORIES))
-ATM_CATEGORY = "atm_withdrawal"
-MERCHANT_CATEGORIES: tuple[str, ...] = NORMAL_CATEGORIES + HIGH_RISK + (ATM_CATEGORY,)
-
-# Home countries (weight, UTC offset in hours, currency).
-HOME_COUNTRIES: dict[str, tuple[float, int, str]] = {
-    "GB": (0.20, 0, "GBP"),
-    "DE": (0.15, 1, "EUR"),
-    "FR": (0.12, 1, "EUR"),
-    "NL": (0.08, 1, "EUR"),
-    "ES": (0.08, 1, "EUR"),
-    "IT": (0.08, 1, "EUR"),
-    "IE": (0.04, 0, "EUR"),
-    "BE": (0.04, 1, "EUR"),
-    "SE": (0.04, 1, "SEK"),
-    "PL": (0.05, 1, "PLN"),
-    "US": (0.08, -5, "USD"),
-    "CA": (0.04, -5, "CAD"),
-}
-# Where fraudsters (and not usually customers) transact from.
-FRAUD_COUNTRIES: tuple[str, ...] = ("NG", "RU", "BR", "CN", "RO", "UA", "VN", "ID", "MX", "TR", "PH", "KE")
-CURRENCY = {c: v[2] for c, v in HOME_COUNTRIES.items()} | {
-    "NG": "NGN",
-    "RU": "RUB",
-    "BR": "BRL",
-    "CN": "CNY",
-    "RO": "RON",
-    "UA": "UAH",
-    "VN": "VND",
-    "ID": "IDR",
-    "MX": "MXN",
-    "TR": "TRY",
-    "PH": "PHP",
-    "KE": "KES",
-    "PT": "EUR",
-    "GR": "EUR",
-    "TH": "THB",
-    "JP": "JPY",
-    "AE": "AED",
-    "HR": "EUR",
-}
-TRAVEL_COUNTRIES: tuple[str, ...] = tuple(HOME_COUNTRIES) + ("PT", "GR", "TH", "JP", "AE", "HR", "MX", "TR")
-
-_POS_CHANNELS: tuple[str, ...] = ("pos", "ecom", "mobile")
-_ATM_AMOUNTS = np.array([20, 40, 50, 60, 80, 100, 150, 200, 250, 300], dtype=np.float64)
-_CHANNEL_ORDER: tuple[str, ...] = ("pos", "ecom", "mobile", "atm", "transfer")
-assert set(_CHANNEL_ORDER) == set(CHANNELS), "synthetic channels out of step with the contract"
 
 
 @dataclass(slots=True)
@@ -239,7 +182,7 @@ class TransactionSimulator:
         risky = rng.random(m) < self._a_risky[idx]
         hr = rng.integers(0, len(HIGH_RISK), size=m)
         amt = rng.lognormal(self._a_mu[idx], self._a_sigma[idx])
-        cash = rng.choice(_ATM_AMOUNTS, size=m)
+        cash = rng.choice(ATM_AMOUNTS, size=m)
         xfer = rng.lognormal(self._a_mu[idx] + 1.2, 0.8)
         atm_p = self._a_atm[idx]
         out = []
@@ -253,7 +196,7 @@ class TransactionSimulator:
                 out.append((ts, a, float(xfer[i]), country, "money_transfer", "transfer", 0))
             else:
                 category = HIGH_RISK[hr[i]] if risky[i] else NORMAL_CATEGORIES[cat[i]]
-                out.append((ts, a, float(amt[i]), country, category, _POS_CHANNELS[chan[i]], 0))
+                out.append((ts, a, float(amt[i]), country, category, POS_CHANNELS[chan[i]], 0))
         return out
 
     def _ato_burst(self, acct: _Account, day0: int, max_n: int) -> list[tuple]:
@@ -329,147 +272,3 @@ class TransactionSimulator:
         while days is None or d < days:
             yield from self.day(d)
             d += 1
-
-
-def generate_transactions(
-    n_accounts: int = 2000,
-    days: int = 30,
-    fraud_rate: float = 0.01,
-    seed: int = 7,
-    start_ms: int = START_MS,
-    with_labels: bool = True,
-) -> list[dict]:
-    """A finite, time-ordered list of transaction records (``is_fraud`` included when labelled)."""
-    sim = TransactionSimulator(
-        n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms, with_labels=with_labels
-    )
-    return list(sim.stream(days))
-
-
-def transaction_stream(
-    n_accounts: int = 2000, fraud_rate: float = 0.01, seed: int = 7, start_ms: int = START_MS, with_labels: bool = False
-) -> Iterator[dict]:
-    """An endless, time-ordered transaction feed (unlabelled by default) for demos and load tests."""
-    return TransactionSimulator(
-        n_accounts=n_accounts, fraud_rate=fraud_rate, seed=seed, start_ms=start_ms, with_labels=with_labels
-    ).stream(None)
-
-
-def replay_rows(records: Sequence[dict]) -> Iterator[tuple]:
-    """Records -> the (account_id, ts, amount, country, category, channel) tuples ``replay_features`` takes."""
-    for r in records:
-        yield (r["account_id"], r["ts"], r["amount"], r["country"], r["merchant_category"], r["channel"])
-
-
-def fraud_labels(records: Sequence[dict]) -> np.ndarray:
-    """The parallel 0/1 label vector of labelled records."""
-    return np.fromiter((r["is_fraud"] for r in records), dtype=np.int8, count=len(records))
-
-
-def strip_labels(records: Sequence[dict]) -> list[dict]:
-    """Copies of the records without the label (what would be published)."""
-    return [{k: v for k, v in r.items() if k != "is_fraud"} for r in records]
-
-
-# ---------------------------------------------------------------------------- ticks
-
-
-def tick_stream(
-    symbols: Sequence[str] = ("SYN-A", "SYN-B", "SYN-C"),
-    seed: int = 7,
-    start_ms: int = START_MS,
-    step_ms: int = 1000,
-    s0: float = 100.0,
-    drift: float = 0.0,
-    vol: float = 0.0005,
-    spread_bps: float = 2.0,
-) -> Iterator[dict]:
-    """Endless geometric random walk ticks, one per symbol per step (``vol`` is per step).
-
-    Prices: ``p[t+1] = p[t] * exp(drift - vol**2/2 + vol * Z)``; bid/ask straddle the price by
-    ``spread_bps``; volume is lognormal. Records satisfy the ``ticks`` contract.
-    """
-    rng = np.random.default_rng(seed)
-    prices = {s: float(s0) * float(np.exp(rng.normal(0, 0.2))) for s in symbols}
-    half = spread_bps / 2e4
-    counter = 0
-    step = 0
-    while True:
-        ts = start_ms + step * step_ms
-        for s in symbols:
-            prices[s] *= float(np.exp(drift - 0.5 * vol * vol + vol * rng.standard_normal()))
-            p = prices[s]
-            counter += 1
-            yield {
-                "v": SCHEMA_VERSION,
-                "symbol": s,
-                "ts": int(ts),
-                "price": round(p, 6),
-                "bid": round(p * (1 - half), 6),
-                "ask": round(p * (1 + half), 6),
-                "volume": float(np.round(rng.lognormal(4.0, 1.0), 2)),
-                "event_id": f"tick-{seed}-{counter:010d}",
-            }
-        step += 1
-
-
-# ---------------------------------------------------------------------- user events
-
-_ACTION_ORDER: tuple[str, ...] = ("view", "click", "apply", "buy", "sell")
-_ACTION_P = np.array([0.60, 0.25, 0.07, 0.05, 0.03])
-# "spend" is derived from linked card transactions (stream.core.spend), never sent by an app
-assert set(_ACTION_ORDER) == set(ACTIONS) - {"spend"}, "synthetic actions out of step with the contract"
-
-# Rough product popularity (share of Caravan customers holding each product; caravan ~6%).
-_POPULARITY = {
-    "private_liability": 0.40,
-    "firm_liability": 0.014,
-    "agri_liability": 0.021,
-    "car": 0.51,
-    "delivery_van": 0.008,
-    "motorcycle": 0.038,
-    "lorry": 0.002,
-    "trailer": 0.011,
-    "tractor": 0.025,
-    "agri_machines": 0.004,
-    "moped": 0.068,
-    "life": 0.05,
-    "private_accident": 0.005,
-    "family_accident": 0.007,
-    "disability": 0.004,
-    "fire": 0.54,
-    "surfboard": 0.001,
-    "boat": 0.006,
-    "bicycle": 0.025,
-    "property": 0.008,
-    "social_security": 0.014,
-    "caravan": 0.06,
-}
-
-
-def user_event_stream(
-    n_users: int = 1000, seed: int = 7, start_ms: int = START_MS, mean_gap_ms: float = 200.0, user_prefix: str = "user"
-) -> Iterator[dict]:
-    """Endless product interactions: each user prefers one or two business lines."""
-    rng = np.random.default_rng(seed)
-    lines = sorted({p.line for p in CATALOGUE})
-    line_idx = np.array([lines.index(p.line) for p in CATALOGUE])
-    pop = np.array([_POPULARITY.get(p, 0.01) for p in PRODUCT_IDS]) + 0.02
-    affinity = rng.dirichlet(np.full(len(lines), 0.5), size=n_users)  # (users, lines)
-    ts = float(start_ms)
-    counter = 0
-    while True:
-        u = int(rng.integers(n_users))
-        p = pop * (0.2 + affinity[u, line_idx])
-        product = PRODUCT_IDS[int(rng.choice(len(PRODUCT_IDS), p=p / p.sum()))]
-        action = _ACTION_ORDER[int(rng.choice(len(_ACTION_ORDER), p=_ACTION_P))]
-        ts += rng.exponential(mean_gap_ms)
-        counter += 1
-        yield {
-            "v": SCHEMA_VERSION,
-            "user_id": f"{user_prefix}-{u:05d}",
-            "ts": int(ts),
-            "product_id": product,
-            "action": action,
-            "event_id": f"ue-{seed}-{counter:010d}",
-        }
