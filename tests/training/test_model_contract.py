@@ -4,7 +4,8 @@ River's ``check_estimator`` runs the same checks on every estimator.
 Per model, on its own tiny seeded data set (``Model.example``, synthetic: plumbing, not accuracy):
 
 * the exported ONNX file, loaded and run by the worker's own loader (``stream.serving.models``),
-  gives ``predict_outputs`` within the model's stated ``tolerance`` (relative to max(1, |output|));
+  gives ``predict_outputs`` within the model's stated absolute ``tolerance`` (1e-5; 1e-4 for tree
+  ensembles, CF sums and the interest-rate regression);
   integer outputs (the blend's ``because``) must be equal;
 * two fits with the same seed give the same ONNX bytes, for the models that promise it
   (``deterministic``); Keras-trained ones (MLP, Conv1D, LSTM, two-tower) promise only the same
@@ -93,8 +94,7 @@ def _close(got: np.ndarray, want: np.ndarray, tol: float, what: str) -> None:
         assert np.array_equal(got, want), f"{what}: {int((got != want).sum())} of {got.size} entries differ"
         return
     err = float(np.max(np.abs(got - want)))
-    scale = max(1.0, float(np.max(np.abs(want))))
-    assert err <= tol * scale, f"{what}: |served - predict| = {err:.2e} > {tol:g} x {scale:.3g}"
+    assert err <= tol, f"{what}: |served - predict| = {err:.2e} > {tol:g}"
 
 
 def test_served_onnx_equals_predict(fitted):

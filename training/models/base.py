@@ -57,7 +57,7 @@ class TrainableModel(ABC):
     # Whether the same seed gives the same ONNX bytes. Keras-trained models do not promise it
     # (TensorFlow's CPU kernels are not bit-stable under load): their check compares outputs.
     deterministic: ClassVar[bool] = True
-    tolerance: ClassVar[float] = 1e-5  # max |ONNX - predict|, relative to max(1, |predict|)
+    tolerance: ClassVar[float] = 1e-5  # max |ONNX - predict| (float32 graph against float64 numpy)
 
     @classmethod
     @abstractmethod
