@@ -114,7 +114,7 @@ class Logistic(TrainableModel):
     @classmethod
     def example(cls, seed: int) -> Example:
         x, y = score_rows(seed)
-        return Example((x[:200], y[:200]), x[200:], {"C": None, "Cs": (0.1, 1.0), "cv": 2, "log_cols": [0, 1]})
+        return Example((x[:200], y[:200]), x[200:], {"Cs": (0.1, 1.0), "cv": 2, "log_cols": [0, 1]})
 
     def augmented_names(self, names: Sequence[str]) -> list[str]:
         return list(names) + [f"log1p({names[i]})" for i in self.log_cols]
