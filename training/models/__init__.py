@@ -2,7 +2,7 @@
 the registry the generated contract checks run over (``registered()``).
 
 The row scorers live here (``logistic``, ``mlp``, ``gbm``); the forecasters and recommenders live
-beside their jobs (``training.forecast_models``, ``training.forecast_classic``,
+beside their jobs (``training.forecast_models``, ``training.forecast_keras``, ``training.forecast_classic``,
 ``training.recommend_models``, ``training.recommend_twotower``) and register themselves when
 imported: ``registered()`` imports them all, so a model class cannot exist without being listed.
 """
