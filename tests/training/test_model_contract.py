@@ -28,7 +28,8 @@ import numpy as np
 import onnx
 import pytest
 
-from stream.core.manifest import TASKS, read_manifest, sha256_file
+from stream import pipelines
+from stream.core.manifest import read_manifest, sha256_file
 from stream.serving.models import load_model
 from stream.settings import REPO_ROOT
 from training.forecast_models import ARModel
@@ -145,7 +146,7 @@ def test_card_matches_graph(fitted):
     inits = {i.name for i in g.initializer}
     graph_inputs = [v for v in g.input if v.name not in inits]
     assert card.file == path.name and card.sha256 == sha256_file(path)
-    assert card.family == fitted.cls.family and card.task in TASKS
+    assert card.family == fitted.cls.family and card.task in pipelines.tasks()
     assert card.opset == next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     for specs, values in ((card.inputs, graph_inputs), (card.outputs, list(g.output))):
         assert [s.name for s in specs] == [v.name for v in values]
