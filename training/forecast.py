@@ -10,8 +10,9 @@ card says the interval (``extra.bar_s``); the worker refuses to serve it at anot
 
 Frequencies: ``1d`` (daily closes of eleven instruments, ``training.data.market.load_prices``)
 and ``1h`` (hourly EUR/USD from PyPI ``backtesting``). The legacy slot ``forecast`` keeps the
-daily default. Model code: ``training.forecast_models`` and ``training.forecast_classic``; metrics:
-``training.forecast_eval``.
+daily default. Model code (one ``Forecaster`` interface: fit, predict, export, card):
+``training.forecast_models`` (AR), ``training.forecast_keras`` (Conv1D, LSTM) and
+``training.forecast_classic`` (EWMA, GARCH); metrics: ``training.forecast_eval``.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ import numpy as np
 from stream.core.bars import forecast_slot, interval_name
 from stream.core.manifest import ModelCard
 from training.data.market import MarketData, load_hourly_prices, prepare
-from training.export import data_fingerprint, make_card, reference_distribution
-from training.forecast_classic import ewma_filter, export_filter, fit_garch_filter
+from training.export import data_fingerprint, reference_distribution
+from training.forecast_classic import EWMAFilter, GARCHFilter
 from training.forecast_eval import (  # noqa: F401
     _rmse,
     baselines,
@@ -36,29 +37,36 @@ from training.forecast_eval import (  # noqa: F401
     evaluate,
     qlike,
 )
+from training.forecast_keras import (  # noqa: F401
+    KERAS_FIT,
+    Conv1DForecaster,
+    LSTMForecaster,
+    export_forecaster_keras,
+    keras_predict,
+    train_keras,
+)
 from training.forecast_models import (  # noqa: F401
     INPUT_FEATURE,
-    KERAS_FIT,
+    ARModel,
+    Forecaster,
     export_ar,
-    export_forecaster_keras,
     fit_ar,
     input_spec,
-    keras_predict,
     onnx_predict,
     output_spec,
-    train_keras,
 )
 from training.job import JobResult, TrainContext
 
 FREQUENCIES = {86400: "daily", 3600: "hourly"}
-FAMILIES = {
-    "forecast_ar": "ar",
-    "forecast_conv1d": "conv1d",
-    "forecast_lstm": "lstm",
-    "forecast_ewma": "ewma",
-    "forecast_garch": "garch",
+MODELS: dict[str, type[Forecaster]] = {
+    "forecast_ar": ARModel,
+    "forecast_conv1d": Conv1DForecaster,
+    "forecast_lstm": LSTMForecaster,
+    "forecast_ewma": EWMAFilter,
+    "forecast_garch": GARCHFilter,
 }
-EXPORTED = tuple(FAMILIES)
+FAMILIES = {name: cls.family for name, cls in MODELS.items()}
+EXPORTED = tuple(MODELS)
 
 
 def model_name(base: str, bar_s: int) -> str:
@@ -74,22 +82,19 @@ def load_data(ctx: TrainContext, bar_s: int) -> MarketData:
     raise ValueError(f"no training data for {interval_name(bar_s)} bars")
 
 
-def _fit_one(step: str, data: MarketData, path: Path, ctx: TrainContext, keras_fit) -> tuple[object, dict]:
-    """Fit and export one model; returns (a callable X -> [ret, sd] from the framework, fit info)."""
-    if step == "forecast_ar":
-        ar, info = fit_ar(data)
-        export_ar(ar, path, data.window)
-        return ar.predict, info
-    if step in ("forecast_ewma", "forecast_garch"):
-        f = ewma_filter(data.norm, data.window) if step == "forecast_ewma" else fit_garch_filter(data)
-        export_filter(f, path, data.window)
-        return f.predict, {"params": f.params}
-    kind = step.split("_", 1)[1]
-    epochs, lr = (keras_fit or KERAS_FIT)[kind]
-    model, info = train_keras(kind, data, seed=ctx.seed, epochs=epochs, lr=lr)
-    info.update(max_epochs=epochs, learning_rate=lr)
-    export_forecaster_keras(model, path, data.window)
-    return (lambda X: keras_predict(model, X)), info
+def _fit_one(step: str, data: MarketData, path: Path, ctx: TrainContext, keras_fit) -> tuple[Forecaster, dict]:
+    """Fit and export one model; returns (the fitted model, fit info for the report)."""
+    cls = MODELS[step]
+    params = {}
+    if cls.family in KERAS_FIT:
+        epochs, lr = (keras_fit or KERAS_FIT)[cls.family]
+        params = {"epochs": epochs, "lr": lr}
+    model = cls.fit(data, seed=ctx.seed, **params)
+    model.export(path)
+    info = dict(model.info)
+    if params:
+        info.update(max_epochs=params["epochs"], learning_rate=params["lr"])
+    return model, info
 
 
 def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list[ModelCard], str, dict]:
@@ -103,7 +108,7 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
     groups = data.groups("test")
     out_dir = Path(ctx.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    preds, val_preds, fit_info, parity, paths = {}, {}, {}, {}, {}
+    preds, val_preds, fit_info, parity, paths, models = {}, {}, {}, {}, {}, {}
     iv = interval_name(bar_s)
     for step in ctx.progress([*EXPORTED, "baselines"], desc=f"forecast {iv}"):
         t0 = time.perf_counter()
@@ -112,10 +117,10 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
             preds.update(base)
         else:
             paths[step] = out_dir / f"{model_name(step, bar_s)}.onnx"
-            predict, fit_info[step] = _fit_one(step, data, paths[step], ctx, keras_fit)
-            val_preds[step] = predict(Xva)
+            models[step], fit_info[step] = _fit_one(step, data, paths[step], ctx, keras_fit)
+            val_preds[step] = models[step].predict(Xva)
             preds[step] = onnx_predict(paths[step], Xte)  # the served numbers
-            parity[step] = float(np.max(np.abs(preds[step] - predict(Xte))))
+            parity[step] = float(np.max(np.abs(preds[step] - models[step].predict(Xte))))
             if parity[step] > 1e-5 * max(1.0, float(np.max(np.abs(preds[step])))) and parity[step] > 1e-6:
                 raise RuntimeError(f"{step} ({iv}): framework and onnxruntime disagree by {parity[step]:.2e}")
         fit_info.setdefault(step, {})["seconds"] = round(time.perf_counter() - t0, 1)
@@ -149,13 +154,9 @@ def train_frequency(ctx: TrainContext, bar_s: int, keras_fit=None) -> tuple[list
     ref = reference_distribution(Xtr[:, -1, :], [INPUT_FEATURE])
     word = FREQUENCIES.get(bar_s, iv)
     cards = [
-        make_card(
-            model_name(name, bar_s),
-            "forecast",
-            FAMILIES[name],
+        models[name].card(
             paths[name],
-            [input_spec(data.window)],
-            [output_spec()],
+            model_name(name, bar_s),
             normalisation={"returns": data.norm.to_dict()},
             reference_distribution=ref,
             metrics=metrics[name],

@@ -17,10 +17,12 @@ from stream.core.features import FORECAST_WINDOW, Standardiser
 from training.data.market import MarketData
 from training.export import OPSET, save_graph
 from training.forecast_eval import EWMA_LAMBDA
+from training.forecast_models import Forecaster
+from training.models.base import register
 
 
 @dataclass
-class VarianceFilter:
+class VarianceFilter(Forecaster):
     """A classical volatility model over the window: mean ``mu``, variance ``c + w . (r - mu)^2``
     with ``r`` the window's raw returns (oldest first), recovered from the standardised input."""
 
@@ -30,19 +32,49 @@ class VarianceFilter:
     norm: Standardiser
     params: dict
 
+    @property
+    def window(self) -> int:  # type: ignore[override]
+        return len(self.w)
+
+    @property
+    def info(self) -> dict:  # type: ignore[override]
+        return {"params": self.params}
+
+    def export(self, path: Path) -> Path:
+        return export_filter(self, path, self.window)
+
     def predict(self, X: np.ndarray) -> np.ndarray:
         r = X.reshape(len(X), -1).astype(np.float64) * self.norm.std + self.norm.mean
         s2 = self.c + ((r - self.mu) ** 2) @ self.w
         return np.stack([np.full(len(r), self.mu), np.sqrt(s2)], axis=1)
 
 
-def ewma_filter(norm: Standardiser, window: int = FORECAST_WINDOW, lam: float = EWMA_LAMBDA) -> VarianceFilter:
+@register
+class EWMAFilter(VarianceFilter):
+    family = "ewma"
+
+    @classmethod
+    def fit(cls, x: MarketData, y=None, seed: int = 7, lam: float = EWMA_LAMBDA) -> EWMAFilter:
+        """Nothing is estimated: RiskMetrics' lambda on the data's window and standardiser."""
+        return ewma_filter(x.norm, x.window, lam)
+
+
+@register
+class GARCHFilter(VarianceFilter):
+    family = "garch"
+
+    @classmethod
+    def fit(cls, x: MarketData, y=None, seed: int = 7) -> GARCHFilter:
+        return fit_garch_filter(x)
+
+
+def ewma_filter(norm: Standardiser, window: int = FORECAST_WINDOW, lam: float = EWMA_LAMBDA) -> EWMAFilter:
     """RiskMetrics weights (1-lam) lam^k on lag k, renormalised to sum to 1 over the window."""
     w = (1 - lam) * lam ** np.arange(window)[::-1]
-    return VarianceFilter(0.0, 0.0, w / w.sum(), norm, {"lambda": lam})
+    return EWMAFilter(0.0, 0.0, w / w.sum(), norm, {"lambda": lam})
 
 
-def fit_garch_filter(data: MarketData) -> VarianceFilter:
+def fit_garch_filter(data: MarketData) -> GARCHFilter:
     """GARCH(1,1) fitted (``arch``) on the pooled training returns, unrolled over the window:
     sigma2 = omega (1-beta^W)/(1-beta) + alpha sum_k beta^k eps_{t-k}^2 + beta^W * unconditional."""
     from arch import arch_model
@@ -57,7 +89,7 @@ def fit_garch_filter(data: MarketData) -> VarianceFilter:
     uncond = omega / max(1.0 - alpha - beta, 1e-6)
     w = alpha * beta ** np.arange(W)[::-1]
     c = omega * (1 - beta**W) / (1 - beta) + beta**W * uncond
-    return VarianceFilter(mu, float(c), w, data.norm, p)
+    return GARCHFilter(mu, float(c), w, data.norm, p)
 
 
 def export_filter(model: VarianceFilter, path: Path, window: int = FORECAST_WINDOW, opset: int = OPSET) -> Path:

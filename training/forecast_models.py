@@ -1,4 +1,4 @@
-"""The exported forecasters: one interface, fitted per bar interval, exported to ONNX.
+"""The exported forecasters: one interface (``Forecaster``), fitted per bar interval, exported to ONNX.
 
 Every exported forecaster has the same interface, which is what the stream feeds it:
 
@@ -14,8 +14,8 @@ Models
                      absolute standardised lags for E|r| (an ARCH-type model in absolute values),
                      turned into a standard deviation with sqrt(pi/2) (exact for a Gaussian);
                      p and q chosen on the validation split. A plain ONNX graph.
-``forecast_conv1d``  two causal Conv1D layers + a small dense layer;
-``forecast_lstm``    one LSTM(16) layer;
+``forecast_conv1d``  two causal Conv1D layers + a small dense layer (``training.forecast_keras``);
+``forecast_lstm``    one LSTM(16) layer (``training.forecast_keras``);
 ``forecast_ewma``, ``forecast_garch``: the classical volatility models as graphs
                      (``training.forecast_classic``), so whichever family wins can be served.
 The Keras models predict (mean, sd) and are trained with the Gaussian negative log-likelihood,
@@ -25,9 +25,7 @@ conditional variance. Fitting targets are winsorised at the inputs' clip; metric
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,11 +33,11 @@ import numpy as np
 from stream.core.features import FORECAST_WINDOW, Standardiser
 from stream.core.manifest import TensorSpec
 from training.data.market import MarketData
-from training.export import OPSET, export_keras, onnx_run, save_graph
+from training.export import OPSET, onnx_run, save_graph
 from training.forecast_eval import SQRT_PI_2, _rmse, qlike
+from training.models.base import Example, TrainableModel, register
+from training.models.examples import market
 
-# (max epochs, Adam learning rate); early stopping (patience 5) on the validation NLL decides
-KERAS_FIT = {"conv1d": (40, 1e-3), "lstm": (80, 3e-3)}
 INPUT_FEATURE = "log_return_std"
 OUTPUT_MEANING = ["next_return", "next_volatility"]
 
@@ -58,11 +56,34 @@ def clip_target(y: np.ndarray, norm: Standardiser) -> np.ndarray:
     return np.clip(y, lo, hi)
 
 
+class Forecaster(TrainableModel):
+    """What every forecaster shares: fitted on a ``MarketData`` (``fit(data, seed=...)``), fed
+    ``window`` [N, W, 1], answering ``forecast`` [N, 2]; ``info`` holds the fit's figures."""
+
+    task = "forecast"
+    window: int
+    info: dict
+
+    def inputs(self) -> list[TensorSpec]:
+        return [input_spec(self.window)]
+
+    def outputs(self) -> list[TensorSpec]:
+        return [output_spec()]
+
+    @classmethod
+    def example(cls, seed: int) -> Example:
+        data = market(seed)
+        return Example((data,), data.pooled("test")[0])
+
+
 # =========================================================================== AR (linear)
 
 
+@register
 @dataclass
-class ARModel:
+class ARModel(Forecaster):
+    family = "ar"
+
     w_ret: np.ndarray  # (W,) weights on the standardised lags (oldest first)
     b_ret: float
     w_abs: np.ndarray  # (W,) weights on |lags|, already in sd units (x sqrt(pi/2))
@@ -70,12 +91,22 @@ class ARModel:
     floor: float  # minimum sd
     p: int
     q: int
+    window: int = FORECAST_WINDOW
+    info: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def fit(cls, x: MarketData, y=None, seed: int = 7, orders=(1, 2, 3, 5, 10, 20, 32)) -> ARModel:
+        """p (mean) and q (volatility) chosen on the validation split; closed form, ``seed`` unused."""
+        return fit_ar(x, orders)[0]
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         x = X.reshape(len(X), -1).astype(np.float64)
         ret = x @ self.w_ret + self.b_ret
         sd = np.maximum(np.abs(x) @ self.w_abs + self.b_abs, self.floor)
         return np.stack([ret, sd], axis=1)
+
+    def export(self, path: Path) -> Path:
+        return export_ar(self, path, self.window)
 
 
 def _lstsq_last(x: np.ndarray, y: np.ndarray, k: int) -> tuple[np.ndarray, float]:
@@ -110,8 +141,8 @@ def fit_ar(data: MarketData, orders=(1, 2, 3, 5, 10, 20, 32)) -> tuple[ARModel, 
         sel["q"][q] = qlike(np.maximum(ava @ w + b, floor), yva)
     best_q = min(orders, key=sel["q"].__getitem__)
     w_abs, b_abs = vol_fit(best_q)
-    model = ARModel(w_ret, b_ret, w_abs, b_abs, floor, best_p, best_q)
-    return model, {"p": best_p, "q": best_q, "val_rmse_by_p": sel["p"], "val_qlike_by_q": sel["q"]}
+    info = {"p": best_p, "q": best_q, "val_rmse_by_p": sel["p"], "val_qlike_by_q": sel["q"]}
+    return ARModel(w_ret, b_ret, w_abs, b_abs, floor, best_p, best_q, data.window, info), info
 
 
 def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: int = OPSET) -> Path:
@@ -145,115 +176,6 @@ def export_ar(model: ARModel, path: Path, window: int = FORECAST_WINDOW, opset: 
         inits,
     )
     return save_graph(graph, path, opset)
-
-
-# =========================================================================== Keras
-
-
-def _keras_setup(seed: int):
-    import os
-
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    keras.utils.set_random_seed(seed)
-    try:
-        tf.config.experimental.enable_op_determinism()
-    except Exception:  # pragma: no cover - older TF
-        pass
-    return keras, tf
-
-
-def build_keras(kind: str, norm: Standardiser, window: int = FORECAST_WINDOW, seed: int = 7, units: int = 16):
-    """A model from ``window`` (N,W,1) standardised returns to ``forecast`` (N,2) raw (mean, sd)."""
-    keras, _ = _keras_setup(seed)
-    from keras import layers, ops
-
-    mean, std = float(norm.mean), float(norm.std)
-
-    @keras.saving.register_keras_serializable(package="finstream")
-    class RawUnits(layers.Layer):
-        """(mu_z, s_raw) in standardised units -> [mu_z*std + mean, (softplus(s_raw) + 1e-3)*std]."""
-
-        def call(self, x):
-            mu = x[:, :1] * std + mean
-            sd = (ops.softplus(x[:, 1:2]) + 1e-3) * std
-            return ops.concatenate([mu, sd], axis=1)
-
-    inp = keras.Input((window, 1), name="window")
-    if kind == "conv1d":
-        x = layers.Conv1D(units, 5, padding="causal", activation="relu")(inp)
-        x = layers.Conv1D(units, 5, padding="causal", dilation_rate=2, activation="relu")(x)
-        x = layers.Flatten()(x)
-        x = layers.Dense(16, activation="relu")(x)
-    elif kind == "lstm":
-        x = layers.LSTM(units)(inp)
-    else:
-        raise ValueError(f"unknown kind {kind!r}")
-    head = layers.Dense(2, bias_initializer=keras.initializers.Constant([0.0, math.log(math.e - 1)]))(x)
-    out = RawUnits(name="forecast")(head)
-    return keras.Model(inp, out, name=f"forecast_{kind}")
-
-
-def gaussian_nll(y_true, y_pred):
-    from keras import ops
-
-    y = ops.reshape(y_true, (-1,))
-    mu, sd = y_pred[:, 0], y_pred[:, 1]
-    return ops.mean(ops.log(sd) + 0.5 * ops.square((y - mu) / sd))
-
-
-def train_keras(
-    kind: str,
-    data: MarketData,
-    *,
-    seed: int = 7,
-    epochs: int = 40,
-    patience: int = 5,
-    batch_size: int = 256,
-    max_rows: int | None = None,
-    units: int = 16,
-    lr: float = 1e-3,
-):
-    """Fit on the pooled training split with early stopping on the validation split."""
-    keras, _ = _keras_setup(seed)
-    model = build_keras(kind, data.norm, data.window, seed=seed, units=units)
-    Xtr, ytr = data.pooled("train")
-    Xva, yva = data.pooled("val")
-    if max_rows:
-        Xtr, ytr, Xva, yva = Xtr[-max_rows:], ytr[-max_rows:], Xva[-max_rows:], yva[-max_rows:]
-    ytr_c = clip_target(ytr, data.norm).astype(np.float32)
-    yva_c = clip_target(yva, data.norm).astype(np.float32)
-    model.compile(optimizer=keras.optimizers.Adam(lr), loss=gaussian_nll)
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    t0 = time.perf_counter()
-    hist = model.fit(
-        Xtr,
-        ytr_c,
-        validation_data=(Xva, yva_c),
-        epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
-        callbacks=[stop],
-        verbose=0,
-    )
-    info = {
-        "epochs_run": len(hist.history["loss"]),
-        "best_epoch": int(np.argmin(hist.history["val_loss"])) + 1,
-        "best_val_nll": float(np.min(hist.history["val_loss"])),
-        "params": int(model.count_params()),
-        "fit_seconds": round(time.perf_counter() - t0, 1),
-    }
-    return model, info
-
-
-def keras_predict(model, X: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(X, batch_size=4096, verbose=0), dtype=np.float64)
-
-
-def export_forecaster_keras(model, path: Path, window: int = FORECAST_WINDOW) -> Path:
-    return export_keras(model, path, [input_spec(window)], output_names=("forecast",))
 
 
 def onnx_predict(path: Path, X: np.ndarray) -> np.ndarray:

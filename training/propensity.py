@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from stream.core.manifest import TensorSpec
-from training.export import data_fingerprint, make_card, reference_distribution
+from training.export import data_fingerprint, reference_distribution
 from training.job import TrainContext
+from training.models import Logistic
 from training.risk_metrics import auc
-from training.risk_models import Logistic, check_parity
+from training.risk_models import check_parity
 
 COIL_WINNER = {"found": 121, "buyers": 238, "selected": 800, "customers": 4000}
 COIL_FEATURES = (
@@ -172,13 +172,12 @@ def train_caravan_purchase(ctx: TrainContext, df=None, *, export: bool = True, r
         err = check_parity(path, x, p_all, "caravan_purchase")
         m = cv[chosen.name]
         cards.append(
-            make_card(
-                "caravan_purchase",
-                "purchase_propensity",
-                "logistic",
+            full.card(
                 path,
-                [TensorSpec("features", [None, len(cols)], features=list(cols))],
-                [TensorSpec("score", [None, 1], meaning=["probability of buying caravan insurance"])],
+                "caravan_purchase",
+                task="purchase_propensity",
+                features=list(cols),
+                meaning=["probability of buying caravan insurance"],
                 threshold=float(np.quantile(p_all, 0.8)),
                 metrics={
                     "cv_top20_recall": m["top20_recall"],

@@ -31,13 +31,14 @@ from stream.core.interest import ACTION_STRENGTH, interest_vector
 from stream.core.manifest import ModelCard
 from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
 from training import propensity
-from training.export import data_fingerprint, make_card, reference_distribution
+from training.export import data_fingerprint, reference_distribution
 from training.job import JobResult, TrainContext
 from training.recommend_eval import hidden_rank, hide_one, ndcg_at, rank_metrics, simulate_sessions
-from training.recommend_models import Content, InterestBlend, ItemCF, Popularity, TwoTower
+from training.recommend_models import Content, InterestBlend, ItemCF, Popularity
 from training.recommend_movielens import movielens_benchmark
-from training.recommend_onnx import BLEND_INPUTS, BLEND_OUTPUTS, HELD_PENALTY, REC_INPUTS, REC_OUTPUTS, onnx_scores
+from training.recommend_onnx import HELD_PENALTY, onnx_scores
 from training.recommend_report import render_recommenders
+from training.recommend_twotower import TwoTower
 
 GAMMAS = (0.0, 0.25, 0.5, 1.0, 2.0)
 BETAS = (0.25, 0.5, 1.0, 2.0, 4.0)
@@ -66,8 +67,7 @@ def _recommender_cards(
         got = onnx_scores(path, h_te, a_te, i_te if blend else None)
         want = model.scores(h_te, a_te, i_te) if blend else model.scores(h_te, a_te)
         err = float(np.max(np.abs(got - want)))
-        tol = 1e-5 if model.family in ("content", "two_tower") else 1e-4  # CF scores are sums of many cosines
-        if not err <= tol:
+        if not err <= model.tolerance:
             raise AssertionError(f"{name}: ONNX differs from the trained model by {err:.2e}")
         extra = dict(extra_common)
         if hasattr(model, "epochs"):
@@ -75,13 +75,9 @@ def _recommender_cards(
         if blend:
             extra["interest"] = model.params()
         cards.append(
-            make_card(
-                name,
-                "recommend",
-                model.family,
+            model.card(
                 path,
-                BLEND_INPUTS if blend else REC_INPUTS,
-                BLEND_OUTPUTS if blend else REC_OUTPUTS,
+                name,
                 metrics={**metrics[name], "onnx_max_abs_err": err},
                 reference_distribution=ref,
                 data_fingerprint=fp,
@@ -133,7 +129,8 @@ def train_recommenders(
     perm = rng.permutation(len(df))
     n_te, n_va = int(0.2 * len(df)), int(0.1 * len(df))
     te, va, tr = np.sort(perm[:n_te]), np.sort(perm[n_te : n_te + n_va]), np.sort(perm[n_te + n_va :])
-    cf, content = ItemCF(H[tr]), Content(H[tr], A[tr])
+    train = {"holdings": H[tr], "attributes": A[tr]}
+    cf, content = ItemCF.fit(train), Content.fit(train)
     attr_means = A[tr].mean(axis=0)
     split = {}
     for name, idx, seed in (("validation", va, ctx.seed + 1), ("test", te, ctx.seed + 2)):
@@ -178,12 +175,14 @@ def train_recommenders(
         "rec_interest": blend(gamma, beta),
         "rec_item_cf": cf,
         "rec_content": content,
-        "rec_two_tower": TwoTower(H[tr], A[tr], H[va], A[va], seed=ctx.seed, epochs=epochs),
+        "rec_two_tower": TwoTower.fit(
+            train, seed=ctx.seed, validation={"holdings": H[va], "attributes": A[va]}, epochs=epochs
+        ),
     }
     t = split["test"]
     evals = {
         mode: _evaluate(
-            {"popularity": Popularity(H[tr]), **models},
+            {"popularity": Popularity.fit(train), **models},
             t["h"],
             t[key],
             t["hidden"],

@@ -1,8 +1,9 @@
 """The ``risk`` training job: credit default and loss, the served real-data card risk model, the
 synthetic load-test scorer and the ULB benchmark; one report section.
 
-Modules by idea: ``risk_metrics`` (AUC, PR-AUC, bootstrap CIs, thresholds), ``risk_models``
-(logistic / MLP families and their ONNX export), ``risk_credit`` (credit data sets),
+Modules by idea: ``risk_metrics`` (AUC, PR-AUC, bootstrap CIs, thresholds), ``training.models``
+(the logistic / linear / MLP / GBM families and their ONNX export), ``risk_models`` (splits, parity,
+importance), ``risk_credit`` (credit data sets),
 ``risk_cards`` (IEEE-CIS card transactions: the served ``risk`` default), ``risk_synthetic``
 (synthetic transactions, kept for load tests), ``risk_ulb`` (ULB tabular benchmark). The names
 below are re-exported for the other jobs (propensity, recommend) and the tests.

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import time
 import zlib
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,6 +33,7 @@ from stream.core.manifest import ModelCard, TensorSpec
 from stream.tools.cardfeed import IEEE_COLUMNS, ieee_record
 from training.export import data_fingerprint, make_card, reference_distribution
 from training.job import TrainContext
+from training.models.gbm import GBM, export_gbm
 from training.risk_metrics import auc, bootstrap_ci, pr_auc, recall_at_budget
 from training.risk_models import Logistic, check_parity, single_thread
 
@@ -112,90 +112,9 @@ def chrono_split(n: int, train: float = 0.7, val: float = 0.1, t=None) -> tuple[
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, seed: int, legit_share: float = 0.5):
-    """HistGradientBoosting on all frauds and a seeded share of legitimate rows (weighted back up).
-    Callers predict inside ``single_thread()`` too (see there why)."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
-
-    rng = np.random.default_rng(seed)
-    keep = (y == 1) | (rng.random(len(y)) < legit_share)
-    w = np.where(y[keep] == 1, 1.0, 1.0 / legit_share)
-    m = HistGradientBoostingClassifier(random_state=seed, **GBM_PARAMS)
-    with single_thread():
-        return m.fit(x[keep], y[keep], sample_weight=w)
-
-
-def export_gbm(model, n_in: int, path: Path) -> Path:
-    """A fitted binary HistGradientBoostingClassifier as an ONNX TreeEnsembleRegressor + Sigmoid
-    with one float32 ``score`` [None, 1] output (P(fraud)), like every risk model.
-
-    Written directly (skl2onnx 1.20 fails on scikit-learn 1.9's boolean node attributes). Split
-    thresholds are rounded *down* to float32: for a float32 input x, ``x <= t`` holds exactly when
-    ``x <= largest float32 <= t``, so the graph takes the same branches as scikit-learn.
-    """
-    from onnx import TensorProto, helper
-
-    from training.export import OPSET, save_graph
-
-    if getattr(model, "n_trees_per_iteration_", 1) != 1 or model.is_categorical_ is not None:
-        raise ValueError("export_gbm handles binary models on numeric features only")
-    a: dict[str, list] = {
-        k: []
-        for k in (
-            "nodes_treeids",
-            "nodes_nodeids",
-            "nodes_featureids",
-            "nodes_values",
-            "nodes_modes",
-            "nodes_truenodeids",
-            "nodes_falsenodeids",
-            "nodes_missing_value_tracks_true",
-            "target_treeids",
-            "target_nodeids",
-            "target_ids",
-            "target_weights",
-        )
-    }
-    for t, (pred,) in enumerate(model._predictors):
-        for i, nd in enumerate(pred.nodes):
-            leaf = bool(nd["is_leaf"])
-            thr = np.float32(nd["num_threshold"])
-            if not leaf and float(thr) > float(nd["num_threshold"]):
-                thr = np.nextafter(thr, np.float32(-np.inf))
-            a["nodes_treeids"].append(t)
-            a["nodes_nodeids"].append(i)
-            a["nodes_featureids"].append(0 if leaf else int(nd["feature_idx"]))
-            a["nodes_values"].append(0.0 if leaf else float(thr))
-            a["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
-            a["nodes_truenodeids"].append(0 if leaf else int(nd["left"]))
-            a["nodes_falsenodeids"].append(0 if leaf else int(nd["right"]))
-            a["nodes_missing_value_tracks_true"].append(int(nd["missing_go_to_left"]) if not leaf else 0)
-            if leaf:
-                a["target_treeids"].append(t)
-                a["target_nodeids"].append(i)
-                a["target_ids"].append(0)
-                a["target_weights"].append(float(nd["value"]))
-    base = float(np.asarray(model._baseline_prediction).reshape(-1)[0])
-    nodes = [
-        helper.make_node(
-            "TreeEnsembleRegressor",
-            ["features"],
-            ["logit"],
-            domain="ai.onnx.ml",
-            n_targets=1,
-            aggregate_function="SUM",
-            post_transform="NONE",
-            base_values=[base],
-            **a,
-        ),
-        helper.make_node("Sigmoid", ["logit"], ["score"]),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "gbm",
-        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [None, n_in])],
-        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [None, 1])],
-    )
-    return save_graph(graph, path, OPSET, extra_opsets={"ai.onnx.ml": 3})
+    """HistGradientBoosting (``training.models.GBM``) on all frauds and a seeded share of legitimate
+    rows (weighted back up). Callers predict inside ``single_thread()`` too (see there why)."""
+    return GBM.fit(x, y, seed, legit_share=legit_share, **GBM_PARAMS).model
 
 
 def evaluate(y: np.ndarray, p: np.ndarray, seed: int, n_boot: int) -> dict:

@@ -20,21 +20,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from stream.core.manifest import ModelCard, TensorSpec
+from stream.core.manifest import ModelCard
 from training.credit_cv import FAMILIES, choose, cross_validate, fit_family
-from training.export import data_fingerprint, export_keras, make_card, reference_distribution
+from training.export import data_fingerprint, reference_distribution
 from training.job import TrainContext
-from training.risk_cards import export_gbm
+from training.models import GBM, MLP, LinearRegression
 from training.risk_metrics import N_BOOT, bootstrap_ci, classification_metrics
-from training.risk_models import (
-    check_parity,
-    column_groups,
-    export_log_linear,
-    log_augment,
-    permutation_importance,
-    skewed_columns,
-    stratified_split,
-)
+from training.risk_models import check_parity, column_groups, permutation_importance, skewed_columns, stratified_split
 
 CREDIT_NAMES = {"german": "german_credit", "credit_data": "credit_data", "lending_club": "lending_club"}
 CREDIT_TARGETS = {"german": 0.79, "credit_data": 0.84, "lending_club": 0.74}
@@ -99,8 +91,6 @@ def train_credit(
         "split": f"stratified 80/20 training part / hold-out, seed {ctx.seed}",
         "threshold_rule": "Youden's J on out-of-fold CV predictions (first repeat)",
     }
-    inputs = [TensorSpec("features", [None, len(names)], features=list(names))]
-    outputs = [TensorSpec("score", [None, 1], meaning=["probability of default (bad)"])]
     common = dict(
         reference_distribution=reference_distribution(x[fit_rows], names),
         data_fingerprint=data_fingerprint(x[fit_rows], y[fit_rows]),
@@ -128,21 +118,16 @@ def train_credit(
         report["models"][name] = {"family": fam, **m}
         if export:
             path = ctx.out_dir / f"{name}.onnx"
-            if fam == "logistic":
-                fit.model.export(path)
-            elif fam == "gbm":
-                export_gbm(fit.model, len(names), path)
-            else:
-                export_keras(fit.model, path, inputs, output_names=("score",))
+            model = {"gbm": GBM, "mlp": MLP}[fam](fit.model) if fam in ("gbm", "mlp") else fit.model
+            model.export(path)
             m["onnx_max_abs_err"] = check_parity(path, x[te], p_te, name, tol=1e-4 if fam == "gbm" else 1e-5)
             cards.append(
-                make_card(
-                    name,
-                    "credit_default",
-                    fam,
+                model.card(
                     path,
-                    inputs,
-                    outputs,
+                    name,
+                    task="credit_default",
+                    features=list(names),
+                    meaning=["probability of default (bad)"],
                     threshold=c["threshold"],
                     metrics=_card_metrics(m),
                     extra={**extra, "in_graph_log1p": [names[i] for i in fit.log_cols], "chosen_by_cv": fam == chosen},
@@ -193,8 +178,6 @@ def train_credit_loss(
     ctx: TrainContext, cs=None, export: bool = True, n_boot: int = N_BOOT
 ) -> tuple[list[ModelCard], dict]:
     """Linear regression of lending_club int_rate (%) on applicant features (no grade)."""
-    from sklearn.linear_model import RidgeCV
-
     from training.data import credit
 
     cs = cs or credit.load("lending_club", ctx.cache_dir, ctx.quality)
@@ -205,12 +188,8 @@ def train_credit_loss(
     enc = view.fit_encoding(fit_idx)  # fills and winsorising bounds: training rows only
     x, names = view.features(enc)
     log_cols = skewed_columns(x[fit_idx], len(view.numeric))
-    xa = log_augment(x, log_cols)
-    mean, sd = xa[fit_idx].mean(0), xa[fit_idx].std(0)
-    sd = np.where(sd > 0, sd, 1.0)
-    z = lambda a: (a - mean) / sd  # noqa: E731
-    reg = RidgeCV(alphas=(0.1, 1.0, 10.0, 100.0)).fit(z(xa[fit_idx]), y[fit_idx])
-    pred = reg.predict(z(xa[te]))
+    reg = LinearRegression.fit(x[fit_idx], y[fit_idx], ctx.seed, log_cols=log_cols)
+    pred = reg.predict(x[te])
 
     def r2(a, b):
         return float(1 - np.sum((a - b) ** 2) / np.sum((a - a.mean()) ** 2))
@@ -223,25 +202,21 @@ def train_credit_loss(
         "mae": float(np.mean(np.abs(y[te] - pred))),
         "baseline_rmse": float(np.sqrt(np.mean((y[te] - y[fit_idx].mean()) ** 2))),
         "n": int(len(te)),
-        "alpha": float(reg.alpha_),
+        "alpha": reg.alpha,
     }
-    aug_names = list(names) + [f"log1p({names[i]})" for i in log_cols]
-    imp = {n: float(v) for n, v in sorted(zip(aug_names, np.abs(reg.coef_)), key=lambda t: -t[1])}
-    m["importance_abs_coef_x_sd"] = dict(list(imp.items())[:10])
+    m["importance_abs_coef_x_sd"] = dict(list(reg.importance(names).items())[:10])
     cards = []
     name = "lending_club_int_rate_linear"
     if export:
         path = ctx.out_dir / f"{name}.onnx"
-        export_log_linear(reg.coef_, float(reg.intercept_), mean, sd, log_cols, len(names), path, activation=None)
+        reg.export(path)
         m["onnx_max_abs_err"] = check_parity(path, x[te], pred, name, tol=1e-3)  # % points; float32 graph
         cards.append(
-            make_card(
-                name,
-                "credit_loss",
-                "linear",
+            reg.card(
                 path,
-                [TensorSpec("features", [None, len(names)], features=list(names))],
-                [TensorSpec("score", [None, 1], meaning=["predicted interest rate (%)"])],
+                name,
+                features=list(names),
+                meaning=["predicted interest rate (%)"],
                 metrics=_card_metrics(m),
                 reference_distribution=reference_distribution(x[fit_idx], names),
                 data_fingerprint=data_fingerprint(x[fit_idx], y[fit_idx]),
@@ -251,7 +226,7 @@ def train_credit_loss(
                     "encoding": enc,
                     "source": cs.source,
                     "target": "int_rate (%)",
-                    "alpha": float(reg.alpha_),
+                    "alpha": reg.alpha,
                     "in_graph_log1p": [names[i] for i in log_cols],
                     "split": "train+validation of the lending_club default split; test = its test split",
                     "importance": m["importance_abs_coef_x_sd"],

@@ -15,12 +15,13 @@ import time
 import numpy as np
 
 from stream.core.features import TXN_FEATURE_LABELS, TXN_FEATURES, replay_features
-from stream.core.manifest import ModelCard, TensorSpec
-from training.export import data_fingerprint, export_keras, make_card, reference_distribution
+from stream.core.manifest import ModelCard
+from training.export import data_fingerprint, reference_distribution
 from training.job import TrainContext
+from training.models import MLP, Logistic
 from training.risk_credit import _card_metrics
 from training.risk_metrics import auc, classification_metrics, pr_auc, precision_threshold
-from training.risk_models import Logistic, check_parity, fit_mlp, keras_predict, permutation_importance
+from training.risk_models import check_parity, permutation_importance
 
 TXN_PRECISION_TARGET = 0.5
 TXN_ALERT_RATE_FALLBACK = 0.01
@@ -97,12 +98,11 @@ def train_transactions(
 
     lr = Logistic.fit(x[tr], y[tr], seed=ctx.seed, C=1.0)
     p = {"val": lr.predict(x[va]), "test": lr.predict(x[te])}
-    mlp, n_ep = fit_mlp(
+    mlp = MLP.fit(
         x[tr],
         y[tr],
-        x[va],
-        y[va],
-        seed=ctx.seed,
+        ctx.seed,
+        validation=(x[va], y[va]),
         epochs=epochs,
         batch=512,
         monitor="val_pr_auc",
@@ -111,7 +111,7 @@ def train_transactions(
         dropout=0.1,
         l2=1e-5,
     )
-    q = {"val": keras_predict(mlp, x[va]), "test": keras_predict(mlp, x[te])}
+    q = {"val": mlp.predict(x[va]), "test": mlp.predict(x[te])}
 
     results = {}
     for name, fam, pr, model_imp in (
@@ -121,7 +121,7 @@ def train_transactions(
             "mlp",
             q,
             lambda: permutation_importance(
-                lambda a: keras_predict(mlp, a),
+                mlp.predict,
                 x[te],
                 y[te],
                 {n: [i] for i, n in enumerate(names)},
@@ -139,7 +139,7 @@ def train_transactions(
         m["importance"] = dict(list(model_imp().items()))
         m["family"] = fam
         results[name] = m
-    results["txn_risk_mlp"]["epochs"] = n_ep
+    results["txn_risk_mlp"]["epochs"] = mlp.epochs
     winner = max(results, key=lambda k: results[k]["val_pr_auc"])
     report["models"] = results
     report["default"] = winner
@@ -147,10 +147,6 @@ def train_transactions(
 
     cards = []
     if export:
-        inputs = [TensorSpec("features", [None, len(names)], features=names)]
-        outputs = [
-            TensorSpec("score", [None, 1], meaning=["probability the transaction is fraudulent (synthetic-trained)"])
-        ]
         legit = x[tr][y[tr] == 0]
         common = dict(
             reference_distribution=reference_distribution(x[tr], names),
@@ -170,18 +166,17 @@ def train_transactions(
         lr.export(path)
         results["txn_risk_logistic"]["onnx_max_abs_err"] = check_parity(path, x[te], p["test"], "txn_risk_logistic")
         path2 = ctx.out_dir / "txn_risk_mlp.onnx"
-        export_keras(mlp, path2, inputs, output_names=("score",))
+        mlp.export(path2)
         results["txn_risk_mlp"]["onnx_max_abs_err"] = check_parity(path2, x[te], q["test"], "txn_risk_mlp")
-        for name, fam, pth in (("txn_risk_logistic", "logistic", path), ("txn_risk_mlp", "mlp", path2)):
+        for name, model, pth in (("txn_risk_logistic", lr, path), ("txn_risk_mlp", mlp, path2)):
             m = results[name]
             cards.append(
-                make_card(
-                    name,
-                    "transaction_risk",
-                    fam,
+                model.card(
                     pth,
-                    inputs,
-                    outputs,
+                    name,
+                    task="transaction_risk",
+                    features=names,
+                    meaning=["probability the transaction is fraudulent (synthetic-trained)"],
                     threshold=m["at_threshold"]["threshold"],
                     metrics={**_card_metrics(m), "synthetic": True},
                     extra={**extra, "threshold_rule": m["threshold_rule"], "importance": m["importance"]},

@@ -18,6 +18,7 @@ from training.job import TrainContext
 from training.quality import QualityLog
 from training.recommend_movielens import movielens_benchmark
 from training.recommend_onnx import onnx_scores
+from training.recommend_twotower import TwoTower
 
 pytestmark = pytest.mark.training
 
@@ -109,7 +110,7 @@ def test_item_cf_is_cosine():
 
 def test_two_tower_keras_equals_onnxruntime(arrays, tmp_path):
     h, a = arrays
-    tt = RM.TwoTower(h[:3000], a[:3000], h[3000:3500], a[3000:3500], seed=3, epochs=2, copies=1)
+    tt = TwoTower(h[:3000], a[:3000], h[3000:3500], a[3000:3500], seed=3, epochs=2, copies=1)
     path = tt.export(tmp_path / "tt.onnx")
     assert _io(path) == SIGNATURE
     got = onnx_scores(path, h[4000:4600], a[4000:4600])

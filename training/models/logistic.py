@@ -1,0 +1,234 @@
+"""Linear row scorers: an L2 logistic regression (risk, credit, propensity) and a ridge linear
+regression (credit loss), with the standardisation and the log1p of skewed money columns folded
+into one plain ONNX graph (``export_log_linear``), so the served input is the raw encoded row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from stream.core.manifest import TensorSpec
+from training.export import OPSET, export_linear, save_graph
+from training.models.base import Example, TrainableModel, register, score_io
+from training.models.examples import score_rows
+
+
+def log_augment(x: np.ndarray, log_cols: Sequence[int]) -> np.ndarray:
+    """[x, log1p(max(x[:, log_cols], 0))]: the in-graph transform of skewed money columns."""
+    x = np.asarray(x, np.float64)
+    if not len(log_cols):
+        return x
+    return np.concatenate([x, np.log1p(np.maximum(x[:, list(log_cols)], 0.0))], axis=1)
+
+
+def skewed_columns(x: np.ndarray, n_numeric: int, min_skew: float = 1.0) -> list[int]:
+    """Numeric columns (the first ``n_numeric``) that are >= 0, have > 10 distinct values and skew > ``min_skew``."""
+    out = []
+    for j in range(n_numeric):
+        v = x[:, j].astype(np.float64)
+        if v.min() < 0 or len(np.unique(v)) <= 10:
+            continue
+        sd = v.std()
+        if sd > 0 and np.mean(((v - v.mean()) / sd) ** 3) > min_skew:
+            out.append(j)
+    return out
+
+
+@register
+@dataclass
+class Logistic(TrainableModel):
+    """Standardise -> L2 logistic regression; ``export`` writes the equivalent ONNX graph on raw rows."""
+
+    family = "logistic"
+    task = "credit_default"
+
+    mean: np.ndarray  # of the augmented row [x, log1p(x[:, log_cols])]
+    scale: np.ndarray
+    coef: np.ndarray  # on standardised augmented features
+    intercept: float
+    C: float
+    log_cols: list[int]
+    n_in: int
+
+    @classmethod
+    def fit(
+        cls,
+        x: np.ndarray,
+        y: np.ndarray,
+        seed: int = 7,
+        Cs=(0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0),
+        cv: int = 4,
+        C: float | None = None,
+        scoring: str = "roc_auc",
+        log_cols: Sequence[int] = (),
+    ) -> Logistic:
+        from sklearn.linear_model import LogisticRegression
+
+        n_in = x.shape[1]
+        x = log_augment(x, log_cols)
+        mean = x.mean(axis=0)
+        sd = x.std(axis=0)
+        scale = np.where(sd > 0, sd, 1.0)
+        z = (x - mean) / scale
+        if C is None:  # C by stratified k-fold CV (mean AUC), version-proof
+            from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+            folds = StratifiedKFold(cv, shuffle=True, random_state=seed)
+            scores = [
+                cross_val_score(LogisticRegression(C=c, max_iter=3000), z, y, cv=folds, scoring=scoring).mean()
+                for c in Cs
+            ]
+            C = float(Cs[int(np.argmax(scores))])
+        m = LogisticRegression(C=C, max_iter=3000).fit(z, y)
+        coef, b = m.coef_.reshape(-1).astype(np.float64), float(m.intercept_[0])
+        return cls(mean, scale, coef, b, C, [int(i) for i in log_cols], n_in)
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        z = (log_augment(x, self.log_cols) - self.mean) / self.scale
+        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
+
+    def export(self, path: Path) -> Path:
+        if not self.log_cols:
+            return export_linear(
+                self.coef[:, None],
+                np.array([self.intercept]),
+                path,
+                activation="sigmoid",
+                mean=self.mean,
+                scale=self.scale,
+            )
+        return export_log_linear(
+            self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path, activation="sigmoid"
+        )
+
+    def inputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[0]
+
+    def outputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[1]
+
+    @classmethod
+    def example(cls, seed: int) -> Example:
+        x, y = score_rows(seed)
+        return Example((x[:200], y[:200]), x[200:], {"Cs": (0.1, 1.0), "cv": 2, "log_cols": [0, 1]})
+
+    def augmented_names(self, names: Sequence[str]) -> list[str]:
+        return list(names) + [f"log1p({names[i]})" for i in self.log_cols]
+
+    def importance(self, names: Sequence[str]) -> dict[str, float]:
+        """|coef| on the standardised scale = |raw coef| * sd (log1p columns listed as such)."""
+        imp = np.abs(self.coef)
+        return {n: float(v) for n, v in sorted(zip(self.augmented_names(names), imp), key=lambda t: -t[1])}
+
+
+@register
+@dataclass
+class LinearRegression(TrainableModel):
+    """Standardise -> ridge regression (alpha by ``RidgeCV``), log1p columns in the graph like ``Logistic``."""
+
+    family = "linear"
+    task = "credit_loss"
+    tolerance = 1e-4  # float32 graph on targets of a few units (interest-rate % points)
+
+    mean: np.ndarray  # of the augmented row [x, log1p(x[:, log_cols])]
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: float
+    alpha: float
+    log_cols: list[int]
+    n_in: int
+
+    @classmethod
+    def fit(
+        cls, x: np.ndarray, y: np.ndarray, seed: int = 7, alphas=(0.1, 1.0, 10.0, 100.0), log_cols: Sequence[int] = ()
+    ) -> LinearRegression:
+        from sklearn.linear_model import RidgeCV
+
+        xa = log_augment(x, log_cols)
+        mean, sd = xa.mean(0), xa.std(0)
+        scale = np.where(sd > 0, sd, 1.0)
+        reg = RidgeCV(alphas=alphas).fit((xa - mean) / scale, y)
+        coef = np.asarray(reg.coef_, np.float64)
+        return cls(mean, scale, coef, float(reg.intercept_), float(reg.alpha_), [int(i) for i in log_cols], x.shape[1])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        return ((log_augment(x, self.log_cols) - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def export(self, path: Path) -> Path:
+        return export_log_linear(
+            self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path, activation=None
+        )
+
+    def inputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[0]
+
+    def outputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[1]
+
+    @classmethod
+    def example(cls, seed: int) -> Example:
+        x, _ = score_rows(seed)
+        y = 12 + 0.5 * np.log1p(x[:, 0]) + x[:, 2] + np.random.default_rng(seed).normal(0, 0.3, len(x))
+        return Example((x[:200], y[:200]), x[200:], {"log_cols": [0, 1]})
+
+    def importance(self, names: Sequence[str]) -> dict[str, float]:
+        """|coef| on the standardised scale, log1p columns listed as such."""
+        aug = list(names) + [f"log1p({names[i]})" for i in self.log_cols]
+        return {n: float(v) for n, v in sorted(zip(aug, np.abs(self.coef)), key=lambda t: -t[1])}
+
+
+def export_log_linear(
+    coef: np.ndarray,
+    intercept: float,
+    mean: np.ndarray,
+    scale: np.ndarray,
+    log_cols: Sequence[int],
+    n_in: int,
+    path: Path,
+    activation: str | None = "sigmoid",
+    input_name: str = "features",
+    output_name: str = "score",
+) -> Path:
+    """act(((concat[x, log1p(relu(x[:, log_cols]))] - mean) / scale) @ coef + b) as a plain ONNX graph.
+
+    ``export_linear`` takes the augmented row; this graph takes the raw row so the served input
+    (and the card's ``features``) stay the encoded raw columns.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    inits = [
+        numpy_helper.from_array(np.asarray(log_cols, np.int64), "LOG_IDX"),
+        numpy_helper.from_array(np.ones((1, 1), np.float32), "ONE"),
+        numpy_helper.from_array(np.asarray(mean, np.float32).reshape(1, -1), "MU"),
+        numpy_helper.from_array(np.asarray(scale, np.float32).reshape(1, -1), "SIGMA"),
+        numpy_helper.from_array(np.asarray(coef, np.float32).reshape(-1, 1), "W"),
+        numpy_helper.from_array(np.asarray([intercept], np.float32), "B"),
+    ]
+    last = output_name if activation is None else "logit"
+    nodes = [
+        helper.make_node("Gather", [input_name, "LOG_IDX"], ["x_skewed"], axis=1),
+        helper.make_node("Relu", ["x_skewed"], ["x_pos"]),
+        helper.make_node("Add", ["x_pos", "ONE"], ["x_pos1"]),
+        helper.make_node("Log", ["x_pos1"], ["x_log"]),
+        helper.make_node("Concat", [input_name, "x_log"], ["x_aug"], axis=1),
+        helper.make_node("Sub", ["x_aug", "MU"], ["x_centered"]),
+        helper.make_node("Div", ["x_centered", "SIGMA"], ["x_scaled"]),
+        helper.make_node("MatMul", ["x_scaled", "W"], ["xw"]),
+        helper.make_node("Add", ["xw", "B"], [last]),
+    ]
+    if activation == "sigmoid":
+        nodes.append(helper.make_node("Sigmoid", ["logit"], [output_name]))
+    elif activation is not None:
+        raise ValueError(f"unknown activation {activation!r}")
+    graph = helper.make_graph(
+        nodes,
+        "log_linear",
+        [helper.make_tensor_value_info(input_name, TensorProto.FLOAT, [None, n_in])],
+        [helper.make_tensor_value_info(output_name, TensorProto.FLOAT, [None, 1])],
+        inits,
+    )
+    return save_graph(graph, path, OPSET)
