@@ -1,9 +1,11 @@
 """Card-level risk features from raw transaction events: shared by training and the stream.
 
 The real-data risk model (trained on IEEE-CIS / Vesta card transactions) sees only what a live
-stream has: the event's own fields (amount, time, product code, card/billing codes, e-mail
-domain, device, the processor's signals) and a per-card state (``CardState``) kept in the
-fenced store. As with ``stream.core.features.AccountState``, ``card_features`` reads the state
+stream has: the event's own fields (``CardEvent``: amount, time, product code, card/billing
+codes, e-mail domain, device, the processor's signals) and a per-card state (``CardState``,
+``stream.core.cardstate``) kept in the fenced store. This module holds the feature list, their
+labels for reasons, and the two functions the worker calls; the event, the state and the
+processor's signals each live in their own module. As with ``stream.core.features.AccountState``, ``card_features`` reads the state
 *before* the event and ``advance_card`` returns the state after it; ``replay_card_features``
 runs a time-ordered history through exactly these two functions (the training path and the
 parity reference), so no feature can peek ahead.
@@ -25,7 +27,6 @@ per day since first seen) are kept: they do not grow with age.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from typing import cast
 
 import numpy as np
@@ -38,19 +39,19 @@ from stream.core.cardcodes import (  # noqa: F401  (re-exported: the tables belo
     email_group,
     numeric_code,
 )
-from stream.core.cardsignals import (
-    SIGNAL_FEATURES,
-    SIGNAL_LABELS,
-    remember_signals,
-    signal_deltas,
-    signal_values,
+from stream.core.cardevent import CardEvent, card_id  # noqa: F401  (re-exported: the stream's entry points)
+from stream.core.cardsignals import SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas, signal_values
+from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported with the features)
+    DAY_MS,
+    HOUR_MS,
+    WEEK_MS,
+    CardState,
+    advance_card,
+    normal_email,
+    normal_product,
 )
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
-_HORIZONS_S = (3600, 86400, 7 * 86400)
-_RECENT_CAP = 48  # (ts, amount) pairs kept: velocity counts saturate at this many per 7 days
-_SEEN_CAP = 8  # distinct e-mails / devices / products / regions / card variants remembered per card
-_DAY_MS = 86_400_000
 
 STREAM_FEATURES: tuple[str, ...] = (
     "log_amount",
@@ -131,114 +132,6 @@ CARD_FEATURE_LABELS: dict[str, str] = {
 }
 
 
-def card_id(*parts) -> str:
-    """The entity key from card/address columns (missing parts kept as empty slots).
-
-    The real-data feed keys by ``card1`` (card number group) and ``addr1`` (billing region): on
-    the IEEE-CIS training months this coarser key scored better than all card and address
-    columns together (hold-out AUC 0.810 vs 0.798 on a quarter of the cards, same features).
-    """
-    return "-".join("" if v is None or (isinstance(v, float) and math.isnan(v)) else str(int(float(v))) for v in parts)
-
-
-@dataclass(slots=True)
-class CardState:
-    """What the card features need to know about a card's past (JSON-able, capped)."""
-
-    n: int = 0
-    last_ts: int | None = None
-    last_amount: float | None = None
-    log_sum: float = 0.0
-    log_sq: float = 0.0
-    recent: list[list[float]] = field(default_factory=list)  # [[ts_ms, amount], ...] newest last
-    emails: list[str] = field(default_factory=list)
-    devices: list[str] = field(default_factory=list)
-    products: list[str] = field(default_factory=list)
-    regions: list[str] = field(default_factory=list)
-    first_ts: int | None = None
-    variants: list[str] = field(default_factory=list)  # card sub-group/country/type combinations
-    signals: dict[str, float] = field(default_factory=dict)  # last value of each DELTA_SIGNALS count
-
-    def to_dict(self) -> dict:
-        return {
-            "n": self.n,
-            "last_ts": self.last_ts,
-            "last_amount": self.last_amount,
-            "log_sum": self.log_sum,
-            "log_sq": self.log_sq,
-            "recent": self.recent,
-            "emails": self.emails,
-            "devices": self.devices,
-            "products": self.products,
-            "regions": self.regions,
-            "first_ts": self.first_ts,
-            "variants": self.variants,
-            "signals": self.signals,
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> CardState:
-        """Also reads states written before ``first_ts``/``variants``/``signals`` existed."""
-        if not d:
-            return cls()
-        return cls(
-            d["n"],
-            d["last_ts"],
-            d["last_amount"],
-            d["log_sum"],
-            d["log_sq"],
-            [list(x) for x in d["recent"]],
-            list(d["emails"]),
-            list(d["devices"]),
-            list(d["products"]),
-            list(d["regions"]),
-            d.get("first_ts"),
-            list(d.get("variants", ())),
-            dict(d.get("signals", {})),
-        )
-
-
-@dataclass(slots=True, frozen=True)
-class CardEvent:
-    """The fields of one transaction the card features read (from the contract or a data row)."""
-
-    ts: int  # epoch milliseconds
-    amount: float
-    product_code: str | None = None
-    card_type: str | None = None
-    card_country: str | None = None
-    billing_region: str | None = None
-    billing_country: str | None = None
-    email_domain: str | None = None
-    device: str | None = None
-    card_group: str | None = None
-    card_subgroup: str | None = None
-    signals: dict | None = None
-
-    @classmethod
-    def of(cls, t) -> CardEvent:
-        """From a parsed ``stream.core.contracts.Transaction`` (optional fields may be None)."""
-        return cls(
-            t.ts,
-            t.amount,
-            t.product_code,
-            t.card_type,
-            t.card_country,
-            t.billing_region,
-            t.billing_country,
-            t.email_domain,
-            t.device,
-            t.card_group,
-            t.card_subgroup,
-            t.signals,
-        )
-
-    def variant(self) -> str | None:
-        """The card variant behind a card id: sub-group / issuing country / type (None when all are missing)."""
-        parts = (self.card_subgroup, self.card_country, self.card_type)
-        return None if all(p is None for p in parts) else "/".join(p or "" for p in parts)
-
-
 def _seen(values: list[str], v: str | None) -> tuple[float, float]:
     """(distinct count so far, 1 if ``v`` is new for a card that has history) ; missing v is not new."""
     return float(len(values)), float(bool(values) and v is not None and v not in values)
@@ -252,12 +145,12 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
     for t, a in st.recent:
         age = e.ts - t
         if 0 <= age:
-            if age <= 3_600_000:
+            if age <= HOUR_MS:
                 counts[0] += 1
-            if age <= _DAY_MS:
+            if age <= DAY_MS:
                 counts[1] += 1
                 spend_24h += a
-            if age <= 7 * _DAY_MS:
+            if age <= WEEK_MS:
                 counts[2] += 1
                 same_7d += abs(a - e.amount) < 0.005
     if st.n:
@@ -271,11 +164,11 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         sd = math.sqrt(var) if st.n >= 2 else MISSING
         vs_last = min(e.amount / max(st.last_amount or 0.01, 0.01), 100.0)
         first = cast(int, st.first_ts if st.first_ts is not None else st.last_ts)  # set once n > 0
-        per_day = st.n / max((e.ts - first) / _DAY_MS, 1.0)
+        per_day = st.n / max((e.ts - first) / DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
-    product = e.product_code.upper() if e.product_code else None
-    email = e.email_domain.lower() if e.email_domain else None
+    product = normal_product(e)
+    email = normal_email(e)
     n_em, new_em = _seen(st.emails, email)
     n_dev, new_dev = _seen(st.devices, e.device)
     n_pr, new_pr = _seen(st.products, product)
@@ -284,7 +177,7 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
     return [
         log_amount,
         round(e.amount % 1.0, 3),
-        float((e.ts // 3_600_000) % 24),
+        float((e.ts // HOUR_MS) % 24),
         *(float(product == p) for p in PRODUCT_CODES),
         numeric_code(e.card_group),
         numeric_code(e.card_subgroup),
@@ -320,36 +213,6 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         *signal_values(e.signals),
         *signal_deltas(e.signals, st.signals),
     ]
-
-
-def _remember(values: list[str], v: str | None) -> list[str]:
-    if v is None:
-        return values
-    return ([x for x in values if x != v] + [v])[-_SEEN_CAP:]
-
-
-def advance_card(st: CardState, e: CardEvent) -> CardState:
-    """The card's state after one transaction (a new object; the input is left unchanged)."""
-    log_amount = math.log1p(e.amount)
-    since = e.ts - _HORIZONS_S[-1] * 1000
-    recent = [r for r in st.recent if r[0] >= since]
-    recent.append([e.ts, e.amount])
-    first = st.first_ts if st.first_ts is not None else (st.last_ts if st.last_ts is not None else e.ts)
-    return CardState(
-        n=st.n + 1,
-        last_ts=e.ts if st.last_ts is None else max(st.last_ts, e.ts),
-        last_amount=e.amount,
-        log_sum=st.log_sum + log_amount,
-        log_sq=st.log_sq + log_amount * log_amount,
-        recent=recent[-_RECENT_CAP:],
-        emails=_remember(st.emails, e.email_domain.lower() if e.email_domain else None),
-        devices=_remember(st.devices, e.device),
-        products=_remember(st.products, e.product_code.upper() if e.product_code else None),
-        regions=_remember(st.regions, e.billing_region),
-        first_ts=min(first, e.ts),
-        variants=_remember(st.variants, e.variant()),
-        signals=remember_signals(e.signals, st.signals),
-    )
 
 
 def replay_card_features(events) -> np.ndarray:

@@ -233,3 +233,33 @@ def test_contract_signals_and_card_group_fields():
     ):
         with pytest.raises(ValueError, match=why):
             parse_transaction({**base, "signals": bad})
+
+
+def test_card_event_fields_are_the_contracts_card_fields_by_name():
+    """CardEvent lists no field of its own: each one is a Transaction field, copied by name, so a
+    card field added to (or renamed in) the contract cannot silently drift from the features."""
+    from dataclasses import fields
+
+    from stream.core.contracts import Transaction
+
+    names = {f.name for f in fields(CardEvent)}
+    assert names <= {f.name for f in fields(Transaction)}
+    t = parse_transaction(
+        {
+            "event_id": "e1",
+            "account_id": "1-2",
+            "ts": T0,
+            "amount": 5.25,
+            "currency": "USD",
+            "merchant_category": "ecommerce",
+            "channel": "ecom",
+            "country": "US",
+            "product_code": "C",
+            "card_subgroup": "111",
+            "email_domain": "Yahoo.com",
+            "signals": {"C1": 3},
+        }
+    )
+    e = CardEvent.of(t)
+    assert all(getattr(e, n) == getattr(t, n) for n in names)
+    assert (e.product_code, e.card_subgroup, e.email_domain, e.signals) == ("C", "111", "Yahoo.com", {"C1": 3.0})

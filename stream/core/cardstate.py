@@ -1,0 +1,116 @@
+"""What the card features remember about a card's past: ``CardState`` and ``advance_card``.
+
+Persisted per card id in the fenced store (JSON via ``to_dict``/``from_dict``), so every part is
+bounded: the last ``RECENT_CAP`` ``(ts, amount)`` pairs, at most ``SEEN_CAP`` distinct values of
+each linked field, and fixed-size running sums. ``advance_card`` returns a new state and leaves its
+input unchanged, so the stream can fold it inside a fenced transaction and training can replay it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from stream.core.cardevent import CardEvent
+from stream.core.cardsignals import remember_signals
+
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+RECENT_CAP = 48  # (ts, amount) pairs kept: velocity counts saturate at this many per 7 days
+SEEN_CAP = 8  # distinct e-mails / devices / products / regions / card variants remembered per card
+
+
+@dataclass(slots=True)
+class CardState:
+    """What the card features need to know about a card's past (JSON-able, capped)."""
+
+    n: int = 0
+    last_ts: int | None = None
+    last_amount: float | None = None
+    log_sum: float = 0.0
+    log_sq: float = 0.0
+    recent: list[list[float]] = field(default_factory=list)  # [[ts_ms, amount], ...] newest last
+    emails: list[str] = field(default_factory=list)
+    devices: list[str] = field(default_factory=list)
+    products: list[str] = field(default_factory=list)
+    regions: list[str] = field(default_factory=list)
+    first_ts: int | None = None
+    variants: list[str] = field(default_factory=list)  # card sub-group/country/type combinations
+    signals: dict[str, float] = field(default_factory=dict)  # last value of each DELTA_SIGNALS count
+
+    def to_dict(self) -> dict:
+        return {
+            "n": self.n,
+            "last_ts": self.last_ts,
+            "last_amount": self.last_amount,
+            "log_sum": self.log_sum,
+            "log_sq": self.log_sq,
+            "recent": self.recent,
+            "emails": self.emails,
+            "devices": self.devices,
+            "products": self.products,
+            "regions": self.regions,
+            "first_ts": self.first_ts,
+            "variants": self.variants,
+            "signals": self.signals,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> CardState:
+        """Also reads states written before ``first_ts``/``variants``/``signals`` existed."""
+        if not d:
+            return cls()
+        return cls(
+            d["n"],
+            d["last_ts"],
+            d["last_amount"],
+            d["log_sum"],
+            d["log_sq"],
+            [list(x) for x in d["recent"]],
+            list(d["emails"]),
+            list(d["devices"]),
+            list(d["products"]),
+            list(d["regions"]),
+            d.get("first_ts"),
+            list(d.get("variants", ())),
+            dict(d.get("signals", {})),
+        )
+
+
+def normal_email(e: CardEvent) -> str | None:
+    return e.email_domain.lower() if e.email_domain else None
+
+
+def normal_product(e: CardEvent) -> str | None:
+    return e.product_code.upper() if e.product_code else None
+
+
+def _remember(values: list[str], v: str | None) -> list[str]:
+    if v is None:
+        return values
+    return ([x for x in values if x != v] + [v])[-SEEN_CAP:]
+
+
+def advance_card(st: CardState, e: CardEvent) -> CardState:
+    """The card's state after one transaction (a new object; the input is left unchanged)."""
+    log_amount = math.log1p(e.amount)
+    since = e.ts - WEEK_MS
+    recent = [r for r in st.recent if r[0] >= since]
+    recent.append([e.ts, e.amount])
+    first = st.first_ts if st.first_ts is not None else (st.last_ts if st.last_ts is not None else e.ts)
+    return CardState(
+        n=st.n + 1,
+        last_ts=e.ts if st.last_ts is None else max(st.last_ts, e.ts),
+        last_amount=e.amount,
+        log_sum=st.log_sum + log_amount,
+        log_sq=st.log_sq + log_amount * log_amount,
+        recent=recent[-RECENT_CAP:],
+        emails=_remember(st.emails, normal_email(e)),
+        devices=_remember(st.devices, e.device),
+        products=_remember(st.products, normal_product(e)),
+        regions=_remember(st.regions, e.billing_region),
+        first_ts=min(first, e.ts),
+        variants=_remember(st.variants, e.variant()),
+        signals=remember_signals(e.signals, st.signals),
+    )
