@@ -30,36 +30,37 @@ READY = "[^Worker]: Ready"
 
 def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dict:
     from stream.settings import settings_from_env
-    from stream.tools import bench
     from stream.tools import bench_e2e as e2e
+    from stream.tools import bench_load, bench_specs
+    from stream.tools.bench_env import stack_pids
+    from stream.tools.bench_kafka import _drop_prefix_sync
 
-    spec = e2e.worker_spec(s, job)
+    spec = bench_specs.worker_spec(s, job)
     spec.env["FINSTREAM_TOPIC_PARTITIONS"] = str(PARTITIONS)
     if cluster is not None:
         spec.env.update({"FINSTREAM_REDIS_URL": cluster.url, "FINSTREAM_REDIS_CLUSTER": "true"})
     spec.settings = settings_from_env(spec.env)
     spec.name = f"scaleout-{job}-{workers}w-{'cluster' if cluster is not None else 'redis'}"
-    both = bench.make_events(job, 2 * events, symbols=bench.tick_symbols(events))
+    both = bench_load.make_events(job, 2 * events, spread=events)  # flood, then a prefix of the rest paced
     records, paced = both[:events], both[events:]
-    window = bench.forecast_window(s.model_dir) if job == "forecast" else 0
-    warming = bench.forecast_warming(records, window) if window else 0
+    warming = bench_load.silent(job, records, s)
 
     def paced_expected(m: int) -> int:
-        return m - (bench.forecast_warming(records + paced[:m], window) - warming) if window else m
+        return m - (bench_load.silent(job, records + paced[:m], s) - warming)
 
-    warm, warm_expected = bench.warmup_events(job, s)
-    others: list[e2e.Proc] = []
+    warm, warm_expected = bench_load.warmup_events(job, s)
+    others: list[bench_specs.Proc] = []
     try:
-        asyncio.run(e2e.create_topics(spec.settings, e2e.run_topics(spec)))
+        asyncio.run(bench_specs.create_topics(spec.settings, bench_specs.run_topics(spec)))
         for i in range(workers - 1):  # the others start first; the measured one joins their group
-            other = e2e.Proc(spec, log_dir / f"{spec.name}-other{i}.log")
+            other = bench_specs.Proc(spec, log_dir / f"{spec.name}-other{i}.log")
             others.append(other)
             deadline = time.monotonic() + 120
             while READY not in other.log_text():
                 if other.popen.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"{spec.name}: second worker not ready:\n{other.log_text()[-3000:]}")
                 time.sleep(0.1)
-        pids = {**bench.stack_pids(s), **{f"worker_{i + 2}": p.pid for i, p in enumerate(others)}}
+        pids = {**stack_pids(s), **{f"worker_{i + 2}": p.pid for i, p in enumerate(others)}}
         if cluster is not None:
             pids.update({f"redis_node_{i}": p.pid for i, p in enumerate(cluster.procs)})
         res = asyncio.run(
@@ -78,9 +79,9 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
     finally:
         for p in others:
             p.stop()
-        asyncio.run(e2e.delete_topics(spec.settings, e2e.run_topics(spec)))
+        asyncio.run(bench_specs.delete_topics(spec.settings, bench_specs.run_topics(spec)))
         if cluster is None:
-            bench._drop_prefix_sync(s, spec.settings.redis_key_prefix)
+            _drop_prefix_sync(s, spec.settings.redis_key_prefix)
     return {
         "name": spec.name,
         "job": job,
@@ -96,7 +97,7 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
 def main(out: Path, events: int, jobs: list[str]) -> Path:
     from stream.settings import get_settings
     from stream.stack import redis_cluster
-    from stream.tools import bench
+    from stream.tools.bench_env import machine_info, stack_for
 
     out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -109,8 +110,8 @@ def main(out: Path, events: int, jobs: list[str]) -> Path:
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "cases": [],
     }
-    with bench.stack_for(get_settings()) as (s, _kind):
-        report["machine"] = bench.machine_info(s)
+    with stack_for(get_settings()) as (s, _kind):
+        report["machine"] = machine_info(s)
         tmp = Path(tempfile.mkdtemp(prefix="finstream-scaleout-cluster-"))
         cluster = redis_cluster.start(tmp)
         try:
