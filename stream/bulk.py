@@ -77,16 +77,17 @@ class Inbox:
 
 
 class FetchThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread with a shorter broker-side fetch wait. Faust hard-codes
-    ``fetch_max_wait_ms=1500``, and aiokafka keeps one fetch in flight per broker: a fetch for
-    partitions with nothing new parks on the broker for up to 1.5 s while the other partitions'
-    records wait behind it (the ~1.5 s mode of the paced latency)."""
-
-    fetch_max_wait_ms = 1500
+    """Faust's consumer thread with a shorter broker-side fetch wait (``app.fetch_max_wait_ms``,
+    from ``FINSTREAM_KAFKA_FETCH_MAX_WAIT_MS``). Faust hard-codes ``fetch_max_wait_ms=1500``, and
+    aiokafka keeps one fetch in flight per broker: a fetch for partitions with nothing new parks
+    on the broker for up to 1.5 s while the other partitions' records wait behind it (the ~1.5 s
+    mode of the paced latency, ``docs/scaling.md``)."""
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = self.fetch_max_wait_ms  # read when its fetcher starts
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms:
+            consumer._fetch_max_wait_ms = wait_ms  # read when its fetcher starts (consumer.start)
         return consumer
 
 
@@ -98,9 +99,7 @@ class BulkConsumer(FaustConsumer):
     _idle: asyncio.Event | None = None
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        thread = FetchThread(self, loop=self.loop, beacon=self.beacon)
-        thread.fetch_max_wait_ms = getattr(self.app, "fetch_max_wait_ms", FetchThread.fetch_max_wait_ms)
-        return thread
+        return FetchThread(self, loop=self.loop, beacon=self.beacon)
 
     # --- in flight / acks (called by the agents) ------------------------------------------------
     def chunks_taken(self, n: int) -> None:
