@@ -114,9 +114,8 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
 
     delivery = app.delivery = Delivery(s, drained=drained)
     app.transport.Consumer = TransactionOwnedOffsets if delivery.exactly_once else BulkConsumer
-    if (
-        not delivery.exactly_once
-    ):  # Faust commits: its record of what it committed (initialised from the broker on assignment)
+    if not delivery.exactly_once:
+        # Faust commits: its record of what it committed (initialised from the broker on assignment)
         delivery.publisher.committed_elsewhere = lambda topic, partition: app.consumer._committed_offset.get(
             faust.types.TP(topic, partition)
         )
