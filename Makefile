@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint soak demo install stack-install stack-up stack-down stack-status clean
+.PHONY: test lint soak bench-scaleout demo install stack-install stack-up stack-down stack-status clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: lint stack-install
 # The full soak (issue 7): 100,000 mixed events, 6 SIGKILLs at random points; `make test` runs a short one.
 soak: stack-install
 	SOAK_EVENTS=100000 SOAK_KILLS=6 SOAK_BATCH_MAX=500 $(BIN)/pytest -q -s tests/stress/test_soak.py
+
+# Scale-out (issue 14): 1 vs 2 workers on 8 partitions, one Redis vs a 3-node Redis Cluster (docs/scaling.md).
+bench-scaleout: stack-install
+	$(BIN)/python -m stream.tools.bench_scaleout --events 20000 --jobs risk,forecast
 
 demo: stack-install
 	$(BIN)/python -m training.data.fraud

@@ -5,11 +5,13 @@ it only moves bytes here (raw serializers, no Records, no Tables). Parsing, stat
 output records are the engine's (``stream.serving``); delivery is ``stream.delivery``'s, which owns
 the Kafka transactions because Faust's exactly-once does not cover our sends (``stream.publisher``).
 
-The stages overlap: an agent queues its processed batch on the delivery lanes and takes the next
-batch at once, while the lanes commit the earlier ones (bounded, so a slow broker slows the agent).
-A batch's events stay un-acked until its outputs are durable: each message carries one extra
-reference (``Message.incref``) that only the delivery's ``on_durable`` releases, so Faust commits
-no offset past a batch that is not durable and, on a rebalance, waits for it (``wait_empty``).
+Records reach the jobs in bulk (``stream.bulk``): the consumer's drain hands each fetched
+partition batch to the job's inbox, without Faust's per-event message/Event/stream path; the agents
+take chunks. The stages overlap: an agent queues its processed batch on the delivery lanes and
+takes the next chunks at once, while the lanes commit the earlier ones (bounded, so a slow broker
+slows the agent). A chunk stays in flight, un-acked, until its outputs are durable: only the
+delivery's ``on_durable`` acks it (``BulkConsumer.chunks_durable``), so Faust commits no offset past
+a batch that is not durable and, on a rebalance, waits for it (``wait_empty``).
 Outages are waited out (``stream.runtime`` for Redis, ``stream.delivery`` for Kafka).
 """
 
@@ -20,13 +22,12 @@ import time
 
 import faust
 from faust.sensors import Monitor
-from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
 
 from stream import (
     observe,  # observe: /health /ready /metrics, stage timers
     runtime,
 )
-from stream.core.records import SourceRecord
+from stream.bulk import BulkConsumer, Inbox, source_records
 from stream.delivery import Delivery
 from stream.metrics import METRICS  # observe
 from stream.settings import Settings
@@ -47,7 +48,7 @@ def _credentials(s: Settings):
     return None
 
 
-class TransactionOwnedOffsets(FaustConsumer):
+class TransactionOwnedOffsets(BulkConsumer):
     """Faust's consumer for exactly-once: the delivery's transactions commit the group's offsets,
     so Faust commits none. Faust's own commit of acked offsets (on its interval, on rebalance, on
     errors) is not ordered with our transactions and can land behind one, moving the group back:
@@ -112,9 +113,9 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         return hw is None or next_offset >= hw
 
     delivery = app.delivery = Delivery(s, drained=drained)
-    if delivery.exactly_once:
-        app.transport.Consumer = TransactionOwnedOffsets
-    else:  # Faust commits: its record of what it committed (initialised from the broker on assignment)
+    app.transport.Consumer = TransactionOwnedOffsets if delivery.exactly_once else BulkConsumer
+    if not delivery.exactly_once:
+        # Faust commits: its record of what it committed (initialised from the broker on assignment)
         delivery.publisher.committed_elsewhere = lambda topic, partition: app.consumer._committed_offset.get(
             faust.types.TP(topic, partition)
         )
@@ -131,17 +132,11 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
     async def release_revoked(app, revoked, **kwargs) -> None:
         await delivery.release(revoked)  # Faust waited for their batches to be durable
 
-    async def handle(job, events) -> None:
-        batch = []
-        for e in events:
-            m = e.message
-            m.incref()  # released when the batch is durable (see the module docstring)
-            # Faust's message.timestamp is in seconds; SourceRecord wants the Kafka milliseconds.
-            batch.append(
-                SourceRecord(
-                    m.topic, m.partition, m.offset, m.key, m.value, int(m.timestamp * 1000) if m.timestamp else None
-                )
-            )
+    async def handle(job, chunks) -> None:
+        consumer = app.consumer
+        batch = source_records(chunks)
+        if not batch:
+            return
         delivery.publisher.track(batch)  # a partition's first offset since start is committed
         clock = METRICS.batch_started(job.slot)  # observe
         outputs = await runtime.process(job, batch, s.outage_backoff_max_s)
@@ -149,14 +144,13 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         METRICS.detach(clock)  # the next batch starts before this one is durable
         units = delivery.plan(batch, outputs)
         by_tp: dict = {}
-        for e in events:
-            by_tp.setdefault((e.message.topic, e.message.partition), []).append(e)
+        for c in chunks:
+            by_tp.setdefault((c.tp.topic, c.tp.partition), []).append(c)
         left = [len(units)]
 
         def on_durable(mine):
             def done(commit_s: float) -> None:
-                for e in mine:
-                    e.ack()
+                consumer.chunks_durable(mine)
                 clock.longest("commit", commit_s)  # observe
                 left[0] -= 1
                 if left[0] == 0:
@@ -166,7 +160,7 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
             return done
 
         for u in units:
-            u.on_durable = on_durable(events if u.source is None else by_tp[(u.source.topic, u.source.partition)])
+            u.on_durable = on_durable(chunks if u.source is None else by_tp[(u.source.topic, u.source.partition)])
         await delivery.submit(units)
 
     registries = {id(j.models): j.models for j in jobs.values()}
@@ -188,12 +182,16 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         """What each job has seen: events, outputs, dead letters, warming-up windows, alerts."""
         return web.json(counts())
 
+    app.inboxes = {}
+    app.fetch_max_wait_ms = s.kafka_fetch_max_wait_ms
     for topic_name, job in jobs.items():
         source = app.topic(topic_name, key_serializer="raw", value_serializer="raw", partitions=s.topic_partitions)
+        inbox = app.inboxes[topic_name] = Inbox(app, s.batch_max, s.bulk_inbox)
 
-        async def agent(stream, job=job):
-            async for events in stream.take_events(s.batch_max, within=s.batch_within_s):
-                await handle(job, events)
+        async def agent(stream, job=job, inbox=inbox):
+            """Faust subscribes and supervises; the records arrive through the inbox, not ``stream``."""
+            while True:
+                await handle(job, await inbox.take())
 
         app.agent(source, name=f"{job.slot}-agent")(agent)
     return app

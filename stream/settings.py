@@ -85,6 +85,12 @@ class Settings(BaseSettings):
     delivery_inflight: int = Field(4, ge=1)  # processed batches queued per partition (backpressure)
     producer_linger_ms: int = Field(5, ge=0)
     outage_backoff_max_s: float = Field(5.0, gt=0)  # longest wait between retries during a Redis/Kafka outage
+    # Fetched chunks (<= batch_max records of one partition) queued per job before the consumer's
+    # drain waits (stream/bulk.py: backpressure on fetching).
+    bulk_inbox: int = Field(8, ge=1)
+    # How long the broker may hold the worker's fetch when nothing is new (Faust hard-codes 1500,
+    # which showed up as a ~1.5 s mode of the paced latency: stream/bulk.py, docs/scaling.md).
+    kafka_fetch_max_wait_ms: int = Field(50, ge=1)
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself

@@ -1,0 +1,217 @@
+"""Bulk delivery through Faust: each partition's fetched records reach their job as one chunk.
+
+Why: Faust's own path turns every record into a ``ConsumerMessage``, passes it through the
+conductor (flow-control lock, per-topic callback), wraps it in an ``Event``, queues it on the
+agent's stream and takes it out again in ``take_events``: 118-176 µs per event in the profiles
+(``docs/scaling.md``), against ~16 µs for a plain aiokafka loop. The jobs work on micro-batches
+anyway, so here the consumer's drain (the seam Faust gives: ``Consumer._drain_messages``, chosen
+through ``app.transport.Consumer``) hands each ``getmany()`` batch of a partition to the job's
+:class:`Inbox` whole, and the agent takes chunks instead of events.
+
+Faust stays the runtime: it fetches (its consumer thread), balances partitions, runs the agents,
+timers and web pages. What its per-event path did and how it is kept here:
+
+* **order per partition**: one inbox per topic, chunks in fetch order, one agent takes them;
+* **backpressure**: the inbox is bounded (``FINSTREAM_BULK_INBOX`` chunks); a full inbox stops the
+  drain, so fetching waits for the job as with Faust's stream buffer;
+* **un-acked until durable**: a chunk counts as in flight from the moment the agent takes it until
+  its delivery unit is durable; only then are its offsets acked into Faust's bookkeeping
+  (``_acked``, gaps), so at-least-once commits nothing that is not durable;
+* **rebalances**: the inbox is a Faust flow-control queue (cleared when a rebalance starts, like
+  the agents' buffers), chunks fetched in an older consumer generation are dropped (Faust seeks every
+  partition back to its committed offset after a rebalance, so they are read again), and
+  :meth:`BulkConsumer.wait_empty` waits for every chunk in flight to be durable before Faust goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import cast
+
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as FaustConsumer
+from faust.types import TP
+from faust.types.tuples import ack_lock
+from mode import Service
+from mode.utils.futures import notify
+
+from stream.core.records import SourceRecord
+
+
+@dataclass(slots=True)
+class Chunk:
+    """Consecutive records of one partition as fetched (aiokafka ``ConsumerRecord``s)."""
+
+    tp: TP
+    records: list
+    generation: int
+
+
+class Inbox:
+    """A job's bounded queue of chunks, managed by Faust's flow control (cleared on rebalance)."""
+
+    def __init__(self, app, batch_max: int, maxsize: int):
+        self.app = app
+        self.batch_max = batch_max
+        self.queue = app.FlowControlQueue(maxsize=max(1, maxsize), clear_on_resume=True)
+
+    async def put(self, chunk: Chunk) -> None:
+        await self.queue.put(chunk)
+
+    async def take(self) -> list[Chunk]:
+        """The next chunks, up to ``batch_max`` records (at least one chunk), of the current
+        consumer generation only; counted in flight until :meth:`BulkConsumer.chunks_durable`."""
+        q = self.queue
+        chunks = [await q.get()]
+        n = len(chunks[0].records)
+        while not q.empty() and n + len(q._queue[0].records) <= self.batch_max:  # type: ignore[attr-defined]
+            c = q.get_nowait()
+            chunks.append(c)
+            n += len(c.records)
+        generation = self.app.consumer_generation_id
+        chunks = [c for c in chunks if c.generation == generation]
+        self.app.consumer.chunks_taken(len(chunks))
+        return chunks
+
+
+class FetchThread(AIOKafkaConsumerThread):
+    """Faust's consumer thread with a shorter broker-side fetch wait (``app.fetch_max_wait_ms``,
+    from ``FINSTREAM_KAFKA_FETCH_MAX_WAIT_MS``). Faust hard-codes ``fetch_max_wait_ms=1500``, and
+    aiokafka keeps one fetch in flight per broker: a fetch for partitions with nothing new parks
+    on the broker for up to 1.5 s while the other partitions' records wait behind it (the ~1.5 s
+    mode of the paced latency, ``docs/scaling.md``)."""
+
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        wait_ms = getattr(self.app, "fetch_max_wait_ms", None)
+        if wait_ms:
+            consumer._fetch_max_wait_ms = wait_ms  # read when its fetcher starts (consumer.start)
+        return consumer
+
+
+class BulkConsumer(FaustConsumer):
+    """Faust's aiokafka consumer whose drain hands whole partition batches to the jobs' inboxes
+    (``app.inboxes``: topic -> :class:`Inbox`); a topic without an inbox takes Faust's own path."""
+
+    _inflight = 0
+    _idle: asyncio.Event | None = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return FetchThread(self, loop=self.loop, beacon=self.beacon)
+
+    # --- in flight / acks (called by the agents) ------------------------------------------------
+    def chunks_taken(self, n: int) -> None:
+        if self._idle is None:
+            self._idle = asyncio.Event()
+        self._inflight += n
+        if self._inflight:
+            self._idle.clear()
+
+    def chunks_durable(self, chunks: list[Chunk]) -> None:
+        """Ack every offset the chunks span (control records between them included) in Faust's
+        bookkeeping, as ``Consumer.ack`` does per message, and count them out of flight."""
+        with ack_lock:
+            for c in chunks:
+                tp = c.tp
+                if not self.app.topics.acks_enabled_for(tp.topic):
+                    continue
+                committed = self._committed_offset[tp]
+                first = c.records[0].offset if committed is None else max(committed, c.records[0].offset)
+                index = self._acked_index[tp]
+                new = [o for o in range(first, c.records[-1].offset + 1) if o not in index]
+                index.update(new)
+                self._acked[tp].extend(new)
+                self._n_acked += len(new)
+            notify(self._waiting_for_ack)
+        self._inflight -= len(chunks)
+        if self._inflight <= 0 and self._idle is not None:
+            self._idle.set()
+
+    async def wait_empty(self) -> None:
+        """Faust's wait for un-acked events (rebalance, stop), first for the chunks in flight."""
+        while self._inflight > 0 and not self.should_stop and self._idle is not None:
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=1.0)
+            except TimeoutError:
+                self.log.info("wait_empty: %d chunks not durable yet", self._inflight)
+        await super().wait_empty()
+
+    # --- the drain --------------------------------------------------------------------------------
+    async def _drain_messages(self, fetcher) -> None:  # pragma: no cover (runs in every worker test)
+        inboxes: dict[str, Inbox] = getattr(self.app, "inboxes", None) or {}
+        if not inboxes:
+            return await super()._drain_messages(fetcher)
+        consumer_stopped = cast(Service, self)._stopped.is_set
+        fetcher_stopped = cast(Service, fetcher)._stopped.is_set
+        commit_every = self._commit_every
+        try:
+            while not (consumer_stopped() or fetcher_stopped()):
+                self.diag.set_flag(CONSUMER_FETCHING)
+                await self.sleep(0)
+                records, active = await self._wait_next_records(1.0)
+                generation = self.app.consumer_generation_id
+                if not records or self.should_stop:
+                    continue
+                if not self.flow_active:  # as Faust's getmany: a rebalance interrupted this fetch
+                    try:
+                        await self.perform_seek()
+                    except Exception as exc:
+                        self.log.warning("seek while flow not active failed: %r", exc)
+                    continue
+                for tp, recs in records.items():
+                    if not self.flow_active or self.app.consumer_generation_id != generation:
+                        break
+                    if active is not None and tp not in active and tp not in self._buffered_partitions:
+                        continue
+                    await self._hand_over(tp, recs, inboxes.get(tp.topic), generation)
+                if commit_every is not None and self._n_acked >= commit_every:
+                    self._n_acked = 0
+                    await self.commit()
+                self.diag.unset_flag(CONSUMER_FETCHING)
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            self.diag.unset_flag(CONSUMER_FETCHING)
+
+    async def _hand_over(self, tp: TP, recs: list, inbox: Inbox | None, generation: int) -> None:
+        """One partition's fetched records to its inbox (in pieces of at most ``batch_max``), with
+        Faust's read-offset and gap bookkeeping done once per piece instead of per record."""
+        read = self._read_offset[tp]
+        if read is not None and recs[0].offset < read:  # already handed over (Faust drops these too)
+            recs = [r for r in recs if r.offset >= read]
+            if not recs:
+                return
+        if read and recs[0].offset - read > 1 and self.app.topics.acks_enabled_for(tp.topic):
+            await self._add_gap(tp, read + 1, recs[0].offset)
+        if inbox is None:  # not a job's topic: Faust's own per-message path
+            for r in recs:
+                await self.wait_first(self.callback(self._to_message(tp, r)), self.suspend_flow.wait())
+                if not self.flow_active:
+                    return
+                self._read_offset[tp] = r.offset
+            return
+        step = inbox.batch_max
+        for i in range(0, len(recs), step):
+            piece = recs[i : i + step]
+            await self.wait_first(inbox.put(Chunk(tp, piece, generation)), self.suspend_flow.wait())
+            if not self.flow_active:  # rebalancing: the rest is read again after the seek
+                return
+            self._read_offset[tp] = piece[-1].offset
+
+
+def source_records(chunks: list[Chunk]) -> list[SourceRecord]:
+    """The jobs' ``SourceRecord``s of some chunks (aiokafka timestamps are already milliseconds)."""
+    return [
+        SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp) for c in chunks for r in c.records
+    ]
