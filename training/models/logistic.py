@@ -38,9 +38,32 @@ def skewed_columns(x: np.ndarray, n_numeric: int, min_skew: float = 1.0) -> list
     return out
 
 
+class _Standardised:
+    """What both linear scorers share: standardise the log-augmented row, then one dot product;
+    the served layout is one score per row (``score_io``). The dataclasses below declare the
+    fields it reads: ``mean``, ``scale``, ``coef``, ``intercept``, ``log_cols``, ``n_in``."""
+
+    def linear(self, x: np.ndarray) -> np.ndarray:
+        return ((log_augment(x, self.log_cols) - self.mean) / self.scale) @ self.coef + self.intercept
+
+    def inputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[0]
+
+    def outputs(self) -> list[TensorSpec]:
+        return score_io(self.n_in)[1]
+
+    def augmented_names(self, names: Sequence[str]) -> list[str]:
+        return list(names) + [f"log1p({names[i]})" for i in self.log_cols]
+
+    def importance(self, names: Sequence[str]) -> dict[str, float]:
+        """|coef| on the standardised scale = |raw coef| * sd (log1p columns listed as such)."""
+        imp = np.abs(self.coef)
+        return {n: float(v) for n, v in sorted(zip(self.augmented_names(names), imp), key=lambda t: -t[1])}
+
+
 @register
 @dataclass
-class Logistic(TrainableModel):
+class Logistic(_Standardised, TrainableModel):
     """Standardise -> L2 logistic regression; ``export`` writes the equivalent ONNX graph on raw rows."""
 
     family = "logistic"
@@ -88,8 +111,7 @@ class Logistic(TrainableModel):
         return cls(mean, scale, coef, b, C, [int(i) for i in log_cols], n_in)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        z = (log_augment(x, self.log_cols) - self.mean) / self.scale
-        return 1.0 / (1.0 + np.exp(-(z @ self.coef + self.intercept)))
+        return 1.0 / (1.0 + np.exp(-self.linear(x)))
 
     def export(self, path: Path) -> Path:
         if not self.log_cols:
@@ -105,29 +127,15 @@ class Logistic(TrainableModel):
             self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path, activation="sigmoid"
         )
 
-    def inputs(self) -> list[TensorSpec]:
-        return score_io(self.n_in)[0]
-
-    def outputs(self) -> list[TensorSpec]:
-        return score_io(self.n_in)[1]
-
     @classmethod
     def example(cls, seed: int) -> Example:
         x, y = score_rows(seed)
         return Example((x[:200], y[:200]), x[200:], {"Cs": (0.1, 1.0), "cv": 2, "log_cols": [0, 1]})
 
-    def augmented_names(self, names: Sequence[str]) -> list[str]:
-        return list(names) + [f"log1p({names[i]})" for i in self.log_cols]
-
-    def importance(self, names: Sequence[str]) -> dict[str, float]:
-        """|coef| on the standardised scale = |raw coef| * sd (log1p columns listed as such)."""
-        imp = np.abs(self.coef)
-        return {n: float(v) for n, v in sorted(zip(self.augmented_names(names), imp), key=lambda t: -t[1])}
-
 
 @register
 @dataclass
-class LinearRegression(TrainableModel):
+class LinearRegression(_Standardised, TrainableModel):
     """Standardise -> ridge regression (alpha by ``RidgeCV``), log1p columns in the graph like ``Logistic``."""
 
     family = "linear"
@@ -156,29 +164,18 @@ class LinearRegression(TrainableModel):
         return cls(mean, scale, coef, float(reg.intercept_), float(reg.alpha_), [int(i) for i in log_cols], x.shape[1])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return ((log_augment(x, self.log_cols) - self.mean) / self.scale) @ self.coef + self.intercept
+        return self.linear(x)
 
     def export(self, path: Path) -> Path:
         return export_log_linear(
             self.coef, self.intercept, self.mean, self.scale, self.log_cols, self.n_in, path, activation=None
         )
 
-    def inputs(self) -> list[TensorSpec]:
-        return score_io(self.n_in)[0]
-
-    def outputs(self) -> list[TensorSpec]:
-        return score_io(self.n_in)[1]
-
     @classmethod
     def example(cls, seed: int) -> Example:
         x, _ = score_rows(seed)
         y = 12 + 0.5 * np.log1p(x[:, 0]) + x[:, 2] + np.random.default_rng(seed).normal(0, 0.3, len(x))
         return Example((x[:200], y[:200]), x[200:], {"log_cols": [0, 1]})
-
-    def importance(self, names: Sequence[str]) -> dict[str, float]:
-        """|coef| on the standardised scale, log1p columns listed as such."""
-        aug = list(names) + [f"log1p({names[i]})" for i in self.log_cols]
-        return {n: float(v) for n, v in sorted(zip(aug, np.abs(self.coef)), key=lambda t: -t[1])}
 
 
 def export_log_linear(
