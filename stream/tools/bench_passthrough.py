@@ -76,6 +76,18 @@ def _consumer(s: Settings, src: str):
     )
 
 
+async def _batches(s: Settings, consumer):
+    """The plain loops' fetched records, one ``getmany`` result at a time (possibly empty); the
+    bench's ready line once the group has assigned partitions."""
+    told = False
+    while True:
+        batches = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max)
+        if not told and consumer.assignment():
+            print(READY_LINE, flush=True)
+            told = True
+        yield [m for msgs in batches.values() for m in msgs]
+
+
 async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
     from aiokafka import AIOKafkaProducer
 
@@ -84,19 +96,13 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
     await consumer.start()
     await producer.start()
     try:
-        told = False
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max)
-            if not told and consumer.assignment():
-                print(READY_LINE, flush=True)
-                told = True
-            if not batches:
+        async for records in _batches(s, consumer):
+            if not records:
                 continue
             futures = []
-            for msgs in batches.values():
-                for m in msgs:
-                    key = f"{m.topic}:{m.partition}:{m.offset}".encode()
-                    futures.append(await producer.send(dst, key=key, value=m.value, partition=m.partition))
+            for m in records:
+                key = f"{m.topic}:{m.partition}:{m.offset}".encode()
+                futures.append(await producer.send(dst, key=key, value=m.value, partition=m.partition))
             await asyncio.gather(*futures)
             await consumer.commit()
     finally:
@@ -117,17 +123,8 @@ async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
     job = PassthroughJob(dst)
     await consumer.start()
     try:
-        told = False
-        while True:
-            batches = await consumer.getmany(timeout_ms=int(s.batch_within_s * 1000), max_records=s.batch_max)
-            if not told and consumer.assignment():
-                print(READY_LINE, flush=True)
-                told = True
-            batch = [
-                SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp)
-                for msgs in batches.values()
-                for m in msgs
-            ]
+        async for records in _batches(s, consumer):
+            batch = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp) for m in records]
             if batch:
                 await delivery.submit(delivery.plan(batch, await job.process(batch)))
     finally:
