@@ -101,7 +101,7 @@ def train_credit(
     for fam in families:
         c = cv[fam]
         name = f"{base}_{fam}"
-        report["cv"][name] = {k: c[k] for k in ("auc", "auc_ci95", "folds", "repeats")}
+        report["cv"][name] = {k: c[k] for k in ("auc", "auc_ci95", "folds", "repeats", "auc_shared")}
         epochs = int(np.median(c["epochs"])) if c["epochs"] else None
         fit = fit_family(fam, x, y, len(cs.numeric), ctx.seed, cfg, epochs=epochs)  # refit on all rows
         # Out-of-fold figures of the first repeat (each row scored by a model that never saw it).

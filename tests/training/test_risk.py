@@ -134,6 +134,9 @@ def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
     assert all(len(c) == pytest.approx(len(rows) * 2 / 3, abs=2) for c in calls)
     assert len(cs.used) == 6 and all(u is e for u, e in zip(cs.used, cs.encodings))  # features from the fold's own fit
     assert (cv["logistic"]["folds"], cv["gbm"]["folds"]) == (6, 3) and cv["gbm"]["repeats"] == 1
+    chosen = credit_cv.choose(cv)  # compared on the 3 folds both ran, not on the logistic's 6
+    assert cv["logistic"]["auc_shared"] == pytest.approx(np.mean(cv["logistic"]["fold_aucs"][:3]))
+    assert chosen == max(("logistic", "gbm"), key=lambda f: cv[f]["auc_shared"])
     assert credit_cv.choose(cv) in ("logistic", "gbm") and not np.isnan(cv["gbm"]["oof"]).any()
     assert set(cv["gbm"]["importance"]) == set(german.encoding["numeric"]) | set(german.encoding["categorical"])
 
@@ -224,7 +227,7 @@ def test_train_credit_cards(german, tmp_path):
     assert cs.fits[-1] == set(range(1000)) and all(len(f) < 700 for f in cs.fits[:-1])  # CV folds, then all rows
     assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_gbm", "german_credit_mlp"]
     assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(
-        rep["cv"], key=lambda n: rep["cv"][n]["auc"]
+        rep["cv"], key=lambda n: rep["cv"][n]["auc_shared"]
     )
     assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3]
     for c in cards:
