@@ -3,14 +3,16 @@
 Credit default (task ``credit_default``), per data set (German, credit_data, lending_club):
 L2 logistic regression, gradient-boosted trees and a small Keras MLP, all taking the same input
 row: numeric columns (filled and winsorised with training-part statistics) and one-hot
-``col=level`` columns (the standardisation is folded into the ONNX graphs). A stratified 20%
-hold-out is set aside first; the family is chosen by repeated stratified CV on the remaining
-training part (``training.credit_cv``: preprocessing fitted inside each fold), refitted on the
-whole training part and estimated once on the hold-out (AUC with a bootstrap 95% CI, PR-AUC,
-Brier score). Every family is exported; the cards say which one CV chose.
+``col=level`` columns (the standardisation is folded into the ONNX graphs). The family is chosen
+by repeated stratified CV over all labelled rows (``training.credit_cv``: preprocessing fitted
+inside each fold; none of the three sets ships its own test split), and every family is refitted
+on all rows before export. Every figure is cross-validated: the mean fold AUC with its interval
+decides, and the pooled out-of-fold predictions of the first repeat give AUC (bootstrap 95% CI),
+PR-AUC, Brier score and the alert threshold. The cards say which family CV chose.
 
 Credit loss (task ``credit_loss``): linear regression of lending_club ``int_rate`` on applicant
-features (no grade), reported as test R^2/RMSE against the mean-only baseline.
+features (no grade), reported as test R^2/RMSE against the mean-only baseline on a single
+stratified split (not cross-validated).
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from stream.core.manifest import ModelCard
-from training.credit_cv import FAMILIES, choose, cross_validate, fit_family
+from training.credit_cv import FAMILIES, FOLDS, REPEATS, choose, cross_validate, fit_family
 from training.export import data_fingerprint, reference_distribution
 from training.job import TrainContext
 from training.models import GBM, MLP, LinearRegression
 from training.risk_metrics import N_BOOT, bootstrap_ci, classification_metrics
-from training.risk_models import check_parity, column_groups, permutation_importance, skewed_columns, stratified_split
+from training.risk_models import check_parity, skewed_columns, stratified_split
 
 CREDIT_NAMES = {"german": "german_credit", "credit_data": "credit_data", "lending_club": "lending_club"}
 CREDIT_TARGETS = {"german": 0.79, "credit_data": 0.84, "lending_club": 0.74}
@@ -45,41 +47,39 @@ def train_credit(
     export: bool = True,
     n_boot: int = N_BOOT,
     cs=None,
-    folds: int = 5,
-    cv_repeats: int = 1,
+    folds: int = FOLDS,
+    cv_repeats: int | dict | None = None,
     families=FAMILIES,
     max_epochs: int = 30,
 ) -> tuple[list[ModelCard], dict]:
-    """Candidates by repeated stratified CV on the training part, the chosen one refitted on it and
-    estimated once on the hold-out (``training.credit_cv``); every candidate is exported (the
-    manifest names the chosen one in its card), so the batch scorer can use any of them."""
+    """Candidates by repeated stratified CV over all rows, every family refitted on all rows and
+    exported (the manifest names the chosen one in its card), so the batch scorer can use any."""
     from training.data import credit
 
     t0 = time.time()
     cs = cs or credit.load(dataset, ctx.cache_dir, ctx.quality)
     y = cs.y
-    tr, va, te = stratified_split(y, ctx.seed)
-    fit_rows = np.sort(np.concatenate([tr, va]))  # the training part; ``te`` is the hold-out
+    rows = np.arange(len(y))
+    repeats = REPEATS if cv_repeats is None else cv_repeats
+    per = repeats if isinstance(repeats, dict) else {f: repeats for f in families}
     base = CREDIT_NAMES[dataset]
     cfg = MLP_CONFIG.get(dataset, MLP_CONFIG["default"])
-    cv = cross_validate(
-        cs, fit_rows, ctx.seed, cfg, folds=folds, repeats=cv_repeats, families=families, max_epochs=max_epochs
-    )
+    cv = cross_validate(cs, rows, ctx.seed, cfg, folds=folds, repeats=per, families=families, max_epochs=max_epochs)
     chosen = choose(cv)
-    encoding = cs.fit_encoding(fit_rows, ctx.quality)  # fills and winsorising bounds: training part only
+    encoding = cs.fit_encoding(rows, ctx.quality)  # the refit's fills and bounds: all rows (CV fitted per fold)
     x, names = cs.features(encoding)
+    reps = ", ".join(f"{f} {per[f]}" for f in families)
     report = {
         "dataset": dataset,
         "rows": int(len(y)),
         "bad_rate": float(y.mean()),
         "features": len(names),
         "target_auc": CREDIT_TARGETS[dataset],
-        "train_rows": int(len(fit_rows)),
-        "holdout_rows": int(len(te)),
-        "protocol": f"hold-out: stratified 20%; model choice: stratified {folds}-fold x {cv_repeats} "
-        "CV on the training part, preprocessing fitted inside each training fold",
+        "fit_rows": int(len(rows)),
+        "protocol": f"repeated stratified {folds}-fold CV over all rows (repeats: {reps}), preprocessing fitted "
+        "inside each training fold; every family refitted on all rows",
         "folds": folds,
-        "repeats": cv_repeats,
+        "repeats": {f: per[f] for f in families},
         "chosen": f"{base}_{chosen}",
         "cv": {},
         "models": {},
@@ -88,39 +88,38 @@ def train_credit(
         "encoding": encoding,
         "source": cs.source,
         "target": f"{cs.target} (1 = bad)",
-        "split": f"stratified 80/20 training part / hold-out, seed {ctx.seed}",
+        "split": f"none: fitted on all {len(rows)} rows; figures from repeated stratified {folds}-fold CV, seed {ctx.seed}",
         "threshold_rule": "Youden's J on out-of-fold CV predictions (first repeat)",
     }
     common = dict(
-        reference_distribution=reference_distribution(x[fit_rows], names),
-        data_fingerprint=data_fingerprint(x[fit_rows], y[fit_rows]),
-        baseline=[float(v) for v in x[fit_rows].mean(axis=0)],
+        reference_distribution=reference_distribution(x, names),
+        data_fingerprint=data_fingerprint(x, y),
+        baseline=[float(v) for v in x.mean(axis=0)],
         feature_labels=credit_labels(names),
     )
     cards = []
     for fam in families:
         c = cv[fam]
         name = f"{base}_{fam}"
-        report["cv"][name] = {k: c[k] for k in ("auc", "auc_ci95", "folds")}
+        report["cv"][name] = {k: c[k] for k in ("auc", "auc_ci95", "folds", "repeats", "auc_shared")}
         epochs = int(np.median(c["epochs"])) if c["epochs"] else None
-        fit = fit_family(fam, x[fit_rows], y[fit_rows], len(cs.numeric), ctx.seed, cfg, epochs=epochs)
-        p_te = fit.predict(x[te])
-        m = classification_metrics(y[te], p_te, c["threshold"], ctx.seed, n_boot)
-        m.update(cv_auc=c["auc"], cv_auc_ci95=c["auc_ci95"], chosen=fam == chosen)
+        fit = fit_family(fam, x, y, len(cs.numeric), ctx.seed, cfg, epochs=epochs)  # refit on all rows
+        # Out-of-fold figures of the first repeat (each row scored by a model that never saw it).
+        m = classification_metrics(y, c["oof"], c["threshold"], ctx.seed, n_boot)
+        m.update(cv_auc=c["auc"], cv_auc_ci95=c["auc_ci95"], cv_folds=c["folds"], chosen=fam == chosen)
         if epochs:
             m["epochs"] = epochs
         if fam == "logistic":
             m["C"] = fit.model.C
             m["importance_abs_coef_x_sd"] = dict(list(fit.model.importance(names).items())[:10])
         else:
-            imp = permutation_importance(fit.predict, x[te], y[te], column_groups(cs.encoding), seed=ctx.seed)
-            m["importance_permutation_auc_drop"] = dict(list(imp.items())[:10])
+            m["importance_permutation_auc_drop"] = dict(list(c["importance"].items())[:10])
         report["models"][name] = {"family": fam, **m}
         if export:
             path = ctx.out_dir / f"{name}.onnx"
             model = {"gbm": GBM, "mlp": MLP}[fam](fit.model) if fam in ("gbm", "mlp") else fit.model
             model.export(path)
-            m["onnx_max_abs_err"] = check_parity(path, x[te], p_te, name, tol=1e-4 if fam == "gbm" else 1e-5)
+            m["onnx_max_abs_err"] = check_parity(path, x, fit.predict(x), name, tol=1e-4 if fam == "gbm" else 1e-5)
             cards.append(
                 model.card(
                     path,
@@ -169,6 +168,7 @@ def _card_metrics(m: dict) -> dict:
         "val_pr_auc",
         "cv_auc",
         "cv_auc_ci95",
+        "cv_folds",
         "chosen",
     )
     return {k: m[k] for k in keys if k in m}

@@ -90,27 +90,78 @@ def test_fills_and_bounds_come_from_the_training_rows_only(cache):
     assert x[rest, names.index("Income")].max() <= hi + 1e-3
 
 
+class _Spy(credit.CreditSet):
+    """Records every fitted encoding's rows, and which encoding each feature matrix was built from."""
+
+    def __init__(self, *a, **k):
+        super().__init__(*a, **k)
+        self.fits, self.encodings, self.used = [], [], []
+
+    def fit_encoding(self, rows=None, log=None):
+        self.fits.append(None if rows is None else set(np.asarray(rows).tolist()))
+        self.encodings.append(super().fit_encoding(rows, log))
+        return self.encodings[-1]
+
+    def features(self, enc=None):
+        self.used.append(enc)
+        return super().features(enc)
+
+
+def _spy(cs) -> _Spy:
+    return _Spy(**{k: getattr(cs, k) for k in cs.__dataclass_fields__})
+
+
 def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
-    """Spies on the fitted encoding: every fit sees only its fold's training rows (never the
-    fold's test rows, never the hold-out), and the final encoding sees the training part only."""
+    """Spies on the fitted encoding: every fold's fills and bounds come from its training rows only
+    (never its test rows), every fold's feature matrix is built from that fold's encoding (not from
+    defaults fitted on all rows), and a family runs only the repeats it is given."""
     from training import credit_cv
 
-    calls = []
-
-    class Spy(credit.CreditSet):
-        def fit_encoding(self, rows=None, log=None):
-            calls.append(None if rows is None else set(np.asarray(rows).tolist()))
-            return super().fit_encoding(rows, log)
-
-    cs = Spy(**{k: getattr(german, k) for k in german.__dataclass_fields__})
+    cs = _spy(german)
     rows = np.arange(0, 1000, 3)
     cv = credit_cv.cross_validate(
-        cs, rows, 3, risk.MLP_CONFIG["default"], folds=3, repeats=1, families=("logistic", "gbm")
+        cs,
+        rows,
+        3,
+        risk.MLP_CONFIG["default"],
+        folds=3,
+        repeats={"logistic": 2, "gbm": 1},
+        families=("logistic", "gbm"),
     )
-    assert len(calls) == 3 and all(c is not None and c < set(rows.tolist()) for c in calls)
-    assert set().union(*calls) == set(rows.tolist())  # each row is a test row in one fold
+    calls = cs.fits
+    assert len(calls) == 6 and all(c is not None and c < set(rows.tolist()) for c in calls)
+    assert set().union(*calls[:3]) == set(rows.tolist())  # each row is a test row once per repeat
     assert all(len(c) == pytest.approx(len(rows) * 2 / 3, abs=2) for c in calls)
+    assert len(cs.used) == 6 and all(u is e for u, e in zip(cs.used, cs.encodings))  # features from the fold's own fit
+    assert (cv["logistic"]["folds"], cv["gbm"]["folds"]) == (6, 3) and cv["gbm"]["repeats"] == 1
+    chosen = credit_cv.choose(cv)  # compared on the 3 folds both ran, not on the logistic's 6
+    assert cv["logistic"]["auc_shared"] == pytest.approx(np.mean(cv["logistic"]["fold_aucs"][:3]))
+    assert chosen == max(("logistic", "gbm"), key=lambda f: cv[f]["auc_shared"])
     assert credit_cv.choose(cv) in ("logistic", "gbm") and not np.isnan(cv["gbm"]["oof"]).any()
+    assert set(cv["gbm"]["importance"]) == set(german.encoding["numeric"]) | set(german.encoding["categorical"])
+
+
+def test_cv_fold_does_not_see_its_test_rows(german):
+    """Leak check on values: wildly changing the first fold's test rows changes nothing the fold
+    learnt (its fills and bounds), so its model scores the untouched rows the same."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from training import credit_cv
+
+    rows = np.arange(1000)
+    a, b = next(RepeatedStratifiedKFold(n_splits=3, n_repeats=1, random_state=4).split(rows, german.y))
+    frame = german.frame.copy()
+    num = [c for c in german.numeric if c in german.winsorize] or list(german.numeric)
+    frame.loc[b, num] = frame.loc[b, num] * 1000  # only the fold's test rows
+    twisted = credit.CreditSet(
+        german.name, frame, german.target, german.y, german.numeric, german.categorical, german.source, german.winsorize
+    )
+    out = []
+    for cs in (_spy(german), _spy(twisted)):
+        cv = credit_cv.cross_validate(cs, rows, 4, {}, folds=3, repeats=1, families=("logistic",))
+        out.append((cs.used[0], cv["logistic"]["fold_aucs"]))
+    assert out[0][0] == out[1][0]  # the encoding the first fold's rows were built with ignores its test rows
+    assert out[0][1][1:] != out[1][1][1:]  # ... while later folds, which train on those rows, do change
 
 
 def test_encoding_rebuilds_rows_from_a_raw_csv(german, tmp_path):
@@ -160,27 +211,37 @@ def test_credit_mlp_keras_equals_onnxruntime(german, tmp_path):
 
 
 def test_train_credit_cards(german, tmp_path):
+    """Every figure is out-of-fold; the exported models are refitted on ALL rows (encoding,
+    baseline, fingerprint and the logistic's scores are those of a fit on every row)."""
+    from training import credit_cv
+    from training.export import data_fingerprint
+
     ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=5)
-    cards, rep = risk.train_credit(ctx, "german", cs=german, max_epochs=3, n_boot=30, folds=3, cv_repeats=1)
-    tr, va, te = risk.stratified_split(german.y, 5)
-    fit_rows = np.sort(np.concatenate([tr, va]))
-    enc = german.fit_encoding(fit_rows)
+    cs = _spy(german)
+    cards, rep = risk.train_credit(
+        ctx, "german", cs=cs, max_epochs=3, n_boot=30, folds=3, cv_repeats={"logistic": 2, "gbm": 2, "mlp": 1}
+    )
+    enc = german.fit_encoding()
     x, names = german.features(enc)
+    y = german.y
+    assert cs.fits[-1] == set(range(1000)) and all(len(f) < 700 for f in cs.fits[:-1])  # CV folds, then all rows
     assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_gbm", "german_credit_mlp"]
     assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(
-        rep["cv"], key=lambda n: rep["cv"][n]["auc"]
+        rep["cv"], key=lambda n: rep["cv"][n]["auc_shared"]
     )
-    assert rep["train_rows"] == len(fit_rows) and rep["holdout_rows"] == len(te)
+    assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3]
     for c in cards:
         ModelCard.from_dict(c.to_dict())
         assert c.task == "credit_default" and c.features == names and len(c.baseline) == len(names)
-        assert c.extra["encoding"] == enc and 0 < c.threshold < 1  # bounds of the training part only
+        assert c.extra["encoding"] == enc and 0 < c.threshold < 1  # the refit's bounds: all rows
+        assert c.data_fingerprint == data_fingerprint(x, y)
         assert set(c.feature_labels) == set(names) and set(c.reference_distribution) == set(names)
         assert c.metrics["onnx_max_abs_err"] <= 1e-4 and 0.5 < c.metrics["auc"] <= 1
-        assert c.metrics["cv_auc"] == rep["cv"][c.name]["auc"]
-        p = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
-        assert c.metrics["auc"] == pytest.approx(risk.auc(german.y[te], p), abs=1e-4)  # hold-out = the exported file
-    np.testing.assert_allclose(cards[0].baseline, x[fit_rows].mean(axis=0), rtol=1e-5)
+        assert c.metrics["cv_auc"] == rep["cv"][c.name]["auc"] and c.metrics["n"] == 1000  # out-of-fold: every row
+    refit = credit_cv.fit_family("logistic", x, y, len(german.numeric), 5, {})
+    p = onnx_run(tmp_path / cards[0].file, {"features": x})[0][:, 0]
+    np.testing.assert_allclose(p, refit.predict(x), atol=1e-5)  # the exported logistic = a fit on all rows
+    np.testing.assert_allclose(cards[0].baseline, x.mean(axis=0), rtol=1e-5)
     m = rep["models"][rep["chosen"]]
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
 
