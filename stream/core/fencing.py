@@ -22,27 +22,28 @@ S = TypeVar("S")
 SNAPSHOTS_KEPT = 64
 
 
-class StoredOutput:
+class StoredOutput(str):
     """An output snapshot as a store keeps it (its JSON text), decoded only when a redelivery asks
     for it. Almost every snapshot is only carried from load to save until its offset is committed,
-    so a store hands these out rather than decoding every snapshot of every entity on each load.
-    Equal to its decoded value (a loaded entity compares equal to the one that was saved)."""
+    so a store hands these out rather than decoding every snapshot of every entity on each load
+    (a ``str`` subclass: made without a Python ``__init__``, written back as it came). Equal to
+    its decoded value (a loaded entity compares equal to the one that was saved)."""
 
-    __slots__ = ("text",)
-
-    def __init__(self, text: str):
-        self.text = text
+    __slots__ = ()
 
     def value(self) -> Any:
-        return orjson.loads(self.text)
+        return orjson.loads(str(self))  # orjson reads only exact str
 
     def __eq__(self, other: object) -> bool:
         return self.value() == (other.value() if isinstance(other, StoredOutput) else other)
 
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"StoredOutput({self.text!r})"
+        return f"StoredOutput({str.__repr__(self)})"
 
 
 @dataclass(slots=True)

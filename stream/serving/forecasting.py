@@ -53,11 +53,19 @@ class ForecastJob(Job):
         return iv, self.models[slot]
 
     def _step(self, now_ms: int):
+        plans: dict[str, tuple[int, int]] = {}  # symbol -> (interval, closes kept), once per batch
+
+        def plan(symbol: str) -> tuple[int, int]:
+            p = plans.get(symbol)
+            if p is None:
+                iv, model = self._model_for(symbol)  # models change between batches only
+                p = plans[symbol] = (iv, model.card.inputs[0].shape[1] + 1)
+            return p
+
         def for_event(tick):
             def step(st: BarState):
                 try:
-                    iv, model = self._model_for(tick.symbol)
-                    keep = model.card.inputs[0].shape[1] + 1
+                    iv, keep = plan(tick.symbol)
                     nxt, closed = advance(st, tick.ts, tick.price, tick.volume, iv, keep, now_ms)
                 except BarError as exc:
                     return st, {"error": str(exc)}

@@ -49,7 +49,7 @@ _NUMPY = orjson.OPT_SERIALIZE_NUMPY
 def _text(output: Any) -> str:
     """An output snapshot as stored: a loaded one as it came, a new one serialised once."""
     if type(output) is StoredOutput:
-        return output.text
+        return output
     return orjson.dumps(output, option=_NUMPY).decode()
 
 
@@ -67,7 +67,7 @@ def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]
     part, _, off = fence.partition(b":")
     snap = d["snap"]
     if d.get("f") == FORM:
-        snaps = {int(k): StoredOutput(v) for k, v in snap.items()}
+        snaps = dict(zip(map(int, snap), map(StoredOutput, snap.values())))
     else:
         snaps = {int(k): v for k, v in snap.items()}
     return Fenced(decode(d["s"]), int(part), int(off), snaps, loaded_fence=fence.decode())
