@@ -40,7 +40,8 @@ def apply_event(
 ) -> UserProfile:
     """A buy adds a holding, a sell removes it; every other action (view, click, apply, spend) is an
     interest event appended to ``recent`` (repeats count again: they are stronger interest).
-    ``note`` says where a derived event came from (the merchant category of a card spend)."""
+    ``note`` says where a derived event came from (the merchant category of a card spend).
+    The new profile shares the old one's ``recent`` entries (nothing changes an entry in place)."""
     held = set(p.holdings)
     recent = p.recent
     if action == "buy":
@@ -50,7 +51,7 @@ def apply_event(
     else:
         recent = (recent + [[product_id, action, note]])[-RECENT_CAP:]
     attrs = {**p.attributes, **attributes} if attributes else p.attributes
-    return UserProfile(sorted(held), [list(r) for r in recent], dict(attrs))
+    return UserProfile(sorted(held), list(recent), dict(attrs))
 
 
 _ATTR_INDEX = {a: i for i, a in enumerate(CUSTOMER_ATTRIBUTES)}

@@ -6,16 +6,18 @@ import numpy as np
 
 from stream.core.spend import spend_words
 
+_HELD = float("-inf")  # the score a held product gets: never recommended
+
 
 def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
     """Per row, the k best (product index, score) pairs among products not held.
 
     ``held`` is an (N, P) 0/1 matrix. Ties break by catalogue order so output is deterministic.
     """
-    masked = np.where(np.asarray(held) > 0, -np.inf, np.asarray(scores, dtype=np.float64))
+    masked = np.where(np.asarray(held) > 0, _HELD, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
     values = np.take_along_axis(masked, order, axis=1).tolist()  # plain floats: no per-item numpy scalars
-    return [[(j, v) for j, v in zip(row, vals) if v != -np.inf] for row, vals in zip(order.tolist(), values)]
+    return [[(j, v) for j, v in zip(row, vals) if v != _HELD] for row, vals in zip(order.tolist(), values)]
 
 
 _VERBS = {"view": "you viewed", "click": "you clicked on", "apply": "you applied for", "spend": "you spent on"}
