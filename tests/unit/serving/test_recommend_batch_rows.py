@@ -1,0 +1,63 @@
+"""The recommend job's batch-wide rows equal the per-profile definitions they replace: holdings
+rows from bitmasks = ``features.holdings_vector`` per profile, reasons from a profile's latest
+interest map = the reason found by scanning ``recent``, packed profiles round-trip through the
+memoised codec."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from stream.core.features import holdings_vector
+from stream.core.products import PRODUCT_IDS
+from stream.core.profiles import UserProfile, apply_event, pack_snapshot, unpack_snapshot
+from stream.core.recommend import latest_interest, reason_text
+from stream.serving.recommending import NAMES, holdings_matrix
+
+ACTIONS = ["view", "click", "apply", "spend", "buy", "sell"]
+
+
+def _profiles(n: int, seed: int = 3) -> list[UserProfile]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        p = UserProfile()
+        for _ in range(rnd.randrange(0, 25)):
+            action = rnd.choice(ACTIONS)
+            note = rnd.choice(["", "fuel", "5551"]) if action == "spend" else ""
+            p = apply_event(p, rnd.choice(PRODUCT_IDS), action, note)
+        out.append(p)
+    return out
+
+
+def test_holdings_rows_from_bitmasks_equal_the_per_profile_vectors():
+    profiles = _profiles(300)
+    assert any(p.holdings for p in profiles) and any(not p.holdings for p in profiles)
+    expected = np.stack([holdings_vector(frozenset(p.holdings), PRODUCT_IDS) for p in profiles])
+    got = holdings_matrix(profiles)
+    assert got.dtype == expected.dtype == np.float32
+    assert np.array_equal(got, expected)
+
+
+def test_reasons_from_the_latest_interest_map_equal_scanning_recent():
+    n = len(PRODUCT_IDS)
+    for p in _profiles(200, seed=5):
+        latest = latest_interest(p.recent)
+        for source in range(2 * n + 1):
+            for product in (0, n - 1, source % n):
+                scan = reason_text(source, product, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes))
+                fast = reason_text(source, product, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes), latest)
+                assert fast == scan
+
+
+def test_memoised_codec_round_trips_and_matches_the_plain_encoding():
+    for p in _profiles(200, seed=7):
+        packed = pack_snapshot(p)
+        plain = " ".join(
+            f"{PRODUCT_IDS.index(r[0])}{r[1][0]}" + (f":{r[2]}" if r[2] else "") for r in p.recent
+        )  # action codes are the first letters: v, c, a, s
+        assert packed[1] == plain
+        assert packed[0] == sum(1 << PRODUCT_IDS.index(h) for h in p.holdings)
+        assert unpack_snapshot(packed) == p
+        assert unpack_snapshot(packed) == p  # second time from the memo
