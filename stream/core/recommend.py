@@ -16,7 +16,10 @@ def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, 
     """
     masked = np.where(np.asarray(held) > 0, _HELD, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(masked, order, axis=1).tolist()  # plain floats: no per-item numpy scalars
+    top = np.take_along_axis(masked, order, axis=1)
+    values = top.tolist()  # plain floats: no per-item numpy scalars
+    if not np.isneginf(top).any():  # the usual case: k products not held in every row
+        return [list(zip(row, vals)) for row, vals in zip(order.tolist(), values)]
     return [[(j, v) for j, v in zip(row, vals) if v != _HELD] for row, vals in zip(order.tolist(), values)]
 
 
