@@ -65,6 +65,15 @@ def attribute_vector(known: dict[str, float], means) -> np.ndarray:
     return row
 
 
+def attribute_rows(known: list[dict[str, float]], means) -> np.ndarray:
+    """``attribute_vector`` of each user of a batch as one float32 matrix."""
+    rows = np.tile(np.asarray(means, dtype=np.float32), (len(known), 1))
+    for i, attrs in enumerate(known):
+        for name, v in attrs.items():
+            rows[i, _ATTR_INDEX[name]] = v
+    return rows
+
+
 # --- snapshots ----------------------------------------------------------------------------------
 # The fence keeps one output snapshot per applied offset (up to fencing.SNAPSHOTS_KEPT per user), so
 # the profile a recommendation was computed from (and the profile state) is stored compactly: [holdings bitmask, "3v 17c

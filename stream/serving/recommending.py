@@ -14,12 +14,12 @@ from __future__ import annotations
 import numpy as np
 
 from stream.core.contracts import ContractError, parse_user_event
-from stream.core.interest import card_params, interest_vector
+from stream.core.interest import card_params, interest_rows
 from stream.core.products import BY_ID, PRODUCT_IDS, PRODUCT_INDEX
 from stream.core.profiles import (
     UserProfile,
     apply_event,
-    attribute_vector,
+    attribute_rows,
     holdings_mask,
     pack_snapshot,
     unpack_snapshot,
@@ -58,12 +58,12 @@ def model_feeds(card, profiles: list[UserProfile]) -> dict[str, np.ndarray]:
     feeds = {"holdings": holdings_matrix(profiles)}
     if "interest" in names:
         half_life, strength = card_params(card.extra)
-        feeds["interest"] = np.stack(
-            [interest_vector(p.recent, PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength) for p in profiles]
+        feeds["interest"] = interest_rows(
+            [p.recent for p in profiles], PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength
         )
     if "attributes" in names:
         means = card.extra.get("attribute_means", [])
-        feeds["attributes"] = np.stack([attribute_vector(p.attributes, means) for p in profiles])
+        feeds["attributes"] = attribute_rows([p.attributes for p in profiles], means)
     return feeds
 
 

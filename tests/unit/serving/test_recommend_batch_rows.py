@@ -10,8 +10,16 @@ import random
 import numpy as np
 
 from stream.core.features import holdings_vector
-from stream.core.products import PRODUCT_IDS
-from stream.core.profiles import UserProfile, apply_event, pack_snapshot, unpack_snapshot
+from stream.core.interest import ACTION_STRENGTH, interest_rows, interest_vector
+from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
+from stream.core.profiles import (
+    UserProfile,
+    apply_event,
+    attribute_rows,
+    attribute_vector,
+    pack_snapshot,
+    unpack_snapshot,
+)
 from stream.core.recommend import latest_interest, reason_text
 from stream.serving.recommending import NAMES, holdings_matrix
 
@@ -26,7 +34,8 @@ def _profiles(n: int, seed: int = 3) -> list[UserProfile]:
         for _ in range(rnd.randrange(0, 25)):
             action = rnd.choice(ACTIONS)
             note = rnd.choice(["", "fuel", "5551"]) if action == "spend" else ""
-            p = apply_event(p, rnd.choice(PRODUCT_IDS), action, note)
+            attrs = {rnd.choice(CUSTOMER_ATTRIBUTES): rnd.uniform(0, 9)} if rnd.random() < 0.1 else None
+            p = apply_event(p, rnd.choice(PRODUCT_IDS), action, note, attrs)
         out.append(p)
     return out
 
@@ -61,3 +70,17 @@ def test_memoised_codec_round_trips_and_matches_the_plain_encoding():
         assert packed[0] == sum(1 << PRODUCT_IDS.index(h) for h in p.holdings)
         assert unpack_snapshot(packed) == p
         assert unpack_snapshot(packed) == p  # second time from the memo
+
+
+def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
+    profiles = _profiles(300, seed=11)
+    assert any(p.attributes for p in profiles) and any(len(p.recent) > 3 for p in profiles)
+    n = len(PRODUCT_IDS)
+    for half_life in (0.0, 3.0):
+        expected = np.stack([interest_vector(p.recent, PRODUCT_INDEX, n, half_life, ACTION_STRENGTH) for p in profiles])
+        got = interest_rows([p.recent for p in profiles], PRODUCT_INDEX, n, half_life, ACTION_STRENGTH)
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+    means = [0.5 + i for i in range(len(CUSTOMER_ATTRIBUTES))]
+    expected = np.stack([attribute_vector(p.attributes, means) for p in profiles])
+    got = attribute_rows([p.attributes for p in profiles], means)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
