@@ -13,10 +13,10 @@ def build_jobs(s: Settings, redis_client=None, registry=None, state=None) -> dic
     Redis (``finstream backtest``: in-process)."""
     from stream import pipelines
     from stream.serving.models import ModelRegistry
-    from stream.state.redis_store import RedisState, connect
+    from stream.state.redis_store import RedisState, connect_state
 
     if state is None:
-        state = RedisState(redis_client or connect(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
+        state = RedisState(redis_client or connect_state(s), s.redis_key_prefix, s.key_secret, s.state_retention_ms())
     registry = registry or ModelRegistry(s.model_dir, pipelines.slots())
     return {p.topic(s): p.build(s, state, registry) for p in pipelines.all_pipelines()}
 

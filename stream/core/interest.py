@@ -39,12 +39,29 @@ def interest_vector(
     strength: Mapping[str, float] = ACTION_STRENGTH,
 ) -> np.ndarray:
     """``recent`` = [(product_id, action, ...)] oldest first -> float32 vector over ``index``."""
+    return np.array(_interest(recent, index, n_items, float(half_life), strength), dtype=np.float32)
+
+
+def interest_rows(
+    recents: Sequence[Sequence[Sequence[str]]],
+    index: Mapping[str, int],
+    n_items: int,
+    half_life: float,
+    strength: Mapping[str, float] = ACTION_STRENGTH,
+) -> np.ndarray:
+    """``interest_vector`` of each user of a batch as one float32 matrix (one array, not one per row)."""
+    hl = float(half_life)
+    rows = [_interest(r, index, n_items, hl, strength) for r in recents]
+    return np.array(rows, dtype=np.float32).reshape(len(rows), n_items)
+
+
+def _interest(recent, index: Mapping[str, int], n_items: int, half_life: float, strength) -> list[float]:
     out = [0.0] * n_items
-    for r, d in zip(recent, _decay(len(recent), float(half_life))):  # the weights of recency_weights
+    for r, d in zip(recent, _decay(len(recent), half_life)):  # the weights of recency_weights
         j = index.get(r[0])
         if j is not None:
             out[j] += strength.get(r[1], 0.0) * d
-    return np.array(out, dtype=np.float32)
+    return out
 
 
 def card_params(extra: dict) -> tuple[float, dict[str, float]]:

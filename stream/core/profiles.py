@@ -40,7 +40,8 @@ def apply_event(
 ) -> UserProfile:
     """A buy adds a holding, a sell removes it; every other action (view, click, apply, spend) is an
     interest event appended to ``recent`` (repeats count again: they are stronger interest).
-    ``note`` says where a derived event came from (the merchant category of a card spend)."""
+    ``note`` says where a derived event came from (the merchant category of a card spend).
+    The new profile shares the old one's ``recent`` entries (nothing changes an entry in place)."""
     held = set(p.holdings)
     recent = p.recent
     if action == "buy":
@@ -50,7 +51,7 @@ def apply_event(
     else:
         recent = (recent + [[product_id, action, note]])[-RECENT_CAP:]
     attrs = {**p.attributes, **attributes} if attributes else p.attributes
-    return UserProfile(sorted(held), [list(r) for r in recent], dict(attrs))
+    return UserProfile(sorted(held), list(recent), dict(attrs))
 
 
 _ATTR_INDEX = {a: i for i, a in enumerate(CUSTOMER_ATTRIBUTES)}
@@ -64,6 +65,15 @@ def attribute_vector(known: dict[str, float], means) -> np.ndarray:
     return row
 
 
+def attribute_rows(known: list[dict[str, float]], means) -> np.ndarray:
+    """``attribute_vector`` of each user of a batch as one float32 matrix."""
+    rows = np.tile(np.asarray(means, dtype=np.float32), (len(known), 1))
+    for i, attrs in enumerate(known):
+        for name, v in attrs.items():
+            rows[i, _ATTR_INDEX[name]] = v
+    return rows
+
+
 # --- snapshots ----------------------------------------------------------------------------------
 # The fence keeps one output snapshot per applied offset (up to fencing.SNAPSHOTS_KEPT per user), so
 # the profile a recommendation was computed from (and the profile state) is stored compactly: [holdings bitmask, "3v 17c
@@ -72,11 +82,52 @@ _CODE = {"view": "v", "click": "c", "apply": "a", "spend": "s"}
 _ACTION = {c: a for a, c in _CODE.items()}
 
 
+_TOKEN: dict[tuple[str, str, str], str] = {}  # (product, action, note) -> "3v" / "3s:fuel" (few distinct)
+_ENTRY: dict[str, tuple[str, str, str]] = {}  # the inverse
+_HELD: dict[int, tuple[str, ...]] = {}  # holdings bitmask -> product ids, sorted
+_MEMO_MAX = 65_536  # bounds the memos against a feed of ever new spend notes
+
+
+def _token(r) -> str:
+    key = (r[0], r[1], r[2] if len(r) > 2 else "")
+    tok = _TOKEN.get(key)
+    if tok is None:
+        tok = f"{PRODUCT_INDEX[key[0]]}{_CODE[key[1]]}" + (f":{key[2]}" if key[2] else "")
+        if len(_TOKEN) < _MEMO_MAX:
+            _TOKEN[key] = tok
+    return tok
+
+
+def _entry(tok: str) -> tuple[str, str, str]:
+    e = _ENTRY.get(tok)
+    if e is None:
+        head, _, note = tok.partition(":")
+        e = (PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note)
+        if len(_ENTRY) < _MEMO_MAX:
+            _ENTRY[tok] = e
+    return e
+
+
+def holdings_mask(holdings) -> int:
+    """Bit i set = the customer holds ``PRODUCT_IDS[i]``."""
+    mask = 0
+    for h in holdings:
+        mask |= 1 << PRODUCT_INDEX[h]
+    return mask
+
+
+def _held(mask: int) -> tuple[str, ...]:
+    held = _HELD.get(mask)
+    if held is None:
+        held = tuple(sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1))
+        if len(_HELD) < _MEMO_MAX:
+            _HELD[mask] = held
+    return held
+
+
 def pack_snapshot(p: UserProfile) -> list:
-    mask = sum(1 << PRODUCT_INDEX[h] for h in p.holdings)
-    rec = " ".join(
-        f"{PRODUCT_INDEX[r[0]]}{_CODE[r[1]]}" + (f":{r[2]}" if len(r) > 2 and r[2] else "") for r in p.recent
-    )
+    rec = " ".join(map(_token, p.recent))
+    mask = holdings_mask(p.holdings)
     return [mask, rec, p.attributes] if p.attributes else [mask, rec]
 
 
@@ -89,11 +140,4 @@ def unpack_snapshot(x) -> UserProfile:
         return UserProfile.from_dict(x)
     if not x or isinstance(x[0], str):
         return UserProfile(list(x), [], {})
-    mask, rec = x[0], x[1]
-    recent = []
-    for tok in rec.split():
-        head, _, note = tok.partition(":")
-        recent.append([PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note])
-    return UserProfile(
-        sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1), recent, dict(x[2]) if len(x) > 2 else {}
-    )
+    return UserProfile(list(_held(x[0])), [list(_entry(t)) for t in x[1].split()], dict(x[2]) if len(x) > 2 else {})

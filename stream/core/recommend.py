@@ -6,16 +6,21 @@ import numpy as np
 
 from stream.core.spend import spend_words
 
+_HELD = float("-inf")  # the score a held product gets: never recommended
+
 
 def top_k(scores: np.ndarray, held: np.ndarray, k: int) -> list[list[tuple[int, float]]]:
     """Per row, the k best (product index, score) pairs among products not held.
 
     ``held`` is an (N, P) 0/1 matrix. Ties break by catalogue order so output is deterministic.
     """
-    masked = np.where(np.asarray(held) > 0, -np.inf, np.asarray(scores, dtype=np.float64))
+    masked = np.where(np.asarray(held) > 0, _HELD, np.asarray(scores, dtype=np.float64))
     order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
-    values = np.take_along_axis(masked, order, axis=1).tolist()  # plain floats: no per-item numpy scalars
-    return [[(j, v) for j, v in zip(row, vals) if v != -np.inf] for row, vals in zip(order.tolist(), values)]
+    top = np.take_along_axis(masked, order, axis=1)
+    values = top.tolist()  # plain floats: no per-item numpy scalars
+    if not np.isneginf(top).any():  # the usual case: k products not held in every row
+        return [list(zip(row, vals)) for row, vals in zip(order.tolist(), values)]
+    return [[(j, v) for j, v in zip(row, vals) if v != _HELD] for row, vals in zip(order.tolist(), values)]
 
 
 _VERBS = {"view": "you viewed", "click": "you clicked on", "apply": "you applied for", "spend": "you spent on"}
@@ -28,17 +33,26 @@ def reason_text(
     product_ids: tuple[str, ...],
     names: dict[str, str],
     profile_known: bool,
+    latest: dict[str, list[str]] | None = None,
 ) -> str:
     """Plain words for the model's strongest source of one product's score (``because`` output):
-    sources 0..P-1 are held products, P..2P-1 recent interest in a product, 2P the customer profile."""
+    sources 0..P-1 are held products, P..2P-1 recent interest in a product, 2P the customer profile.
+    ``latest``: ``latest_interest(recent)``, when the caller explains several products of one profile."""
     n = len(product_ids)
     if source < n:
         return f"customers holding {names[product_ids[source]]} often hold this"
     if source < 2 * n:
         pid = product_ids[source - n]
-        last = next((r for r in reversed(recent) if r[0] == pid), None)
+        if latest is None:
+            latest = latest_interest(recent)
+        last = latest.get(pid)
         action, note = (last[1], last[2] if len(last) > 2 else "") if last else ("view", "")
         what = f"{spend_words(note)} ({names[pid]})" if action == "spend" and note else names[pid]
         because = f"because {_VERBS.get(action, 'you looked at')} {what}"
         return because if source - n == product else f"{because}; customers with that often hold this"
     return "popular with customers like you" if profile_known else "popular with our customers"
+
+
+def latest_interest(recent: list[list[str]]) -> dict[str, list[str]]:
+    """Each product's most recent interest event (``recent`` is oldest first)."""
+    return {r[0]: r for r in recent}

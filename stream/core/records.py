@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import orjson
 
 from stream.core.contracts import SCHEMA_VERSION
 
 
-@dataclass(slots=True, frozen=True)
-class SourceRecord:
+class SourceRecord(NamedTuple):
+    """One input record. A named tuple, not a frozen dataclass: one is made per event and per
+    output, and a frozen dataclass's ``__init__`` (``object.__setattr__`` per field) cost three
+    times as much; both are immutable and compare by value."""
+
     topic: str
     partition: int
     offset: int
@@ -33,8 +36,9 @@ class SourceRecord:
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
 
 
-@dataclass(slots=True, frozen=True)
-class OutputRecord:
+class OutputRecord(NamedTuple):
+    """One record to publish (a named tuple for the same reason as ``SourceRecord``)."""
+
     topic: str
     key: bytes
     value: bytes

@@ -68,19 +68,17 @@ class Job:
         one save per batch. Returns (each kept event's output, the kept events); a redelivered
         event whose snapshot is gone is dead-lettered into ``out`` rather than recomputed wrongly.
         """
-        entities = await self.state.load(kind, [entity_id(e) for _, e in events], decode)
+        ids = [entity_id(e) for _, e in events]
+        entities = await self.state.load(kind, ids, decode)
         results, kept = [], []
-        for rec, e in events:
+        # the committed watermark cannot move inside this loop (nothing awaits): ask once per partition
+        committed: dict[tuple[str, int], int | None] = {}
+        for (rec, e), i in zip(events, ids):
+            tp = (rec.topic, rec.partition)
+            if tp not in committed:
+                committed[tp] = self.committed(*tp)
             try:
-                results.append(
-                    fencing.apply(
-                        entities[entity_id(e)],
-                        rec.partition,
-                        rec.offset,
-                        step(e),
-                        self.committed(rec.topic, rec.partition),
-                    )
-                )
+                results.append(fencing.apply(entities[i], rec.partition, rec.offset, step(e), committed[tp]))
                 kept.append((rec, e))
             except fencing.ReplayGap as exc:
                 out.append(self.dead_letter(rec, f"cannot reproduce a redelivered record: {exc}"))

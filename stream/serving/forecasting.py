@@ -53,11 +53,19 @@ class ForecastJob(Job):
         return iv, self.models[slot]
 
     def _step(self, now_ms: int):
+        plans: dict[str, tuple[int, int]] = {}  # symbol -> (interval, closes kept), once per batch
+
+        def plan(symbol: str) -> tuple[int, int]:
+            p = plans.get(symbol)
+            if p is None:
+                iv, model = self._model_for(symbol)  # models change between batches only
+                p = plans[symbol] = (iv, model.card.inputs[0].shape[1] + 1)
+            return p
+
         def for_event(tick):
             def step(st: BarState):
                 try:
-                    iv, model = self._model_for(tick.symbol)
-                    keep = model.card.inputs[0].shape[1] + 1
+                    iv, keep = plan(tick.symbol)
                     nxt, closed = advance(st, tick.ts, tick.price, tick.volume, iv, keep, now_ms)
                 except BarError as exc:
                     return st, {"error": str(exc)}
@@ -122,12 +130,20 @@ class ForecastJob(Job):
         ret, vol = pred[:, 0] * k, np.maximum(pred[:, 1], 0.0) * np.sqrt(k)
         lo, hi = forecast_band(ret, vol, float(model.card.extra.get("band_z", 1.96)))  # z fitted in training
         out = []
+        topic, name, version, trained_s = (
+            self.settings.topic_forecasts,
+            model.name,
+            model.version,
+            model_bar_s(model.card),
+        )
+        # plain floats for the whole batch at once, not a numpy scalar per field
+        ret_l, vol_l, lo_l, hi_l = ret.tolist(), vol.tolist(), lo.tolist(), hi.tolist()
         for j, ((rec, tick), r) in enumerate(zip(events, results)):
             start, close_ts, o, h, low, c, v, n, _ = r["bar"]
-            scaled = scale_factor(r["bar_s"], model_bar_s(model.card)) != 1.0
+            scaled = scale_factor(r["bar_s"], trained_s) != 1.0
             out.append(
                 output(
-                    self.settings.topic_forecasts,
+                    topic,
                     rec,
                     {
                         "symbol": tick.symbol,
@@ -139,12 +155,12 @@ class ForecastJob(Job):
                         "horizon_s": r["bar_s"],
                         "bar": {"open": o, "high": h, "low": low, "close": c, "volume": v, "count": n},
                         "last_price": c,
-                        "predicted_return": float(ret[j]),
-                        "predicted_volatility": float(vol[j]),
-                        "band_95": [float(lo[j]), float(hi[j])],
-                        "model": model.name,
-                        "model_version": model.version,
-                        **({"scaled_from_bar_s": model_bar_s(model.card)} if scaled else {}),
+                        "predicted_return": ret_l[j],
+                        "predicted_volatility": vol_l[j],
+                        "band_95": [lo_l[j], hi_l[j]],
+                        "model": name,
+                        "model_version": version,
+                        **({"scaled_from_bar_s": trained_s} if scaled else {}),
                     },
                 )
             )

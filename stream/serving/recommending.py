@@ -14,41 +14,56 @@ from __future__ import annotations
 import numpy as np
 
 from stream.core.contracts import ContractError, parse_user_event
-from stream.core.features import holdings_vector
-from stream.core.interest import card_params, interest_vector
+from stream.core.interest import card_params, interest_rows
 from stream.core.products import BY_ID, PRODUCT_IDS, PRODUCT_INDEX
-from stream.core.profiles import UserProfile, apply_event, attribute_vector, pack_snapshot, unpack_snapshot
-from stream.core.recommend import reason_text, top_k
+from stream.core.profiles import (
+    UserProfile,
+    apply_event,
+    attribute_rows,
+    holdings_mask,
+    pack_snapshot,
+    unpack_snapshot,
+)
+from stream.core.recommend import latest_interest, reason_text, top_k
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 
 NAMES = {p: BY_ID[p].name for p in PRODUCT_IDS}
+_BITS = np.arange(len(PRODUCT_IDS), dtype=np.int64)
 
 
-def _step(e, fresh: dict):
+def _step(e, fresh: dict, packed: dict):
     """Fold step; ``fresh`` keeps the new profile object so the batch need not unpack the snapshot
-    it just packed (redelivered events, served from their snapshot, are unpacked)."""
+    it just packed (redelivered events, served from their snapshot, are unpacked), and ``packed``
+    its packed form by object id, so saving a user's final profile does not pack it again."""
 
     def step(p: UserProfile):
         nxt = apply_event(p, e.product_id, e.action, e.merchant_category or "", e.attributes)
         fresh[id(e)] = nxt
-        return nxt, pack_snapshot(nxt)
+        snap = packed[id(nxt)] = pack_snapshot(nxt)
+        return nxt, snap
 
     return step
+
+
+def holdings_matrix(profiles: list[UserProfile]) -> np.ndarray:
+    """The model's ``holdings`` rows for a batch (0/1 float32, catalogue order), from bitmasks."""
+    masks = np.fromiter((holdings_mask(p.holdings) for p in profiles), dtype=np.int64, count=len(profiles))
+    return ((masks[:, None] >> _BITS) & 1).astype(np.float32)
 
 
 def model_feeds(card, profiles: list[UserProfile]) -> dict[str, np.ndarray]:
     """The model's inputs for a batch of profiles, by the names the card declares."""
     names = {t.name for t in card.inputs}
-    feeds = {"holdings": np.stack([holdings_vector(frozenset(p.holdings), PRODUCT_IDS) for p in profiles])}
+    feeds = {"holdings": holdings_matrix(profiles)}
     if "interest" in names:
         half_life, strength = card_params(card.extra)
-        feeds["interest"] = np.stack(
-            [interest_vector(p.recent, PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength) for p in profiles]
+        feeds["interest"] = interest_rows(
+            [p.recent for p in profiles], PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength
         )
     if "attributes" in names:
         means = card.extra.get("attribute_means", [])
-        feeds["attributes"] = np.stack([attribute_vector(p.attributes, means) for p in profiles])
+        feeds["attributes"] = attribute_rows([p.attributes for p in profiles], means)
     return feeds
 
 
@@ -64,8 +79,14 @@ class RecommendJob(Job):
     async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
         events, out = self.begin(batch, self._known_product)
         fresh: dict = {}
+        packed: dict = {}  # id(profile) -> its packed form; the profiles stay alive in ``fresh``
+
+        def encode(p: UserProfile) -> list:
+            got = packed.get(id(p))
+            return got if got is not None else pack_snapshot(p)
+
         snaps, kept = await self.fold(
-            "user", events, lambda e: e.user_id, unpack_snapshot, pack_snapshot, lambda e: _step(e, fresh), out
+            "user", events, lambda e: e.user_id, unpack_snapshot, encode, lambda e: _step(e, fresh, packed), out
         )
         self.counts["user_events"] += len(kept)
         if not kept:
@@ -76,19 +97,20 @@ class RecommendJob(Job):
         res = model.run(feeds)
         scores, because = res[0], (res[1] if len(res) > 1 else None)
         k = self.settings.recommend_k
+        sources = because.tolist() if because is not None else None  # plain ints, not numpy scalars
         for i, ((rec, e), p, ranked) in enumerate(zip(kept, profiles, top_k(scores, feeds["holdings"], k))):
-            items = [
-                {
-                    "product_id": PRODUCT_IDS[j],
-                    "score": s,
-                    **(
-                        {"reason": reason_text(int(because[i, j]), j, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes))}
-                        if because is not None
-                        else {}
-                    ),
-                }
-                for j, s in ranked
-            ]
+            if sources is None:
+                items = [{"product_id": PRODUCT_IDS[j], "score": s} for j, s in ranked]
+            else:
+                row, known, latest = sources[i], bool(p.attributes), latest_interest(p.recent)
+                items = [
+                    {
+                        "product_id": PRODUCT_IDS[j],
+                        "score": s,
+                        "reason": reason_text(int(row[j]), j, p.recent, PRODUCT_IDS, NAMES, known, latest),
+                    }
+                    for j, s in ranked
+                ]
             trigger = {"product_id": e.product_id, "action": e.action}
             if e.merchant_category:
                 trigger["merchant_category"] = e.merchant_category

@@ -4,9 +4,16 @@ conflict error. One place, so the in-process backend cannot drift from the Redis
 Key: ``<prefix>:<kind>:{<entity>}`` (the ``{...}`` hash tag keeps an entity in one Redis Cluster
 slot), the entity id replaced by its keyed pseudonym when a key secret is set.
 Stored form: ``fence`` = ``b"<partition>:<offset>"`` and ``blob`` = orjson of
-``{"s": encoded state, "snap": {offset: output}}``. Both backends go through these bytes, so a
-state loaded from either has the same types (tuples come back as lists, snapshot offsets as int):
-a redelivered record gets the same output bytes whichever backend held it.
+``{"f": 2, "s": encoded state, "snap": {offset: output as JSON text}}``. Both backends go through
+these bytes, so a state loaded from either has the same types (tuples come back as lists, snapshot
+offsets as int): a redelivered record gets the same output bytes whichever backend held it.
+
+Why each output snapshot is a JSON *string* inside the blob (form 2): snapshots are kept until
+their offset is committed, dozens per busy entity, and almost never read (only a redelivery reads
+one). As strings they are loaded without being parsed (``StoredOutput``, decoded on demand) and
+written back as they came; parsing and re-serialising them was the largest cost of a load and a
+save (a forecast snapshot carries its window of closes). Blobs without ``"f"`` (form 1, the
+snapshots as plain JSON values) still load.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from stream.core.fencing import Fenced
+from stream.core.fencing import Fenced, StoredOutput
 from stream.core.logsafe import pseudonym as log_pseudonym
 from stream.core.pseudonyms import pseudonym
 
@@ -35,19 +42,35 @@ def fence_of(e: Fenced[Any]) -> str:
     return f"{e.partition}:{e.offset}"
 
 
+FORM = 2  # the stored form written (see the module docstring)
+_NUMPY = orjson.OPT_SERIALIZE_NUMPY
+
+
+def _text(output: Any) -> str:
+    """An output snapshot as stored: a loaded one as it came, a new one serialised once."""
+    if type(output) is StoredOutput:
+        return output
+    return orjson.dumps(output, option=_NUMPY).decode()
+
+
 def pack(e: Fenced[Any], encode: Callable[[Any], Any]) -> bytes:
-    return orjson.dumps(
-        {"s": encode(e.state), "snap": {str(k): v for k, v in e.snapshots.items()}}, option=orjson.OPT_SERIALIZE_NUMPY
-    )
+    snap = {k: _text(v) for k, v in e.snapshots.items()}
+    return orjson.dumps({"f": FORM, "s": encode(e.state), "snap": snap}, option=_NUMPY | orjson.OPT_NON_STR_KEYS)
 
 
 def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:
-    """The entity as stored, or a fresh one (``decode(None)``) when there is none."""
+    """The entity as stored, or a fresh one (``decode(None)``) when there is none. Snapshots come
+    back as ``StoredOutput`` (form 2) or as their values (form 1)."""
     if blob is None or fence is None:
         return Fenced(decode(None))
     d = orjson.loads(blob)
-    part, off = (int(x) for x in fence.split(b":"))
-    return Fenced(decode(d["s"]), part, off, {int(k): v for k, v in d["snap"].items()}, loaded_fence=fence.decode())
+    part, _, off = fence.partition(b":")
+    snap = d["snap"]
+    if d.get("f") == FORM:
+        snaps = dict(zip(map(int, snap), map(StoredOutput, snap.values())))
+    else:
+        snaps = {int(k): v for k, v in snap.items()}
+    return Fenced(decode(d["s"]), int(part), int(off), snaps, loaded_fence=fence.decode())
 
 
 def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool], secret: bytes | None) -> None:

@@ -13,10 +13,15 @@ an idle entity disappears on its own and memory is bounded by the entities activ
 With ``FINSTREAM_REDIS_KEY_SECRET`` set, ``<symbol>``, ``<account>`` and ``<user>`` are replaced by
 the first 32 hex digits of HMAC-SHA256(secret, id).
 
-Every batch is one pipelined round trip per direction; no per-event awaits (``asyncio.gather``
-over many commands exhausts the connection pool). Redis Cluster refuses scripts inside a
-pipeline (redis-py blocks EVALSHA in cluster pipelines), so there the script calls run per key,
-in order within a key and concurrently across keys, at most ``CLUSTER_CONCURRENCY`` at a time.
+Every batch is one round trip per direction; no per-event awaits (``asyncio.gather`` over many
+commands exhausts the connection pool). On one server a load is a single read-only script call
+over all the batch's keys (``fenced_get.lua``: one reply to parse instead of one per key), and a
+save one pipeline of raw ``EVALSHA`` + ``PEXPIRE`` per key (redis-py's script objects add a
+``SCRIPT EXISTS`` round trip to every pipeline; a missing script is loaded on ``NOSCRIPT`` and
+the refused calls, which wrote nothing, are sent again). Redis Cluster refuses multi-slot scripts
+and scripts inside a pipeline (redis-py blocks EVALSHA in cluster pipelines), so there a load is
+a pipeline of ``HMGET`` and the script calls run per key, in order within a key and concurrently
+across keys, at most ``CLUSTER_CONCURRENCY`` at a time.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import asyncio
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from stream.core.fencing import Fenced
 from stream.state.entities import (
@@ -36,13 +42,17 @@ from stream.state.entities import (
     unpack,
 )
 
-__all__ = ["RedisState", "StateConflict", "connect"]
+__all__ = ["RedisState", "StateConflict", "connect", "connect_state"]
 
 _HERE = Path(__file__).parent
 FENCED_SET = (_HERE / "fenced_set.lua").read_text()
+FENCED_GET = (_HERE / "fenced_get.lua").read_text()
 
 
 CLUSTER_CONCURRENCY = 32
+# Longest a state round trip may take before it counts as an outage (stream.runtime retries it);
+# redis-py's own default socket timeout, applied once per round trip instead of once per reply.
+ROUND_TRIP_TIMEOUT_S = 5.0
 
 
 def connect(settings, *, sync: bool = False, **kw):
@@ -62,6 +72,15 @@ def connect(settings, *, sync: bool = False, **kw):
     return aioredis.from_url(url, **{"max_connections": 32, **opts})
 
 
+def connect_state(settings):
+    """The client ``RedisState`` runs on: ``connect`` without redis-py's per-reply read timeout on
+    one server. redis-py arms an ``asyncio.timeout`` for every reply it reads, which cost about
+    5 µs of CPU per command (half of a pipelined command's client cost); ``RedisState`` bounds each
+    round trip as a whole instead (``ROUND_TRIP_TIMEOUT_S``), so a hung server is still an outage.
+    A cluster client keeps its per-reply timeouts (its script calls are not one round trip)."""
+    return connect(settings) if settings.redis_cluster else connect(settings, socket_timeout=None)
+
+
 class RedisState:
     """Implements ``stream.types.EntityStore`` (key layout and stored form shared with the
     in-process backend: ``stream.state.entities``)."""
@@ -78,7 +97,40 @@ class RedisState:
         self._secret = key_secret
         self.retention_ms = retention_ms or {}  # kind -> ms; missing or 0 = keep forever
         self._fenced_set = client.register_script(FENCED_SET)
+        self._fenced_get = client.register_script(FENCED_GET)
         self._cluster = type(client).__name__ == "RedisCluster"
+
+    async def _evalsha_pipeline(self, script, calls: list[tuple[str, list]], ttl_ms: int) -> list:
+        """One pipeline of raw EVALSHA (+ PEXPIRE) per call; calls refused with NOSCRIPT (the
+        server lost its script cache: they ran nothing) are sent again once the script is loaded."""
+        pending = list(range(len(calls)))
+        results: list = [None] * len(calls)
+        for _attempt in range(2):
+            pipe = self.r.pipeline(transaction=False)
+            for i in pending:
+                key, args = calls[i]
+                pipe.execute_command("EVALSHA", script.sha, 1, key, *args)
+                if ttl_ms:
+                    pipe.pexpire(key, ttl_ms)
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                replies = await pipe.execute(raise_on_error=False)
+            step = 2 if ttl_ms else 1
+            refused = []
+            for i, reply in zip(pending, replies[::step]):
+                if isinstance(reply, NoScriptError):
+                    refused.append(i)
+                elif isinstance(reply, Exception):
+                    raise reply
+                results[i] = reply
+            for reply in replies[1::2] if ttl_ms else ():
+                if isinstance(reply, Exception):
+                    raise reply
+            if not refused:
+                return results
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                script.sha = await self.r.script_load(script.script)
+            pending = refused
+        raise NoScriptError(f"script {script.sha} still unknown to the server after SCRIPT LOAD")
 
     async def _run_scripts(self, script, calls: list[tuple[str, list]], ttl_ms: int = 0) -> list:
         """Results of ``script(key, args)`` for each call, in call order, in as few round trips as
@@ -87,13 +139,7 @@ class RedisState:
         writes is logged to the AOF as MULTI/EXEC, which Redis 7.0 refuses to load (NOPERM) when the
         default user is off, as on the secured stack, and the state would be lost on restart."""
         if not self._cluster:
-            pipe = self.r.pipeline(transaction=False)
-            for key, args in calls:
-                await script(keys=[key], args=args, client=pipe)
-                if ttl_ms:
-                    pipe.pexpire(key, ttl_ms)
-            results = list(await pipe.execute())
-            return results[::2] if ttl_ms else results
+            return await self._evalsha_pipeline(script, calls, ttl_ms)
         results: list = [None] * len(calls)
         by_key: dict[str, list[int]] = {}
         for i, (key, _) in enumerate(calls):
@@ -119,10 +165,16 @@ class RedisState:
         ids = list(dict.fromkeys(ids))
         if not ids:
             return {}
-        pipe = self.r.pipeline(transaction=False)
-        for i in ids:
-            pipe.hmget(self.key(kind, i), "fence", "blob")
-        return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, await pipe.execute())}
+        keys = [self.key(kind, i) for i in ids]
+        if self._cluster:
+            pipe = self.r.pipeline(transaction=False)
+            for key in keys:
+                pipe.hmget(key, "fence", "blob")
+            rows = await pipe.execute()
+        else:
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                rows = await self._fenced_get(keys=keys)
+        return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, rows)}
 
     async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]

@@ -135,3 +135,81 @@ def test_many_keys_in_one_batch(backend):
     assert [(back[i].state.n, back[i].partition, back[i].offset) for i in ids] == [
         (1, j % 4, 100 + j) for j in range(len(ids))
     ]
+
+
+def _appending(tag):
+    def step(st):
+        return {"seen": [*st["seen"], tag]}, tag
+
+    return step
+
+
+def _fresh(d):
+    return d if d is not None else {"seen": []}
+
+
+def test_state_client_bounds_each_round_trip_so_a_hung_server_is_an_outage(
+    stack, redis_prefix, redis_client, monkeypatch
+):
+    """``connect_state`` drops redis-py's per-reply timeout; ``RedisState`` bounds the round trip
+    itself: a server that stops answering (CLIENT PAUSE) is a timeout the outage policy retries,
+    and the same state object works again once it answers."""
+    from stream import runtime
+    from stream.state import redis_store
+
+    monkeypatch.setattr(redis_store, "ROUND_TRIP_TIMEOUT_S", 0.3)
+
+    async def go():
+        client = redis_store.connect_state(stack)
+        assert client.connection_pool.connection_kwargs["socket_timeout"] is None
+        st = RedisState(client, redis_prefix)
+        try:
+            ents = await st.load("acct", ["a"], _fresh)
+            fencing.apply(ents["a"], 0, 4, _appending(4))
+            await st.save("acct", ents, lambda s: s)
+            redis_client.execute_command("CLIENT", "PAUSE", 2000, "ALL")
+            with pytest.raises(TimeoutError) as err:
+                await st.load("acct", ["a"], _fresh)
+            assert runtime.is_outage(err.value)
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 20
+            while True:  # answering again once the pause is over
+                try:
+                    again = await st.load("acct", ["a"], _fresh)
+                    break
+                except TimeoutError:
+                    assert loop.time() < deadline
+            return again["a"]
+        finally:
+            await client.aclose()
+
+    a = run(go())
+    assert (a.state, a.loaded_fence, a.snapshots) == ({"seen": [4]}, "0:4", {4: 4})
+
+
+def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(stack, redis_prefix, redis_client):
+    """On one server, saves send raw EVALSHA (no SCRIPT EXISTS round trip per batch) and loads one
+    read script: after SCRIPT FLUSH the server refuses them with NOSCRIPT (nothing written), the
+    store loads the script and sends the refused calls again."""
+    from stream.state.redis_store import connect_state
+
+    async def go():
+        client = connect_state(stack)
+        st = RedisState(client, redis_prefix)
+        try:
+            ents = await st.load("acct", ["a", "b"], _fresh)
+            for i in ("a", "b"):
+                fencing.apply(ents[i], 1, 7, _appending(7))
+            await st.save("acct", ents, lambda s: s)
+            redis_client.script_flush()
+            for i in ("a", "b"):
+                fencing.apply(ents[i], 1, 8, _appending(8))
+            await st.save("acct", ents, lambda s: s)
+            redis_client.script_flush()
+            return await st.load("acct", ["a", "b"], _fresh)
+        finally:
+            await client.aclose()
+
+    got = run(go())
+    for i in ("a", "b"):
+        assert (got[i].state, got[i].loaded_fence) == ({"seen": [7, 8]}, "1:8")

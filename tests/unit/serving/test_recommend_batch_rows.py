@@ -1,0 +1,86 @@
+"""The recommend job's batch-wide rows equal the per-profile definitions they replace: holdings
+rows from bitmasks = ``features.holdings_vector`` per profile, reasons from a profile's latest
+interest map = the reason found by scanning ``recent``, packed profiles round-trip through the
+memoised codec."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+
+from stream.core.features import holdings_vector
+from stream.core.interest import ACTION_STRENGTH, interest_rows, interest_vector
+from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
+from stream.core.profiles import (
+    UserProfile,
+    apply_event,
+    attribute_rows,
+    attribute_vector,
+    pack_snapshot,
+    unpack_snapshot,
+)
+from stream.core.recommend import latest_interest, reason_text
+from stream.serving.recommending import NAMES, holdings_matrix
+
+ACTIONS = ["view", "click", "apply", "spend", "buy", "sell"]
+
+
+def _profiles(n: int, seed: int = 3) -> list[UserProfile]:
+    rnd = random.Random(seed)
+    out = []
+    for _ in range(n):
+        p = UserProfile()
+        for _ in range(rnd.randrange(0, 25)):
+            action = rnd.choice(ACTIONS)
+            note = rnd.choice(["", "fuel", "5551"]) if action == "spend" else ""
+            attrs = {rnd.choice(CUSTOMER_ATTRIBUTES): rnd.uniform(0, 9)} if rnd.random() < 0.1 else None
+            p = apply_event(p, rnd.choice(PRODUCT_IDS), action, note, attrs)
+        out.append(p)
+    return out
+
+
+def test_holdings_rows_from_bitmasks_equal_the_per_profile_vectors():
+    profiles = _profiles(300)
+    assert any(p.holdings for p in profiles) and any(not p.holdings for p in profiles)
+    expected = np.stack([holdings_vector(frozenset(p.holdings), PRODUCT_IDS) for p in profiles])
+    got = holdings_matrix(profiles)
+    assert got.dtype == expected.dtype == np.float32
+    assert np.array_equal(got, expected)
+
+
+def test_reasons_from_the_latest_interest_map_equal_scanning_recent():
+    n = len(PRODUCT_IDS)
+    for p in _profiles(200, seed=5):
+        latest = latest_interest(p.recent)
+        for source in range(2 * n + 1):
+            for product in (0, n - 1, source % n):
+                scan = reason_text(source, product, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes))
+                fast = reason_text(source, product, p.recent, PRODUCT_IDS, NAMES, bool(p.attributes), latest)
+                assert fast == scan
+
+
+def test_memoised_codec_round_trips_and_matches_the_plain_encoding():
+    for p in _profiles(200, seed=7):
+        packed = pack_snapshot(p)
+        plain = " ".join(
+            f"{PRODUCT_IDS.index(r[0])}{r[1][0]}" + (f":{r[2]}" if r[2] else "") for r in p.recent
+        )  # action codes are the first letters: v, c, a, s
+        assert packed[1] == plain
+        assert packed[0] == sum(1 << PRODUCT_IDS.index(h) for h in p.holdings)
+        assert unpack_snapshot(packed) == p
+        assert unpack_snapshot(packed) == p  # second time from the memo
+
+
+def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
+    profiles = _profiles(300, seed=11)
+    assert any(p.attributes for p in profiles) and any(len(p.recent) > 3 for p in profiles)
+    n = len(PRODUCT_IDS)
+    for half_life in (0.0, 3.0):
+        expected = np.stack([interest_vector(p.recent, PRODUCT_INDEX, n, half_life, ACTION_STRENGTH) for p in profiles])
+        got = interest_rows([p.recent for p in profiles], PRODUCT_INDEX, n, half_life, ACTION_STRENGTH)
+        assert got.dtype == np.float32 and np.array_equal(got, expected)
+    means = [0.5 + i for i in range(len(CUSTOMER_ATTRIBUTES))]
+    expected = np.stack([attribute_vector(p.attributes, means) for p in profiles])
+    got = attribute_rows([p.attributes for p in profiles], means)
+    assert got.dtype == np.float32 and np.array_equal(got, expected)
