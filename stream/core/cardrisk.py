@@ -50,6 +50,7 @@ from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported wit
     normal_email,
     normal_product,
 )
+from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables, table_features
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
 
@@ -90,7 +91,8 @@ STREAM_FEATURES: tuple[str, ...] = (
     "new_region",
     "new_variant",
 )
-CARD_FEATURES: tuple[str, ...] = STREAM_FEATURES + SIGNAL_FEATURES
+CARD_FEATURES: tuple[str, ...] = STREAM_FEATURES + SIGNAL_FEATURES + TABLE_FEATURES
+NO_TABLES = CardTables()
 
 CARD_FEATURE_LABELS: dict[str, str] = {
     "log_amount": "large transaction amount",
@@ -129,6 +131,7 @@ CARD_FEATURE_LABELS: dict[str, str] = {
     "new_region": "billing region new for this card",
     "new_variant": "card variant new for this card",
     **SIGNAL_LABELS,
+    **TABLE_LABELS,
 }
 
 
@@ -137,8 +140,9 @@ def _seen(values: list[str], v: str | None) -> tuple[float, float]:
     return float(len(values)), float(bool(values) and v is not None and v not in values)
 
 
-def card_features(st: CardState, e: CardEvent) -> list[float]:
-    """Features of one transaction given the card's state *before* it (order = CARD_FEATURES)."""
+def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
+    """Features of one transaction given the card's state *before* it and the served model's
+    static tables (``stream.core.cardtables``; order = CARD_FEATURES)."""
     log_amount = math.log1p(e.amount)
     counts = [0.0, 0.0, 0.0]
     spend_24h = same_7d = 0.0
@@ -212,16 +216,19 @@ def card_features(st: CardState, e: CardEvent) -> list[float]:
         new_va,
         *signal_values(e.signals),
         *signal_deltas(e.signals, st.signals),
+        *table_features(tables, e),
     ]
 
 
-def replay_card_features(events) -> np.ndarray:
+def replay_card_features(events, tables: CardTables | dict | None = None) -> np.ndarray:
     """Features for a time-ordered iterable of (card id, CardEvent): each row from the state its
-    card had just before it, through the same two functions the stream calls."""
+    card had just before it, through the same two functions the stream calls; ``tables`` as the
+    model card's ``extra["tables"]`` carries them (or none: unseen everywhere)."""
+    tab = tables if isinstance(tables, CardTables) else CardTables.from_dict(tables)
     states: dict[str, CardState] = {}
     rows = []
     for key, e in events:
         st = states.get(key) or CardState()
-        rows.append(card_features(st, e))
+        rows.append(card_features(st, e, tab))
         states[key] = advance_card(st, e)
     return np.asarray(rows, dtype=np.float32).reshape(-1, len(CARD_FEATURES))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from stream.core.alerts import is_alert
-from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, advance_card, card_features
+from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, CardTables, advance_card, card_features
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
@@ -29,13 +29,25 @@ def _step(t):
     return step
 
 
-def _card_step(t):
+def _card_step(t, tables: CardTables):
     e = CardEvent.of(t)
 
     def step(st: CardState):
-        return advance_card(st, e), card_features(st, e)
+        return advance_card(st, e), card_features(st, e, tables)
 
     return step
+
+
+_TABLES: dict[tuple[str, str], CardTables] = {}
+
+
+def _card_tables(model) -> CardTables:
+    """The served card model's static tables (``extra["tables"]``), parsed once per model version."""
+    key = (model.name, str(model.version))
+    if key not in _TABLES:
+        _TABLES.clear()
+        _TABLES[key] = CardTables.from_dict(model.card.extra.get("tables"))
+    return _TABLES[key]
 
 
 # feature set -> (state kind, decode, encode, step)
@@ -51,6 +63,9 @@ class RiskJob(Job):
         model = self.models[self.slot]
         card = model.card
         kind, dec, enc, step = _CARD if tuple(card.features) == CARD_FEATURES else _ACCOUNT
+        if kind == "card":
+            tables = _card_tables(model)
+            step = lambda t: _card_step(t, tables)  # noqa: E731
         # a resent event id gets its original features back (same bytes, same score), state untouched
         rows, kept = await self.fold(
             kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out

@@ -113,7 +113,8 @@ def training_features(card, txns) -> np.ndarray:
     fn_name = card.extra.get("features_fn")
     assert fn_name in FEATURE_FEEDS, f"{card.name}: no feed for its features_fn {fn_name!r}; add one to FEATURE_FEEDS"
     module, _, attr = fn_name.rpartition(".")
-    return getattr(importlib.import_module(module), attr)(FEATURE_FEEDS[fn_name](txns))
+    tables = {"tables": card.extra["tables"]} if "tables" in card.extra else {}  # the card model's static tables
+    return getattr(importlib.import_module(module), attr)(FEATURE_FEEDS[fn_name](txns), **tables)
 
 
 def test_risk_scores_match_training_features_and_manifest_threshold(worker_run):

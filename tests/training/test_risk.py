@@ -5,6 +5,7 @@ Small and fast: subsets, few epochs, few bootstrap resamples.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -333,36 +334,71 @@ def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
 
 
 def test_card_risk_small_recomputes_from_the_exported_models(ieee, tmp_path):
+    """The report's hold-out figures are the exported file run on features the *stream's* code
+    computes with the exported tables (train/serve parity on real rows, tables included)."""
     from stream.core.cardrisk import CARD_FEATURES
     from training import risk_cards
 
     ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=3)
     cards, rep, served = risk_cards.train_card_risk(ctx, ieee, share=0.03, n_boot=20)
     assert {c.name for c in cards} == {"card_risk_logistic", "card_risk_gbm"} and served in {c.name for c in cards}
-    assert {"gbm_previous_features", "gbm_stream_only", "reference_gbm_plus_all_v"} <= set(rep["models"])
+    assert {"gbm_previous_features", "gbm_stream_no_tables", "gbm_stream_only", "reference_gbm_plus_all_v"} <= set(
+        rep["models"]
+    )
     df = risk_cards.card_sample(ieee, 0.03)
     y = df["isFraud"].to_numpy()
-    x = risk_cards.served_features(risk_cards.ieee_records(df))
+    recs = risk_cards.ieee_records(df)
     dt = df["TransactionDT"].to_numpy()
     tr, va, te = risk_cards.chrono_split(len(y), t=dt)
     assert rep["rows_used"] == len(y) and rep["split"]["holdout_frauds"] == int(y[te].sum())
     assert rep["split"]["train_last_dt"] < rep["split"]["holdout_first_dt"] == dt[te].min()
+    tables = cards[0].extra["tables"]
+    assert tables == cards[1].extra["tables"] and json.loads(json.dumps(tables)) == tables
+    x = risk_cards.served_features(recs, tables=tables)  # what the worker computes, exported tables
+    fit = slice(0, va.stop)
+    legit = risk_cards.with_tables(x, risk_cards.card_events(recs), y, fit, te)[0][fit][y[fit] == 0]
     for c in cards:
         assert c.task == "transaction_risk" and c.features == list(CARD_FEATURES)
-        p_va = onnx_run(tmp_path / c.file, {"features": x[va]})[0][:, 0]
         p_te = onnx_run(tmp_path / c.file, {"features": x[te]})[0][:, 0]
         m = rep["models"][c.name]
         assert m["auc"] == pytest.approx(risk.auc(y[te], p_te), abs=1e-3)  # figures = the exported file
         assert m["pr_auc"] == pytest.approx(risk.pr_auc(y[te], p_te), abs=1e-3)
         assert m["recall_at_1pct"] == pytest.approx(risk.recall_at_budget(y[te], p_te, 0.01), abs=0.02)
-        assert c.threshold == pytest.approx(np.quantile(p_va, 0.99), rel=1e-3)
+        assert c.threshold == m["at_threshold"]["threshold"]
+        assert m["at_threshold"]["alert_rate"] == pytest.approx(float((p_te >= c.threshold).mean()), abs=1e-3)
         assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
-        np.testing.assert_allclose(c.baseline, x[tr][y[tr] == 0].mean(axis=0), rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(c.baseline, legit.mean(axis=0), rtol=1e-4, atol=1e-5)  # fit rows: out-of-fold
     assert rep["models"][served]["val_pr_auc"] == max(
         rep["models"][n]["val_pr_auc"] for n in ("card_risk_logistic", "card_risk_gbm")
     )
     best = rep["models"][served]["auc"]
     assert best > 0.7 and best > max(rep["models"][r]["auc"] for r in ("rule_amount_z", "rule_velocity_24h"))
+
+
+def test_fitting_rows_get_table_rates_without_their_own_label(ieee):
+    """Out-of-fold tables on real rows: flipping one fitting row's label leaves its own rates
+    unchanged (and moves other blocks' rates), and the scored rows use the tables of all fitting rows."""
+    from stream.core.cardtables import TABLE_FEATURES, fit_tables, table_features, table_keys
+    from training import risk_cards
+
+    df = ieee.iloc[:5000]
+    recs = risk_cards.ieee_records(df)
+    events = risk_cards.card_events(recs)
+    y = df["isFraud"].to_numpy().copy()
+    x0 = risk_cards.served_features(recs)
+    fit, score = slice(0, 4000), slice(4000, 5000)
+    rate = [risk_cards.CARD_FEATURES.index(f) for f in TABLE_FEATURES if f.endswith("_fraud_rate")]
+    a, tables = risk_cards.with_tables(x0, events, y, fit, score)
+    i = 100  # in the first of the five time blocks
+    y[i] = 1 - y[i]
+    b, _ = risk_cards.with_tables(x0, events, y, fit, score)
+    np.testing.assert_array_equal(a[i, rate], b[i, rate])
+    assert (a[800:4000, rate] != b[800:4000, rate]).any()  # the other blocks do see it
+    keys = [table_keys(e) for _, e in events[:4000]]
+    want = fit_tables(keys, [int(v) for v in df["isFraud"].to_numpy()[:4000]])
+    assert tables == want
+    np.testing.assert_allclose(a[4000:, -len(TABLE_FEATURES) :], [table_features(want, e) for _, e in events[4000:]])
+    np.testing.assert_array_equal(a[:, : -len(TABLE_FEATURES)], x0[:, : -len(TABLE_FEATURES)])
 
 
 def test_chrono_split_parts_are_strictly_later():

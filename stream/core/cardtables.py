@@ -1,0 +1,116 @@
+"""Static tables learned offline and applied live: how often each card group, card id, billing
+region, e-mail domain, device and product code was seen in the training months, and its smoothed
+fraud rate.
+
+They are model parameters, not state: training fits them on its own rows only (``fit_tables``)
+and exports them with the model (the model card's ``extra``); the stream reads them and never
+updates them. The fraud rates of training rows themselves come out of fold (``out_of_fold``:
+each time block encoded by the tables of the other blocks), so no row sees its own label. On
+the IEEE-CIS validation days (half of the cards) they raised the stream's own features from
+PR-AUC 0.288 to 0.33 (docs/risk.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from stream.core.cardevent import CardEvent
+from stream.core.cardstate import normal_email, normal_product
+
+# key name -> the event fields it joins (missing fields kept as empty slots, like ``card_id``)
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "card_group": ("card_group",),
+    "card_id": ("card_group", "billing_region"),
+    "region": ("billing_region",),
+    "email": ("email",),
+    "device": ("device",),
+    "product": ("product",),
+}
+TABLE_FEATURES: tuple[str, ...] = tuple(f"{k}_{s}" for k in TABLE_KEYS for s in ("fraud_rate", "log_count"))
+TABLE_LABELS: dict[str, str] = {
+    **{f"{k}_fraud_rate": f"fraud rate of this {k.replace('_', ' ')} in the training months" for k in TABLE_KEYS},
+    **{f"{k}_log_count": f"how often this {k.replace('_', ' ')} was seen in the training months" for k in TABLE_KEYS},
+}
+SMOOTHING = 20.0  # prior weight in rows: a key seen a few times stays near the overall fraud rate
+
+
+def _fields(e: CardEvent) -> dict[str, str]:
+    return {
+        "card_group": e.card_group or "",
+        "billing_region": e.billing_region or "",
+        "email": normal_email(e) or "",
+        "device": e.device or "",
+        "product": normal_product(e) or "",
+    }
+
+
+def table_keys(e: CardEvent) -> tuple[str, ...]:
+    """The event's value of each table key (order = TABLE_KEYS)."""
+    f = _fields(e)
+    return tuple("-".join(f[p] for p in parts) for parts in TABLE_KEYS.values())
+
+
+@dataclass(frozen=True, slots=True)
+class CardTables:
+    """Per key name: value -> (smoothed fraud rate, log1p of its training count); ``prior`` for unseen values."""
+
+    prior: float = 0.0
+    tables: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"prior": self.prior, "tables": {k: {v: list(p) for v, p in t.items()} for k, t in self.tables.items()}}
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> CardTables:
+        if not d:
+            return cls()
+        return cls(float(d["prior"]), {k: {v: (p[0], p[1]) for v, p in t.items()} for k, t in d["tables"].items()})
+
+
+def table_features(tables: CardTables, e: CardEvent) -> list[float]:
+    """The event's encodings (order = TABLE_FEATURES); an unseen value gets the prior rate and count 0."""
+    unseen = (tables.prior, 0.0)
+    out: list[float] = []
+    for name, value in zip(TABLE_KEYS, table_keys(e)):
+        out += tables.tables.get(name, {}).get(value, unseen)
+    return out
+
+
+def fit_tables(keys: Sequence[tuple[str, ...]], labels: Sequence[int], smoothing: float = SMOOTHING) -> CardTables:
+    """Tables from training rows: ``keys`` as ``table_keys`` gives them, ``labels`` 1 = fraud."""
+    import math
+
+    n = len(labels)
+    prior = sum(labels) / n if n else 0.0
+    tables: dict[str, dict[str, tuple[float, float]]] = {}
+    for j, name in enumerate(TABLE_KEYS):
+        acc: dict[str, list[int]] = {}
+        for k, y in zip(keys, labels):
+            a = acc.setdefault(k[j], [0, 0])
+            a[0] += int(y)
+            a[1] += 1
+        tables[name] = {
+            v: (round((s + smoothing * prior) / (c + smoothing), 6), round(math.log1p(c), 6))
+            for v, (s, c) in acc.items()
+        }
+    return CardTables(round(prior, 6), tables)
+
+
+def out_of_fold(keys: Sequence[tuple[str, ...]], labels: Sequence[int], folds: int = 5) -> list[list[float]]:
+    """Encodings of training rows (time-ordered) without their own labels: the rows are cut into
+    ``folds`` consecutive time blocks and each block is encoded by tables fitted on the others
+    (counts as in the full table, so a row's count does not depend on its block)."""
+    n = len(labels)
+    full = fit_tables(keys, labels)
+    cuts = [n * i // folds for i in range(folds + 1)]
+    rows: list[list[float]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        rest = fit_tables([*keys[:a], *keys[b:]], [*labels[:a], *labels[b:]])
+        for k in keys[a:b]:
+            row: list[float] = []
+            for j, name in enumerate(TABLE_KEYS):
+                rate = rest.tables[name].get(k[j], (rest.prior, 0.0))[0]
+                row += [rate, full.tables[name][k[j]][1]]
+            rows.append(row)
+    return rows
