@@ -47,6 +47,7 @@ from aiokafka.structs import TopicPartition
 from stream.core.records import OutputRecord, SourceRecord
 from stream.health import HEALTH
 from stream.publisher import Publisher
+from stream.stagetrace import now_ms, open_trace
 
 log = logging.getLogger(__name__)
 EXIT_UNPROCESSABLE = 75
@@ -62,6 +63,7 @@ class Unit:
     events: int
     on_durable: Callable[[float], None] | None = None  # called with the commit's seconds
     queued_at: float = field(default_factory=time.perf_counter)
+    trace: dict | None = None  # FINSTREAM_STAGE_TRACE_DIR only: source timestamps and stage marks
 
 
 class Delivery:
@@ -74,16 +76,33 @@ class Delivery:
         self._lanes: dict[TopicPartition | None, _Lane] = {}
         self._closing = False
         self.commits: Counter = Counter()  # transactions committed, by trigger (interval / early)
+        self.trace = open_trace(settings)
 
-    def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[Unit]:
-        """The publisher's split of a batch (one unit per source partition under exactly-once)."""
+    def plan(
+        self,
+        batch: list[SourceRecord],
+        outputs: list[OutputRecord],
+        fetched: list[float] | None = None,
+        marks: dict[str, float] | None = None,
+    ) -> list[Unit]:
+        """The publisher's split of a batch (one unit per source partition under exactly-once).
+        ``fetched`` (per record) and ``marks`` (per batch): stage times, kept only when tracing."""
         counts: dict[tuple[str, int], int] = {}
         for r in batch:
             counts[(r.topic, r.partition)] = counts.get((r.topic, r.partition), 0) + 1
-        return [
+        units = [
             Unit(tp, outs, nxt, len(batch) if tp is None else counts[(tp.topic, tp.partition)])
             for tp, outs, nxt in self.publisher.plan(batch, outputs)
         ]
+        if self.trace is not None:
+            for u in units:
+                mine = [i for i, r in enumerate(batch) if u.source is None or (r.topic, r.partition) == tuple(u.source)]
+                u.trace = {
+                    "ts": [batch[i].timestamp_ms for i in mine],
+                    "fetched": [fetched[i] for i in mine] if fetched else [],
+                    "marks": {**(marks or {}), "planned": now_ms()},
+                }
+        return units
 
     async def submit(self, units: list[Unit]) -> None:
         """Queue a processed batch's units; waits only while a lane is full (backpressure)."""
@@ -132,6 +151,8 @@ class Delivery:
         for u in units:
             if u.source is not None:
                 self.publisher.note_committed(u.source, u.next_offset)
+            if u.trace is not None and self.trace is not None:
+                self.trace.write(u.source, u.trace["ts"], u.trace["fetched"], u.trace["marks"])
         for u in units:
             if u.on_durable is not None:
                 try:
@@ -190,8 +211,10 @@ class _Lane:
             else:
                 unit = await self.queue.get()
             self.busy = True
+            _mark([unit], "dequeued")
             try:
                 await self._add_until_done(unit)
+                _mark([unit], "sent")
                 if (
                     self.pending_events >= d.s.commit_max_events
                     or d._closing
@@ -233,8 +256,10 @@ class _Lane:
     async def _commit(self) -> None:
         p = self.producer
         await asyncio.gather(*self.futures)  # every send acknowledged (raises if one failed)
+        _mark(self.pending, "acked")
         if self.d.exactly_once:
             await p.send_offsets_to_transaction({self.source: self.pending[-1].next_offset}, self.d.s.app_id)
+            _mark(self.pending, "offsets")
             await p.commit_transaction()
             self.in_txn = False
 
@@ -242,7 +267,9 @@ class _Lane:
         if not self.pending:
             return
         t = time.perf_counter()
+        _mark(self.pending, "commit_start")
         await self._retrying(self._commit, resend=True)
+        _mark(self.pending, "committed")
         units, self.pending, self.pending_events, self.futures = self.pending, [], 0, []
         self.d._durable(units, time.perf_counter() - t)
 
@@ -290,6 +317,15 @@ class _Lane:
                 self.producer, self.in_txn = None, False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.d.s.outage_backoff_max_s)
+
+
+def _mark(units: list[Unit], stage: str) -> None:
+    """Stage time of traced units (``stream.stagetrace``); nothing when tracing is off."""
+    if units and units[0].trace is not None:
+        t = now_ms()
+        for u in units:
+            if u.trace is not None:
+                u.trace["marks"][stage] = t
 
 
 def _lane_died(task: asyncio.Task) -> None:

@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     # How long the broker may hold the worker's fetch when nothing is new (Faust hard-codes 1500,
     # which showed up as a ~1.5 s mode of the paced latency: stream/bulk.py, docs/scaling.md).
     kafka_fetch_max_wait_ms: int = Field(50, ge=1)
+    # Latency diagnosis (stream/stagetrace.py): a directory where each worker / pass-through
+    # writes one JSON line per delivered unit with its stage timestamps. Unset: nothing recorded.
+    stage_trace_dir: Path | None = None
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself
