@@ -71,6 +71,8 @@ class _Txn:
         self.futures: list[asyncio.Future] = []
         self.opened_at = 0.0
         self.begun = False  # begin_transaction() called on the slot's current producer
+        self.offsets: asyncio.Future | None = None  # send_offsets_to_transaction under way at the seal
+        self.offsets_on: AIOKafkaProducer | None = None  # ... on this producer
         self.due = False  # the early trigger fired: commit as soon as the previous commit is done
 
 
@@ -180,6 +182,7 @@ class Lane:
         self.busy = True
         try:
             _mark(t.units, "commit_start")
+            self._add_offsets(t)  # its round trips overlap the sends' acknowledgement
             await self._retrying(t, lambda: _acked(t), resend=True)
             _mark(t.units, "acked")
             self.sealed, self.open = t, _Txn((t.slot + 1) % self.slots)
@@ -230,10 +233,25 @@ class Lane:
         for o in unit.records:
             futures.append(await send(o.topic, o.value, key=o.key, partition=part(o)))
 
+    def _add_offsets(self, t: _Txn) -> None:
+        """Start adding ``t``'s source offset to it (AddOffsetsToTxn, TxnOffsetCommit) without
+        waiting: safe before the sends are acknowledged, since nothing commits until
+        :meth:`_end`, and a failed send aborts the whole transaction (offsets included)."""
+        p = self.producers[t.slot]
+        if not self.d.exactly_once or p is None:
+            return
+        t.offsets_on = p
+        t.offsets = asyncio.ensure_future(
+            p.send_offsets_to_transaction({self.source: t.units[-1].next_offset}, self.d.s.app_id)
+        )
+        t.offsets.add_done_callback(_retrieved)
+
     async def _end(self, t: _Txn) -> None:
         p = self.producers[t.slot]
         await _acked(t)  # after a resend: every send acknowledged (raises if one failed)
-        await p.send_offsets_to_transaction({self.source: t.units[-1].next_offset}, self.d.s.app_id)
+        if t.offsets is None or t.offsets_on is not p:  # a resend on a fresh producer: add them again
+            self._add_offsets(t)
+        await t.offsets  # type: ignore[misc]
         _mark(t.units, "offsets")
         await p.commit_transaction()
         t.begun = False
@@ -279,11 +297,21 @@ class Lane:
                     time.monotonic() - failing_since,
                 )
                 p, self.producers[t.slot] = self.producers[t.slot], None
+                if t.offsets is not None and not t.offsets.done():
+                    t.offsets.cancel()
+                t.offsets = t.offsets_on = None
                 if p is not None:
                     await _quiet_stop(p)
                 t.begun = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.d.s.outage_backoff_max_s)
+
+
+def _retrieved(f: asyncio.Future) -> None:
+    """An abandoned offsets request (its producer replaced after a failure) must not log as an
+    unretrieved exception; the transaction's retry adds the offsets again."""
+    if not f.cancelled():
+        f.exception()
 
 
 async def _acked(t: _Txn) -> None:

@@ -30,6 +30,17 @@ async def group_offset(s, topic: str) -> int | None:
         await c.stop()
 
 
+async def settled_group_offset(s, topic: str, want: int, timeout: float = 15) -> int | None:
+    """The group's offset once it reads ``want`` (a commit's markers land just after the commit
+    returns), or what it reads after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    got = await group_offset(s, topic)
+    while got != want and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        got = await group_offset(s, topic)
+    return got
+
+
 def test_transaction_spans_batches_until_the_interval_then_commits_them_together(stack, unique_topic):
     from stream.delivery import Delivery
 
@@ -55,7 +66,7 @@ def test_transaction_spans_batches_until_the_interval_then_commits_them_together
             deadline = time.monotonic() + 30
             while len(durable_at) < 3 and time.monotonic() < deadline:
                 await asyncio.sleep(0.05)
-            end = (d.committed(src, 0), await group_offset(s, src), list(durable_at))
+            end = (d.committed(src, 0), await settled_group_offset(s, src, 15), list(durable_at))
         finally:
             await d.close()
         return mid_visible, mid, end, await _consume_all(stack, out, 15, isolation="read_committed")
@@ -89,7 +100,7 @@ def test_a_drained_partition_commits_at_once(stack, unique_topic):
             took = time.monotonic() - t0
         finally:
             await d.close()
-        return took, await group_offset(s, src)
+        return took, await settled_group_offset(s, src, 4)
 
     took, group = asyncio.run(run())
     assert group == 4
@@ -125,7 +136,7 @@ def test_alternating_producers_keep_source_order_and_commit_in_order(stack, uniq
             commits = sum(d.commits.values())
         finally:
             await d.close()
-        return durable, producers, commits, await group_offset(s, src)
+        return durable, producers, commits, await settled_group_offset(s, src, 100)
 
     durable, producers, commits, group = asyncio.run(run())
     got = asyncio.run(_consume_all(stack, out, 100, isolation="read_committed"))
@@ -172,7 +183,7 @@ def test_a_new_owner_fences_both_producers_of_the_old_lane(stack, unique_topic):
                     await d.close()
                 except Exception:  # the fenced producers may refuse to stop cleanly
                     pass
-        return refused, await group_offset(s, src)
+        return refused, await settled_group_offset(s, src, 6)
 
     refused, group = asyncio.run(run())
     got = asyncio.run(_consume_all(stack, out, 6, isolation="read_committed", timeout=10))
