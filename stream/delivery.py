@@ -13,11 +13,11 @@ once, while the lane's open transaction takes batch after batch and commits
 A lane's queue is bounded (``FINSTREAM_DELIVERY_INFLIGHT`` batches), so a slow broker slows the
 processing instead of filling memory (backpressure). Order per partition is the queue's order.
 
-Guarantees, unchanged by the batching: under exactly-once a lane owns two transactional producers
-used alternately, so a transaction's sends overlap the previous one's commit (``stream.lanes``:
-transactional ids ``<app id>-<topic>-<partition>`` and the same with ``-1``, both initialised
-before the lane's first send, so a restarted or rebalanced worker fences its zombie) and one
-transaction carries the outputs *and* the source offset of every batch in it. A batch's ``on_durable`` (the runtime acks its events there) runs
+Guarantees, unchanged by the batching: under exactly-once a lane owns one transactional producer
+(``transactional_id = <app id>-<topic>-<partition>``, so a restarted or rebalanced worker fences
+its zombie), or two used alternately with ``FINSTREAM_DELIVERY_PRODUCERS=2`` (the second's id ends
+in ``-1``; both initialised before the lane's first send: ``stream.lanes``), and one transaction
+carries the outputs *and* the source offset of every batch in it. A batch's ``on_durable`` (the runtime acks its events there) runs
 only after the commit, and :meth:`Delivery.committed` moves only then: the jobs keep every output
 snapshot at or above it (``stream.core.fencing``), which is what a redelivery after a kill needs.
 Under at-least-once a lane is one idempotent producer for all partitions and its "commit" is

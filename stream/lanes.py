@@ -1,15 +1,16 @@
 """A delivery lane: one source partition's queue of processed batches and its transactions.
 
-Why two transactional producers per partition, used alternately: a producer holds one
-transaction at a time, and committing one (AddOffsetsToTxn, TxnOffsetCommit, EndTxn, then the
-broker's markers) takes several broker round trips. With one producer every batch processed
-meanwhile waited for the commit, and the next transaction's first AddPartitionsToTxn was answered
-CONCURRENT_TRANSACTIONS until the previous markers were written (aiokafka retries after 20 ms):
-the paced latency breakdown in ``docs/scaling.md`` put 20-120 ms of a record's visible latency
-there. Here the lane's open transaction runs on one producer while the previous one commits on the
-other, so sends overlap the commit.
+A transaction is *sealed* once its sends are acknowledged (its source offsets are added to it
+meanwhile, so AddOffsetsToTxn/TxnOffsetCommit overlap the produce round trip) and then commits in
+the background. Why ``FINSTREAM_DELIVERY_PRODUCERS=2`` exists: a producer holds one transaction at
+a time, so with one producer the batches processed during a commit wait for it, and the next
+transaction's first AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS until the previous
+markers are written (aiokafka retries after 20 ms); with two, the next transaction opens on the
+other producer while the previous one commits. The paced-latency A/B in ``docs/scaling.md`` found
+no gain from it on the 2-core machine (the batches then wait for the previous commit instead), so
+one producer is the default.
 
-What keeps it exactly-once:
+What keeps it exactly-once with two producers:
 
 * **order**: a transaction is sealed only after its sends are acknowledged, and the next one's
   sends start after that, so outputs keep the source order in every output partition; a sealed

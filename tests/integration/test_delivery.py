@@ -114,7 +114,9 @@ def test_alternating_producers_keep_source_order_and_commit_in_order(stack, uniq
     from stream.delivery import Delivery
 
     src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"commit_interval_ms": 30000})
+    s = publisher_settings(stack, "exactly_once", 1).model_copy(
+        update={"commit_interval_ms": 30000, "delivery_producers": 2}
+    )
     source_topic_with_records(stack, src, 1, 0)
     source_topic_with_records(stack, out, 1, 0)
 
@@ -148,14 +150,15 @@ def test_alternating_producers_keep_source_order_and_commit_in_order(stack, uniq
 
 
 def test_a_new_owner_fences_both_producers_of_the_old_lane(stack, unique_topic):
-    """A restarted or rebalanced worker's lane initialises both transactional ids before its first
-    send, so neither of the old owner's producers (a zombie) can commit anything afterwards."""
+    """With two producers per partition, a restarted or rebalanced worker's lane initialises both
+    transactional ids before its first send, so neither of the old owner's producers (a zombie) can
+    commit anything afterwards."""
     from aiokafka.errors import KafkaError
 
     from stream.delivery import Delivery
 
     src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1)
+    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"delivery_producers": 2})
     source_topic_with_records(stack, src, 1, 0)
     source_topic_with_records(stack, out, 1, 0)
     (b1, o1), (b2, o2) = batches(src, out, 2, 3)
