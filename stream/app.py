@@ -31,6 +31,7 @@ from stream.bulk import BulkConsumer, Inbox, source_records
 from stream.delivery import Delivery
 from stream.metrics import METRICS  # observe
 from stream.settings import Settings
+from stream.stagetrace import now_ms
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +140,15 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
             return
         delivery.publisher.track(batch)  # a partition's first offset since start is committed
         clock = METRICS.batch_started(job.slot)  # observe
+        taken = now_ms()
         outputs = await runtime.process(job, batch, s.outage_backoff_max_s)
         clock.mark("processed")  # observe
         METRICS.detach(clock)  # the next batch starts before this one is durable
-        units = delivery.plan(batch, outputs)
+        if delivery.trace is None:
+            units = delivery.plan(batch, outputs)
+        else:  # FINSTREAM_STAGE_TRACE_DIR: latency diagnosis (stream.stagetrace)
+            fetched = [c.at * 1000.0 for c in chunks for _ in c.records]
+            units = delivery.plan(batch, outputs, fetched, {"taken": taken, "processed": now_ms()})
         by_tp: dict = {}
         for c in chunks:
             by_tp.setdefault((c.tp.topic, c.tp.partition), []).append(c)

@@ -26,7 +26,8 @@ timers and web pages. What its per-event path did and how it is kept here:
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from typing import cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -47,6 +48,7 @@ class Chunk:
     tp: TP
     records: list
     generation: int
+    at: float = field(default_factory=time.time)  # handed over (wall s): stream.stagetrace's "fetched"
 
 
 class Inbox:

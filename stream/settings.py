@@ -83,6 +83,10 @@ class Settings(BaseSettings):
     # --- Delivery and outages (stream/delivery.py, stream/runtime.py; docs/scaling.md) ---------
     commit_max_events: int = Field(5000, ge=1)  # a transaction commits at this many source events
     delivery_inflight: int = Field(4, ge=1)  # processed batches queued per partition (backpressure)
+    # Transactional producers per source partition under exactly-once: 2 = used alternately, so a
+    # transaction's sends overlap the previous one's commit (stream/lanes.py). Default 1: the A/B
+    # runs showed no paced-latency gain from 2 on the 2-core machine (docs/scaling.md).
+    delivery_producers: int = Field(1, ge=1, le=2)
     producer_linger_ms: int = Field(5, ge=0)
     outage_backoff_max_s: float = Field(5.0, gt=0)  # longest wait between retries during a Redis/Kafka outage
     # Fetched chunks (<= batch_max records of one partition) queued per job before the consumer's
@@ -91,6 +95,9 @@ class Settings(BaseSettings):
     # How long the broker may hold the worker's fetch when nothing is new (Faust hard-codes 1500,
     # which showed up as a ~1.5 s mode of the paced latency: stream/bulk.py, docs/scaling.md).
     kafka_fetch_max_wait_ms: int = Field(50, ge=1)
+    # Latency diagnosis (stream/stagetrace.py): a directory where each worker / pass-through
+    # writes one JSON line per delivered unit with its stage timestamps. Unset: nothing recorded.
+    stage_trace_dir: Path | None = None
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself

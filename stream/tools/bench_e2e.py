@@ -125,18 +125,24 @@ async def run(
                 + "\n".join(proc.log_text().splitlines()[-25:])
             )
 
+    acked_after: list[float] = []  # paced inputs: broker acknowledgement - input timestamp (ms)
+
     async def produce(recs, rate: float | None = None) -> tuple[dict, float, float]:
         """Send recs (flat out, or paced at rate/s); returns ({(partition, offset): input ts}, t0 wall, t0 mono)."""
         t0_wall, t0 = time.time() * 1000.0, time.monotonic()
-        futures = []
+        futures, acked = [], {}
         for i, (k, v) in enumerate(recs):
             if rate:
                 ahead = t0 + i / rate - time.monotonic()
                 if ahead > 0.002:
                     await asyncio.sleep(ahead)
             futures.append(await producer.send(spec.src_topic, key=k, value=v))
+            if rate:
+                futures[-1].add_done_callback(lambda f, i=i: acked.__setitem__(i, time.time() * 1000.0))
         metas = await asyncio.gather(*futures)
         st["last_progress"] = max(st["last_progress"], time.monotonic())
+        if rate:
+            acked_after[:] = [acked[i] - md.timestamp for i, md in enumerate(metas) if i in acked]
         return {(md.partition, md.offset): md.timestamp for md in metas}, t0_wall, t0
 
     async def outputs_of(in_ts: dict, want: int, what: str, timeout: float) -> list:
@@ -230,7 +236,7 @@ async def run(
             rate = paced_load * throughput
             m = max(1, min(len(paced), int(rate * paced_seconds)))
             want = paced_expected(m) if paced_expected else m
-            p_ts, _, _ = await produce(paced[:m], rate=rate)
+            p_ts, p_wall, _ = await produce(paced[:m], rate=rate)
             p_matched = await outputs_of(p_ts, want, "while paced", idle_timeout)
             paced_res = {
                 "rate_eps": round(rate, 1),
@@ -239,6 +245,9 @@ async def run(
                 "matched": len(p_matched),
                 "complete": len(p_matched) >= want,
                 **stats(p_matched),
+                # where the time goes before the worker (stream.tools.stage_breakdown joins the rest)
+                "input_acked_ms": {"p50": _pct(acked_after, 50), "p99": _pct(acked_after, 99)},
+                "window_ms": [p_wall, max((recv for _, _, recv, _ in p_matched), default=p_wall)],
             }
 
         await asyncio.sleep(0.3)  # a straggling duplicate would show up here (exactly-once: none)

@@ -24,6 +24,7 @@ import sys
 
 from stream.core.records import OutputRecord, SourceRecord
 from stream.settings import Settings
+from stream.stagetrace import now_ms
 
 READY_LINE = "bench-passthrough: partitions assigned"
 
@@ -124,9 +125,12 @@ async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
     await consumer.start()
     try:
         async for records in _batches(s, consumer):
+            fetched = now_ms()
             batch = [SourceRecord(m.topic, m.partition, m.offset, m.key, m.value, m.timestamp) for m in records]
             if batch:
-                await delivery.submit(delivery.plan(batch, await job.process(batch)))
+                outputs = await job.process(batch)
+                trace = [fetched] * len(batch) if delivery.trace is not None else None
+                await delivery.submit(delivery.plan(batch, outputs, trace))
     finally:
         await delivery.close()
         await consumer.stop()

@@ -1,0 +1,347 @@
+"""A delivery lane: one source partition's queue of processed batches and its transactions.
+
+A transaction is *sealed* once its sends are acknowledged (its source offsets are added to it
+meanwhile, so AddOffsetsToTxn/TxnOffsetCommit overlap the produce round trip) and then commits in
+the background. Why ``FINSTREAM_DELIVERY_PRODUCERS=2`` exists: a producer holds one transaction at
+a time, so with one producer the batches processed during a commit wait for it, and the next
+transaction's first AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS until the previous
+markers are written (aiokafka retries after 20 ms); with two, the next transaction opens on the
+other producer while the previous one commits. The paced-latency A/B in ``docs/scaling.md`` found
+no gain from it on the 2-core machine (the batches then wait for the previous commit instead), so
+one producer is the default.
+
+What keeps it exactly-once with two producers:
+
+* **order**: a transaction is sealed only after its sends are acknowledged, and the next one's
+  sends start after that, so outputs keep the source order in every output partition; a sealed
+  transaction commits only after the one before it has committed, so the group's offset only
+  moves forward and ``on_durable`` runs in order;
+* **zombies**: both transactional ids (``<app id>-<topic>-<partition>`` and the same with ``-1``)
+  are initialised when the lane starts, before its first send, so a restarted or rebalanced worker
+  fences both of a zombie's producers and aborts whatever either had open;
+* **failures**: a failed send or commit throws away only that transaction's producer (the new one,
+  same transactional id, aborts what was open) and resends that transaction's batches from memory,
+  backing off while Kafka is down (``HEALTH`` kafka false); nothing is acked meanwhile. A fenced
+  producer means another worker owns the partition: the process exits without acking.
+
+Under at-least-once a lane is one idempotent producer for all partitions, and its "commit" is
+waiting for every send's acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import ProducerFenced
+from aiokafka.structs import TopicPartition
+
+from stream.core.records import OutputRecord
+from stream.health import HEALTH
+from stream.stagetrace import now_ms
+
+log = logging.getLogger(__name__)
+EXIT_UNPROCESSABLE = 75
+
+
+@dataclass(slots=True)
+class Unit:
+    """One processed batch's share for one source partition (or the whole batch, at-least-once)."""
+
+    source: TopicPartition | None
+    records: list[OutputRecord]
+    next_offset: int | None
+    events: int
+    on_durable: Callable[[float], None] | None = None  # called with the commit's seconds
+    queued_at: float = field(default_factory=time.perf_counter)
+    trace: dict | None = None  # FINSTREAM_STAGE_TRACE_DIR only: source timestamps and stage marks
+
+
+class _Txn:
+    """The batches of one transaction (at-least-once: of one group of sends) on one producer slot."""
+
+    def __init__(self, slot: int):
+        self.slot = slot
+        self.units: list[Unit] = []
+        self.events = 0
+        self.futures: list[asyncio.Future] = []
+        self.opened_at = 0.0
+        self.begun = False  # begin_transaction() called on the slot's current producer
+        self.offsets: asyncio.Future | None = None  # send_offsets_to_transaction under way at the seal
+        self.offsets_on: AIOKafkaProducer | None = None  # ... on this producer
+        self.due = False  # the early trigger fired: commit as soon as the previous commit is done
+
+
+class Lane:
+    """One source partition's (or, at-least-once, the process's) queue and transactions."""
+
+    def __init__(self, d, source: TopicPartition | None):
+        self.d = d
+        self.source = source
+        self.queue: asyncio.Queue[Unit] = asyncio.Queue(maxsize=max(1, d.s.delivery_inflight))
+        self.slots = d.s.delivery_producers if d.exactly_once else 1
+        self.producers: list[AIOKafkaProducer | None] = [None] * self.slots
+        self.open = _Txn(0)
+        self.sealed: _Txn | None = None  # committing in the background
+        self.committing: asyncio.Task | None = None
+        self._get: asyncio.Task | None = None
+        self.busy = False
+        self.task = asyncio.create_task(self._run(), name=f"delivery-{source}")
+        self.task.add_done_callback(_lane_died)
+
+    @property
+    def pending(self) -> list[Unit]:
+        """Units sent or being sent and not yet durable (sealed first: that is their order)."""
+        return (self.sealed.units if self.sealed else []) + self.open.units
+
+    def idle(self) -> bool:
+        return (
+            self.queue.empty()
+            and not self.pending
+            and not self.busy
+            and (self._get is None or not self._get.done())
+            and (self.committing is None or self.committing.done())
+        )
+
+    async def flush(self) -> None:
+        while not self.idle():
+            await asyncio.sleep(0.002)
+
+    async def stop(self) -> None:
+        self.task.remove_done_callback(_lane_died)
+        for t in (self.task, self.committing, self._get):
+            if t is not None and not t.done():
+                t.cancel()
+                try:
+                    await t
+                except BaseException:  # cancelled on purpose
+                    pass
+        for p in self.producers:
+            if p is not None:
+                await _quiet_stop(p)
+        self.producers = [None] * self.slots
+
+    # --- the loop ---------------------------------------------------------------------------------
+    async def _run(self) -> None:
+        d = self.d
+        while True:
+            t = self.open
+            if self.slots == 1 and d.exactly_once and self.committing is not None and not self.committing.done():
+                await asyncio.wait([self.committing])  # one producer: its next transaction waits for the commit
+                continue
+            if self._get is None:
+                self._get = asyncio.create_task(self.queue.get())
+            waiters: set[asyncio.Future] = {self._get}
+            timeout = None
+            if t.units:
+                due = t.due or d._closing or t.events >= d.s.commit_max_events
+                left = t.opened_at + d.interval - time.monotonic()
+                previous_done = self.committing is None or self.committing.done()
+                if (due or left <= 0) and previous_done:
+                    d.commits["early" if due else "interval"] += 1
+                    await self._seal(t)
+                    continue
+                if due or left <= 0:
+                    waiters.add(self.committing)  # type: ignore[arg-type]
+                else:
+                    timeout = left
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if not self._get.done():
+                continue
+            unit, self._get = self._get.result(), None
+            self.busy = True
+            _mark([unit], "dequeued")
+            try:
+                if not t.units:
+                    t.opened_at = time.monotonic()
+                t.units.append(unit)
+                t.events += unit.events
+                await self._retrying(t, lambda t=t, unit=unit: self._send(t, unit), resend=False)
+                _mark([unit], "sent")
+                if self.queue.empty() and self._drained(unit):
+                    t.due = True
+            finally:
+                self.busy = False
+
+    def _drained(self, unit: Unit) -> bool:
+        if unit.source is None:  # at-least-once: acks wait for the sends only
+            return True
+        try:
+            return self.d.drained(unit.source, unit.next_offset)
+        except Exception:  # no end offset known yet: commit rather than wait
+            return True
+
+    async def _seal(self, t: _Txn) -> None:
+        """Close ``t`` to new batches once its sends are acknowledged (so the next transaction's
+        outputs follow its own in every partition), then commit it in the background while the
+        next transaction opens on the other producer."""
+        self.busy = True
+        try:
+            _mark(t.units, "commit_start")
+            self._add_offsets(t)  # its round trips overlap the sends' acknowledgement
+            await self._retrying(t, lambda: _acked(t), resend=True)
+            _mark(t.units, "acked")
+            self.sealed, self.open = t, _Txn((t.slot + 1) % self.slots)
+            self.committing = asyncio.create_task(self._commit(t), name=f"commit-{self.source}")
+            self.committing.add_done_callback(_lane_died)
+        finally:
+            self.busy = False
+
+    async def _commit(self, t: _Txn) -> None:
+        start = time.perf_counter()
+        if self.d.exactly_once:
+            await self._retrying(t, lambda: self._end(t), resend=True)
+        _mark(t.units, "committed")
+        self.sealed = None
+        self.d._durable(t.units, time.perf_counter() - start)
+
+    # --- one transaction ----------------------------------------------------------------------------
+    def _tid(self, slot: int) -> str | None:
+        if not self.d.exactly_once:
+            return None
+        base = f"{self.d.s.app_id}-{self.source.topic}-{self.source.partition}"
+        return base if slot == 0 else f"{base}-{slot}"
+
+    async def _producer(self, slot: int) -> AIOKafkaProducer:
+        if all(p is None for p in self.producers):  # lane start: fence every slot's zombie first
+            started = await asyncio.gather(
+                *(self.d.publisher.new_producer(self._tid(i)) for i in range(self.slots)), return_exceptions=True
+            )
+            failed = [x for x in started if isinstance(x, BaseException)]
+            if failed:
+                for x in started:
+                    if isinstance(x, AIOKafkaProducer):
+                        await _quiet_stop(x)
+                raise failed[0]
+            self.producers = list(started)  # type: ignore[arg-type]
+        p = self.producers[slot]
+        if p is None:
+            p = self.producers[slot] = await self.d.publisher.new_producer(self._tid(slot))
+        return p
+
+    async def _send(self, t: _Txn, unit: Unit) -> None:
+        d = self.d
+        p = await self._producer(t.slot)
+        if d.exactly_once and not t.begun:
+            await p.begin_transaction()
+            t.begun = True
+        send, part, futures = p.send, d.publisher.partition_of, t.futures
+        for o in unit.records:
+            futures.append(await send(o.topic, o.value, key=o.key, partition=part(o)))
+
+    def _add_offsets(self, t: _Txn) -> None:
+        """Start adding ``t``'s source offset to it (AddOffsetsToTxn, TxnOffsetCommit) without
+        waiting: safe before the sends are acknowledged, since nothing commits until
+        :meth:`_end`, and a failed send aborts the whole transaction (offsets included)."""
+        p = self.producers[t.slot]
+        if not self.d.exactly_once or p is None:
+            return
+        t.offsets_on = p
+        t.offsets = asyncio.ensure_future(
+            p.send_offsets_to_transaction({self.source: t.units[-1].next_offset}, self.d.s.app_id)
+        )
+        t.offsets.add_done_callback(_retrieved)
+
+    async def _end(self, t: _Txn) -> None:
+        p = self.producers[t.slot]
+        await _acked(t)  # after a resend: every send acknowledged (raises if one failed)
+        if t.offsets is None or t.offsets_on is not p:  # a resend on a fresh producer: add them again
+            self._add_offsets(t)
+        await t.offsets  # type: ignore[misc]
+        _mark(t.units, "offsets")
+        await p.commit_transaction()
+        t.begun = False
+
+    async def _retrying(self, t: _Txn, step, resend: bool) -> None:
+        """Run ``step`` until it succeeds; after a failure, start over with a fresh producer in
+        ``t``'s slot and ``t``'s batches resent (the failed transaction is aborted by the new
+        producer's init)."""
+        delay, failing_since = 0.1, None
+        while True:
+            try:
+                if failing_since is None:
+                    await step()
+                    return
+                t.futures = []
+                for u in t.units:
+                    await self._send(t, u)
+                if resend:
+                    await step()
+                HEALTH.set("kafka", True, "delivering again")
+                log.warning("delivery to Kafka recovered after %.1fs", time.monotonic() - failing_since)
+                return
+            except ProducerFenced:
+                log.critical(
+                    "producer for %s fenced by another worker (partition moved); exiting without "
+                    "acking, its events are redelivered there",
+                    self.source,
+                )
+                logging.shutdown()
+                os._exit(EXIT_UNPROCESSABLE)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if failing_since is None:
+                    failing_since = time.monotonic()
+                HEALTH.set("kafka", False, f"delivery failing: {type(exc).__name__}")
+                log.warning(
+                    "delivery of %s failed (%s: %s); new producer, retrying in %.1fs (outage %.0fs)",
+                    self.source or "outputs",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                    time.monotonic() - failing_since,
+                )
+                p, self.producers[t.slot] = self.producers[t.slot], None
+                if t.offsets is not None and not t.offsets.done():
+                    t.offsets.cancel()
+                t.offsets = t.offsets_on = None
+                if p is not None:
+                    await _quiet_stop(p)
+                t.begun = False
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.d.s.outage_backoff_max_s)
+
+
+def _retrieved(f: asyncio.Future) -> None:
+    """An abandoned offsets request (its producer replaced after a failure) must not log as an
+    unretrieved exception; the transaction's retry adds the offsets again."""
+    if not f.cancelled():
+        f.exception()
+
+
+async def _acked(t: _Txn) -> None:
+    await asyncio.gather(*t.futures)
+
+
+def _mark(units: list[Unit], stage: str) -> None:
+    """Stage time of traced units (``stream.stagetrace``); nothing when tracing is off."""
+    if units and units[0].trace is not None:
+        stamp = now_ms()
+        for u in units:
+            if u.trace is not None:
+                u.trace["marks"][stage] = stamp
+
+
+def _lane_died(task: asyncio.Task) -> None:
+    """A lane must never stop silently: its partition would stall with its events un-acked."""
+    if task.cancelled():
+        return
+    exc = task.exception()
+    if exc is None and task.get_name().startswith("commit-"):
+        return
+    log.critical("delivery lane %s stopped (%r); exiting without acking", task.get_name(), exc, exc_info=exc)
+    logging.shutdown()
+    os._exit(EXIT_UNPROCESSABLE)
+
+
+async def _quiet_stop(p: AIOKafkaProducer) -> None:
+    try:
+        await asyncio.wait_for(p.stop(), timeout=10)
+    except Exception:  # a broken producer: nothing left to save in it
+        logging.getLogger(__name__).debug("producer stop failed", exc_info=True)
