@@ -8,8 +8,6 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 
 from __future__ import annotations
 
-import numpy as np
-
 from stream.core.alerts import is_alert
 from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, CardTables, advance_card, card_features
 from stream.core.contracts import parse_transaction
@@ -17,6 +15,7 @@ from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
 from stream.core.records import OutputRecord, SourceRecord, output
+from stream.core.rows import pack_row, rows_matrix
 from stream.core.spend import spend_record
 from stream.serving.base import Job
 
@@ -24,7 +23,7 @@ from stream.serving.base import Job
 def _step(t):
     def step(st: AccountState):
         feats = txn_features(st, t.ts, t.amount, t.country, t.merchant_category, t.channel)
-        return advance(st, t.ts, t.amount, t.country, t.merchant_category), feats
+        return advance(st, t.ts, t.amount, t.country, t.merchant_category), pack_row(feats)
 
     return step
 
@@ -33,7 +32,7 @@ def _card_step(t, tables: CardTables):
     e = CardEvent.of(t)
 
     def step(st: CardState):
-        return advance_card(st, e), card_features(st, e, tables)
+        return advance_card(st, e), pack_row(card_features(st, e, tables))
 
     return step
 
@@ -66,7 +65,8 @@ class RiskJob(Job):
         if kind == "card":
             tables = _card_tables(model)
             step = lambda t: _card_step(t, tables)  # noqa: E731
-        # a resent event id gets its original features back (same bytes, same score), state untouched
+        # a resent event id gets its original features back (same bytes, same score), state untouched;
+        # a step's output is its feature row packed as float32 (stream.core.rows): small to store
         rows, kept = await self.fold(
             kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out
         )
@@ -76,7 +76,7 @@ class RiskJob(Job):
         self.counts["repeated_event_ids"] += repeats
         if not kept:
             return out
-        x = np.asarray(rows, dtype=np.float32)
+        x = rows_matrix(rows, len(card.features))
         # reasons for the alerts only (a score below the threshold carries none): explaining every
         # score cost 73 model rows per event with the 72-feature card model
         scores, reasons = score_with_reasons(
