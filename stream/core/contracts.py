@@ -183,13 +183,31 @@ def _refuse_duplicates(pairs: list[tuple]) -> dict:
     return dict(pairs)
 
 
+def _keys_parsed(obj: dict) -> int | None:
+    """How many keys the parsed record holds: its own and those of objects one level down (a
+    risk record's ``signals``). None when it nests deeper (objects in lists, objects in objects)."""
+    n = len(obj)
+    for v in obj.values():
+        if isinstance(v, dict):
+            n += len(v)
+            if any(isinstance(w, (dict, list)) for w in v.values()):
+                return None
+        elif isinstance(v, list) and any(isinstance(w, (dict, list)) for w in v):
+            return None
+    return n
+
+
 def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
-    """orjson keeps the last of repeated keys silently. The fast path proves a flat record has
-    none (each key's quoted name occurs once in the bytes); anything else (escapes, nesting, a
-    value spelled like a key) gets the exact check by the standard library's parser."""
-    if b"\\" not in raw and not any(isinstance(v, (dict, list)) for v in obj.values()):
-        if all(raw.count(b'"%s"' % k.encode()) == 1 for k in obj):
-            return False
+    """orjson keeps the last of repeated keys silently, so an object with a repeated key parses
+    to fewer keys than its bytes spell. Fast path, for bytes without a backslash: then every
+    ``"`` opens or closes a string (no string can hold one), so the ``:`` outside strings are
+    exactly the key tokens, one per key written; if the parsed objects hold as many keys as
+    that, no object lost one. Anything else (escapes, deeper nesting) gets the exact check by
+    the standard library's parser."""
+    if b"\\" not in raw:
+        parsed = _keys_parsed(obj)
+        if parsed is not None:
+            return b"".join(raw.split(b'"')[::2]).count(b":") != parsed
     try:
         json.loads(raw, object_pairs_hook=_refuse_duplicates)
     except ContractError:
