@@ -19,6 +19,7 @@ from typing import Literal, overload
 
 import orjson
 
+from stream.core.cardsignals import MAX_SIGNALS
 from stream.core.logsafe import has_control
 
 SCHEMA_VERSION = 1
@@ -115,7 +116,8 @@ def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str 
         raise ContractError(f"field '{key}' is empty")
     if len(v) > max_len:
         raise ContractError(f"field '{key}' longer than {max_len} characters")
-    if has_control(v):
+    # printable ASCII has no control character: the pattern search only for the other strings
+    if not (v.isascii() and v.isprintable()) and has_control(v):
         raise ContractError(f"field '{key}' contains control characters")
     return v
 
@@ -304,8 +306,6 @@ _CARD_FIELDS = {
 def _signals(d: dict) -> dict | None:
     """Optional ``signals``: an object of at most ``MAX_SIGNALS`` processor fields, names up to 32
     characters, finite numbers. Names the served model does not read are kept but ignored."""
-    from stream.core.cardsignals import MAX_SIGNALS
-
     a = d.get("signals")
     if a is None:
         return None
@@ -313,9 +313,13 @@ def _signals(d: dict) -> dict | None:
         raise ContractError(f"field 'signals' must be an object, got {type(a).__name__}")
     if len(a) > MAX_SIGNALS:
         raise ContractError(f"field 'signals' has {len(a)} names (at most {MAX_SIGNALS})")
-    if any(not k or len(k) > 32 for k in a):
+    if "" in a or max(map(len, a), default=0) > 32:
         raise ContractError("field 'signals': names must have 1 to 32 characters")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in a.values()):
+    values = a.values()
+    # the usual record, all floats (as orjson parses 1.0), is checked in C; others value by value
+    if set(map(type, values)) <= {float} and all(map(math.isfinite, values)):
+        return dict(a) or None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
         raise ContractError(
             "field 'signals' must hold finite numbers only"
         )  # (names not echoed: logs carry no content)
