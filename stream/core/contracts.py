@@ -185,31 +185,22 @@ def _refuse_duplicates(pairs: list[tuple]) -> dict:
     return dict(pairs)
 
 
-def _keys_parsed(obj: dict) -> int | None:
-    """How many keys the parsed record holds: its own and those of objects one level down (a
-    risk record's ``signals``). None when it nests deeper (objects in lists, objects in objects)."""
-    n = len(obj)
-    for v in obj.values():
-        if isinstance(v, dict):
-            n += len(v)
-            if any(isinstance(w, (dict, list)) for w in v.values()):
-                return None
-        elif isinstance(v, list) and any(isinstance(w, (dict, list)) for w in v):
-            return None
-    return n
-
-
 def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
     """orjson keeps the last of repeated keys silently, so an object with a repeated key parses
-    to fewer keys than its bytes spell. Fast path, for bytes without a backslash: then every
-    ``"`` opens or closes a string (no string can hold one), so the ``:`` outside strings are
-    exactly the key tokens, one per key written; if the parsed objects hold as many keys as
-    that, no object lost one. Anything else (escapes, deeper nesting) gets the exact check by
-    the standard library's parser."""
+    to fewer keys than its bytes spell. Fast path, for bytes without a backslash and objects
+    nested at most one level (a risk record's ``signals``): then every ``"`` opens or closes a
+    string (none can hold one), so the ``{`` and ``:`` outside strings are exactly the objects
+    and the key tokens, and a character inside a string only adds to a count. If the bytes have
+    no more ``{`` than the record and its object values, there are no other objects; if their
+    ``:`` outside strings are as many as the keys parsed, no object lost a key. Anything else
+    (escapes, deeper nesting) gets the exact check by the standard library's parser."""
     if b"\\" not in raw:
-        parsed = _keys_parsed(obj)
-        if parsed is not None:
-            return b"".join(raw.split(b'"')[::2]).count(b":") != parsed
+        nested = [v for v in obj.values() if type(v) is dict]
+        if raw.count(b"{") == 1 + len(nested):
+            keys = len(obj) + sum(map(len, nested))
+            if raw.count(b":") == keys:  # no colon inside a string either: the usual record
+                return False
+            return b"".join(raw.split(b'"')[::2]).count(b":") != keys
     try:
         json.loads(raw, object_pairs_hook=_refuse_duplicates)
     except ContractError:

@@ -83,7 +83,7 @@ def test_a_risk_record_with_signals_takes_the_fast_path(monkeypatch):
 
 # Generated objects, written out by hand so keys can repeat: few key names (collisions are likely,
 # also between levels and with string values), sometimes a quote or backslash inside a name.
-_names = st.sampled_from(["a", "b", "C1", "signals", "a:b", 'q"', "é", "x y"])
+_names = st.sampled_from(["a", "b", "C1", "signals", "a:b", "{c}", "[", 'q"', "é", "x y"])
 _scalars = st.one_of(
     st.integers(-5, 5), st.floats(allow_nan=False, allow_infinity=False), _names, st.booleans(), st.none()
 )
