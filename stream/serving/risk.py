@@ -85,28 +85,29 @@ class RiskJob(Job):
             card.baseline,
             card.features,
             card.feature_labels,
-            explain=lambda s: [is_alert(float(v), card.threshold) for v in s],
+            explain=lambda s: [is_alert(v, card.threshold) for v in s.tolist()],
         )
         out += self.drift_events(model, x)
-        for (rec, t), score, why in zip(kept, scores, reasons):
+        s = self.settings
+        for (rec, t), score, why in zip(kept, scores.tolist(), reasons):
             body = {
                 "event_id": t.event_id,
                 "account_id": self.ids(t.account_id),
                 "ts": t.ts,
                 "amount": t.amount,
                 "currency": t.currency,
-                "risk_score": float(score),
+                "risk_score": score,
                 "threshold": card.threshold,
                 "reasons": [r.to_dict() for r in why],
                 "model": model.name,
                 "model_version": model.version,
             }
-            if self.settings.publish_risk_scores:
-                out.append(output(self.settings.topic_risk_scores, rec, body))
-            if is_alert(float(score), card.threshold):
-                out.append(output(self.settings.topic_risk_alerts, rec, body))
+            if s.publish_risk_scores:
+                out.append(output(s.topic_risk_scores, rec, body))
+            if is_alert(score, card.threshold):
+                out.append(output(s.topic_risk_alerts, rec, body))
                 self.counts["alerts"] += 1
-            spend = spend_record(self.settings.topic_user_events, rec, t)  # linked spend -> recommender interest
+            spend = spend_record(s.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
                 self.counts["spend_signals"] += 1
