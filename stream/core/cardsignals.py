@@ -70,6 +70,8 @@ def remember_signals(signals: dict | None, last: dict[str, float]) -> dict[str, 
 
 
 def _value(v) -> float:
+    if type(v) is float:  # the contract's signals: every value a float
+        return v if math.isfinite(v) else _MISSING
     if v is None or isinstance(v, bool):
         return _MISSING
     try:
