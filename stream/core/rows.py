@@ -34,6 +34,14 @@ def pack_row(values: Sequence[float]) -> str:
     return b2a_base64(packed.tobytes(), newline=False).decode("ascii")
 
 
+def fits(row, width: int) -> bool:
+    """Whether a stored row (packed or a float list) holds ``width`` features. A packed row of w
+    features is 4 * ceil(4w / 3) characters, a length no other w gives."""
+    if isinstance(row, str):
+        return len(row) == 4 * -(-4 * width // 3)
+    return len(row) == width
+
+
 def _row_bytes(row) -> bytes:
     if isinstance(row, str):
         return a2b_base64(row)

@@ -15,7 +15,7 @@ from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
 from stream.core.records import OutputRecord, SourceRecord, output
-from stream.core.rows import pack_row, rows_matrix
+from stream.core.rows import fits, pack_row, rows_matrix
 from stream.core.spend import spend_record
 from stream.serving.base import Job
 
@@ -67,11 +67,12 @@ class RiskJob(Job):
             step = lambda t: _card_step(t, tables)  # noqa: E731
         # a resent event id gets its original features back (same bytes, same score), state untouched;
         # a step's output is its feature row packed as float32 (stream.core.rows): small to store
-        rows, kept = await self.fold(
+        results, kept = await self.fold(
             kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out
         )
-        repeats = sum(bool(r) for _, r in rows)
-        rows = [row for row, _ in rows]
+        results, kept = self._drop_stale(results, kept, len(card.features), out)
+        repeats = sum(bool(r) for _, r in results)
+        rows = [row for row, _ in results]
         self.counts["transactions"] += len(kept) - repeats
         self.counts["repeated_event_ids"] += repeats
         if not kept:
@@ -112,3 +113,19 @@ class RiskJob(Job):
                 out.append(spend)
                 self.counts["spend_signals"] += 1
         return out
+
+    def _drop_stale(self, results: list, kept: list, width: int, out: list) -> tuple[list, list]:
+        """A remembered row (redelivery snapshot or resent event id) of another length than the
+        served model reads was computed under a model with another feature list: its output
+        cannot be reproduced, so the record is dead-lettered instead of failing the batch."""
+        if all(fits(row, width) for row, _ in results):
+            return results, kept
+        good: tuple[list, list] = ([], [])
+        for result, ev in zip(results, kept):
+            if fits(result[0], width):
+                good[0].append(result)
+                good[1].append(ev)
+            else:
+                reason = f"remembered feature row does not fit the served model's {width} features: cannot reproduce it"
+                out.append(self.dead_letter(ev[0], reason))
+        return good

@@ -39,3 +39,12 @@ def test_a_row_of_another_width_is_refused():
 
 def test_no_rows_is_an_empty_matrix():
     assert rows_matrix([], 72).shape == (0, 72)
+
+
+def test_fits_tells_each_width_apart_packed_or_not():
+    from stream.core.rows import fits
+
+    for w in range(1, 100):
+        packed = pack_row([0.25] * w)
+        assert [v for v in range(1, 100) if fits(packed, v)] == [w]
+        assert fits([0.25] * w, w) and not fits([0.25] * w, w + 1)

@@ -98,3 +98,27 @@ def test_redelivered_and_resent_events_get_byte_identical_outputs(settings, monk
     assert {orjson.loads(o.value)["source"]["offset"] for o in resent} == set(range(100, 112))
     assert job.counts["repeated_event_ids"] == len(values) and job.counts["transactions"] == 0
     assert len(first) >= len(values)
+
+
+def test_rows_remembered_under_another_feature_list_are_dead_lettered_not_a_failed_batch(settings):
+    """State written while the served model read another number of features (a feature-list change
+    between deploys): a redelivered or resent event cannot be answered as before, and says so."""
+    from stream.core.rows import pack_row
+
+    values = [txn(n, f"card-{n % 2}") for n in range(6)]
+    state = MemoryState()
+    run(risk_job(settings, state), batch(settings, values))
+    for key, (fence, blob, expiry) in list(state.data.items()):
+        d = orjson.loads(blob)
+        d["s"]["seen"] = [[eid, pack_row([0.5] * 71)] for eid, _ in d["s"]["seen"]]
+        d["snap"] = {off: [pack_row([0.5] * 71), rep] for off, (_, rep) in d["snap"].items()}
+        state.data[key] = (fence, orjson.dumps(d), expiry)
+    job = risk_job(settings, state)
+    redelivered = run(job, batch(settings, values))
+    resent = run(job, batch(settings, values, first=100))
+    for out in (redelivered, resent):
+        dead = [orjson.loads(o.value) for o in out if o.topic == settings.topic_dead_letters]
+        assert len(dead) == len(values) and not scored(settings, out)
+        assert all("does not fit the served model's" in d["reason"] for d in dead)
+    fresh = run(job, batch(settings, [txn(50, "card-0")], first=200))  # the card itself still scores
+    assert len(scored(settings, fresh)) >= 1
