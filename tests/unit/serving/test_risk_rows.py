@@ -78,13 +78,17 @@ def run(job, records):
 
 
 def test_stored_rows_are_packed_strings(settings):
+    from stream.core.rows import fits
+
     state = MemoryState()
-    run(risk_job(settings, state), batch(settings, [txn(n, "card-1") for n in range(5)]))
+    job = risk_job(settings, state)
+    run(job, batch(settings, [txn(n, "card-1") for n in range(5)]))
+    width = len(job.models["risk"].card.features)
     [(_fence, blob, _exp)] = state.data.values()
     stored = orjson.loads(blob)
-    assert all(isinstance(row, str) for _eid, row in stored["s"]["seen"])
+    assert all(isinstance(row, str) and fits(row, width) for _eid, row in stored["s"]["seen"])
     snaps = snapshots(stored)
-    assert len(snaps) == 5 and all(isinstance(out[0], str) and len(out[0]) == 384 for out in snaps.values())
+    assert len(snaps) == 5 and all(isinstance(out[0], str) and fits(out[0], width) for out in snaps.values())
 
 
 @pytest.mark.parametrize("written_as_floats", [False, True])
@@ -120,11 +124,13 @@ def test_rows_remembered_under_another_feature_list_are_dead_lettered_not_a_fail
 
     values = [txn(n, f"card-{n % 2}") for n in range(6)]
     state = MemoryState()
-    run(risk_job(settings, state), batch(settings, values))
+    first = risk_job(settings, state)
+    run(first, batch(settings, values))
+    width = len(first.models["risk"].card.features)
     for key, (fence, blob, expiry) in list(state.data.items()):
         d = orjson.loads(blob)
-        d["s"]["seen"] = [[eid, pack_row([0.5] * 71)] for eid, _ in d["s"]["seen"]]
-        d = with_snapshots(d, {off: [pack_row([0.5] * 71), rep] for off, (_, rep) in snapshots(d).items()})
+        d["s"]["seen"] = [[eid, pack_row([0.5] * (width - 1))] for eid, _ in d["s"]["seen"]]
+        d = with_snapshots(d, {off: [pack_row([0.5] * (width - 1)), rep] for off, (_, rep) in snapshots(d).items()})
         state.data[key] = (fence, orjson.dumps(d), expiry)
     job = risk_job(settings, state)
     redelivered = run(job, batch(settings, values))
