@@ -2,9 +2,9 @@
 
 The risk job remembers each event's feature row twice per card (``stream.core.dedupe``: the
 last 32 event ids; ``stream.core.fencing``: snapshots for redelivery), and every batch reads and
-writes those rows with the card's state. As JSON a 72-feature row is 72 numbers to parse and
-print (~0.5 kB on the real card rows, up to ~1.3 kB); as float32 bytes in base64 it is one
-384-character string, about 4x cheaper for orjson to read.
+writes those rows with the card's state. As JSON an n-feature row is n numbers to parse and
+print (~0.5 kB for 72 features on the real card rows, up to ~1.3 kB); as float32 bytes in base64
+it is one string of 4 * ceil(4n / 3) characters, about 4x cheaper for orjson to read.
 
 Nothing the model sees is lost: it reads float32 (``rows_matrix``), and the float64 -> float32
 cast here gives the same bits as the numpy cast the job applied to fresh rows before, so a
