@@ -40,14 +40,20 @@ def signal_values(signals: dict | None) -> list[float]:
     """The served signals of one event, in ``PROVIDER_SIGNALS`` order (missing -> -1)."""
     if not signals:
         return [_MISSING] * len(PROVIDER_SIGNALS)
-    return [_value(signals.get(s)) for s in PROVIDER_SIGNALS]
+    get = signals.get
+    out = [get(s, _MISSING) for s in PROVIDER_SIGNALS]
+    # the contract's signals are finite floats: taken as they are (what _value would return)
+    if set(map(type, out)) == {float} and all(map(math.isfinite, out)):
+        return out
+    return [_value(v) for v in out]
 
 
 def signal_deltas(signals: dict | None, last: dict[str, float]) -> list[float]:
     """Growth of each ``DELTA_SIGNALS`` count since the card's previous value (0 when either is missing)."""
+    get = (signals or {}).get
     out = []
     for s in DELTA_SIGNALS:
-        cur = _value((signals or {}).get(s))
+        cur = _value(get(s))
         out.append(cur - last[s] if cur != _MISSING and s in last else 0.0)
     return out
 
@@ -55,14 +61,17 @@ def signal_deltas(signals: dict | None, last: dict[str, float]) -> list[float]:
 def remember_signals(signals: dict | None, last: dict[str, float]) -> dict[str, float]:
     """The card's last known value of each ``DELTA_SIGNALS`` count after this event."""
     out = dict(last)
+    get = (signals or {}).get
     for s in DELTA_SIGNALS:
-        v = _value((signals or {}).get(s))
+        v = _value(get(s))
         if v != _MISSING:
             out[s] = v
     return out
 
 
 def _value(v) -> float:
+    if type(v) is float:  # the contract's signals: every value a float
+        return v if math.isfinite(v) else _MISSING
     if v is None or isinstance(v, bool):
         return _MISSING
     try:

@@ -58,7 +58,10 @@ class CardState:
 
     @classmethod
     def from_dict(cls, d: dict | None) -> CardState:
-        """Also reads states written before ``first_ts``/``variants``/``signals`` existed."""
+        """Also reads states written before ``first_ts``/``variants``/``signals`` existed.
+
+        Takes the decoded lists as they are, without copies: a state is never changed in place
+        (``advance_card`` builds new lists), and each load decodes a fresh dict."""
         if not d:
             return cls()
         return cls(
@@ -67,14 +70,14 @@ class CardState:
             d["last_amount"],
             d["log_sum"],
             d["log_sq"],
-            [list(x) for x in d["recent"]],
-            list(d["emails"]),
-            list(d["devices"]),
-            list(d["products"]),
-            list(d["regions"]),
+            d["recent"],
+            d["emails"],
+            d["devices"],
+            d["products"],
+            d["regions"],
             d.get("first_ts"),
-            list(d.get("variants", ())),
-            dict(d.get("signals", {})),
+            d.get("variants", []),
+            d.get("signals", {}),
         )
 
 

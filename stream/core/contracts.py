@@ -19,6 +19,7 @@ from typing import Literal, overload
 
 import orjson
 
+from stream.core.cardsignals import MAX_SIGNALS
 from stream.core.logsafe import has_control
 
 SCHEMA_VERSION = 1
@@ -115,7 +116,8 @@ def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str 
         raise ContractError(f"field '{key}' is empty")
     if len(v) > max_len:
         raise ContractError(f"field '{key}' longer than {max_len} characters")
-    if has_control(v):
+    # printable ASCII has no control character: the pattern search only for the other strings
+    if not (v.isascii() and v.isprintable()) and has_control(v):
         raise ContractError(f"field '{key}' contains control characters")
     return v
 
@@ -184,12 +186,21 @@ def _refuse_duplicates(pairs: list[tuple]) -> dict:
 
 
 def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
-    """orjson keeps the last of repeated keys silently. The fast path proves a flat record has
-    none (each key's quoted name occurs once in the bytes); anything else (escapes, nesting, a
-    value spelled like a key) gets the exact check by the standard library's parser."""
-    if b"\\" not in raw and not any(isinstance(v, (dict, list)) for v in obj.values()):
-        if all(raw.count(b'"%s"' % k.encode()) == 1 for k in obj):
-            return False
+    """orjson keeps the last of repeated keys silently, so an object with a repeated key parses
+    to fewer keys than its bytes spell. Fast path, for bytes without a backslash and objects
+    nested at most one level (a risk record's ``signals``): then every ``"`` opens or closes a
+    string (none can hold one), so the ``{`` and ``:`` outside strings are exactly the objects
+    and the key tokens, and a character inside a string only adds to a count. If the bytes have
+    no more ``{`` than the record and its object values, there are no other objects; if their
+    ``:`` outside strings are as many as the keys parsed, no object lost a key. Anything else
+    (escapes, deeper nesting) gets the exact check by the standard library's parser."""
+    if b"\\" not in raw:
+        nested = [v for v in obj.values() if type(v) is dict]
+        if raw.count(b"{") == 1 + len(nested):
+            keys = len(obj) + sum(map(len, nested))
+            if raw.count(b":") == keys:  # no colon inside a string either: the usual record
+                return False
+            return b"".join(raw.split(b'"')[::2]).count(b":") != keys
     try:
         json.loads(raw, object_pairs_hook=_refuse_duplicates)
     except ContractError:
@@ -286,8 +297,6 @@ _CARD_FIELDS = {
 def _signals(d: dict) -> dict | None:
     """Optional ``signals``: an object of at most ``MAX_SIGNALS`` processor fields, names up to 32
     characters, finite numbers. Names the served model does not read are kept but ignored."""
-    from stream.core.cardsignals import MAX_SIGNALS
-
     a = d.get("signals")
     if a is None:
         return None
@@ -295,9 +304,13 @@ def _signals(d: dict) -> dict | None:
         raise ContractError(f"field 'signals' must be an object, got {type(a).__name__}")
     if len(a) > MAX_SIGNALS:
         raise ContractError(f"field 'signals' has {len(a)} names (at most {MAX_SIGNALS})")
-    if any(not k or len(k) > 32 for k in a):
+    if "" in a or max(map(len, a), default=0) > 32:
         raise ContractError("field 'signals': names must have 1 to 32 characters")
-    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in a.values()):
+    values = a.values()
+    # the usual record, all floats (as orjson parses 1.0), is checked in C; others value by value
+    if set(map(type, values)) <= {float} and all(map(math.isfinite, values)):
+        return dict(a) or None
+    if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
         raise ContractError(
             "field 'signals' must hold finite numbers only"
         )  # (names not echoed: logs carry no content)

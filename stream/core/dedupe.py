@@ -31,11 +31,11 @@ def codec(decode: Callable[[Any], S], encode: Callable[[S], Any]):
 
     def dec(d) -> Deduped[S]:
         if d and "state" in d and "seen" in d:
-            return Deduped(decode(d["state"]), {k: v for k, v in d["seen"]})
+            return Deduped(decode(d["state"]), dict(d["seen"]))
         return Deduped(decode(d))
 
     def enc(x: Deduped[S]) -> dict:
-        return {"state": encode(x.state), "seen": [[k, v] for k, v in x.seen.items()]}
+        return {"state": encode(x.state), "seen": list(x.seen.items())}  # (id, output) pairs: JSON arrays
 
     return dec, enc
 

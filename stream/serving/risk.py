@@ -8,8 +8,6 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 
 from __future__ import annotations
 
-import numpy as np
-
 from stream.core.alerts import is_alert
 from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, CardTables, advance_card, card_features
 from stream.core.contracts import parse_transaction
@@ -17,6 +15,7 @@ from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
 from stream.core.records import OutputRecord, SourceRecord, output
+from stream.core.rows import fits, pack_row, rows_matrix
 from stream.core.spend import spend_record
 from stream.serving.base import Job
 
@@ -24,7 +23,7 @@ from stream.serving.base import Job
 def _step(t):
     def step(st: AccountState):
         feats = txn_features(st, t.ts, t.amount, t.country, t.merchant_category, t.channel)
-        return advance(st, t.ts, t.amount, t.country, t.merchant_category), feats
+        return advance(st, t.ts, t.amount, t.country, t.merchant_category), pack_row(feats)
 
     return step
 
@@ -33,7 +32,7 @@ def _card_step(t, tables: CardTables):
     e = CardEvent.of(t)
 
     def step(st: CardState):
-        return advance_card(st, e), card_features(st, e, tables)
+        return advance_card(st, e), pack_row(card_features(st, e, tables))
 
     return step
 
@@ -66,17 +65,19 @@ class RiskJob(Job):
         if kind == "card":
             tables = _card_tables(model)
             step = lambda t: _card_step(t, tables)  # noqa: E731
-        # a resent event id gets its original features back (same bytes, same score), state untouched
-        rows, kept = await self.fold(
+        # a resent event id gets its original features back (same bytes, same score), state untouched;
+        # a step's output is its feature row packed as float32 (stream.core.rows): small to store
+        results, kept = await self.fold(
             kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out
         )
-        repeats = sum(bool(r) for _, r in rows)
-        rows = [row for row, _ in rows]
+        results, kept = self._drop_stale(results, kept, len(card.features), out)
+        repeats = sum(bool(r) for _, r in results)
+        rows = [row for row, _ in results]
         self.counts["transactions"] += len(kept) - repeats
         self.counts["repeated_event_ids"] += repeats
         if not kept:
             return out
-        x = np.asarray(rows, dtype=np.float32)
+        x = rows_matrix(rows, len(card.features))
         # reasons for the alerts only (a score below the threshold carries none): explaining every
         # score cost 73 model rows per event with the 72-feature card model
         scores, reasons = score_with_reasons(
@@ -85,29 +86,46 @@ class RiskJob(Job):
             card.baseline,
             card.features,
             card.feature_labels,
-            explain=lambda s: [is_alert(float(v), card.threshold) for v in s],
+            explain=lambda s: [is_alert(v, card.threshold) for v in s.tolist()],
         )
         out += self.drift_events(model, x)
-        for (rec, t), score, why in zip(kept, scores, reasons):
+        s = self.settings
+        for (rec, t), score, why in zip(kept, scores.tolist(), reasons):
             body = {
                 "event_id": t.event_id,
                 "account_id": self.ids(t.account_id),
                 "ts": t.ts,
                 "amount": t.amount,
                 "currency": t.currency,
-                "risk_score": float(score),
+                "risk_score": score,
                 "threshold": card.threshold,
                 "reasons": [r.to_dict() for r in why],
                 "model": model.name,
                 "model_version": model.version,
             }
-            if self.settings.publish_risk_scores:
-                out.append(output(self.settings.topic_risk_scores, rec, body))
-            if is_alert(float(score), card.threshold):
-                out.append(output(self.settings.topic_risk_alerts, rec, body))
+            if s.publish_risk_scores:
+                out.append(output(s.topic_risk_scores, rec, body))
+            if is_alert(score, card.threshold):
+                out.append(output(s.topic_risk_alerts, rec, body))
                 self.counts["alerts"] += 1
-            spend = spend_record(self.settings.topic_user_events, rec, t)  # linked spend -> recommender interest
+            spend = spend_record(s.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
                 self.counts["spend_signals"] += 1
         return out
+
+    def _drop_stale(self, results: list, kept: list, width: int, out: list) -> tuple[list, list]:
+        """A remembered row (redelivery snapshot or resent event id) of another length than the
+        served model reads was computed under a model with another feature list: its output
+        cannot be reproduced, so the record is dead-lettered instead of failing the batch."""
+        if all(fits(row, width) for row, _ in results):
+            return results, kept
+        good: tuple[list, list] = ([], [])
+        for result, ev in zip(results, kept):
+            if fits(result[0], width):
+                good[0].append(result)
+                good[1].append(ev)
+            else:
+                reason = f"remembered feature row does not fit the served model's {width} features: cannot reproduce it"
+                out.append(self.dead_letter(ev[0], reason))
+        return good

@@ -91,3 +91,42 @@ def test_user_event_actions():
         )["action"]
         == "view"
     )
+
+
+@pytest.mark.parametrize("text", ["a\x7fb", "a\x85b", "a\u2028b", "a\u2029b", "é\x9f", "tab\there", "x\x00"])
+def test_control_characters_in_a_string_field_are_refused(text):
+    """Printable ASCII skips the pattern search; anything else (DEL, C1 controls, line separators,
+    also next to non-ASCII letters) must still be refused."""
+    with pytest.raises(ContractError, match="control characters"):
+        parse_transaction({**TXN, "merchant_category": text})
+
+
+def test_printable_strings_pass_ascii_or_not():
+    t = parse_transaction({**TXN, "merchant_category": "épicerie", "device": "Pixel 7 ~ß", "email_domain": "a.b"})
+    assert (t.merchant_category, t.device) == ("épicerie", "Pixel 7 ~ß")
+
+
+@pytest.mark.parametrize(
+    "signals, refused",
+    [
+        ({"C1": 1.0, "C2": float("inf")}, "finite numbers"),
+        ({"C1": 1.0, "C2": -float("inf")}, "finite numbers"),
+        ({"C1": 1.0, "C2": float("nan")}, "finite numbers"),
+        ({"C1": 1.0, "C2": None}, "finite numbers"),
+        ({"C1": 1.0, "C2": False}, "finite numbers"),
+        ({"C1": 1.0, "x" * 33: 1.0}, "1 to 32"),
+        ({"C1": 1.0, "": 1.0}, "1 to 32"),
+    ],
+)
+def test_signals_refused_next_to_valid_floats(signals, refused):
+    with pytest.raises(ContractError, match=refused):
+        parse_transaction({**TXN, "signals": signals})
+
+
+def test_signals_are_floats_whatever_number_type_came_in():
+    t = parse_transaction({**TXN, "signals": {"C1": 2, "C2": 0.5, "x" * 32: -3}})
+    assert t.signals == {"C1": 2.0, "C2": 0.5, "x" * 32: -3.0}
+    assert all(type(v) is float for v in t.signals.values())
+    floats = {"C1": 1.0, "V13": 0.25}
+    assert parse_transaction({**TXN, "signals": floats}).signals == floats
+    assert parse_transaction({**TXN, "signals": {}}).signals is None

@@ -1,0 +1,79 @@
+"""The card path's per-event helpers give what their plain definitions give (fast paths included)."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from stream.core.cardevent import CardEvent
+from stream.core.cardsignals import PROVIDER_SIGNALS, _value, signal_values
+from stream.core.cardstate import CardState, advance_card
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [
+        None,
+        {},
+        {"C1": 3.0, "V13": 0.5, "id_13": -1.0, "unknown": 9.0},
+        {s: float(i) for i, s in enumerate(PROVIDER_SIGNALS)},
+        {"C1": 3, "C2": 2.5},  # an int (a dict not from the contract)
+        {"C1": 3.0, "C2": None},
+        {"C1": 3.0, "C2": True},
+        {"C1": 3.0, "C2": math.nan},
+        {"C1": 3.0, "C2": math.inf},
+        {"C1": 3.0, "C2": "7"},
+        {"C1": 3.0, "C2": "x"},
+    ],
+)
+def test_signal_values_are_each_signal_read_by_value(signals):
+    expected = [_value((signals or {}).get(s)) for s in PROVIDER_SIGNALS]
+    got = signal_values(signals)
+    assert got == expected and all(type(v) is float for v in got)
+
+
+def test_variant_and_of():
+    class T:  # a parsed Transaction's card fields
+        ts, amount, product_code, card_type, card_country = 1_700_000_000_000, 5.0, "W", "debit", None
+        billing_region = billing_country = email_domain = device = card_group = None
+        card_subgroup, signals = "358", {"C1": 1.0}
+
+    e = CardEvent.of(T)
+    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (T.ts, "debit", "358", {"C1": 1.0})
+    assert e.variant() == "358//debit"
+    assert CardEvent(1, 1.0).variant() is None
+    assert CardEvent(1, 1.0, card_country="150").variant() == "/150/"
+
+
+def test_a_state_read_from_a_dict_leaves_the_dict_alone_when_advanced():
+    """from_dict takes the decoded lists without copying: advancing must never change them."""
+    st = CardState()
+    for k in range(60):
+        st = advance_card(
+            st,
+            CardEvent(
+                1_700_000_000_000 + k * 60_000,
+                1.0 + k,
+                email_domain=f"d{k}.com",
+                device="x",
+                card_subgroup="3",
+                signals={"C1": float(k)},
+            ),
+        )
+    d = copy.deepcopy(st.to_dict())
+    before = copy.deepcopy(d)
+    loaded = CardState.from_dict(d)
+    advance_card(
+        loaded,
+        CardEvent(
+            1_700_000_000_000 + 61 * 60_000,
+            2.0,
+            email_domain="new.com",
+            device="y",
+            card_subgroup="4",
+            signals={"C1": 99.0},
+        ),
+    )
+    assert d == before
