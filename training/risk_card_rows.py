@@ -51,6 +51,16 @@ def with_tables(x: np.ndarray, events, y: np.ndarray, fit: slice, score: slice) 
     return x, tables
 
 
+def as_served(x: np.ndarray, events, tables: CardTables, rows: slice) -> np.ndarray:
+    """Rows of ``x`` with their table columns as the stream serves them (the full tables, not the
+    out-of-fold rates the fit used): the drift reference must describe what the worker will see,
+    or the per-block out-of-fold values of a few-valued key (5 product codes) read as drift."""
+    out = x[rows].copy()
+    cols = slice(len(CARD_FEATURES) - len(TABLE_FEATURES), len(CARD_FEATURES))
+    out[:, cols] = np.asarray([table_features(tables, e) for _, e in events[rows]], np.float32)
+    return out
+
+
 def card_sample(df: pd.DataFrame, share: float) -> pd.DataFrame:
     """Whole cards (by a stable hash of ``card1``), so every kept card keeps its full history."""
     if share >= 1:

@@ -39,6 +39,7 @@ from training.export import data_fingerprint, make_card, reference_distribution
 from training.job import TrainContext
 from training.models.gbm import GBM, export_gbm
 from training.risk_card_rows import (  # noqa: F401  (re-exported: the tests and the bench read them here)
+    as_served,
     card_events,
     card_sample,
     chrono_split,
@@ -207,7 +208,7 @@ def train_card_risk(
         outputs = [TensorSpec("score", [None, 1], meaning=["probability the card transaction is fraudulent"])]
         legit = xf[fit][y[fit] == 0]
         common = dict(
-            reference_distribution=reference_distribution(xf[fit], CARD_FEATURES),
+            reference_distribution=reference_distribution(as_served(xf, events, tables, fit), CARD_FEATURES),
             data_fingerprint=data_fingerprint(xf[fit], y[fit]),
             baseline=[float(v) for v in legit.mean(axis=0)],
             feature_labels=dict(CARD_FEATURE_LABELS),

@@ -1,6 +1,11 @@
-"""Static tables learned offline and applied live: how often each card group, card id, billing
-region, e-mail domain, device and product code was seen in the training months, and its smoothed
-fraud rate.
+"""Static tables learned offline and applied live: how often each card group, billing region,
+e-mail domain, device and product code was seen in the training months, and its smoothed fraud
+rate.
+
+Published only as aggregates: the tables ship in the repository's manifest, and the IEEE-CIS rows
+they come from may not be republished. So there is no per-card table (with a card's count and
+smoothed rate its fraud count can be read back), and a value enters a table only with at least
+``MIN_ROWS`` fitting rows; rarer values get the prior and count 0, like an unseen one.
 
 They are model parameters, not state: training fits them on its own rows only (``fit_tables``)
 and exports them with the model (the model card's ``extra``); the stream reads them and never
@@ -21,7 +26,6 @@ from stream.core.cardstate import normal_email, normal_product
 # key name -> the event fields it joins (missing fields kept as empty slots, like ``card_id``)
 TABLE_KEYS: dict[str, tuple[str, ...]] = {
     "card_group": ("card_group",),
-    "card_id": ("card_group", "billing_region"),
     "region": ("billing_region",),
     "email": ("email",),
     "device": ("device",),
@@ -33,6 +37,7 @@ TABLE_LABELS: dict[str, str] = {
     **{f"{k}_log_count": f"how often this {k.replace('_', ' ')} was seen in the training months" for k in TABLE_KEYS},
 }
 SMOOTHING = 20.0  # prior weight in rows: a key seen a few times stays near the overall fraud rate
+MIN_ROWS = 100  # fitting rows a value needs to be published in a table (an aggregate, not a record)
 
 
 def _fields(e: CardEvent) -> dict[str, str]:
@@ -77,8 +82,11 @@ def table_features(tables: CardTables, e: CardEvent) -> list[float]:
     return out
 
 
-def fit_tables(keys: Sequence[tuple[str, ...]], labels: Sequence[int], smoothing: float = SMOOTHING) -> CardTables:
-    """Tables from training rows: ``keys`` as ``table_keys`` gives them, ``labels`` 1 = fraud."""
+def fit_tables(
+    keys: Sequence[tuple[str, ...]], labels: Sequence[int], smoothing: float = SMOOTHING, min_rows: int = MIN_ROWS
+) -> CardTables:
+    """Tables from training rows: ``keys`` as ``table_keys`` gives them, ``labels`` 1 = fraud; a
+    value with fewer than ``min_rows`` rows is left out (it reads as unseen)."""
     import math
 
     n = len(labels)
@@ -93,24 +101,27 @@ def fit_tables(keys: Sequence[tuple[str, ...]], labels: Sequence[int], smoothing
         tables[name] = {
             v: (round((s + smoothing * prior) / (c + smoothing), 6), round(math.log1p(c), 6))
             for v, (s, c) in acc.items()
+            if c >= min_rows
         }
     return CardTables(round(prior, 6), tables)
 
 
-def out_of_fold(keys: Sequence[tuple[str, ...]], labels: Sequence[int], folds: int = 5) -> list[list[float]]:
+def out_of_fold(
+    keys: Sequence[tuple[str, ...]], labels: Sequence[int], folds: int = 5, min_rows: int = MIN_ROWS
+) -> list[list[float]]:
     """Encodings of training rows (time-ordered) without their own labels: the rows are cut into
     ``folds`` consecutive time blocks and each block is encoded by tables fitted on the others
     (counts as in the full table, so a row's count does not depend on its block)."""
     n = len(labels)
-    full = fit_tables(keys, labels)
+    full = fit_tables(keys, labels, min_rows=min_rows)
     cuts = [n * i // folds for i in range(folds + 1)]
     rows: list[list[float]] = []
     for a, b in zip(cuts, cuts[1:]):
-        rest = fit_tables([*keys[:a], *keys[b:]], [*labels[:a], *labels[b:]])
+        rest = fit_tables([*keys[:a], *keys[b:]], [*labels[:a], *labels[b:]], min_rows=min_rows)
         for k in keys[a:b]:
             row: list[float] = []
             for j, name in enumerate(TABLE_KEYS):
                 rate = rest.tables[name].get(k[j], (rest.prior, 0.0))[0]
-                row += [rate, full.tables[name][k[j]][1]]
+                row += [rate, full.tables[name].get(k[j], (full.prior, 0.0))[1]]
             rows.append(row)
     return rows
