@@ -9,6 +9,7 @@ the part that wraps Redis and the models to count round trips, commands and mode
 from __future__ import annotations
 
 import asyncio
+import gc
 import time
 import uuid
 import zlib
@@ -172,6 +173,7 @@ async def _engine(
         for served in {id(registry[slot]): registry[slot] for slot in registry.slots}.values():
             timer.wrap(served)
         await warm_job.process(source_records(topic, warm, s.topic_partitions))
+        gc.freeze()  # as the worker does after start-up (stream.worker)
         info0 = await client.info("commandstats")
         timer.__init__()
         job = p.build(js, RedisState(counting, prefix), registry)
