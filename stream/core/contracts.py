@@ -12,15 +12,13 @@ read them). Every number has a documented range (``*_MAX``), so no feature can o
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Literal, overload
 
-import orjson
-
 from stream.core.cardsignals import MAX_SIGNALS
 from stream.core.logsafe import has_control
+from stream.core.wire import ContractError, decode  # noqa: F401  (decode re-exported: bytes in, then these parsers)
 
 SCHEMA_VERSION = 1
 SUPPORTED_VERSIONS = frozenset({1})
@@ -41,10 +39,6 @@ AMOUNT_MAX = 1e12
 PRICE_MIN = 1e-9
 PRICE_MAX = 1e12
 VOLUME_MAX = 1e15
-
-
-class ContractError(ValueError):
-    """A record broke its contract; ``str(err)`` is the dead-letter reason."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -176,55 +170,6 @@ def _version(d: dict) -> None:
     # bool is an int in Python (True == 1): "v": true is not version 1
     if isinstance(v, bool) or not isinstance(v, int) or v not in SUPPORTED_VERSIONS:
         raise ContractError(f"unsupported schema version (supported: {sorted(SUPPORTED_VERSIONS)})")
-
-
-def _refuse_duplicates(pairs: list[tuple]) -> dict:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ContractError("duplicate key in JSON object")
-    return dict(pairs)
-
-
-def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
-    """orjson keeps the last of repeated keys silently, so an object with a repeated key parses
-    to fewer keys than its bytes spell. Fast path, for bytes without a backslash and objects
-    nested at most one level (a risk record's ``signals``): then every ``"`` opens or closes a
-    string (none can hold one), so the ``{`` and ``:`` outside strings are exactly the objects
-    and the key tokens, and a character inside a string only adds to a count. If the bytes have
-    no more ``{`` than the record and its object values, there are no other objects; if their
-    ``:`` outside strings are as many as the keys parsed, no object lost a key. Anything else
-    (escapes, deeper nesting) gets the exact check by the standard library's parser."""
-    if b"\\" not in raw:
-        nested = [v for v in obj.values() if type(v) is dict]
-        if raw.count(b"{") == 1 + len(nested):
-            keys = len(obj) + sum(map(len, nested))
-            if raw.count(b":") == keys:  # no colon inside a string either: the usual record
-                return False
-            return b"".join(raw.split(b'"')[::2]).count(b":") != keys
-    try:
-        json.loads(raw, object_pairs_hook=_refuse_duplicates)
-    except ContractError:
-        return True
-    return False
-
-
-def decode(raw: bytes | str | None, max_bytes: int | None = None) -> dict:
-    """Bytes from Kafka to a JSON object, or a ContractError saying why not."""
-    if raw is None:
-        raise ContractError("empty record (null value)")
-    if isinstance(raw, str):
-        raw = raw.encode()
-    if max_bytes is not None and len(raw) > max_bytes:
-        raise ContractError(f"record of {len(raw)} bytes is larger than {max_bytes} (FINSTREAM_MAX_RECORD_BYTES)")
-    try:
-        obj = orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        raise ContractError(f"not valid JSON: {exc}") from None
-    if not isinstance(obj, dict):
-        raise ContractError(f"record must be a JSON object, got {type(obj).__name__}")
-    if _has_duplicate_keys(raw, obj):
-        raise ContractError("duplicate key in JSON object")
-    return obj
 
 
 # --- parsers -------------------------------------------------------------------

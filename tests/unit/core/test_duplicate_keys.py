@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.core import contracts
-from stream.core.contracts import ContractError, decode
+from stream.core import wire
+from stream.core.wire import ContractError, decode
 
 
 def _exact_has_duplicates(raw: bytes) -> bool:
@@ -75,7 +75,7 @@ def test_a_risk_record_with_signals_takes_the_fast_path(monkeypatch):
     def slow(*a, **kw):
         raise AssertionError("the exact (slow) check ran")
 
-    monkeypatch.setattr(contracts.json, "loads", slow)
+    monkeypatch.setattr(wire.json, "loads", slow)
     assert decode(RISK)["signals"]["C13"] == 1.0
     with pytest.raises(ContractError, match="duplicate key"):
         decode(RISK.replace(b'"C2":1.0', b'"C1":2.0'))
