@@ -38,6 +38,9 @@ def served_features(records, progress=None, tables: CardTables | dict | None = N
     return replay_card_features(card_events(records, progress), tables)
 
 
+TABLE_COLUMNS = slice(len(CARD_FEATURES) - len(TABLE_FEATURES), len(CARD_FEATURES))  # the last columns
+
+
 def with_tables(x: np.ndarray, events, y: np.ndarray, fit: slice, score: slice) -> tuple[np.ndarray, CardTables]:
     """``x`` with its table columns filled for the rows ``fit`` (out of fold: no row sees its own
     label) and ``score`` (the tables fitted on all ``fit`` rows, as the stream applies them)."""
@@ -45,10 +48,14 @@ def with_tables(x: np.ndarray, events, y: np.ndarray, fit: slice, score: slice) 
     labels = [int(v) for v in y]
     tables = fit_tables(keys[fit], labels[fit])
     x = x.copy()
-    cols = slice(len(CARD_FEATURES) - len(TABLE_FEATURES), len(CARD_FEATURES))
-    x[fit, cols] = np.asarray(out_of_fold(keys[fit], labels[fit]), np.float32)
-    x[score, cols] = np.asarray([table_features(tables, e) for _, e in events[score]], np.float32)
+    x[fit, TABLE_COLUMNS] = np.asarray(out_of_fold(keys[fit], labels[fit]), np.float32)
+    x[score, TABLE_COLUMNS] = _served(events[score], tables)
     return x, tables
+
+
+def _served(events, tables: CardTables) -> np.ndarray:
+    """The table columns of these events as the stream serves them (the full tables)."""
+    return np.asarray([table_features(tables, e) for _, e in events], np.float32)
 
 
 def as_served(x: np.ndarray, events, tables: CardTables, rows: slice) -> np.ndarray:
@@ -56,8 +63,7 @@ def as_served(x: np.ndarray, events, tables: CardTables, rows: slice) -> np.ndar
     out-of-fold rates the fit used): the drift reference must describe what the worker will see,
     or the per-block out-of-fold values of a few-valued key (5 product codes) read as drift."""
     out = x[rows].copy()
-    cols = slice(len(CARD_FEATURES) - len(TABLE_FEATURES), len(CARD_FEATURES))
-    out[:, cols] = np.asarray([table_features(tables, e) for _, e in events[rows]], np.float32)
+    out[:, TABLE_COLUMNS] = _served(events[rows], tables)
     return out
 
 
