@@ -10,6 +10,12 @@ Generic over whatever the committed manifest lists. What must hold:
 * Keras-trained models (producer ``tf2onnx``) may differ in the last bits (here: 8 of 8 differed
   in one rebuild, 1 in another, on the same machine under load), so a different file is allowed,
   but each metric must then stay within its own tolerance (below).
+
+The rebuild runs ``finstream train --models-only``: every model, card, metric and default as the
+full run builds them, all cards of the card data included, without the card job's report-only
+comparison models (feature-group ablations and the all-V reference: 8 of its 10 GBM fits, which
+no manifest entry reads). Those run in ``test_risk.py::test_card_risk_small_recomputes_from_the_exported_models``
+on a 3% card share.
 """
 
 from __future__ import annotations
@@ -156,7 +162,7 @@ def rebuild_mismatches(committed_dir: Path, rebuilt_dir: Path) -> tuple[list[str
 @pytest.mark.timeout(1800)
 def test_finstream_train_rebuilds_the_committed_models(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "stream.cli", "train", "--out", str(tmp_path)],
+        [sys.executable, "-m", "stream.cli", "train", "--models-only", "--out", str(tmp_path)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -175,6 +181,18 @@ def test_finstream_train_rebuilds_the_committed_models(tmp_path):
     rebuilt_dq.pop("generated_at", None)
     committed_dq.pop("generated_at", None)
     assert rebuilt_dq == committed_dq
+
+
+def test_models_only_never_replaces_the_committed_reports(tmp_path, monkeypatch):
+    """A models-only run lacks the report's comparison rows, so it is refused where the committed
+    reports would be overwritten (before any job runs). The repository is a temp copy here, so a
+    broken guard could not touch the real one."""
+    from training import pipeline
+
+    monkeypatch.setattr(pipeline, "REPO_ROOT", tmp_path)
+    with pytest.raises(pipeline.TrainingError, match="--models-only"):
+        pipeline.main(only=["recommend"], out=tmp_path / "models", reports_dir=tmp_path / "reports", models_only=True)
+    assert not (tmp_path / "models").exists()
 
 
 def test_tolerances_come_from_the_quantities():
