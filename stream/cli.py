@@ -50,11 +50,17 @@ def train(
         None, "--only", help="Train only these pipelines: forecast, risk, recommend."
     ),
     out: Path = typer.Option(None, "--out", help="Model directory (default: the settings' model_dir)."),
+    models_only: bool = typer.Option(
+        False,
+        "--models-only",
+        help="The same models, manifest and defaults, without the report-only comparison models "
+        "(card risk ablations and reference); needs --out elsewhere. The rebuild test's cheaper run.",
+    ),
 ) -> None:
     """Rebuild every model, the manifest and reports/models.md from the bundled real data."""
     from training import pipeline
 
-    pipeline.main(only=only, out=out)
+    pipeline.main(only=only, out=out, models_only=models_only)
 
 
 @app.command()

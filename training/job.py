@@ -30,6 +30,10 @@ class TrainContext:
     seed: int = 7
     # progress(iterable, desc="...", total=None) -> iterable, e.g. a tqdm wrapper
     progress: Callable[..., Iterable] = _no_progress
+    # True: build only what the manifest ships (every model file, card, metric and default) and skip
+    # the comparisons only the report shows (the card job's ablation and reference GBMs): the rebuild
+    # test's cheaper run (`finstream train --models-only`); the committed reports come from a full run
+    models_only: bool = False
 
 
 @dataclass(slots=True)

@@ -118,10 +118,14 @@ def main(
     cache_dir: Path | None = None,
     seed: int = 7,
     progress=tqdm_progress,
+    models_only: bool = False,
 ) -> dict:
     """Train ``only`` (default: every job), write ONNX files + manifest into ``out`` (default: the
     settings' ``model_dir``) and the reports into ``reports_dir`` (default: ``reports/`` of the
-    repository when ``out`` is the default, else ``out/reports``). Returns the run summary."""
+    repository when ``out`` is the default, else ``out/reports``). Returns the run summary.
+
+    ``models_only``: the same models, cards and defaults, without the report-only comparisons
+    (``TrainContext.models_only``); refused for the repository's reports, which stay complete."""
     from stream.settings import get_settings
     from training.report import write_reports
 
@@ -135,11 +139,13 @@ def main(
     modules = {job: _job_module(job) for job in jobs}  # fail before any training if one is missing
     default_out = out is None
     out = Path(out or settings.model_dir).resolve()
-    out.mkdir(parents=True, exist_ok=True)
     if reports_dir is None:
         reports_dir = (
             REPO_ROOT / "reports" if default_out or out == Path(settings.model_dir).resolve() else out / "reports"
         )
+    if models_only and Path(reports_dir).resolve() == (REPO_ROOT / "reports").resolve():
+        raise TrainingError("--models-only skips report-only comparisons: give --out outside the committed models")
+    out.mkdir(parents=True, exist_ok=True)
     cache_dir = Path(cache_dir or Path(settings.home) / "data")
 
     _seed_everything(seed)
@@ -149,7 +155,14 @@ def main(
     for job in jobs:
         t0 = time.perf_counter()
         print(f"[train] {job} …", file=sys.stderr, flush=True)
-        ctx = TrainContext(out_dir=out, cache_dir=cache_dir, quality=QualityLog(), seed=seed, progress=progress)
+        ctx = TrainContext(
+            out_dir=out,
+            cache_dir=cache_dir,
+            quality=QualityLog(),
+            seed=seed,
+            progress=progress,
+            models_only=models_only,
+        )
         res = modules[job].train(ctx)
         if not isinstance(res, JobResult):
             raise TrainingError(f"training.{job}.train returned {type(res).__name__}, expected JobResult")
@@ -188,5 +201,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--only", action="append", choices=pipelines.names())
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--models-only", action="store_true")
     a = ap.parse_args()
-    main(only=a.only, out=a.out)
+    main(only=a.only, out=a.out, models_only=a.models_only)

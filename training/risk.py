@@ -242,8 +242,12 @@ def card_risk_md(c: dict) -> list[str]:
         f"({served['at_threshold']['threshold']:.4f}: hold-out alert rate {served['at_threshold']['alert_rate']:.2%}, "
         f"precision {served['at_threshold']['precision']:.2f}, recall {served['at_threshold']['recall']:.2f}). "
         f"Targets AUC ≥ {c['targets']['auc']} and PR-AUC ≥ {c['targets']['pr_auc']}: served model {verdict(c['served_vs_target'])}; "
-        f"from the stream's own features alone (`gbm_stream_only`) {verdict(c['stream_only_vs_target'])}. "
-        "The processor's C counts carry most of the gain: a stream can only use them when the card processor sends "
+        + (
+            f"from the stream's own features alone (`gbm_stream_only`) {verdict(c['stream_only_vs_target'])}. "
+            if "stream_only_vs_target" in c
+            else "(a `--models-only` run: the comparison models were skipped). "
+        )
+        + "The processor's C counts carry most of the gain: a stream can only use them when the card processor sends "
         "them with each transaction. Anchors measured on the full file, last 20% test (issue 10): raw fields GBM AUC "
         "0.805 / PR-AUC 0.19 / 10% caught at 1%; with every C/V column AUC 0.894 / PR-AUC 0.50 / 25%.",
         "",

@@ -174,9 +174,8 @@ def train_card_risk(
     lr = Logistic.fit(xf[fit], y[fit], seed=ctx.seed, C=0.1, log_cols=log_cols)
     report["logistic_log1p_features"] = [CARD_FEATURES[i] for i in log_cols]
     scores["card_risk_logistic"] = (lr_val.predict(x[va]), lr.predict(xf[te]))
-    vesta = df[[c for c in df.columns if c[0] in "V" and c[1:].isdigit() and f"sig_{c}" not in F]].to_numpy(np.float32)
     with single_thread():
-        for name, cols in ABLATIONS.items():  # what each feature group adds (report only, same GBM)
+        for name, cols in ({} if ctx.models_only else ABLATIONS).items():  # what each group adds (report only)
             idx = [F[c] for c in cols]
             m = fit_gbm(x[tr][:, idx], y[tr], ctx.seed)
             mf = fit_gbm(xf[fit][:, idx], y[fit], ctx.seed)
@@ -184,13 +183,16 @@ def train_card_risk(
         gbm_val = fit_gbm(x[tr], y[tr], ctx.seed)
         gbm = fit_gbm(xf[fit], y[fit], ctx.seed)
         scores["card_risk_gbm"] = (gbm_val.predict_proba(x[va])[:, 1], gbm.predict_proba(xf[te])[:, 1])
-        xr = np.concatenate([x, vesta], axis=1)
-        ref = fit_gbm(xr[tr], y[tr], ctx.seed)
-        pv = ref.predict_proba(xr[va])[:, 1]
-        xr = np.concatenate([xf, vesta], axis=1)
-        ref = fit_gbm(xr[fit], y[fit], ctx.seed)
-        scores["reference_gbm_plus_all_v"] = (pv, ref.predict_proba(xr[te])[:, 1])
-        del xr, vesta
+        if not ctx.models_only:  # the reference with every Vesta V column (report only, not served)
+            vesta = df[[c for c in df.columns if c[0] in "V" and c[1:].isdigit() and f"sig_{c}" not in F]]
+            vesta = vesta.to_numpy(np.float32)
+            xr = np.concatenate([x, vesta], axis=1)
+            ref = fit_gbm(xr[tr], y[tr], ctx.seed)
+            pv = ref.predict_proba(xr[va])[:, 1]
+            xr = np.concatenate([xf, vesta], axis=1)
+            ref = fit_gbm(xr[fit], y[fit], ctx.seed)
+            scores["reference_gbm_plus_all_v"] = (pv, ref.predict_proba(xr[te])[:, 1])
+            del xr, vesta
     for name, (pv, pt) in scores.items():
         m = evaluate(y[te], pt, ctx.seed, n_boot)
         m["val_auc"], m["val_pr_auc"] = auc(y[va], pv), pr_auc(y[va], pv)
@@ -200,7 +202,8 @@ def train_card_risk(
     report["default"] = served
     report["default_rule"] = "higher validation PR-AUC among the exportable live-feature models"
     report["served_vs_target"] = {k: report["models"][served][k] - v for k, v in TARGET.items()}
-    report["stream_only_vs_target"] = {k: report["models"]["gbm_stream_only"][k] - v for k, v in TARGET.items()}
+    if "gbm_stream_only" in report["models"]:  # absent in a models-only run
+        report["stream_only_vs_target"] = {k: report["models"]["gbm_stream_only"][k] - v for k, v in TARGET.items()}
 
     cards: list[ModelCard] = []
     if export:
