@@ -28,7 +28,7 @@ from stream import (
     runtime,
 )
 from stream.bulk import BulkConsumer, Inbox, source_records
-from stream.delivery import Delivery
+from stream.delivery import Delivery, drained_by_highwater
 from stream.metrics import METRICS  # observe
 from stream.settings import Settings
 from stream.stagetrace import now_ms
@@ -108,12 +108,8 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         broker_heartbeat_interval=max(1.0, s.kafka_session_timeout_s / 4),
     )
 
-    def drained(tp, next_offset: int) -> bool:
-        """The consumer has reached the partition's end offset: commit the open transaction now."""
-        hw = app.consumer.highwater(tp)
-        return hw is None or next_offset >= hw
-
-    delivery = app.delivery = Delivery(s, drained=drained)
+    # a partition the consumer has read to its end commits its open transaction at once
+    delivery = app.delivery = Delivery(s, drained=drained_by_highwater(lambda tp: app.consumer.highwater(tp)))
     app.transport.Consumer = TransactionOwnedOffsets if delivery.exactly_once else BulkConsumer
     if not delivery.exactly_once:
         # Faust commits: its record of what it committed (initialised from the broker on assignment)

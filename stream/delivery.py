@@ -48,6 +48,19 @@ from stream.stagetrace import now_ms, open_trace
 log = logging.getLogger(__name__)
 
 
+def drained_by_highwater(highwater: Callable[[TopicPartition], int | None]) -> Callable[[TopicPartition, int], bool]:
+    """The lanes' "partition drained" check for a consumer: its next offset has reached the
+    partition's high-water mark as of the last fetch (unknown counts as drained: commit rather than
+    wait). One check for every consumer that feeds lanes (Faust's in ``stream.app``, the plain loop
+    of ``stream.tools.bench_passthrough``), so the worker and its ceiling commit by the same rule."""
+
+    def drained(tp: TopicPartition, next_offset: int) -> bool:
+        hw = highwater(tp)
+        return hw is None or next_offset >= hw
+
+    return drained
+
+
 class Delivery:
     def __init__(self, settings, drained: Callable[[TopicPartition, int], bool] | None = None):
         self.s = settings

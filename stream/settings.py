@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     # Latency diagnosis (stream/stagetrace.py): a directory where each worker / pass-through
     # writes one JSON line per delivered unit with its stage timestamps. Unset: nothing recorded.
     stage_trace_dir: Path | None = None
+    # `finstream bench` (stream/tools/bench_kafka.py): seconds of transactional pass-through load
+    # through the broker before its first Kafka scenario, so the paced latencies are those of a
+    # warmed-up broker JVM, as in production (a fresh broker's first minutes are ~2x slower:
+    # docs/scaling.md). 0: measure the fresh broker.
+    bench_broker_warmup_s: float = Field(30.0, ge=0)
 
     # --- Observability (stream/observe.py, stream/dashboard) -------------------
     health_probe_s: float = Field(1.0, gt=0)  # how often /ready re-checks Kafka and Redis itself

@@ -8,6 +8,8 @@ outputs to wait for and how to account for every input in the report's ``counts`
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import time
 from pathlib import Path
 
 from stream.settings import Settings
@@ -15,10 +17,50 @@ from stream.tools import bench_load
 from stream.tools.bench_env import stack_pids
 from stream.tools.synthetic.user_events import load_records as passthrough_load  # any small JSON: never read
 
+_WARMED: dict[str, dict] = {}  # bootstrap -> what warmed its broker in this process
+
+
+def warm_broker(s: Settings, log_dir: Path, external: bool) -> dict:
+    """Run the transactional pass-through (``aiokafka-passthrough-eos``: produce, consumer group,
+    transactions, read_committed reads) flat out for ``FINSTREAM_BENCH_BROKER_WARMUP_S`` seconds,
+    once per broker and process, before the first Kafka scenario.
+
+    Why: the bench usually starts a fresh broker, and a fresh broker JVM is slow until its hot paths
+    are compiled: alternated runs at the same paced rate were ~2x slower (p50) on a fresh broker
+    than on one that had run a few minutes (``docs/scaling.md``). Production brokers are warm, so
+    the paced figures are measured after this; 0 measures the fresh broker, and the JSON of every
+    Kafka scenario says which it was (``broker_warmup``)."""
+    from stream.tools import bench_e2e as e2e
+    from stream.tools import bench_specs
+
+    done = _WARMED.get(s.kafka_bootstrap)
+    if done is not None:
+        return done
+    seconds, events, runs, t0 = s.bench_broker_warmup_s, 0, 0, time.monotonic()
+    while seconds > 0 and (runs == 0 or time.monotonic() - t0 < seconds):
+        spec = dataclasses.replace(bench_specs.passthrough_spec(s, "aiokafka", exactly_once=True), name="broker-warmup")
+        records = passthrough_load(20000, seed=runs)
+        try:
+            res = asyncio.run(e2e.run(spec, records, len(records), log_dir))
+        finally:
+            if external:
+                asyncio.run(bench_specs.delete_topics(spec.settings, bench_specs.run_topics(spec)))
+        events, runs = events + res["sources_matched"], runs + 1
+    done = _WARMED[s.kafka_bootstrap] = {
+        "requested_s": seconds,
+        "seconds": round(time.monotonic() - t0, 1),
+        "events": events,
+        "basis": "aiokafka-passthrough-eos flat out through this broker before the first Kafka scenario "
+        "(FINSTREAM_BENCH_BROKER_WARMUP_S; 0 = a fresh broker)",
+    }
+    return done
+
 
 def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bool) -> dict:
     from stream.tools import bench_e2e as e2e
     from stream.tools import bench_specs
+
+    warmup_info = warm_broker(s, log_dir, external)
 
     if name.startswith("worker-"):
         job = name.removeprefix("worker-")
@@ -89,6 +131,7 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
         else "at_least_once (offsets committed after the batch's sends are acked)"
     )
     res["log"] = str(log_dir / f"{spec.name}.log")
+    res["broker_warmup"] = warmup_info
     return {"name": name, "kind": kind, "status": "ok" if res["complete"] else "incomplete", **res}
 
 

@@ -112,15 +112,10 @@ async def run_aiokafka(s: Settings, src: str, dst: str) -> None:
 
 
 async def run_aiokafka_eos(s: Settings, src: str, dst: str) -> None:
-    from stream.delivery import Delivery
+    from stream.delivery import Delivery, drained_by_highwater
 
     consumer = _consumer(s, src)
-
-    def drained(tp, next_offset: int) -> bool:
-        hw = consumer.highwater(tp)
-        return hw is None or next_offset >= hw
-
-    delivery = Delivery(s, drained=drained)
+    delivery = Delivery(s, drained=drained_by_highwater(consumer.highwater))
     job = PassthroughJob(dst)
     await consumer.start()
     try:

@@ -30,6 +30,7 @@ def bench_run(stack, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
     env = {**os.environ, "COLUMNS": "200"}
     env.pop("FINSTREAM_BENCH_ONLY", None)
+    env["FINSTREAM_BENCH_BROKER_WARMUP_S"] = "1"  # one short warm-up run: the code path, not its 30 s
     done = subprocess.run(
         [sys.executable, "-m", "stream.cli", "bench", "--out", str(out), "--events", str(EVENTS)],
         cwd=REPO_ROOT,
@@ -86,6 +87,7 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
         else:
             assert c["duplicates"] == 0, (name, c)
             assert sc["startup_s"] > 0 and sc["rss_mb"]["hwm"] > 0, name
+            assert sc["broker_warmup"]["events"] > 0, (name, sc["broker_warmup"])  # before the first scenario
         if sc["kind"] == "naive":
             assert sc["batch_max"] == 1 and sc["batches"] == EVENTS, (name, sc["batches"])
         if name.endswith("-forecast"):
