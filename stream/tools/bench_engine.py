@@ -30,8 +30,9 @@ SMALL_SAMPLE = 5000
 
 
 class CountingRedis:
-    """Wraps an asyncio Redis client: counts round trips (pipelines, and script calls outside one:
-    ``RedisState`` loads a batch with one) and the time spent in them."""
+    """Wraps an asyncio Redis client: counts round trips (pipelines, script calls outside one:
+    ``RedisState`` loads a batch with one, and connections taken from the pool: it saves on one)
+    and the time spent in them."""
 
     def __init__(self, client):
         self._r = client
@@ -66,8 +67,31 @@ class CountingRedis:
         pipe.execute = execute
         return pipe
 
+    @property
+    def connection_pool(self):
+        """``RedisState`` sends its saves on a pooled connection of its own (``_round_trip``):
+        one connection taken and released is one round trip."""
+        return _CountingPool(self, self._r.connection_pool)
+
     def __getattr__(self, name):
         return getattr(self._r, name)
+
+
+class _CountingPool:
+    def __init__(self, counting: CountingRedis, pool):
+        self._counting, self._pool, self._t = counting, pool, 0.0
+
+    async def get_connection(self, *a, **kw):
+        self._t = time.perf_counter()
+        return await self._pool.get_connection(*a, **kw)
+
+    async def release(self, conn):
+        await self._pool.release(conn)
+        self._counting.seconds += time.perf_counter() - self._t
+        self._counting.round_trips += 1
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
 
 
 class TimedModel:
