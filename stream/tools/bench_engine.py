@@ -68,16 +68,14 @@ class CountingRedis:
         return pipe
 
     @property
-    def connection_pool(self):
-        """``RedisState`` sends its saves on a pooled connection of its own (``_round_trip``):
-        one connection taken and released is one round trip."""
+    def connection_pool(self):  # RedisState._round_trip sends its saves on a pooled connection
         return _CountingPool(self, self._r.connection_pool)
 
     def __getattr__(self, name):
         return getattr(self._r, name)
 
 
-class _CountingPool:
+class _CountingPool:  # the pool of a CountingRedis: a connection taken and released is a round trip
     def __init__(self, counting: CountingRedis, pool):
         self._counting, self._pool, self._t = counting, pool, 0.0
 
@@ -305,9 +303,9 @@ def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dic
         return asyncio.run(_engine(s, job, records[:NAIVE_SAMPLE], warm, batch_size=1, name=f"naive-{job}"))
     result = asyncio.run(_engine(s, job, records, warm))
     small = asyncio.run(_engine(s, job, records[:SMALL_SAMPLE], warm, batch_size=SMALL_BATCH))
+    keep = ("batch_max", "events", "throughput", "cpu_us_per_event", "latency_ms", "time_split_pct")
     result["small_batch"] = {
-        k: small[k] for k in ("batch_max", "events", "throughput", "cpu_us_per_event", "latency_ms")
+        **{k: small[k] for k in keep},
+        "redis_round_trips_per_batch": small["redis"]["round_trips_per_batch"],
     }
-    result["small_batch"]["time_split_pct"] = small["time_split_pct"]
-    result["small_batch"]["redis_round_trips_per_batch"] = small["redis"]["round_trips_per_batch"]
     return result
