@@ -136,19 +136,16 @@ class RedisState:
         finally:
             await pool.release(conn)
 
-    async def _evalsha_pipeline(self, script, calls: list[tuple[str | list[str], list]], ttl_ms: int) -> list:
-        """One round trip of raw EVALSHA (+ PEXPIRE) per call, a call naming one key or a list of
-        keys (a load: ``fenced_get.lua`` over a batch's keys); calls refused with NOSCRIPT (the
+    async def _evalsha_pipeline(self, script, calls: list[tuple[str, list]], ttl_ms: int) -> list:
+        """One round trip of raw EVALSHA (+ PEXPIRE) per call; calls refused with NOSCRIPT (the
         server lost its script cache: they ran nothing) are sent again once the script is loaded."""
         pending = list(range(len(calls)))
         results: list = [None] * len(calls)
         for _attempt in range(2):
             sha = script.sha
             packed = [
-                resp_command("EVALSHA", sha, len(keys), *keys, *args)
-                + (resp_command("PEXPIRE", key, ttl_ms) if ttl_ms else b"")
+                resp_command("EVALSHA", sha, 1, key, *args) + (resp_command("PEXPIRE", key, ttl_ms) if ttl_ms else b"")
                 for key, args in (calls[i] for i in pending)
-                for keys in ([key] if isinstance(key, str) else key,)
             ]
             async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
                 replies = await self._round_trip(b"".join(packed), len(pending) * (2 if ttl_ms else 1))
@@ -209,8 +206,9 @@ class RedisState:
             for key in keys:
                 pipe.hmget(key, "fence", "blob")
             rows = await pipe.execute()
-        else:  # one script call over every key, sent like a save (without redis-py's command layers)
-            (rows,) = await self._evalsha_pipeline(self._fenced_get, [(keys, [])], 0)
+        else:
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                rows = await self._fenced_get(keys=keys)
         return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, rows)}
 
     async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
