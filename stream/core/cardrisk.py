@@ -144,19 +144,20 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
     """Features of one transaction given the card's state *before* it and the served model's
     static tables (``stream.core.cardtables``; order = CARD_FEATURES)."""
     log_amount = math.log1p(e.amount)
-    counts = [0.0, 0.0, 0.0]
-    spend_24h = same_7d = 0.0
+    ts, amount = e.ts, e.amount
+    n_1h = n_24h = n_7d = spend_24h = same_7d = 0.0
+    # the windows nest (1 h within 24 h within 7 days), so each (ts, amount) is tested from the
+    # widest down; the spend sum adds the same amounts in the same order as one test per window
     for t, a in st.recent:
-        age = e.ts - t
-        if 0 <= age:
-            if age <= HOUR_MS:
-                counts[0] += 1
+        age = ts - t
+        if 0 <= age <= WEEK_MS:
+            n_7d += 1
+            same_7d += abs(a - amount) < 0.005
             if age <= DAY_MS:
-                counts[1] += 1
+                n_24h += 1
                 spend_24h += a
-            if age <= WEEK_MS:
-                counts[2] += 1
-                same_7d += abs(a - e.amount) < 0.005
+                if age <= HOUR_MS:
+                    n_1h += 1
     if st.n:
         mean = st.log_sum / st.n
         var = max(st.log_sq / st.n - mean * mean, 0.0)
@@ -193,9 +194,9 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         float(device_family(e.device)),
         float(st.n == 0),
         gap,
-        counts[0],
-        counts[1],
-        counts[2],
+        n_1h,
+        n_24h,
+        n_7d,
         math.log1p((spend_24h + e.amount) / max(usual, 1.0)),
         min(per_day, 1000.0),
         max(-10.0, min(10.0, z)),

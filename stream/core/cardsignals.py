@@ -26,6 +26,8 @@ PROVIDER_SIGNALS: tuple[str, ...] = COUNT_SIGNALS + VESTA_SIGNALS + IDENTITY_SIG
 DELTA_SIGNALS = ("C1", "C2", "C5", "C9", "C11", "C13", "C14")
 MAX_SIGNALS = 256  # a record may name at most this many signals (the contract refuses more)
 _MISSING = -1.0
+_MISSINGS = (_MISSING,) * len(PROVIDER_SIGNALS)
+_FLOAT = {float}
 
 SIGNAL_LABELS: dict[str, str] = {
     **{f"sig_{c}": f"processor count {c} linked to the card" for c in COUNT_SIGNALS},
@@ -40,17 +42,19 @@ def signal_values(signals: dict | None) -> list[float]:
     """The served signals of one event, in ``PROVIDER_SIGNALS`` order (missing -> -1)."""
     if not signals:
         return [_MISSING] * len(PROVIDER_SIGNALS)
-    get = signals.get
-    out = [get(s, _MISSING) for s in PROVIDER_SIGNALS]
-    # the contract's signals are finite floats: taken as they are (what _value would return)
-    if set(map(type, out)) == {float} and all(map(math.isfinite, out)):
+    out = list(map(signals.get, PROVIDER_SIGNALS, _MISSINGS))  # C-level lookups, no frame per name
+    # the contract's signals are finite floats: taken as they are (what _value would return). A
+    # finite sum of floats means each is finite; a sum that overflows only takes the slow path.
+    if set(map(type, out)) == _FLOAT and math.isfinite(sum(out)):
         return out
     return [_value(v) for v in out]
 
 
 def signal_deltas(signals: dict | None, last: dict[str, float]) -> list[float]:
     """Growth of each ``DELTA_SIGNALS`` count since the card's previous value (0 when either is missing)."""
-    get = (signals or {}).get
+    if not signals or not last:  # every delta is 0 without a current or a previous value
+        return [0.0] * len(DELTA_SIGNALS)
+    get = signals.get
     out = []
     for s in DELTA_SIGNALS:
         cur = _value(get(s))
@@ -59,14 +63,19 @@ def signal_deltas(signals: dict | None, last: dict[str, float]) -> list[float]:
 
 
 def remember_signals(signals: dict | None, last: dict[str, float]) -> dict[str, float]:
-    """The card's last known value of each ``DELTA_SIGNALS`` count after this event."""
-    out = dict(last)
-    get = (signals or {}).get
+    """The card's last known value of each ``DELTA_SIGNALS`` count after this event: ``last``
+    itself when the event changes none (a state's dict is never changed in place)."""
+    if not signals:
+        return last
+    out = None
+    get = signals.get
     for s in DELTA_SIGNALS:
         v = _value(get(s))
-        if v != _MISSING:
+        if v != _MISSING and (last.get(s) != v or v == 0.0):  # an equal zero may differ in sign
+            if out is None:
+                out = dict(last)
             out[s] = v
-    return out
+    return last if out is None else out
 
 
 def _value(v) -> float:

@@ -90,30 +90,40 @@ def normal_product(e: CardEvent) -> str | None:
 
 
 def _remember(values: list[str], v: str | None) -> list[str]:
-    if v is None:
+    """``values`` with ``v`` moved (or added) last, at most ``SEEN_CAP``. The input list itself
+    when nothing changes (``v`` missing or already the last one: a card's usual case), which is
+    safe because no state list is ever changed in place."""
+    if v is None or (values and values[-1] == v):
         return values
     return ([x for x in values if x != v] + [v])[-SEEN_CAP:]
 
 
 def advance_card(st: CardState, e: CardEvent) -> CardState:
-    """The card's state after one transaction (a new object; the input is left unchanged)."""
-    log_amount = math.log1p(e.amount)
-    since = e.ts - WEEK_MS
+    """The card's state after one transaction (a new object; the input is left unchanged).
+
+    Built positionally (field order of ``CardState``): keyword arguments cost a visible share of
+    this function, which runs once per transaction."""
+    ts, amount = e.ts, e.amount
+    log_amount = math.log1p(amount)
+    since = ts - WEEK_MS
     recent = [r for r in st.recent if r[0] >= since]
-    recent.append([e.ts, e.amount])
-    first = st.first_ts if st.first_ts is not None else (st.last_ts if st.last_ts is not None else e.ts)
+    recent.append([ts, amount])
+    if len(recent) > RECENT_CAP:
+        recent = recent[-RECENT_CAP:]
+    last_ts, first_ts = st.last_ts, st.first_ts
+    first = first_ts if first_ts is not None else (last_ts if last_ts is not None else ts)
     return CardState(
-        n=st.n + 1,
-        last_ts=e.ts if st.last_ts is None else max(st.last_ts, e.ts),
-        last_amount=e.amount,
-        log_sum=st.log_sum + log_amount,
-        log_sq=st.log_sq + log_amount * log_amount,
-        recent=recent[-RECENT_CAP:],
-        emails=_remember(st.emails, normal_email(e)),
-        devices=_remember(st.devices, e.device),
-        products=_remember(st.products, normal_product(e)),
-        regions=_remember(st.regions, e.billing_region),
-        first_ts=min(first, e.ts),
-        variants=_remember(st.variants, e.variant()),
-        signals=remember_signals(e.signals, st.signals),
+        st.n + 1,
+        ts if last_ts is None else max(last_ts, ts),
+        amount,
+        st.log_sum + log_amount,
+        st.log_sq + log_amount * log_amount,
+        recent,
+        _remember(st.emails, normal_email(e)),
+        _remember(st.devices, e.device),
+        _remember(st.products, normal_product(e)),
+        _remember(st.regions, e.billing_region),
+        min(first, ts),
+        _remember(st.variants, e.variant()),
+        remember_signals(e.signals, st.signals),
     )

@@ -53,7 +53,8 @@ def _fields(e: CardEvent) -> dict[str, str]:
 def table_keys(e: CardEvent) -> tuple[str, ...]:
     """The event's value of each table key (order = TABLE_KEYS)."""
     f = _fields(e)
-    return tuple("-".join(f[p] for p in parts) for parts in TABLE_KEYS.values())
+    # a one-field key is that field's value (what the join of one part gives, without the join)
+    return tuple(f[parts[0]] if len(parts) == 1 else "-".join(f[p] for p in parts) for parts in TABLE_KEYS.values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,8 +78,10 @@ def table_features(tables: CardTables, e: CardEvent) -> list[float]:
     """The event's encodings (order = TABLE_FEATURES); an unseen value gets the prior rate and count 0."""
     unseen = (tables.prior, 0.0)
     out: list[float] = []
+    get = tables.tables.get
     for name, value in zip(TABLE_KEYS, table_keys(e)):
-        out += tables.tables.get(name, {}).get(value, unseen)
+        table = get(name)
+        out += table.get(value, unseen) if table is not None else unseen
     return out
 
 

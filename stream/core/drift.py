@@ -4,6 +4,11 @@ The manifest stores each feature's training quantiles; live rows are binned on t
 and, every ``window`` rows, PSI = sum((live - ref) * ln(live / ref)) over the bins is computed.
 PSI above 0.2 is the usual "the population has shifted" line: the model is scoring data unlike
 what it was trained on, which is worth an alert even when every record is individually valid.
+
+Rows are only kept (the monitored columns, float32) until the window completes and binned then:
+binning every batch as it came cost one ``searchsorted`` per feature per batch (72 for the card
+model), 7% of the risk job at the paced rate's 40-record batches; binning 5,000 rows at once gives
+the same counts, hence the same PSI, at a fraction of the calls.
 """
 
 from __future__ import annotations
@@ -29,24 +34,25 @@ class DriftMonitor:
             self.expected.append(np.maximum(np.diff(cdf), _EPS))
         self.window = window
         self.threshold = threshold
-        self.counts = [np.zeros(len(e), dtype=np.float64) for e in self.expected]
+        self._rows: list[np.ndarray] = []  # the monitored columns of each batch since the last window
         self.seen = 0
         self.last_psi: dict[str, float] = {}  # every feature's PSI at the last full window (for metrics)
 
     def update(self, x: np.ndarray) -> list[dict]:
         """Add a batch of rows; returns drift findings whenever a window completes."""
-        findings = []
-        for k, c in enumerate(self.cols):
-            bins = np.searchsorted(self.edges[k], x[:, c], side="right")
-            self.counts[k] += np.bincount(bins, minlength=len(self.expected[k]))[: len(self.expected[k])]
+        findings: list[dict] = []
+        self._rows.append(x[:, self.cols])  # a copy: the caller's matrix is not kept alive
         self.seen += len(x)
-        if self.seen >= self.window:
-            for k, f in enumerate(self.features):
-                actual = np.maximum(self.counts[k] / self.seen, _EPS)
-                psi = float(np.sum((actual - self.expected[k]) * np.log(actual / self.expected[k])))
-                self.last_psi[f] = psi
-                if psi > self.threshold:
-                    findings.append({"feature": f, "psi": round(psi, 4), "rows": self.seen})
-                self.counts[k][:] = 0
-            self.seen = 0
+        if self.seen < self.window:
+            return findings
+        rows = np.concatenate(self._rows)
+        for k, f in enumerate(self.features):
+            bins = np.searchsorted(self.edges[k], rows[:, k], side="right")
+            counts = np.bincount(bins, minlength=len(self.expected[k]))[: len(self.expected[k])]
+            actual = np.maximum(counts / self.seen, _EPS)
+            psi = float(np.sum((actual - self.expected[k]) * np.log(actual / self.expected[k])))
+            self.last_psi[f] = psi
+            if psi > self.threshold:
+                findings.append({"feature": f, "psi": round(psi, 4), "rows": self.seen})
+        self._rows, self.seen = [], 0
         return findings

@@ -22,11 +22,17 @@ from stream.tools.bench_load import make_events
 from stream.tools.bench_report import rnd as _r
 
 NAIVE_SAMPLE = 2000  # events a naive-<job> scenario runs (one at a time: slow by design)
+# The engine again at the batch size the paced load gives the worker (the stage trace of the paced
+# phase: median 34-53 records per batch, docs/scaling.md), on the first SMALL_SAMPLE events: there
+# the per-batch costs (Redis round trips, the onnxruntime call, set-up) are spread over few events.
+SMALL_BATCH = 40
+SMALL_SAMPLE = 5000
 
 
 class CountingRedis:
-    """Wraps an asyncio Redis client: counts round trips (pipelines, and script calls outside one:
-    ``RedisState`` loads a batch with one) and the time spent in them."""
+    """Wraps an asyncio Redis client: counts round trips (pipelines, script calls outside one:
+    ``RedisState`` loads a batch with one, and connections taken from the pool: it saves on one)
+    and the time spent in them."""
 
     def __init__(self, client):
         self._r = client
@@ -61,8 +67,29 @@ class CountingRedis:
         pipe.execute = execute
         return pipe
 
+    @property
+    def connection_pool(self):  # RedisState._round_trip sends its saves on a pooled connection
+        return _CountingPool(self, self._r.connection_pool)
+
     def __getattr__(self, name):
         return getattr(self._r, name)
+
+
+class _CountingPool:  # the pool of a CountingRedis: a connection taken and released is a round trip
+    def __init__(self, counting: CountingRedis, pool):
+        self._counting, self._pool, self._t = counting, pool, 0.0
+
+    async def get_connection(self, *a, **kw):
+        self._t = time.perf_counter()
+        return await self._pool.get_connection(*a, **kw)
+
+    async def release(self, conn):
+        await self._pool.release(conn)
+        self._counting.seconds += time.perf_counter() - self._t
+        self._counting.round_trips += 1
+
+    def __getattr__(self, name):
+        return getattr(self._pool, name)
 
 
 class TimedModel:
@@ -182,7 +209,7 @@ async def _engine(
         batches = source_records(topic, records, s.topic_partitions)
         lat, rt, red_s, onnx_s = [], [], [], []
         out_topics: Counter = Counter()
-        t_all = time.perf_counter()
+        t_all, cpu0 = time.perf_counter(), time.process_time()
         step = batch_size or s.batch_max
         for i in range(0, len(batches), step):
             batch = batches[i : i + step]
@@ -196,7 +223,7 @@ async def _engine(
             red_s.append(counting.seconds - r0)
             onnx_s.append(timer.seconds - o0)
             out_topics.update(o.topic for o in outs)
-        total = time.perf_counter() - t_all
+        total, cpu_s = time.perf_counter() - t_all, time.process_time() - cpu0
         info1 = await client.info("commandstats")
         await _drop_prefix(client, prefix)
     finally:
@@ -223,6 +250,9 @@ async def _engine(
         "batches": len(lat),
         "batch_max": batch_size or s.batch_max,
         "throughput": round(n / total, 1),
+        # this process's CPU (the job, the Redis client, onnxruntime's threads): less moved by
+        # other load on a shared machine than the wall-clock throughput
+        "cpu_us_per_event": {"process": _r(1e6 * cpu_s / max(n, 1), 1)},
         "latency_ms": {
             "p50": _r(np.percentile(ms, 50), 3),
             "p99": _r(np.percentile(ms, 99), 3),
@@ -271,4 +301,11 @@ def bench_engine(s: Settings, job: str, events: int, naive: bool = False) -> dic
     warm = make_events(job, min(s.batch_max, events), seed=99)
     if naive:
         return asyncio.run(_engine(s, job, records[:NAIVE_SAMPLE], warm, batch_size=1, name=f"naive-{job}"))
-    return asyncio.run(_engine(s, job, records, warm))
+    result = asyncio.run(_engine(s, job, records, warm))
+    small = asyncio.run(_engine(s, job, records[:SMALL_SAMPLE], warm, batch_size=SMALL_BATCH))
+    keep = ("batch_max", "events", "throughput", "cpu_us_per_event", "latency_ms", "time_split_pct")
+    result["small_batch"] = {
+        **{k: small[k] for k in keep},
+        "redis_round_trips_per_batch": small["redis"]["round_trips_per_batch"],
+    }
+    return result

@@ -78,6 +78,13 @@ def render(report: dict):
                 f"onnx {sp['onnxruntime']}% ({sc['onnx']['rows_per_call']:g} rows/call), "
                 f"python {sp['python']}%; {acct}"
             )
+            if sc.get("small_batch"):  # the same job at the paced load's batch size (bench_engine.SMALL_BATCH)
+                sb = sc["small_batch"]
+                details += (
+                    f"; CPU {_fmt(sc['cpu_us_per_event']['process'], 0)} µs/ev; at batch {sb['batch_max']}: "
+                    f"{_fmt(sb['throughput'])} ev/s, {_fmt(sb['cpu_us_per_event']['process'], 0)} µs CPU/ev, "
+                    f"p50 {_fmt(sb['latency_ms']['p50'], 2)} ms"
+                )
             table.add_row(
                 sc["name"],
                 f"{sc['events']:,}",

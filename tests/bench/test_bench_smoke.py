@@ -16,6 +16,7 @@ import pytest
 
 from stream.settings import REPO_ROOT
 from stream.tools.bench import scenarios
+from stream.tools.bench_engine import SMALL_BATCH, SMALL_SAMPLE
 from stream.tools.bench_env import served_models
 from stream.tools.bench_onnx import ONNX_BATCHES
 
@@ -88,6 +89,11 @@ def test_bench_writes_every_scenario_and_accounts_for_every_event(bench_run):
             assert c["duplicates"] == 0, (name, c)
             assert sc["startup_s"] > 0 and sc["rss_mb"]["hwm"] > 0, name
             assert sc["broker_warmup"]["events"] > 0, (name, sc["broker_warmup"])  # before the first scenario
+        if sc["kind"] == "engine":  # also run at the paced load's batch size, with the same round trips
+            sb, job = sc["small_batch"], name.split("-", 1)[1]
+            assert sb["batch_max"] == SMALL_BATCH and sb["events"] == min(EVENTS, SMALL_SAMPLE), (name, sb)
+            assert sb["throughput"] > 0 and sb["cpu_us_per_event"]["process"] > 0, (name, sb)
+            assert sb["redis_round_trips_per_batch"] == ROUND_TRIPS[job], (name, sb)
         if sc["kind"] == "naive":
             assert sc["batch_max"] == 1 and sc["batches"] == EVENTS, (name, sc["batches"])
         if name.endswith("-forecast"):
