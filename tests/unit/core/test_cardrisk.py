@@ -235,31 +235,33 @@ def test_contract_signals_and_card_group_fields():
             parse_transaction({**base, "signals": bad})
 
 
-def test_card_event_fields_are_the_contracts_card_fields_by_name():
-    """CardEvent lists no field of its own: each one is a Transaction field, copied by name, so a
-    card field added to (or renamed in) the contract cannot silently drift from the features."""
+def test_a_parsed_transaction_is_the_card_event_the_features_read():
+    """The card fields are declared once (CardEvent) and the contract extends them: a card field
+    added to (or renamed in) CardEvent is parsed from the wire, up to its declared length."""
     from dataclasses import fields
 
+    from stream.core.cardevent import CARD_CODE_FIELDS
     from stream.core.contracts import Transaction
 
-    names = {f.name for f in fields(CardEvent)}
-    assert names <= {f.name for f in fields(Transaction)}
+    assert issubclass(Transaction, CardEvent)
+    assert [f.name for f in fields(Transaction)][: len(fields(CardEvent))] == [f.name for f in fields(CardEvent)]
+    assert set(CARD_CODE_FIELDS) == {f.name for f in fields(CardEvent)} - {"ts", "amount", "signals"}
+    base = {
+        "event_id": "e1",
+        "account_id": "1-2",
+        "ts": T0,
+        "amount": 5.25,
+        "currency": "USD",
+        "merchant_category": "ecommerce",
+        "channel": "ecom",
+        "country": "US",
+    }
+    for name, longest in CARD_CODE_FIELDS.items():
+        assert getattr(parse_transaction({**base, name: "7" * longest}), name) == "7" * longest
+        with pytest.raises(ValueError, match=f"'{name}' longer than {longest}"):
+            parse_transaction({**base, name: "7" * (longest + 1)})
     t = parse_transaction(
-        {
-            "event_id": "e1",
-            "account_id": "1-2",
-            "ts": T0,
-            "amount": 5.25,
-            "currency": "USD",
-            "merchant_category": "ecommerce",
-            "channel": "ecom",
-            "country": "US",
-            "product_code": "C",
-            "card_subgroup": "111",
-            "email_domain": "Yahoo.com",
-            "signals": {"C1": 3},
-        }
+        {**base, "product_code": "C", "card_subgroup": "111", "email_domain": "Yahoo.com", "signals": {"C1": 3}}
     )
     e = CardEvent.of(t)
-    assert all(getattr(e, n) == getattr(t, n) for n in names)
     assert (e.product_code, e.card_subgroup, e.email_domain, e.signals) == ("C", "111", "Yahoo.com", {"C1": 3.0})

@@ -10,6 +10,7 @@ import pytest
 from stream.core.cardevent import CardEvent
 from stream.core.cardsignals import PROVIDER_SIGNALS, _value, signal_values
 from stream.core.cardstate import CardState, advance_card
+from stream.core.contracts import parse_transaction
 
 
 @pytest.mark.parametrize(
@@ -35,13 +36,25 @@ def test_signal_values_are_each_signal_read_by_value(signals):
 
 
 def test_variant_and_of():
-    class T:  # a parsed Transaction's card fields
-        ts, amount, product_code, card_type, card_country = 1_700_000_000_000, 5.0, "W", "debit", None
-        billing_region = billing_country = email_domain = device = card_group = None
-        card_subgroup, signals = "358", {"C1": 1.0}
-
-    e = CardEvent.of(T)
-    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (T.ts, "debit", "358", {"C1": 1.0})
+    t = parse_transaction(
+        {
+            "event_id": "e1",
+            "account_id": "1-2",
+            "ts": 1_700_000_000_000,
+            "amount": 5.0,
+            "currency": "USD",
+            "merchant_category": "ecommerce",
+            "channel": "ecom",
+            "country": "US",
+            "product_code": "W",
+            "card_type": "debit",
+            "card_subgroup": "358",
+            "signals": {"C1": 1.0},
+        }
+    )
+    e = CardEvent.of(t)
+    assert e is t  # a parsed transaction is its card event: nothing copied per event
+    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (t.ts, "debit", "358", {"C1": 1.0})
     assert e.variant() == "358//debit"
     assert CardEvent(1, 1.0).variant() is None
     assert CardEvent(1, 1.0, card_country="150").variant() == "/150/"

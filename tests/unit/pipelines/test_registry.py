@@ -11,6 +11,7 @@ and disappear again afterwards.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 
@@ -182,7 +183,7 @@ def test_declarations_agree_with_the_code_they_name():
     s = Settings()
     retention = s.state_retention_ms()
     for p in pipelines.all_pipelines():
-        event_fields = set(_event_type(p).__slots__)
+        event_fields = {f.name for f in dataclasses.fields(_event_type(p))}
         assert p.input.key in p.input.fields and set(p.input.fields) <= event_fields, p.name
         assert set(p.input.numeric) <= set(p.input.fields), p.name
         assert all(isinstance(s.topic(t), str) for t in p.topics), p.name
