@@ -18,7 +18,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
 from stream.dashboard import promread
-from stream.dashboard.view import Board
+from stream.dashboard.view import DEAD_LETTER, PANELS, Board
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,17 @@ PUSH_S = 0.5  # how often each browser gets what is new
 SCRAPE_S = 2.0
 
 
+def watched_kinds(s: Settings) -> dict[str, str]:
+    """Topic -> panel: each pipeline's watched output (from its declaration, under these settings)
+    and the dead letters. The dashboard and the demo read the outputs through this one map."""
+    from stream import pipelines
+
+    kinds = {p.watched_topic(s): PANELS[p.name] for p in pipelines.all_pipelines() if p.name in PANELS}
+    return {**kinds, s.topic_dead_letters: DEAD_LETTER}
+
+
 def board_for(s: Settings) -> Board:
-    return Board(
-        {
-            s.topic_forecasts: "forecast",
-            s.topic_risk_alerts: "alert",
-            s.topic_recommendations: "recommendation",
-            s.topic_dead_letters: "dead_letter",
-        }
-    )
+    return Board(watched_kinds(s))
 
 
 class Dashboard:

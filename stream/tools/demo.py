@@ -27,7 +27,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from stream import pipelines
-from stream.dashboard.server import Dashboard, metrics_url
+from stream.dashboard.server import Dashboard, metrics_url, watched_kinds
 from stream.settings import Settings, get_settings, topic_env
 from stream.tools.demo_story import STORY_PREFIX, describe, play
 from stream.tools.replay import publish, read_csv, rows_to_records
@@ -89,7 +89,7 @@ def feeds(s: Settings) -> list:
 
 class View:
     def __init__(self, s: Settings):
-        self.s = s
+        self.kinds = watched_kinds(s)  # topic -> panel, as the dashboard reads them
         self.forecasts: dict[str, dict] = {}
         self.alerts: deque = deque(maxlen=6)
         self.recs: deque = deque(maxlen=6)
@@ -98,13 +98,13 @@ class View:
         self.started = time.monotonic()
 
     def add(self, topic: str, v: dict) -> None:
-        s = self.s
         self.counts[topic] += 1
-        if topic == s.topic_forecasts:
+        kind = self.kinds.get(topic)
+        if kind == "forecast":
             self.forecasts[v["symbol"]] = v
-        elif topic == s.topic_risk_alerts:
+        elif kind == "alert":
             self.alerts.appendleft(v)
-        elif topic == s.topic_recommendations:
+        elif kind == "recommendation":
             (self.story if v["user_id"].startswith(STORY_PREFIX) else self.recs).appendleft(v)
 
     def render(self):

@@ -110,3 +110,22 @@ def test_summarise_rates_and_window_latency():
     assert job["events_per_s"] == 100.0 and job["events_total"] == 300.0
     assert job["latency_s"]["p50"] > 0.1  # only the last window's (slow) events count
     assert s["ready"] is True and s["lag"] == {"t": 7.0}
+
+
+def test_the_page_reads_each_pipelines_watched_output_under_its_configured_name(monkeypatch):
+    from stream import pipelines
+    from stream.dashboard.server import board_for
+    from stream.settings import Settings
+
+    monkeypatch.setenv("FINSTREAM_TOPIC_RISK_ALERTS", "alerts-renamed")
+    s = Settings()
+    kinds = board_for(s).kinds
+    assert kinds == {
+        s.topic_forecasts: "forecast",
+        "alerts-renamed": "alert",
+        s.topic_recommendations: "recommendation",
+        s.topic_dead_letters: "dead_letter",
+    }
+    echo = pipelines.Pipeline(**{**pipelines.get("recommend").__dict__, "name": "echo", "order": 99})
+    assert echo.watched_topic(s) == s.topic_recommendations  # undeclared: the main output
+    assert set(kinds.values()) - {"dead_letter"} == {"forecast", "alert", "recommendation"}
