@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -182,7 +181,7 @@ def main(seconds: float = 0) -> None:
 
     from stream.stack import manager
     from stream.stack.kafka import ensure_topics
-    from stream.stack.procs import StackError
+    from stream.stack.procs import StackError, stop_group
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves on fresh topics: not news here
     run = uuid.uuid4().hex[:6]
@@ -234,11 +233,7 @@ def main(seconds: float = 0) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_group(worker)
         if ours:
             manager.stop(s)
         print("\ndemo stopped. counts: " + ", ".join(f"{k}={v}" for k, v in sorted(view.counts.items())))
