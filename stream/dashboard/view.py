@@ -25,8 +25,11 @@ def _first(d: dict, *names, default=None):
 
 
 def horizon_label(v: dict) -> str:
+    """A forecast's horizon in words ("next 2 hours"): the page's and the demo's wording."""
     if v.get("horizon_s"):
         s = float(v["horizon_s"])
+        if s % 86400 == 0:
+            return f"next {int(s // 86400)} day{'s' if s > 86400 else ''}"
         if s % 3600 == 0 and s >= 3600:
             return f"next {int(s // 3600)} hour{'s' if s > 3600 else ''}"
         if s % 60 == 0:

@@ -27,6 +27,7 @@ from rich.table import Table
 
 from stream import pipelines
 from stream.dashboard.server import Dashboard, metrics_url, watched_kinds
+from stream.dashboard.view import horizon_label
 from stream.settings import Settings, get_settings, topic_env
 from stream.tools.demo_story import STORY_PREFIX, describe, play
 from stream.tools.replay import publish, read_csv, rows_to_records
@@ -112,11 +113,10 @@ class View:
             ft.add_column(c)
         for sym, v in sorted(self.forecasts.items()):
             lo, hi = v["band_95"]
-            h = v["horizon_s"]
             ft.add_row(
                 sym,
                 time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["bar_close_ts"] / 1000)),
-                f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d",
+                horizon_label(v),
                 f"{v['last_price']:.4g}",
                 f"{v['predicted_return']:+.4%}",
                 f"{v['predicted_volatility']:.3%}",

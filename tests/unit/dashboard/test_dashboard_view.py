@@ -51,6 +51,7 @@ def test_forecast_bar_shape_shows_minutes():
 def test_horizon_labels_and_unusable_forecast():
     assert horizon_label({"horizon_s": 60}) == "next 1 minute"
     assert horizon_label({"horizon_s": 7200}) == "next 2 hours"
+    assert horizon_label({"horizon_s": 86400}) == "next 1 day" and horizon_label({"horizon_s": 172800}) == "next 2 days"
     assert horizon_label({"horizon": 3}) == "next 3 ticks"
     assert forecast({"symbol": "X"}) is None
 

@@ -21,3 +21,28 @@ def test_outputs_land_in_their_panels_and_every_topic_is_counted(monkeypatch):
         s.topic_risk_alerts: 1,
         s.topic_recommendations: 2,
     }
+
+
+def test_the_forecast_panel_says_the_horizon_in_the_dashboards_words():
+    from rich.console import Console
+
+    s = Settings()
+    v = View(s)
+    v.add(
+        s.topic_forecasts,
+        {
+            "symbol": "SPX",
+            "bar_close_ts": 1_700_006_400_000,
+            "horizon_s": 86400,
+            "last_price": 4500.0,
+            "predicted_return": 0.001,
+            "predicted_volatility": 0.01,
+            "band_95": [-0.02, 0.021],
+            "model": "forecast_bars",
+            "model_version": "3",
+        },
+    )
+    console = Console(record=True, width=200)
+    console.print(v.render())
+    text = console.export_text()
+    assert "next 1 day" in text and "SPX" in text and "[-2.00%, +2.10%]" in text
