@@ -145,6 +145,7 @@ def test_declarations_agree_with_the_code_they_name():
         assert all(isinstance(s.topic(t), str) for t in p.topics), p.name
         assert set(p.state) <= set(retention), (p.name, p.state)
         assert p.served_tasks <= p.trained_tasks, p.name
+        assert p.watched in ("", *p.outputs), p.name  # the dashboard and the demo show one of its outputs
 
 
 def _event_type(p):
