@@ -68,6 +68,10 @@ class Pipeline:
     #: main output when not named
     watched: str = ""
 
+    def __post_init__(self) -> None:
+        if self.watched and self.watched not in self.outputs:
+            raise ValueError(f"pipeline {self.name!r} watches {self.watched!r}, not one of its outputs {self.outputs}")
+
     @property
     def slot(self) -> str:
         """The model slot the Job serves (declared on the Job, which picks its model by it)."""
