@@ -36,6 +36,20 @@ def watched_kinds(s: Settings) -> dict[str, str]:
     return {**kinds, s.topic_dead_letters: DEAD_LETTER}
 
 
+def output_reader(s: Settings, topics, from_beginning: bool):
+    """A consumer of the committed output records that moves nobody's offsets (no group, no
+    commits): what the page and the demo's terminal view read."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level="read_committed",
+    )
+
+
 def board_for(s: Settings) -> Board:
     return Board(watched_kinds(s))
 
@@ -52,16 +66,8 @@ class Dashboard:
 
     # --- feeds -----------------------------------------------------------------------------------
     async def consume(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
         while True:
-            c = AIOKafkaConsumer(
-                *self.board.kinds,
-                **self.s.kafka_client_options(),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest" if self.from_beginning else "latest",
-                isolation_level="read_committed",
-            )
+            c = output_reader(self.s, self.board.kinds, self.from_beginning)
             try:
                 await c.start()
                 while True:

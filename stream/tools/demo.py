@@ -26,7 +26,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from stream import pipelines
-from stream.dashboard.server import Dashboard, metrics_url, watched_kinds
+from stream.dashboard.server import Dashboard, metrics_url, output_reader, watched_kinds
 from stream.dashboard.view import horizon_label
 from stream.settings import Settings, get_settings, topic_env
 from stream.tools.demo_story import STORY_PREFIX, describe, play
@@ -155,16 +155,8 @@ class View:
 
 
 async def watch(s: Settings, view: View, live: Live, until: float) -> None:
-    from aiokafka import AIOKafkaConsumer
-
     topics = [*(t for p in pipelines.all_pipelines() for t in p.output_topics(s)), s.topic_dead_letters]
-    c = AIOKafkaConsumer(
-        *topics,
-        **s.kafka_client_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    c = output_reader(s, topics, from_beginning=True)
     await c.start()
     try:
         while until == 0 or time.monotonic() < until:
