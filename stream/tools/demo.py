@@ -87,6 +87,13 @@ def feeds(s: Settings) -> list:
     return out
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    t = Table(title=title, expand=True)
+    for c in columns:
+        t.add_column(c)
+    return t
+
+
 class View:
     def __init__(self, s: Settings):
         self.kinds = watched_kinds(s)  # topic -> panel, as the dashboard reads them
@@ -108,9 +115,10 @@ class View:
             (self.story if v["user_id"].startswith(STORY_PREFIX) else self.recs).appendleft(v)
 
     def render(self):
-        ft = Table(title="forecasts per closed bar (real market data)", expand=True)
-        for c in ("symbol", "bar closed", "horizon", "close", "pred. return", "pred. vol", "95% band", "model"):
-            ft.add_column(c)
+        ft = _table(
+            "forecasts per closed bar (real market data)",
+            ("symbol", "bar closed", "horizon", "close", "pred. return", "pred. vol", "95% band", "model"),
+        )
         for sym, v in sorted(self.forecasts.items()):
             lo, hi = v["band_95"]
             ft.add_row(
@@ -123,9 +131,10 @@ class View:
                 f"[{lo:+.2%}, {hi:+.2%}]",
                 f"{v['model']} v{v['model_version']}",
             )
-        at = Table(title="risk alerts (real IEEE-CIS transactions when cached, else synthetic)", expand=True)
-        for c in ("account", "amount", "score", "threshold", "top reasons"):
-            at.add_column(c)
+        at = _table(
+            "risk alerts (real IEEE-CIS transactions when cached, else synthetic)",
+            ("account", "amount", "score", "threshold", "top reasons"),
+        )
         for v in self.alerts:
             at.add_row(
                 v["account_id"],
@@ -134,9 +143,7 @@ class View:
                 f"{v['threshold']:.3f}",
                 "; ".join(r["reason"] for r in v["reasons"]),
             )
-        rt = Table(title="recommendations (real Caravan holdings)", expand=True)
-        for c in ("user", "after", "holds", "recommended"):
-            rt.add_column(c)
+        rt = _table("recommendations (real Caravan holdings)", ("user", "after", "holds", "recommended"))
         for v in self.recs:
             rt.add_row(
                 v["user_id"],
@@ -144,9 +151,10 @@ class View:
                 ", ".join(v["holdings"]),
                 ", ".join(i["product_id"] for i in v["items"][:3]),
             )
-        st = Table(title="one customer's journey: recommendations follow what they view and spend on", expand=True)
-        for c in ("user", "after", "holds", "top 3 and why"):
-            st.add_column(c)
+        st = _table(
+            "one customer's journey: recommendations follow what they view and spend on",
+            ("user", "after", "holds", "top 3 and why"),
+        )
         for v in self.story:
             st.add_row(v["user_id"], *describe(v))
         secs = time.monotonic() - self.started

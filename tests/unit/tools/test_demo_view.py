@@ -23,7 +23,7 @@ def test_outputs_land_in_their_panels_and_every_topic_is_counted(monkeypatch):
     }
 
 
-def test_the_forecast_panel_says_the_horizon_in_the_dashboards_words():
+def test_the_panels_render_and_the_horizon_is_in_the_dashboards_words():
     from rich.console import Console
 
     s = Settings()
@@ -42,7 +42,30 @@ def test_the_forecast_panel_says_the_horizon_in_the_dashboards_words():
             "model_version": "3",
         },
     )
+    v.add(
+        s.topic_risk_alerts,
+        {
+            "account_id": "13926-315",
+            "amount": 68.5,
+            "currency": "USD",
+            "risk_score": 0.91,
+            "threshold": 0.5,
+            "reasons": [{"reason": "new device on this card"}],
+        },
+    )
+    v.add(
+        s.topic_recommendations,
+        {
+            "user_id": "u1",
+            "trigger": {"action": "view", "product_id": "trailer"},
+            "holdings": ["car"],
+            "items": [{"product_id": "fire"}, {"product_id": "trailer"}],
+        },
+    )
     console = Console(record=True, width=200)
     console.print(v.render())
     text = console.export_text()
     assert "next 1 day" in text and "SPX" in text and "[-2.00%, +2.10%]" in text
+    assert (
+        "68.50 USD" in text and "new device on this card" in text and "view trailer" in text and "fire, trailer" in text
+    )
