@@ -73,21 +73,25 @@ def worker() -> None:
 
 # the shipped kinds; the registry has the full list (reading it here would load every Job)
 KIND_HELP = "Input kind of a pipeline (stream/pipelines), e.g. ticks, transactions, user-events; others are refused, naming the known ones."
+# how `replay` and `backtest` read a CSV: the same options (stream.tools.replay.rows_to_records)
+MAP_OPTION = typer.Option(None, "--map", help="field=column, repeatable.")
+SYMBOL_OPTION = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column.")
+TS_FORMAT_OPTION = typer.Option(
+    None,
+    "--ts-format",
+    help="strftime pattern of the ts column, e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601.",
+)
 
 
 @app.command()
 def replay(
     kind: str = typer.Option(..., "--kind", help=KIND_HELP),
     input: Path = typer.Option(..., "--input", exists=True, dir_okay=False, help="CSV file to publish."),
-    map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
-    symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
+    map: list[str] | None = MAP_OPTION,
+    symbol: str | None = SYMBOL_OPTION,
     rate: float = typer.Option(0.0, "--rate", help="Events per second (0 = as fast as possible)."),
     limit: int = typer.Option(0, "--limit", help="Publish at most this many rows (0 = all)."),
-    ts_format: str | None = typer.Option(
-        None,
-        "--ts-format",
-        help="strftime pattern of the ts column, e.g. %Y%m%d%H%M (UTC); default: epoch ms or ISO 8601.",
-    ),
+    ts_format: str | None = TS_FORMAT_OPTION,
 ) -> None:
     """Publish a CSV to an input topic."""
     from stream.tools import replay as r
@@ -105,8 +109,8 @@ def backtest(
         dir_okay=False,
         help="CSV file, as for replay (default: read the input topic itself).",
     ),
-    map: list[str] | None = typer.Option(None, "--map", help="field=column, repeatable."),
-    symbol: str | None = typer.Option(None, "--symbol", help="Instrument name when the file has no symbol column."),
+    map: list[str] | None = MAP_OPTION,
+    symbol: str | None = SYMBOL_OPTION,
     out: Path = typer.Option(Path("backtest_out"), "--out", help="Directory for <topic>.jsonl outputs."),
     compare: str | None = typer.Option(
         None,
@@ -117,7 +121,7 @@ def backtest(
         None, "--partitions", help="Input topic partitions (default FINSTREAM_TOPIC_PARTITIONS)."
     ),
     limit: int = typer.Option(0, "--limit", help="At most this many rows (0 = all)."),
-    ts_format: str | None = typer.Option(None, "--ts-format", help="strftime pattern of the ts column."),
+    ts_format: str | None = TS_FORMAT_OPTION,
     start: str | None = typer.Option(
         None,
         "--from",

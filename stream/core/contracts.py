@@ -13,9 +13,10 @@ read them). Every number has a documented range (``*_MAX``), so no feature can o
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal, overload
 
+from stream.core.cardevent import CARD_CODE_FIELDS, CardEvent
 from stream.core.cardsignals import MAX_SIGNALS
 from stream.core.logsafe import has_control
 from stream.core.wire import ContractError, decode  # noqa: F401  (decode re-exported: bytes in, then these parsers)
@@ -52,29 +53,21 @@ class Tick:
     event_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True)
-class Transaction:
+@dataclass(slots=True, frozen=True, kw_only=True)
+class Transaction(CardEvent):
+    """A card or account transaction: the card event the features read (``ts``, ``amount``, the
+    optional card fields and ``signals``, declared once in ``stream.core.cardevent``) and the
+    fields only the contract has. Those are keyword-only (``Transaction(ts, amount, event_id=...)``)
+    because they follow the card event's optional fields."""
+
     event_id: str
     account_id: str
-    ts: int
-    amount: float
     currency: str
     merchant_category: str
     channel: str
     country: str
     merchant_id: str | None = None
-    # Optional card-level fields (real card data, e.g. IEEE-CIS): codes as strings; old records omit them.
-    product_code: str | None = None
-    card_type: str | None = None
-    card_country: str | None = None
-    billing_region: str | None = None
-    billing_country: str | None = None
-    email_domain: str | None = None
-    device: str | None = None
     user_id: str | None = None  # the account holder, when the feed links it (stream.core.spend)
-    card_group: str | None = None
-    card_subgroup: str | None = None
-    signals: dict | None = None  # the processor's numeric risk fields by name (stream.core.cardsignals)
 
 
 @dataclass(slots=True, frozen=True)
@@ -220,23 +213,10 @@ def parse_transaction(d: dict) -> Transaction:
         channel=channel,
         country=country,
         merchant_id=_str(d, "merchant_id", required=False),
-        **{k: _str(d, k, max_len=n, required=False) for k, n in _CARD_FIELDS.items()},
+        **{k: _str(d, k, max_len=n, required=False) for k, n in CARD_CODE_FIELDS.items()},
         user_id=user,
         signals=_signals(d),
     )
-
-
-_CARD_FIELDS = {
-    "product_code": 8,
-    "card_type": 16,
-    "card_country": 16,
-    "billing_region": 16,
-    "billing_country": 16,
-    "email_domain": 64,
-    "device": 64,
-    "card_group": 16,
-    "card_subgroup": 16,
-}
 
 
 def _signals(d: dict) -> dict | None:
@@ -296,8 +276,8 @@ def _attributes(d: dict) -> dict | None:
 def to_record(event) -> dict:
     """An event back to its wire dict (schema version included, ``None`` fields dropped)."""
     out = {"v": SCHEMA_VERSION}
-    for name in event.__slots__:
-        value = getattr(event, name)
+    for f in fields(event):
+        value = getattr(event, f.name)
         if value is not None:
-            out[name] = value
+            out[f.name] = value
     return out

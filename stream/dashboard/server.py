@@ -18,7 +18,7 @@ import orjson
 from aiohttp import ClientSession, ClientTimeout, web
 
 from stream.dashboard import promread
-from stream.dashboard.view import Board
+from stream.dashboard.view import DEAD_LETTER, PANELS, Board
 from stream.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -27,15 +27,31 @@ PUSH_S = 0.5  # how often each browser gets what is new
 SCRAPE_S = 2.0
 
 
-def board_for(s: Settings) -> Board:
-    return Board(
-        {
-            s.topic_forecasts: "forecast",
-            s.topic_risk_alerts: "alert",
-            s.topic_recommendations: "recommendation",
-            s.topic_dead_letters: "dead_letter",
-        }
+def watched_kinds(s: Settings) -> dict[str, str]:
+    """Topic -> panel: each pipeline's watched output (from its declaration, under these settings)
+    and the dead letters. The dashboard and the demo read the outputs through this one map."""
+    from stream import pipelines
+
+    kinds = {p.watched_topic(s): PANELS[p.name] for p in pipelines.all_pipelines() if p.name in PANELS}
+    return {**kinds, s.topic_dead_letters: DEAD_LETTER}
+
+
+def output_reader(s: Settings, topics, from_beginning: bool):
+    """A consumer of the committed output records that moves nobody's offsets (no group, no
+    commits): what the page and the demo's terminal view read."""
+    from aiokafka import AIOKafkaConsumer
+
+    return AIOKafkaConsumer(
+        *topics,
+        **s.kafka_client_options(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest" if from_beginning else "latest",
+        isolation_level="read_committed",
     )
+
+
+def board_for(s: Settings) -> Board:
+    return Board(watched_kinds(s))
 
 
 class Dashboard:
@@ -50,16 +66,8 @@ class Dashboard:
 
     # --- feeds -----------------------------------------------------------------------------------
     async def consume(self) -> None:
-        from aiokafka import AIOKafkaConsumer
-
         while True:
-            c = AIOKafkaConsumer(
-                *self.board.kinds,
-                **self.s.kafka_client_options(),
-                enable_auto_commit=False,
-                auto_offset_reset="earliest" if self.from_beginning else "latest",
-                isolation_level="read_committed",
-            )
+            c = output_reader(self.s, self.board.kinds, self.from_beginning)
             try:
                 await c.start()
                 while True:

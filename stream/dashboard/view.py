@@ -10,6 +10,11 @@ from __future__ import annotations
 import itertools
 from collections import Counter, OrderedDict, deque
 
+#: pipeline (``stream.pipelines``) -> the panel that draws its watched output (``Pipeline.watched``);
+#: the page has no panel for another pipeline, so its outputs are not read
+PANELS = {"forecast": "forecast", "risk": "alert", "recommend": "recommendation"}
+DEAD_LETTER = "dead_letter"
+
 
 def _first(d: dict, *names, default=None):
     for n in names:
@@ -20,8 +25,11 @@ def _first(d: dict, *names, default=None):
 
 
 def horizon_label(v: dict) -> str:
+    """A forecast's horizon in words ("next 2 hours"): the page's and the demo's wording."""
     if v.get("horizon_s"):
         s = float(v["horizon_s"])
+        if s % 86400 == 0:
+            return f"next {int(s // 86400)} day{'s' if s > 86400 else ''}"
         if s % 3600 == 0 and s >= 3600:
             return f"next {int(s // 3600)} hour{'s' if s > 3600 else ''}"
         if s % 60 == 0:
@@ -106,7 +114,7 @@ class Board:
     own position (a slow browser misses old updates instead of growing the server)."""
 
     def __init__(self, kinds: dict[str, str], keep: int = 5000):
-        self.kinds = kinds  # topic -> forecast | alert | recommendation | dead_letter
+        self.kinds = kinds  # topic -> a panel (PANELS) or DEAD_LETTER
         self.counts: Counter = Counter()
         self.log: deque = deque(maxlen=keep)
         self._seq = itertools.count(1)

@@ -64,6 +64,13 @@ class Pipeline:
     #: tools module that makes load for it (``finstream bench``), named like ``trainer`` because
     #: the runtime never imports the tools; see ``stream.tools.bench_load`` for what it provides
     load: str = ""
+    #: default name of the output a person watches (the dashboard's and the demo's panel); the
+    #: main output when not named
+    watched: str = ""
+
+    def __post_init__(self) -> None:
+        if self.watched and self.watched not in self.outputs:
+            raise ValueError(f"pipeline {self.name!r} watches {self.watched!r}, not one of its outputs {self.outputs}")
 
     @property
     def slot(self) -> str:
@@ -90,6 +97,10 @@ class Pipeline:
 
     def output_topics(self, settings) -> tuple[str, ...]:
         return tuple(settings.topic(t) for t in self.outputs)
+
+    def watched_topic(self, settings) -> str:
+        """The watched output's name under these settings."""
+        return settings.topic(self.watched or self.outputs[0])
 
     def build(self, settings, state, models):
         """The pipeline's Job on a state backend and a model registry."""

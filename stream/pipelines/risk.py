@@ -41,6 +41,7 @@ PIPELINE = Pipeline(
     # credit_loss (continuous risk target): batch scoring only (``finstream score``)
     trained_tasks=frozenset({"transaction_risk", "credit_default", "credit_loss"}),
     outputs=("risk-scores", "risk-alerts"),
+    watched="risk-alerts",  # the scores are published only on request (FINSTREAM_PUBLISH_RISK_SCORES)
     feeds=("user-events",),
     job=RiskJob,
     trainer="training.risk",

@@ -145,6 +145,22 @@ def stop_pid(pid: int, timeout: float = 30.0) -> None:
             pass
 
 
+def stop_group(proc: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 30.0) -> None:
+    """Stop a child started in a session of its own (``start_new_session``) with all it started:
+    ``sig`` to its process group, SIGKILL to the group if it has not exited within ``timeout``.
+    Only a Popen of ours, never a PID read from elsewhere; nothing to do once it has exited."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, sig)
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    except ProcessLookupError:
+        pass
+
+
 def log_tail(log_file: Path, lines: int = 25) -> str:
     try:
         text = log_file.read_text(errors="replace")

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from stream import pipelines
 from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
+from stream.stack.procs import stop_group
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -86,15 +87,7 @@ class Proc:
             return ""
 
     def stop(self, timeout: float = 20.0) -> None:
-        if self.popen.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)
-                self.popen.wait(10)
-            except ProcessLookupError:
-                pass
+        stop_group(self.popen, timeout=timeout)
         self.log_fh.close()
 
 

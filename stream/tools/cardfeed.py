@@ -13,7 +13,6 @@ of data in minutes). The data is for training and evaluation only: never committ
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import itertools
 import math
@@ -27,6 +26,7 @@ import orjson
 
 from stream.core.cardrisk import card_id
 from stream.core.cardsignals import PROVIDER_SIGNALS
+from stream.core.manifest import sha256_file
 
 EPOCH_MS = 1_512_000_000_000  # TransactionDT 0 -> 2017-11-30 00:00 UTC (the competition's usual reading)
 
@@ -61,14 +61,6 @@ ULB = Wheel(
 
 def wheel_path(wheel: Wheel, home: Path | str) -> Path:
     return Path(home) / "data" / "wheels" / wheel.filename
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _num(v) -> float | None:
@@ -177,7 +169,7 @@ def real_transactions(
     """(key, value) pairs of real transactions from ``start_share`` of the file on (default: the
     hold-out period the served model never trained on), or None when the wheel is not cached."""
     path = wheel_path(IEEE_CIS, home)
-    if not path.exists() or (check and sha256_of(path) != IEEE_CIS.sha256):
+    if not path.exists() or (check and sha256_file(path) != IEEE_CIS.sha256):
         return None
     start = int(start_share * IEEE_CIS.rows)
     return ((r["account_id"].encode(), orjson.dumps(r)) for r in ieee_records(path, start, limit))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -27,7 +26,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from stream import pipelines
-from stream.dashboard.server import Dashboard, metrics_url
+from stream.dashboard.server import Dashboard, metrics_url, output_reader, watched_kinds
+from stream.dashboard.view import horizon_label
 from stream.settings import Settings, get_settings, topic_env
 from stream.tools.demo_story import STORY_PREFIX, describe, play
 from stream.tools.replay import publish, read_csv, rows_to_records
@@ -87,9 +87,16 @@ def feeds(s: Settings) -> list:
     return out
 
 
+def _table(title: str, columns: tuple[str, ...]) -> Table:
+    t = Table(title=title, expand=True)
+    for c in columns:
+        t.add_column(c)
+    return t
+
+
 class View:
     def __init__(self, s: Settings):
-        self.s = s
+        self.kinds = watched_kinds(s)  # topic -> panel, as the dashboard reads them
         self.forecasts: dict[str, dict] = {}
         self.alerts: deque = deque(maxlen=6)
         self.recs: deque = deque(maxlen=6)
@@ -98,35 +105,36 @@ class View:
         self.started = time.monotonic()
 
     def add(self, topic: str, v: dict) -> None:
-        s = self.s
         self.counts[topic] += 1
-        if topic == s.topic_forecasts:
+        kind = self.kinds.get(topic)
+        if kind == "forecast":
             self.forecasts[v["symbol"]] = v
-        elif topic == s.topic_risk_alerts:
+        elif kind == "alert":
             self.alerts.appendleft(v)
-        elif topic == s.topic_recommendations:
+        elif kind == "recommendation":
             (self.story if v["user_id"].startswith(STORY_PREFIX) else self.recs).appendleft(v)
 
     def render(self):
-        ft = Table(title="forecasts per closed bar (real market data)", expand=True)
-        for c in ("symbol", "bar closed", "horizon", "close", "pred. return", "pred. vol", "95% band", "model"):
-            ft.add_column(c)
+        ft = _table(
+            "forecasts per closed bar (real market data)",
+            ("symbol", "bar closed", "horizon", "close", "pred. return", "pred. vol", "95% band", "model"),
+        )
         for sym, v in sorted(self.forecasts.items()):
             lo, hi = v["band_95"]
-            h = v["horizon_s"]
             ft.add_row(
                 sym,
                 time.strftime("%Y-%m-%d %H:%M", time.gmtime(v["bar_close_ts"] / 1000)),
-                f"next {h // 3600} h" if h < 86400 else f"next {h // 86400} d",
+                horizon_label(v),
                 f"{v['last_price']:.4g}",
                 f"{v['predicted_return']:+.4%}",
                 f"{v['predicted_volatility']:.3%}",
                 f"[{lo:+.2%}, {hi:+.2%}]",
                 f"{v['model']} v{v['model_version']}",
             )
-        at = Table(title="risk alerts (real IEEE-CIS transactions when cached, else synthetic)", expand=True)
-        for c in ("account", "amount", "score", "threshold", "top reasons"):
-            at.add_column(c)
+        at = _table(
+            "risk alerts (real IEEE-CIS transactions when cached, else synthetic)",
+            ("account", "amount", "score", "threshold", "top reasons"),
+        )
         for v in self.alerts:
             at.add_row(
                 v["account_id"],
@@ -135,9 +143,7 @@ class View:
                 f"{v['threshold']:.3f}",
                 "; ".join(r["reason"] for r in v["reasons"]),
             )
-        rt = Table(title="recommendations (real Caravan holdings)", expand=True)
-        for c in ("user", "after", "holds", "recommended"):
-            rt.add_column(c)
+        rt = _table("recommendations (real Caravan holdings)", ("user", "after", "holds", "recommended"))
         for v in self.recs:
             rt.add_row(
                 v["user_id"],
@@ -145,9 +151,10 @@ class View:
                 ", ".join(v["holdings"]),
                 ", ".join(i["product_id"] for i in v["items"][:3]),
             )
-        st = Table(title="one customer's journey: recommendations follow what they view and spend on", expand=True)
-        for c in ("user", "after", "holds", "top 3 and why"):
-            st.add_column(c)
+        st = _table(
+            "one customer's journey: recommendations follow what they view and spend on",
+            ("user", "after", "holds", "top 3 and why"),
+        )
         for v in self.story:
             st.add_row(v["user_id"], *describe(v))
         secs = time.monotonic() - self.started
@@ -156,16 +163,8 @@ class View:
 
 
 async def watch(s: Settings, view: View, live: Live, until: float) -> None:
-    from aiokafka import AIOKafkaConsumer
-
     topics = [*(t for p in pipelines.all_pipelines() for t in p.output_topics(s)), s.topic_dead_letters]
-    c = AIOKafkaConsumer(
-        *topics,
-        **s.kafka_client_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    c = output_reader(s, topics, from_beginning=True)
     await c.start()
     try:
         while until == 0 or time.monotonic() < until:
@@ -182,7 +181,7 @@ def main(seconds: float = 0) -> None:
 
     from stream.stack import manager
     from stream.stack.kafka import ensure_topics
-    from stream.stack.procs import StackError
+    from stream.stack.procs import StackError, stop_group
 
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # leader moves on fresh topics: not news here
     run = uuid.uuid4().hex[:6]
@@ -234,11 +233,7 @@ def main(seconds: float = 0) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        os.killpg(worker.pid, signal.SIGTERM)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.pid, signal.SIGKILL)
+        stop_group(worker)
         if ours:
             manager.stop(s)
         print("\ndemo stopped. counts: " + ", ".join(f"{k}={v}" for k, v in sorted(view.counts.items())))

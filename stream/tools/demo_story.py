@@ -18,26 +18,27 @@ from stream.core.spend import spend_words
 
 STORY_PREFIX = "story-"
 STEP_S = 4.0  # spend goes through the risk job first: give it time to arrive in order
-# (kind, product or merchant category, action)
+USER, TXN = "user-events", "transactions"  # record kinds (``stream.pipelines``: InputContract.kind)
+# (record kind, product or merchant category, action)
 JOURNEY = (
-    ("user", "motorcycle", "buy"),
-    ("user", "delivery_van", "view"),
-    ("user", "trailer", "view"),
-    ("user", "trailer", "click"),
-    ("txn", "fuel", "spend"),
-    ("txn", "7033", "spend"),
-    ("user", "caravan", "apply"),
-    ("txn", "5551", "spend"),
+    (USER, "motorcycle", "buy"),
+    (USER, "delivery_van", "view"),
+    (USER, "trailer", "view"),
+    (USER, "trailer", "click"),
+    (TXN, "fuel", "spend"),
+    (TXN, "7033", "spend"),
+    (USER, "caravan", "apply"),
+    (TXN, "5551", "spend"),
 )
 BASE_TS = 1_700_000_000_000
 
 
 def journey(loop: int) -> Iterator[tuple[str, bytes, bytes]]:
-    """(kind, key, value) for one pass of the journey by user ``story-<loop>``."""
+    """(record kind, key, value) for one pass of the journey by user ``story-<loop>``."""
     user = f"{STORY_PREFIX}{loop}"
     for i, (kind, what, action) in enumerate(JOURNEY):
         ts = BASE_TS + loop * 3_600_000 + i * 60_000
-        if kind == "user":
+        if kind == USER:
             yield (
                 kind,
                 user.encode(),
@@ -70,12 +71,14 @@ def journey(loop: int) -> Iterator[tuple[str, bytes, bytes]]:
 async def play(settings, loops: int = 1000) -> None:
     from aiokafka import AIOKafkaProducer
 
+    from stream import pipelines
+
     p = AIOKafkaProducer(**settings.kafka_client_options(), acks="all", enable_idempotence=True)
     await p.start()
     try:
         for loop in range(loops):
             for kind, key, value in journey(loop):
-                topic = settings.topic_user_events if kind == "user" else settings.topic_transactions
+                topic = pipelines.by_kind(kind).topic(settings)
                 await (await p.send(topic, value=value, key=key))
                 await asyncio.sleep(STEP_S)
     finally:

@@ -17,7 +17,7 @@ import time
 import pytest
 
 from stream.settings import REPO_ROOT
-from stream.stack.procs import free_ports
+from stream.stack.procs import free_ports, stop_group
 from stream.stack.tools import CHROMEDRIVER, chromium_binary
 
 DEADLINE_S = 75.0
@@ -151,9 +151,4 @@ def test_dashboard_shows_live_outputs_in_chromium(stack, tmp_path):
     finally:
         if driver is not None:
             driver.quit()
-        if demo.poll() is None:
-            os.killpg(demo.pid, signal.SIGINT)  # the demo stops its worker and feeds itself
-            try:
-                demo.wait(40)
-            except subprocess.TimeoutExpired:
-                os.killpg(demo.pid, signal.SIGKILL)
+        stop_group(demo, signal.SIGINT, timeout=40)  # the demo stops its worker and feeds itself

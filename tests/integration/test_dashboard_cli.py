@@ -14,7 +14,7 @@ import urllib.request
 import orjson
 
 from stream.settings import REPO_ROOT
-from stream.stack.procs import free_ports
+from stream.stack.procs import free_ports, stop_group
 from tests.integration.workers import produce
 
 
@@ -97,8 +97,4 @@ def test_dashboard_cli_serves_offline_page_and_reads_outputs(stack, unique_topic
         assert state["forecasts"]["BAR"]["horizon"] == "next 5 minutes"
         assert state["forecasts"]["BAR"]["lo"] == 19.0 and state["forecasts"]["OLD"]["hi"] == 10.4
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc, signal.SIGINT, timeout=20)

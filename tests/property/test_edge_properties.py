@@ -14,6 +14,7 @@ Each hypothesis example is a batch of ``BATCH`` records, so 10,000 records cost 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import orjson
@@ -34,7 +35,7 @@ EXAMPLES = 100  # x BATCH = 10,000 records per kind
 
 
 def _strings(event) -> list[str]:
-    return [getattr(event, f) for f in event.__slots__ if isinstance(getattr(event, f), str)]
+    return [getattr(event, f.name) for f in dataclasses.fields(event) if isinstance(getattr(event, f.name), str)]
 
 
 def check_accepted(kind: str, event) -> None:

@@ -292,10 +292,11 @@ def ieee():
 
 
 def test_ieee_cis_loader_rows_label_rate_and_time_order(ieee):
-    from stream.tools.cardfeed import IEEE_CIS, sha256_of
+    from stream.core.manifest import sha256_file
+    from stream.tools.cardfeed import IEEE_CIS
     from training.data import fraud
 
-    assert sha256_of(fraud.wheel_path(IEEE_CIS)) == IEEE_CIS.sha256
+    assert sha256_file(fraud.wheel_path(IEEE_CIS)) == IEEE_CIS.sha256
     assert len(ieee) == 590_540 == ieee["TransactionID"].nunique()
     assert ieee["isFraud"].mean() == pytest.approx(0.0350, abs=0.0005)
     dt = ieee["TransactionDT"].to_numpy()

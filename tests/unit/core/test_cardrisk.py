@@ -22,24 +22,18 @@ from stream.core.cardrisk import (
     email_group,
     replay_card_features,
 )
-from stream.core.contracts import parse_transaction
+from tests.unit.core.cards import HOUR, T0, history, transaction
 
-T0 = 1_512_000_000_000 + 12 * 3_600_000
-HOUR = 3_600_000
 F = {n: i for i, n in enumerate(CARD_FEATURES)}
-
-
-def ev(ts, amount, **kw):
-    return CardEvent(ts, amount, **kw)
 
 
 def test_names_labels_and_lengths_line_up():
     assert len(CARD_FEATURES) == len(set(CARD_FEATURES)) and set(CARD_FEATURE_LABELS) == set(CARD_FEATURES)
-    assert len(card_features(CardState(), ev(T0, 10.0))) == len(CARD_FEATURES)
+    assert len(card_features(CardState(), CardEvent(T0, 10.0))) == len(CARD_FEATURES)
 
 
 def test_first_transaction_has_no_history():
-    f = card_features(CardState(), ev(T0, 10.5, product_code="c", email_domain="Gmail.com", device="Windows"))
+    f = card_features(CardState(), CardEvent(T0, 10.5, product_code="c", email_domain="Gmail.com", device="Windows"))
     assert f[F["first_transaction"]] == 1.0
     assert f[F["log_secs_since_last"]] == -1.0 and f[F["txn_count_24h"]] == 0.0
     assert f[F["product_C"]] == 1.0 and sum(f[F[f"product_{p}"]] for p in "WCRHS") == 1.0
@@ -49,20 +43,18 @@ def test_first_transaction_has_no_history():
 
 
 def test_history_velocity_novelty_and_amount():
-    st = CardState()
-    for k in range(5):
-        st = advance_card(
-            st,
-            ev(
-                T0 + k * 10 * 60_000,
-                20.0,
-                email_domain="gmail.com",
-                device="iOS Device",
-                product_code="W",
-                billing_region="315",
-            ),
+    st = history(
+        CardEvent(
+            T0 + k * 10 * 60_000,
+            20.0,
+            email_domain="gmail.com",
+            device="iOS Device",
+            product_code="W",
+            billing_region="315",
         )
-    e = ev(
+        for k in range(5)
+    )
+    e = CardEvent(
         T0 + 65 * 60_000, 900.0, email_domain="protonmail.com", device="Windows", product_code="W", billing_region="315"
     )
     f = card_features(st, e)
@@ -73,18 +65,18 @@ def test_history_velocity_novelty_and_amount():
     assert f[F["new_email"]] == 1.0 and f[F["new_device"]] == 1.0 and f[F["new_product"]] == 0.0
     assert f[F["new_region"]] == 0.0 and f[F["distinct_emails"]] == 1.0
     assert f[F["same_amount_as_last"]] == 0.0
-    assert card_features(st, ev(T0 + 2 * HOUR, 20.0))[F["same_amount_as_last"]] == 1.0
-    late = card_features(st, ev(T0 + 8 * 24 * HOUR, 20.0))
+    assert card_features(st, CardEvent(T0 + 2 * HOUR, 20.0))[F["same_amount_as_last"]] == 1.0
+    late = card_features(st, CardEvent(T0 + 8 * 24 * HOUR, 20.0))
     assert late[F["txn_count_7d"]] == 0.0 and late[F["txn_count_24h"]] == 0.0
 
 
 def test_state_json_round_trip_and_purity():
-    st = CardState()
-    for k in range(70):  # more than the caps
-        st = advance_card(st, ev(T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device=f"dev{k}"))
+    st = history(  # more than the caps
+        CardEvent(T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device=f"dev{k}") for k in range(70)
+    )
     assert len(st.recent) <= 48 and len(st.emails) <= 8 and st.n == 70
     back = CardState.from_dict(json.loads(json.dumps(st.to_dict())))
-    e = ev(T0 + 71 * 60_000, 5.0, email_domain="x.com")
+    e = CardEvent(T0 + 71 * 60_000, 5.0, email_domain="x.com")
     assert card_features(back, e) == card_features(st, e)
     before = st.to_dict()
     advance_card(st, e)
@@ -94,7 +86,7 @@ def test_state_json_round_trip_and_purity():
 def test_replay_equals_step_by_step():
     rng = np.random.default_rng(1)
     events = [
-        (f"c{rng.integers(3)}", ev(T0 + i * 7 * 60_000, float(rng.integers(1, 500)), product_code="WCR"[i % 3]))
+        (f"c{rng.integers(3)}", CardEvent(T0 + i * 7 * 60_000, float(rng.integers(1, 500)), product_code="WCR"[i % 3]))
         for i in range(60)
     ]
     states: dict[str, CardState] = {}
@@ -115,57 +107,40 @@ def test_card_id_email_and_device_codes():
 
 
 def test_contract_records_with_and_without_card_fields():
-    base = {
-        "event_id": "e1",
-        "account_id": "13926--150-142-315-87",
-        "ts": T0,
-        "amount": 68.5,
-        "currency": "USD",
-        "merchant_category": "ecommerce",
-        "channel": "ecom",
-        "country": "US",
-    }
-    old = parse_transaction(base)
+    old = transaction()
     assert old.product_code is None and old.device is None
     assert len(card_features(CardState(), CardEvent.of(old))) == len(CARD_FEATURES)
-    new = parse_transaction(
-        {
-            **base,
-            "product_code": "W",
-            "card_type": "142",
-            "device": "Windows",
-            "email_domain": "gmail.com",
-            "billing_region": "315",
-        }
+    new = transaction(
+        product_code="W", card_type="142", device="Windows", email_domain="gmail.com", billing_region="315"
     )
     f = card_features(CardState(), CardEvent.of(new))
     assert f[F["product_W"]] == 1.0 and f[F["card_type"]] == 142.0 and f[F["billing_region"]] == 315.0
     with pytest.raises(ValueError, match="device"):
-        parse_transaction({**base, "device": 7})
+        transaction(device=7)
 
 
 def test_card_variants_rate_spread_and_repeats():
-    st = CardState()
-    for k in range(4):
-        st = advance_card(st, ev(T0 + k * 24 * HOUR, 30.0, card_subgroup="111", card_type="226", card_country="150"))
-    f = card_features(st, ev(T0 + 4 * 24 * HOUR, 30.0, card_subgroup="555", card_type="226", card_country="150"))
+    st = history(
+        CardEvent(T0 + k * 24 * HOUR, 30.0, card_subgroup="111", card_type="226", card_country="150") for k in range(4)
+    )
+    f = card_features(st, CardEvent(T0 + 4 * 24 * HOUR, 30.0, card_subgroup="555", card_type="226", card_country="150"))
     assert f[F["distinct_variants"]] == 1.0 and f[F["new_variant"]] == 1.0
     assert f[F["txn_per_day"]] == pytest.approx(4 / 4.0)  # 4 transactions over the 4 days since first seen
     assert f[F["amount_sd"]] == 0.0 and f[F["same_amount_7d"]] == 4.0 and f[F["amount_vs_last"]] == 1.0
-    first = card_features(CardState(), ev(T0, 30.0))
+    first = card_features(CardState(), CardEvent(T0, 30.0))
     assert first[F["amount_sd"]] == -1.0 and first[F["txn_per_day"]] == 0.0 and first[F["new_variant"]] == 0.0
 
 
 def test_processor_signals_and_their_growth_per_card():
     from stream.core.cardsignals import DELTA_SIGNALS, PROVIDER_SIGNALS
 
-    f = card_features(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "V313": 0.5, "unknown": 9.0}))
+    f = card_features(CardState(), CardEvent(T0, 10.0, signals={"C1": 3.0, "V313": 0.5, "unknown": 9.0}))
     assert f[F["sig_C1"]] == 3.0 and f[F["sig_V313"]] == 0.5 and f[F["sig_C2"]] == -1.0  # missing -> -1
     assert all(f[F[f"delta_{s}"]] == 0.0 for s in DELTA_SIGNALS)  # no previous value
-    st = advance_card(CardState(), ev(T0, 10.0, signals={"C1": 3.0, "C13": 7.0}))
-    f = card_features(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
+    st = advance_card(CardState(), CardEvent(T0, 10.0, signals={"C1": 3.0, "C13": 7.0}))
+    f = card_features(st, CardEvent(T0 + HOUR, 10.0, signals={"C1": 5.0}))
     assert f[F["delta_C1"]] == 2.0 and f[F["delta_C13"]] == 0.0  # C13 not sent now
-    st2 = advance_card(st, ev(T0 + HOUR, 10.0, signals={"C1": 5.0}))
+    st2 = advance_card(st, CardEvent(T0 + HOUR, 10.0, signals={"C1": 5.0}))
     assert st2.signals == {"C1": 5.0, "C13": 7.0} and len(PROVIDER_SIGNALS) == len(set(PROVIDER_SIGNALS))
 
 
@@ -184,9 +159,9 @@ def test_state_written_before_the_new_fields_still_reads():
     }
     st = CardState.from_dict(old)
     assert st.first_ts is None and st.variants == [] and st.signals == {}
-    f = card_features(st, ev(T0 + 2 * 24 * HOUR, 5.0))
+    f = card_features(st, CardEvent(T0 + 2 * 24 * HOUR, 5.0))
     assert f[F["txn_per_day"]] == pytest.approx(1.0)  # first seen falls back to the last time
-    assert advance_card(st, ev(T0 + HOUR, 5.0)).first_ts == T0
+    assert advance_card(st, CardEvent(T0 + HOUR, 5.0)).first_ts == T0
 
 
 def test_features_never_read_later_events():
@@ -195,7 +170,7 @@ def test_features_never_read_later_events():
     events = [
         (
             f"c{rng.integers(4)}",
-            ev(
+            CardEvent(
                 T0 + i * 5 * 60_000,
                 float(rng.integers(1, 300)),
                 signals={"C1": float(i // 3), "C13": float(i)},
@@ -209,17 +184,7 @@ def test_features_never_read_later_events():
 
 
 def test_contract_signals_and_card_group_fields():
-    base = {
-        "event_id": "e1",
-        "account_id": "13926-315",
-        "ts": T0,
-        "amount": 68.5,
-        "currency": "USD",
-        "merchant_category": "ecommerce",
-        "channel": "ecom",
-        "country": "US",
-    }
-    t = parse_transaction({**base, "card_group": "13926", "card_subgroup": "358", "signals": {"C1": 2, "V313": 0.25}})
+    t = transaction(card_group="13926", card_subgroup="358", signals={"C1": 2, "V313": 0.25})
     assert t.signals == {"C1": 2.0, "V313": 0.25} and t.card_group == "13926"
     f = card_features(CardState(), CardEvent.of(t))
     assert f[F["card_group"]] == 13926.0 and f[F["card_subgroup"]] == 358.0 and f[F["sig_C1"]] == 2.0
@@ -232,34 +197,24 @@ def test_contract_signals_and_card_group_fields():
         ({f"s{i}": 1 for i in range(300)}, "at most"),
     ):
         with pytest.raises(ValueError, match=why):
-            parse_transaction({**base, "signals": bad})
+            transaction(signals=bad)
 
 
-def test_card_event_fields_are_the_contracts_card_fields_by_name():
-    """CardEvent lists no field of its own: each one is a Transaction field, copied by name, so a
-    card field added to (or renamed in) the contract cannot silently drift from the features."""
+def test_a_parsed_transaction_is_the_card_event_the_features_read():
+    """The card fields are declared once (CardEvent) and the contract extends them: a card field
+    added to (or renamed in) CardEvent is parsed from the wire, up to its declared length."""
     from dataclasses import fields
 
+    from stream.core.cardevent import CARD_CODE_FIELDS
     from stream.core.contracts import Transaction
 
-    names = {f.name for f in fields(CardEvent)}
-    assert names <= {f.name for f in fields(Transaction)}
-    t = parse_transaction(
-        {
-            "event_id": "e1",
-            "account_id": "1-2",
-            "ts": T0,
-            "amount": 5.25,
-            "currency": "USD",
-            "merchant_category": "ecommerce",
-            "channel": "ecom",
-            "country": "US",
-            "product_code": "C",
-            "card_subgroup": "111",
-            "email_domain": "Yahoo.com",
-            "signals": {"C1": 3},
-        }
-    )
+    assert issubclass(Transaction, CardEvent)
+    assert [f.name for f in fields(Transaction)][: len(fields(CardEvent))] == [f.name for f in fields(CardEvent)]
+    assert set(CARD_CODE_FIELDS) == {f.name for f in fields(CardEvent)} - {"ts", "amount", "signals"}
+    for name, longest in CARD_CODE_FIELDS.items():
+        assert getattr(transaction(**{name: "7" * longest}), name) == "7" * longest
+        with pytest.raises(ValueError, match=f"'{name}' longer than {longest}"):
+            transaction(**{name: "7" * (longest + 1)})
+    t = transaction(product_code="C", card_subgroup="111", email_domain="Yahoo.com", signals={"C1": 3})
     e = CardEvent.of(t)
-    assert all(getattr(e, n) == getattr(t, n) for n in names)
     assert (e.product_code, e.card_subgroup, e.email_domain, e.signals) == ("C", "111", "Yahoo.com", {"C1": 3.0})

@@ -10,6 +10,7 @@ import pytest
 from stream.core.cardevent import CardEvent
 from stream.core.cardsignals import PROVIDER_SIGNALS, _value, signal_values
 from stream.core.cardstate import CardState, advance_card
+from tests.unit.core.cards import T0, history, transaction
 
 
 @pytest.mark.parametrize(
@@ -35,13 +36,10 @@ def test_signal_values_are_each_signal_read_by_value(signals):
 
 
 def test_variant_and_of():
-    class T:  # a parsed Transaction's card fields
-        ts, amount, product_code, card_type, card_country = 1_700_000_000_000, 5.0, "W", "debit", None
-        billing_region = billing_country = email_domain = device = card_group = None
-        card_subgroup, signals = "358", {"C1": 1.0}
-
-    e = CardEvent.of(T)
-    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (T.ts, "debit", "358", {"C1": 1.0})
+    t = transaction(product_code="W", card_type="debit", card_subgroup="358", signals={"C1": 1.0})
+    e = CardEvent.of(t)
+    assert e is t  # a parsed transaction is its card event: nothing copied per event
+    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (t.ts, "debit", "358", {"C1": 1.0})
     assert e.variant() == "358//debit"
     assert CardEvent(1, 1.0).variant() is None
     assert CardEvent(1, 1.0, card_country="150").variant() == "/150/"
@@ -49,26 +47,19 @@ def test_variant_and_of():
 
 def test_a_state_read_from_a_dict_leaves_the_dict_alone_when_advanced():
     """from_dict takes the decoded lists without copying: advancing must never change them."""
-    st = CardState()
-    for k in range(60):
-        st = advance_card(
-            st,
-            CardEvent(
-                1_700_000_000_000 + k * 60_000,
-                1.0 + k,
-                email_domain=f"d{k}.com",
-                device="x",
-                card_subgroup="3",
-                signals={"C1": float(k)},
-            ),
+    st = history(
+        CardEvent(
+            T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device="x", card_subgroup="3", signals={"C1": float(k)}
         )
+        for k in range(60)
+    )
     d = copy.deepcopy(st.to_dict())
     before = copy.deepcopy(d)
     loaded = CardState.from_dict(d)
     advance_card(
         loaded,
         CardEvent(
-            1_700_000_000_000 + 61 * 60_000,
+            T0 + 61 * 60_000,
             2.0,
             email_domain="new.com",
             device="y",

@@ -29,14 +29,19 @@ def test_top_reasons_only_positive_pushes_in_order():
     assert reasons[0].text == "C words" and reasons[1].text == "a"
 
 
-def test_score_with_reasons_is_one_run_over_the_occlusion_batch():
-    w = np.array([1.0, -2.0, 3.0])
-    calls = []
+def linear_model(w: np.ndarray):
+    """A linear model's run function, and the batch shape of each call it gets (one per onnxruntime call)."""
+    calls: list[tuple] = []
 
     def run(batch):
         calls.append(batch.shape)
         return batch @ w
 
+    return run, calls
+
+
+def test_score_with_reasons_is_one_run_over_the_occlusion_batch():
+    run, calls = linear_model(np.array([1.0, -2.0, 3.0]))
     x = np.array([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0]])
     scores, reasons = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {"c": "C"})
     assert calls == [(8, 3)]
@@ -47,13 +52,7 @@ def test_score_with_reasons_is_one_run_over_the_occlusion_batch():
 def test_explaining_some_rows_scores_all_then_occludes_only_those():
     """The same reasons as the one-call plan for the picked rows, none for the others, and the
     second call holds only the picked rows' occluded copies."""
-    w = np.array([1.0, -2.0, 3.0])
-    calls = []
-
-    def run(batch):
-        calls.append(batch.shape)
-        return batch @ w
-
+    run, calls = linear_model(np.array([1.0, -2.0, 3.0]))
     x = np.array([[1.0, 1.0, 1.0], [0.0, -1.0, 0.0], [0.0, 0.0, -1.0]])
     _, every = score_with_reasons(run, x, [0.0, 0.0, 0.0], ["a", "b", "c"], {})
     calls.clear()

@@ -51,6 +51,7 @@ def test_forecast_bar_shape_shows_minutes():
 def test_horizon_labels_and_unusable_forecast():
     assert horizon_label({"horizon_s": 60}) == "next 1 minute"
     assert horizon_label({"horizon_s": 7200}) == "next 2 hours"
+    assert horizon_label({"horizon_s": 86400}) == "next 1 day" and horizon_label({"horizon_s": 172800}) == "next 2 days"
     assert horizon_label({"horizon": 3}) == "next 3 ticks"
     assert forecast({"symbol": "X"}) is None
 
@@ -110,3 +111,22 @@ def test_summarise_rates_and_window_latency():
     assert job["events_per_s"] == 100.0 and job["events_total"] == 300.0
     assert job["latency_s"]["p50"] > 0.1  # only the last window's (slow) events count
     assert s["ready"] is True and s["lag"] == {"t": 7.0}
+
+
+def test_the_page_reads_each_pipelines_watched_output_under_its_configured_name(monkeypatch):
+    from stream import pipelines
+    from stream.dashboard.server import board_for
+    from stream.settings import Settings
+
+    monkeypatch.setenv("FINSTREAM_TOPIC_RISK_ALERTS", "alerts-renamed")
+    s = Settings()
+    kinds = board_for(s).kinds
+    assert kinds == {
+        s.topic_forecasts: "forecast",
+        "alerts-renamed": "alert",
+        s.topic_recommendations: "recommendation",
+        s.topic_dead_letters: "dead_letter",
+    }
+    echo = pipelines.Pipeline(**{**pipelines.get("recommend").__dict__, "name": "echo", "order": 99})
+    assert echo.watched_topic(s) == s.topic_recommendations  # undeclared: the main output
+    assert set(kinds.values()) - {"dead_letter"} == {"forecast", "alert", "recommendation"}

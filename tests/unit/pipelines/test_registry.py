@@ -11,6 +11,7 @@ and disappear again afterwards.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import shutil
 
@@ -19,57 +20,13 @@ import pytest
 
 from stream import pipelines, worker
 from stream.core.contracts import ContractError, parse_user_event
-from stream.core.records import OutputRecord, SourceRecord, output
-from stream.serving.base import Job
+from stream.core.records import SourceRecord
 from stream.settings import REPO_ROOT, Settings
 from stream.tools import replay
+from tests.unit.pipelines.echo import ECHO, EchoJob
 from training import pipeline as training_pipeline
 from training import report
 from training.job import JobResult
-
-
-class EchoJob(Job):
-    """A do-nothing use case: each valid event comes back on ``echo-out``."""
-
-    slot = "echo"
-
-    async def process(self, batch: list[SourceRecord]) -> list[OutputRecord]:
-        events, out = self.begin(batch, parse_user_event)
-        return out + [output(self.settings.topic_echo_out, rec, {"user_id": e.user_id}) for rec, e in events]
-
-
-def load_records(n: int, seed: int = 7, spread: int | None = None) -> list[tuple[bytes, bytes]]:
-    """The echo pipeline's bench load (``Pipeline.load`` names this module)."""
-    return [
-        (
-            f"u{i}".encode(),
-            orjson.dumps(
-                {"v": 1, "user_id": f"u{i}", "ts": 1_700_000_000_000 + i, "product_id": "p", "action": "view"}
-            ),
-        )
-        for i in range(seed, seed + n)
-    ]
-
-
-ECHO = pipelines.Pipeline(
-    name="echo",
-    order=40,
-    input=pipelines.InputContract(
-        kind="echo-events",
-        parse=parse_user_event,
-        key="user_id",
-        fields=("user_id", "ts", "product_id", "action"),
-        numeric=(),
-    ),
-    input_topic="echo",
-    state=("echo",),
-    served_tasks=frozenset({"recommend"}),
-    trained_tasks=frozenset({"recommend", "echo_score"}),
-    outputs=("echo-out", "echo-side"),
-    job=EchoJob,
-    trainer="training.echo_does_not_exist",
-    load=__name__,
-)
 
 
 @pytest.fixture
@@ -171,6 +128,12 @@ def test_a_pipeline_must_not_clash_with_another():
     assert "echo2" not in pipelines.names()
 
 
+def test_a_pipeline_watches_one_of_its_own_outputs():
+    with pytest.raises(ValueError, match="not one of its outputs"):
+        pipelines.Pipeline(**{**ECHO.__dict__, "watched": "risk-alerts"})
+    assert pipelines.Pipeline(**{**ECHO.__dict__, "watched": "echo-side"}).watched == "echo-side"
+
+
 def test_contract_errors_stay_contract_errors(echo):
     with pytest.raises(ContractError):
         pipelines.PARSERS["echo-events"]({"v": 1})
@@ -182,7 +145,7 @@ def test_declarations_agree_with_the_code_they_name():
     s = Settings()
     retention = s.state_retention_ms()
     for p in pipelines.all_pipelines():
-        event_fields = set(_event_type(p).__slots__)
+        event_fields = {f.name for f in dataclasses.fields(_event_type(p))}
         assert p.input.key in p.input.fields and set(p.input.fields) <= event_fields, p.name
         assert set(p.input.numeric) <= set(p.input.fields), p.name
         assert all(isinstance(s.topic(t), str) for t in p.topics), p.name

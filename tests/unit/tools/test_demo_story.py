@@ -2,20 +2,20 @@
 
 import orjson
 
-from stream.core.contracts import parse_transaction, parse_user_event
 from stream.core.spend import spend_event
-from stream.tools.demo_story import JOURNEY, describe, journey
+from stream.pipelines import PARSERS
+from stream.tools.demo_story import JOURNEY, TXN, USER, describe, journey
 
 
 def test_journey_records_are_valid_and_spend_links_to_the_user():
     recs = list(journey(3))
-    assert len(recs) == len(JOURNEY)
+    assert len(recs) == len(JOURNEY) and {k for k, _, _ in recs} == {USER, TXN}
     for kind, key, value in recs:
         d = orjson.loads(value)
-        if kind == "user":
-            assert parse_user_event(d).user_id == key.decode() == "story-3"
+        if kind == USER:
+            assert PARSERS[kind](d).user_id == key.decode() == "story-3"
         else:
-            ev = spend_event(parse_transaction(d))
+            ev = spend_event(PARSERS[kind](d))
             assert ev is not None and ev["user_id"] == "story-3" and key.decode() == d["account_id"]
 
 
