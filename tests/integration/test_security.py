@@ -21,6 +21,7 @@ from pydantic import SecretStr
 
 from stream.core.products import PRODUCT_IDS
 from stream.core.pseudonyms import pseudonym
+from stream.dashboard.server import output_reader
 from stream.settings import REPO_ROOT, Settings, settings_from_env
 from stream.stack import kafka_security, manager, redis_server
 from stream.stack.procs import StackError, free_ports, read_pid, stop_pid
@@ -132,15 +133,7 @@ def _user_events(n_users: int) -> list[tuple[str, dict]]:
 
 
 async def _read_raw(s: Settings, topics: list[str], until, timeout: float) -> dict[str, list[tuple]]:
-    from aiokafka import AIOKafkaConsumer
-
-    c = AIOKafkaConsumer(
-        *topics,
-        **s.kafka_client_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    c = output_reader(s, topics, from_beginning=True)  # read_committed, moves no offsets
     await c.start()
     got: dict[str, list[tuple]] = {t: [] for t in topics}
     loop = asyncio.get_running_loop()

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
+from stream.stack import procs
 
 MODEL_DIR = Path(os.environ.get("FINSTREAM_TEST_MODEL_DIR", REPO_ROOT / "onnx_models"))
 
@@ -67,12 +68,8 @@ class WorkerRun:
             self.proc.wait(30)
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        if self.proc:
+            procs.stop_group(self.proc, signal.SIGTERM, timeout=30)
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -27,6 +27,7 @@ import pytest
 import redis
 
 from stream.core import fencing  # noqa: E402
+from stream.dashboard.server import output_reader  # noqa: E402
 from stream.tools import synthetic  # noqa: E402
 from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
 
@@ -102,15 +103,7 @@ class PacedFeed(threading.Thread):
 
 async def _read(s, topics: list[str], done, timeout: float) -> dict[str, list]:
     """Everything on ``topics`` (read_committed) until ``done(distinct keys per topic)``; raises on the deadline."""
-    from aiokafka import AIOKafkaConsumer
-
-    c = AIOKafkaConsumer(
-        *topics,
-        **s.kafka_client_options(),
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-    )
+    c = output_reader(s, topics, from_beginning=True)  # read_committed, moves no offsets
     await c.start()
     got: dict[str, list] = {t: [] for t in topics}
     keys: dict[str, set] = {t: set() for t in topics}
