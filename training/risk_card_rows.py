@@ -29,7 +29,7 @@ def ieee_records(df: pd.DataFrame) -> list[dict]:
 def card_events(records, progress=None) -> list[tuple[str, CardEvent]]:
     """(card id, CardEvent) of contract records, parsed by the stream's parser."""
     it = records if progress is None else progress(records, desc="parse card transactions", total=len(records))
-    return [(t.account_id, CardEvent.of(t)) for t in map(parse_transaction, it)]
+    return [(t.account_id, t) for t in map(parse_transaction, it)]
 
 
 def served_features(records, progress=None, tables: CardTables | dict | None = None) -> np.ndarray:

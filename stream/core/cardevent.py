@@ -53,12 +53,6 @@ class CardEvent:
     card_subgroup: str | None = _card_code(16)
     signals: dict | None = None  # the processor's numeric risk fields by name (stream.core.cardsignals)
 
-    @staticmethod
-    def of(t: CardEvent) -> CardEvent:
-        """The card event of a parsed ``stream.core.contracts.Transaction``: the transaction itself
-        (it extends this class), so the hot path copies nothing."""
-        return t
-
     def variant(self) -> str | None:
         """The card variant behind a card id: sub-group / issuing country / type (None when all are missing)."""
         sub, country, kind = self.card_subgroup, self.card_country, self.card_type

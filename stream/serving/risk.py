@@ -9,7 +9,7 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 from __future__ import annotations
 
 from stream.core.alerts import is_alert
-from stream.core.cardrisk import CARD_FEATURES, CardEvent, CardState, CardTables, advance_card, card_features
+from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, advance_card, card_features
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
@@ -29,10 +29,9 @@ def _step(t):
 
 
 def _card_step(t, tables: CardTables):
-    e = CardEvent.of(t)
-
+    # a parsed Transaction is a CardEvent (it extends it): the features read it as it is
     def step(st: CardState):
-        return advance_card(st, e), pack_row(card_features(st, e, tables))
+        return advance_card(st, t), pack_row(card_features(st, t, tables))
 
     return step
 

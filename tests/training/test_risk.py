@@ -315,7 +315,7 @@ def test_ulb_loader_rows_label_rate_and_time_order():
 
 
 def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
-    from stream.core.cardrisk import CardEvent, replay_card_features
+    from stream.core.cardrisk import replay_card_features
     from stream.core.contracts import parse_transaction
     from stream.tools.cardfeed import IEEE_CIS
     from stream.tools.cardfeed import ieee_records as feed_records
@@ -329,7 +329,7 @@ def test_ieee_rows_map_to_valid_records_and_the_feed_reads_the_same(ieee):
     assert {t.channel for t in parsed} == {"ecom"} and all(t.product_code in "WCRHS" for t in parsed)
     assert sum(t.device is not None for t in parsed) == int(head["DeviceInfo"].notna().sum())
     x = risk_cards.served_features(recs)
-    want = replay_card_features((t.account_id, CardEvent.of(t)) for t in parsed)
+    want = replay_card_features((t.account_id, t) for t in parsed)
     np.testing.assert_array_equal(x, want)
     assert x.shape == (3000, len(risk_cards.CARD_FEATURES)) and np.isfinite(x).all()
 

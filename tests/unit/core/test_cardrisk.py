@@ -109,11 +109,11 @@ def test_card_id_email_and_device_codes():
 def test_contract_records_with_and_without_card_fields():
     old = transaction()
     assert old.product_code is None and old.device is None
-    assert len(card_features(CardState(), CardEvent.of(old))) == len(CARD_FEATURES)
+    assert len(card_features(CardState(), old)) == len(CARD_FEATURES)
     new = transaction(
         product_code="W", card_type="142", device="Windows", email_domain="gmail.com", billing_region="315"
     )
-    f = card_features(CardState(), CardEvent.of(new))
+    f = card_features(CardState(), new)
     assert f[F["product_W"]] == 1.0 and f[F["card_type"]] == 142.0 and f[F["billing_region"]] == 315.0
     with pytest.raises(ValueError, match="device"):
         transaction(device=7)
@@ -186,7 +186,7 @@ def test_features_never_read_later_events():
 def test_contract_signals_and_card_group_fields():
     t = transaction(card_group="13926", card_subgroup="358", signals={"C1": 2, "V313": 0.25})
     assert t.signals == {"C1": 2.0, "V313": 0.25} and t.card_group == "13926"
-    f = card_features(CardState(), CardEvent.of(t))
+    f = card_features(CardState(), t)
     assert f[F["card_group"]] == 13926.0 and f[F["card_subgroup"]] == 358.0 and f[F["sig_C1"]] == 2.0
     for bad, why in (
         ([1, 2], "object"),
@@ -216,5 +216,5 @@ def test_a_parsed_transaction_is_the_card_event_the_features_read():
         with pytest.raises(ValueError, match=f"'{name}' longer than {longest}"):
             transaction(**{name: "7" * (longest + 1)})
     t = transaction(product_code="C", card_subgroup="111", email_domain="Yahoo.com", signals={"C1": 3})
-    e = CardEvent.of(t)
-    assert (e.product_code, e.card_subgroup, e.email_domain, e.signals) == ("C", "111", "Yahoo.com", {"C1": 3.0})
+    assert isinstance(t, CardEvent)
+    assert (t.product_code, t.card_subgroup, t.email_domain, t.signals) == ("C", "111", "Yahoo.com", {"C1": 3.0})

@@ -35,12 +35,11 @@ def test_signal_values_are_each_signal_read_by_value(signals):
     assert got == expected and all(type(v) is float for v in got)
 
 
-def test_variant_and_of():
+def test_variant_of_a_parsed_transaction():
     t = transaction(product_code="W", card_type="debit", card_subgroup="358", signals={"C1": 1.0})
-    e = CardEvent.of(t)
-    assert e is t  # a parsed transaction is its card event: nothing copied per event
-    assert (e.ts, e.card_type, e.card_subgroup, e.signals) == (t.ts, "debit", "358", {"C1": 1.0})
-    assert e.variant() == "358//debit"
+    assert isinstance(t, CardEvent)  # a parsed transaction is its card event: nothing copied per event
+    assert (t.card_type, t.card_subgroup, t.signals) == ("debit", "358", {"C1": 1.0})
+    assert t.variant() == "358//debit"
     assert CardEvent(1, 1.0).variant() is None
     assert CardEvent(1, 1.0, card_country="150").variant() == "/150/"
 
