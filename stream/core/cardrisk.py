@@ -14,7 +14,7 @@ The card id is built from card and billing-address columns (``card_id``): the da
 account number, and ``card1`` + ``addr1`` is the closest stable key that measured best. (The
 usual stronger client key of this data adds the account-open day ``TransactionDT/86400 - D1``;
 the rows shipped in the PyPI wheel carry no ``D`` column, so it cannot be built here.)
-Per card the state keeps running amount moments, the last 48 ``(ts, amount)`` pairs, capped
+Per card the state keeps running amount moments, the times and amounts of the last 48 transactions, capped
 lists of distinct e-mails / devices / products / regions / card variants, the first-seen time
 and the last value of a few processor counts; every list is capped, so the state is bounded.
 
@@ -148,7 +148,7 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
     n_1h = n_24h = n_7d = spend_24h = same_7d = 0.0
     # the windows nest (1 h within 24 h within 7 days), so each (ts, amount) is tested from the
     # widest down; the spend sum adds the same amounts in the same order as one test per window
-    for t, a in st.recent:
+    for t, a in zip(st.recent_ts, st.recent_amounts):
         age = ts - t
         if 0 <= age <= WEEK_MS:
             n_7d += 1
