@@ -93,6 +93,11 @@ STREAM_FEATURES: tuple[str, ...] = (
 )
 CARD_FEATURES: tuple[str, ...] = STREAM_FEATURES + SIGNAL_FEATURES + TABLE_FEATURES
 NO_TABLES = CardTables()
+# the product one-hot block of a normalised product code (all zeros for any other, or none)
+_PRODUCT_ONE_HOT: dict[str | None, tuple[float, ...]] = {
+    p: tuple(float(p == q) for q in PRODUCT_CODES) for p in PRODUCT_CODES
+}
+_NO_PRODUCT = (0.0,) * len(PRODUCT_CODES)
 
 CARD_FEATURE_LABELS: dict[str, str] = {
     "log_amount": "large transaction amount",
@@ -183,7 +188,7 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         log_amount,
         round(e.amount % 1.0, 3),
         float((e.ts // HOUR_MS) % 24),
-        *(float(product == p) for p in PRODUCT_CODES),
+        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
         numeric_code(e.card_group),
         numeric_code(e.card_subgroup),
         numeric_code(e.card_type),
