@@ -14,9 +14,10 @@ The card id is built from card and billing-address columns (``card_id``): the da
 account number, and ``card1`` + ``addr1`` is the closest stable key that measured best. (The
 usual stronger client key of this data adds the account-open day ``TransactionDT/86400 - D1``;
 the rows shipped in the PyPI wheel carry no ``D`` column, so it cannot be built here.)
-Per card the state keeps running amount moments, the times and amounts of the last 48 transactions, capped
-lists of distinct e-mails / devices / products / regions / card variants, the first-seen time
-and the last value of a few processor counts; every list is capped, so the state is bounded.
+Per card the state keeps running amount moments, the times and amounts of the last 48
+transactions, capped lists of distinct e-mails / devices / products / regions / card variants,
+the first-seen time and the last value of a few processor counts; every list is capped, so the
+state is bounded.
 
 No feature grows with the stream's own age (a card's transaction count so far, days since it
 was first seen): those drift between the training months and later ones, and dropping them
