@@ -1,15 +1,22 @@
 """What the card features remember about a card's past: ``CardState`` and ``advance_card``.
 
-Persisted per card id in the fenced store (JSON via ``to_dict``/``from_dict``), so every part is
-bounded: the last ``RECENT_CAP`` ``(ts, amount)`` pairs, at most ``SEEN_CAP`` distinct values of
+Persisted per card id in the fenced store (``stored``/``from_stored``), so every part is bounded:
+the last ``RECENT_CAP`` transactions' times and amounts, at most ``SEEN_CAP`` distinct values of
 each linked field, and fixed-size running sums. ``advance_card`` returns a new state and leaves its
 input unchanged, so the stream can fold it inside a fenced transaction and training can replay it.
+
+The stored form is one positional JSON array (fields in ``CardState`` order) and the recent
+transactions two flat lists (times, amounts), not a keyed object with a ``[ts, amount]`` list per
+transaction: every batch loads and saves the state of each card it touches, and the keys and the
+small lists were most of what there was to parse and print. States stored as the older keyed
+object still load; a worker older than this form cannot read it (see ``from_stored``).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from itertools import compress
 
 from stream.core.cardevent import CardEvent
 from stream.core.cardsignals import remember_signals
@@ -30,7 +37,8 @@ class CardState:
     last_amount: float | None = None
     log_sum: float = 0.0
     log_sq: float = 0.0
-    recent: list[list[float]] = field(default_factory=list)  # [[ts_ms, amount], ...] newest last
+    recent_ts: list[int] = field(default_factory=list)  # times (ms) of the last transactions, newest last
+    recent_amounts: list[float] = field(default_factory=list)  # their amounts, same order
     emails: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)
     products: list[str] = field(default_factory=list)
@@ -39,38 +47,47 @@ class CardState:
     variants: list[str] = field(default_factory=list)  # card sub-group/country/type combinations
     signals: dict[str, float] = field(default_factory=dict)  # last value of each DELTA_SIGNALS count
 
-    def to_dict(self) -> dict:
-        return {
-            "n": self.n,
-            "last_ts": self.last_ts,
-            "last_amount": self.last_amount,
-            "log_sum": self.log_sum,
-            "log_sq": self.log_sq,
-            "recent": self.recent,
-            "emails": self.emails,
-            "devices": self.devices,
-            "products": self.products,
-            "regions": self.regions,
-            "first_ts": self.first_ts,
-            "variants": self.variants,
-            "signals": self.signals,
-        }
+    def stored(self) -> list:
+        """The stored form: the fields in declaration order, as one JSON array."""
+        return [
+            self.n,
+            self.last_ts,
+            self.last_amount,
+            self.log_sum,
+            self.log_sq,
+            self.recent_ts,
+            self.recent_amounts,
+            self.emails,
+            self.devices,
+            self.products,
+            self.regions,
+            self.first_ts,
+            self.variants,
+            self.signals,
+        ]
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> CardState:
-        """Also reads states written before ``first_ts``/``variants``/``signals`` existed.
+    def from_stored(cls, d: list | dict | None) -> CardState:
+        """A state as ``stored`` wrote it, or as the keyed object written before (``recent`` as
+        ``[ts, amount]`` pairs; also without ``first_ts``/``variants``/``signals``, older still).
 
         Takes the decoded lists as they are, without copies: a state is never changed in place
-        (``advance_card`` builds new lists), and each load decodes a fresh dict."""
+        (``advance_card`` builds new lists), and each load decodes a fresh value. A worker from
+        before the positional form reads ``d["n"]`` of an array and fails the batch: roll back
+        only with the state rebuilt (``finstream rebuild``) or the card keys expired."""
         if not d:
             return cls()
+        if isinstance(d, list):
+            return cls(*d)
+        recent = d["recent"]
         return cls(
             d["n"],
             d["last_ts"],
             d["last_amount"],
             d["log_sum"],
             d["log_sq"],
-            d["recent"],
+            [r[0] for r in recent],
+            [r[1] for r in recent],
             d["emails"],
             d["devices"],
             d["products"],
@@ -106,10 +123,13 @@ def advance_card(st: CardState, e: CardEvent) -> CardState:
     ts, amount = e.ts, e.amount
     log_amount = math.log1p(amount)
     since = ts - WEEK_MS
-    recent = [r for r in st.recent if r[0] >= since]
-    recent.append([ts, amount])
-    if len(recent) > RECENT_CAP:
-        recent = recent[-RECENT_CAP:]
+    times, amounts = st.recent_ts, st.recent_amounts
+    if times and min(times) < since:  # some fell out of the week: keep the others, in order
+        kept = [t >= since for t in times]
+        times, amounts = list(compress(times, kept)), list(compress(amounts, kept))
+    times, amounts = [*times, ts], [*amounts, amount]  # new lists: the input state is left as it was
+    if len(times) > RECENT_CAP:
+        times, amounts = times[-RECENT_CAP:], amounts[-RECENT_CAP:]
     last_ts, first_ts = st.last_ts, st.first_ts
     first = first_ts if first_ts is not None else (last_ts if last_ts is not None else ts)
     return CardState(
@@ -118,7 +138,8 @@ def advance_card(st: CardState, e: CardEvent) -> CardState:
         amount,
         st.log_sum + log_amount,
         st.log_sq + log_amount * log_amount,
-        recent,
+        times,
+        amounts,
         _remember(st.emails, normal_email(e)),
         _remember(st.devices, e.device),
         _remember(st.products, normal_product(e)),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from stream.core.cardevent import CardEvent
 from stream.core.cardstate import normal_email, normal_product
@@ -37,6 +38,7 @@ TABLE_LABELS: dict[str, str] = {
     **{f"{k}_log_count": f"how often this {k.replace('_', ' ')} was seen in the training months" for k in TABLE_KEYS},
 }
 SMOOTHING = 20.0  # prior weight in rows: a key seen a few times stays near the overall fraud rate
+MEMO_CAP = 1 << 14  # card field combinations remembered per tables object (CardTables.memo, ~8 MB)
 MIN_ROWS = 100  # fitting rows a value needs to be published in a table (an aggregate, not a record)
 
 
@@ -50,9 +52,19 @@ def _fields(e: CardEvent) -> dict[str, str]:
     }
 
 
+# every key one field (today's TABLE_KEYS): the keys are those fields' values, picked in C
+_ONE_FIELD_KEYS = (
+    itemgetter(*(parts[0] for parts in TABLE_KEYS.values()))
+    if len(TABLE_KEYS) > 1 and all(len(parts) == 1 for parts in TABLE_KEYS.values())
+    else None
+)
+
+
 def table_keys(e: CardEvent) -> tuple[str, ...]:
     """The event's value of each table key (order = TABLE_KEYS)."""
     f = _fields(e)
+    if _ONE_FIELD_KEYS is not None:
+        return _ONE_FIELD_KEYS(f)
     # a one-field key is that field's value (what the join of one part gives, without the join)
     return tuple(f[parts[0]] if len(parts) == 1 else "-".join(f[p] for p in parts) for parts in TABLE_KEYS.values())
 
@@ -63,6 +75,9 @@ class CardTables:
 
     prior: float = 0.0
     tables: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
+    # what the card features computed from a transaction's card fields with these tables
+    # (``stream.core.cardrisk``): pure functions of the fields, kept per tables object
+    memo: dict[tuple, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"prior": self.prior, "tables": {k: {v: list(p) for v, p in t.items()} for k, t in self.tables.items()}}

@@ -53,7 +53,7 @@ class Tick:
     event_id: str | None = None
 
 
-@dataclass(slots=True, frozen=True, kw_only=True)
+@dataclass(slots=True, kw_only=True)
 class Transaction(CardEvent):
     """A card or account transaction: the card event the features read (``ts``, ``amount``, the
     optional card fields and ``signals``, declared once in ``stream.core.cardevent``) and the

@@ -50,7 +50,7 @@ def _card_tables(model) -> CardTables:
 
 # feature set -> (state kind, decode, encode, step)
 _ACCOUNT = ("acct", *codec(AccountState.from_dict, AccountState.to_dict), _step)
-_CARD = ("card", *codec(CardState.from_dict, CardState.to_dict), _card_step)
+_CARD = ("card", *codec(CardState.from_stored, CardState.stored), _card_step)
 
 
 class RiskJob(Job):

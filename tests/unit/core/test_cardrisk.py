@@ -74,13 +74,14 @@ def test_state_json_round_trip_and_purity():
     st = history(  # more than the caps
         CardEvent(T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device=f"dev{k}") for k in range(70)
     )
-    assert len(st.recent) <= 48 and len(st.emails) <= 8 and st.n == 70
-    back = CardState.from_dict(json.loads(json.dumps(st.to_dict())))
+    assert len(st.recent_ts) == len(st.recent_amounts) == 48 and len(st.emails) <= 8 and st.n == 70
+    back = CardState.from_stored(json.loads(json.dumps(st.stored())))
+    assert back == st
     e = CardEvent(T0 + 71 * 60_000, 5.0, email_domain="x.com")
     assert card_features(back, e) == card_features(st, e)
-    before = st.to_dict()
+    before = st.stored()
     advance_card(st, e)
-    assert st.to_dict() == before
+    assert st.stored() == before
 
 
 def test_replay_equals_step_by_step():
@@ -157,11 +158,49 @@ def test_state_written_before_the_new_fields_still_reads():
         "products": ["W"],
         "regions": [],
     }
-    st = CardState.from_dict(old)
+    st = CardState.from_stored(old)
     assert st.first_ts is None and st.variants == [] and st.signals == {}
+    assert st.recent_ts == [T0] and st.recent_amounts == [5.0]
     f = card_features(st, CardEvent(T0 + 2 * 24 * HOUR, 5.0))
     assert f[F["txn_per_day"]] == pytest.approx(1.0)  # first seen falls back to the last time
     assert advance_card(st, CardEvent(T0 + HOUR, 5.0)).first_ts == T0
+
+
+def test_state_stored_as_the_keyed_object_of_before_loads_the_same():
+    """States written before the positional form (a keyed object, ``recent`` as [ts, amount]
+    pairs) load to the state they were, so a card keeps its history across the upgrade."""
+    st = history(
+        CardEvent(T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", signals={"C1": float(k)}) for k in range(5)
+    )
+    keyed = {
+        "n": st.n,
+        "last_ts": st.last_ts,
+        "last_amount": st.last_amount,
+        "log_sum": st.log_sum,
+        "log_sq": st.log_sq,
+        "recent": [[t, a] for t, a in zip(st.recent_ts, st.recent_amounts)],
+        "emails": st.emails,
+        "devices": st.devices,
+        "products": st.products,
+        "regions": st.regions,
+        "first_ts": st.first_ts,
+        "variants": st.variants,
+        "signals": st.signals,
+    }
+    assert CardState.from_stored(json.loads(json.dumps(keyed))) == st
+    assert CardState.from_stored(json.loads(json.dumps(st.stored()))) == st
+    assert CardState.from_stored(None) == CardState()
+
+
+def test_recent_keeps_the_week_in_arrival_order():
+    """Times out of order stay in arrival order; only those older than a week before the new
+    event leave, with their amounts."""
+    st = history([CardEvent(T0 + 3 * HOUR, 1.0), CardEvent(T0, 2.0), CardEvent(T0 + 5 * 24 * HOUR, 3.0)])
+    assert st.recent_ts == [T0 + 3 * HOUR, T0, T0 + 5 * 24 * HOUR] and st.recent_amounts == [1.0, 2.0, 3.0]
+    later = advance_card(st, CardEvent(T0 + 7 * 24 * HOUR + 2 * HOUR, 4.0))
+    assert later.recent_ts == [T0 + 3 * HOUR, T0 + 5 * 24 * HOUR, T0 + 7 * 24 * HOUR + 2 * HOUR]
+    assert later.recent_amounts == [1.0, 3.0, 4.0]
+    assert st.recent_ts == [T0 + 3 * HOUR, T0, T0 + 5 * 24 * HOUR]  # the input state is left alone
 
 
 def test_features_never_read_later_events():

@@ -44,17 +44,17 @@ def test_variant_of_a_parsed_transaction():
     assert CardEvent(1, 1.0, card_country="150").variant() == "/150/"
 
 
-def test_a_state_read_from_a_dict_leaves_the_dict_alone_when_advanced():
-    """from_dict takes the decoded lists without copying: advancing must never change them."""
+def test_a_state_read_from_its_stored_form_leaves_it_alone_when_advanced():
+    """from_stored takes the decoded lists without copying: advancing must never change them."""
     st = history(
         CardEvent(
             T0 + k * 60_000, 1.0 + k, email_domain=f"d{k}.com", device="x", card_subgroup="3", signals={"C1": float(k)}
         )
         for k in range(60)
     )
-    d = copy.deepcopy(st.to_dict())
+    d = copy.deepcopy(st.stored())
     before = copy.deepcopy(d)
-    loaded = CardState.from_dict(d)
+    loaded = CardState.from_stored(d)
     advance_card(
         loaded,
         CardEvent(
