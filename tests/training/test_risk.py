@@ -228,6 +228,26 @@ def test_logistic_onnx_equals_sklearn_predict_proba(german, tmp_path):
         assert _io(path) == ({"features": [None, x.shape[1]]}, {"score": [None, 1]})
 
 
+def test_clipped_logistic_bounds_come_from_its_training_rows_and_hold_in_the_graph(tmp_path):
+    """``clip_quantile``: bounds are the training rows' quantiles, a row far past them scores as
+    if it sat on the bound (no linear extrapolation), and the ONNX graph clips the same way."""
+    from training.models.examples import score_rows
+
+    x, y = score_rows(3, n=400)
+    lr = risk.Logistic.fit(x[:300], y[:300], seed=3, C=0.1, log_cols=[0, 1], clip_quantile=0.01)
+    np.testing.assert_allclose(lr.bounds, np.quantile(x[:300], [0.01, 0.99], axis=0), rtol=1e-6)
+    far = x[300:].copy()
+    far[:, 2] = 1e6  # far past anything seen in training
+    at_bound = far.copy()
+    at_bound[:, 2] = lr.bounds[1, 2]
+    np.testing.assert_allclose(lr.predict(far), lr.predict(at_bound))
+    path = lr.export(tmp_path / "clipped.onnx")
+    for rows in (x[300:], far):
+        np.testing.assert_allclose(onnx_run(path, {"features": rows})[0][:, 0], lr.predict(rows), atol=1e-5)
+    unclipped = risk.Logistic.fit(x[:300], y[:300], seed=3, C=0.1, log_cols=[0, 1])
+    assert unclipped.bounds is None and not np.allclose(unclipped.predict(far), unclipped.predict(at_bound))
+
+
 def test_credit_mlp_keras_equals_onnxruntime(german, tmp_path):
     x, names = german.features()
     y = german.y
