@@ -1,13 +1,16 @@
 """Model choice for the credit sets by repeated stratified cross-validation over all labelled rows.
 
 Protocol (issue 10, item 2, the one ``training.propensity`` uses for Caravan): no hold-out is set
-aside; every candidate family (L2 logistic regression, gradient-boosted trees, a small Keras MLP)
-runs the same repeated stratified k folds over all rows of the set. The cheap families run every
+aside; every candidate family (L2 logistic regression, gradient-boosted trees, a small Keras MLP,
+the mean of the first two) runs the same repeated stratified k folds over all rows of the set. The cheap families run every
 repeat; the MLP (about 12 s a fold on the shared 2-core machine) only the first ``REPEATS["mlp"]``
 ones, so the risk job stays within its time budget. Inside each fold *all* preprocessing is fitted
 on the fold's training rows only: fills and winsorising bounds (``CreditSet.fit_encoding``), the
 log1p columns, the standardisation, the logistic C (inner CV) and the MLP's early-stopping epoch
-(an inner stratified 15% of the fold's training rows). The family with the highest mean CV AUC is
+(an inner stratified 15% of the fold's training rows). The ``ensemble`` family is the mean of the
+logistic's and the GBM's probabilities (``ENSEMBLE_MEMBERS``) on the same fold: no fit of its own,
+so it costs nothing and is compared on exactly the members' splits; it is served as one merged
+ONNX graph (``training.models.MeanEnsemble``). The family with the highest mean CV AUC is
 chosen (compared on the folds all families ran); the caller refits it on all rows (the MLP for the median early-stopping epoch count of its
 folds). The alert threshold is Youden's J on out-of-fold predictions of the first repeat.
 """
@@ -33,7 +36,8 @@ from training.risk_models import (
     skewed_columns,
 )
 
-FAMILIES = ("logistic", "gbm", "mlp")
+FAMILIES = ("logistic", "gbm", "mlp", "ensemble")
+ENSEMBLE_MEMBERS = ("logistic", "gbm")  # deterministic members: the merged file is byte-reproducible
 GBM_CREDIT = dict(
     max_iter=200,
     learning_rate=0.05,
@@ -46,7 +50,7 @@ LOGISTIC_CS = (0.01, 0.1, 1.0)
 FOLDS = 5
 # Repeats per family in ``finstream train``: logistic and GBM cost about a second a fold, the MLP
 # about 12 s (its first repeat alone is 5 fits a set), so only it runs a single repeat.
-REPEATS = {"logistic": 5, "gbm": 5, "mlp": 1}
+REPEATS = {"logistic": 5, "gbm": 5, "mlp": 1, "ensemble": 5}
 STEPS_PER_EXECUTION = 32  # Keras runs 32 batches per call: the per-step Python overhead dominated small folds
 
 
@@ -137,6 +141,12 @@ def fit_family(
     raise ValueError(f"unknown family {family!r}")
 
 
+def mean_of(members: list[Fitted]) -> Fitted:
+    """The ensemble of fitted members: the mean of their probabilities (what ``MeanEnsemble`` serves)."""
+    log_cols = sorted(set().union(*(m.log_cols for m in members)))  # the in-graph log1p of its members
+    return Fitted("ensemble", members, lambda a: np.mean([m.predict(a) for m in members], axis=0), log_cols)
+
+
 def cross_validate(
     cs,
     rows: np.ndarray,
@@ -163,12 +173,19 @@ def cross_validate(
     out = {f: {"fold_aucs": [], "oof": np.full(len(rows), np.nan), "epochs": []} for f in families}
     n_rep = max(per[f] for f in families)
     splits = RepeatedStratifiedKFold(n_splits=folds, n_repeats=n_rep, random_state=seed).split(rows, y)
+    if "ensemble" in families and any(per.get(m, 0) < per["ensemble"] for m in ENSEMBLE_MEMBERS):
+        raise ValueError(f"the ensemble needs its members {ENSEMBLE_MEMBERS} in at least as many repeats")
     for k, (a, b) in enumerate(splits):
-        todo = [f for f in families if k // folds < per[f]]
+        todo = sorted((f for f in families if k // folds < per[f]), key=lambda f: f == "ensemble")  # members first
         x, _ = cs.features(cs.fit_encoding(rows[a]))  # fills and bounds from this fold's training rows
         xa, xb = x[rows[a]], x[rows[b]]
+        fits: dict[str, Fitted] = {}
         for f in todo:
-            fit = fit_family(f, xa, y[a], len(cs.numeric), seed + k, mlp_cfg, max_epochs=max_epochs)
+            if f == "ensemble":  # the members' fits of this very fold, averaged
+                fit = mean_of([fits[m] for m in ENSEMBLE_MEMBERS])
+            else:
+                fit = fit_family(f, xa, y[a], len(cs.numeric), seed + k, mlp_cfg, max_epochs=max_epochs)
+            fits[f] = fit
             p = fit.predict(xb)
             out[f]["fold_aucs"].append(auc(y[b], p))
             if k < folds:

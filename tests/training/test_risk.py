@@ -142,6 +142,37 @@ def test_cv_fits_every_preprocessing_step_inside_the_training_fold(german):
     assert set(cv["gbm"]["importance"]) == set(german.encoding["numeric"]) | set(german.encoding["categorical"])
 
 
+def test_cv_ensemble_averages_its_members_on_the_same_folds(german):
+    """The ensemble is scored from its members' fits of each fold: no encoding (fills, bounds) of
+    its own, its out-of-fold predictions are exactly the mean of the members' on the same rows,
+    and it may not run repeats its members did not."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    from training import credit_cv
+
+    cs = _spy(german)
+    rows = np.arange(0, 1000, 3)
+    per = {"logistic": 2, "gbm": 2, "ensemble": 2}
+    cv = credit_cv.cross_validate(cs, rows, 3, {}, folds=3, repeats=per, families=("ensemble", "logistic", "gbm"))
+    assert len(cs.fits) == 6 and all(c < set(rows.tolist()) for c in cs.fits)  # one fold-only encoding a fold
+    assert all(u is e for u, e in zip(cs.used, cs.encodings))
+    want = (cv["logistic"]["oof"] + cv["gbm"]["oof"]) / 2
+    np.testing.assert_array_equal(cv["ensemble"]["oof"], want)
+    assert cv["ensemble"]["folds"] == 6 and cv["ensemble"]["auc"] == pytest.approx(np.mean(cv["ensemble"]["fold_aucs"]))
+    _, b = next(RepeatedStratifiedKFold(n_splits=3, n_repeats=2, random_state=3).split(rows, cs.y[rows]))
+    assert cv["ensemble"]["fold_aucs"][0] == pytest.approx(risk.auc(cs.y[rows][b], want[b]))  # the same first fold
+    with pytest.raises(ValueError, match="members"):
+        credit_cv.cross_validate(
+            cs,
+            rows,
+            3,
+            {},
+            folds=3,
+            repeats={"logistic": 1, "gbm": 1, "ensemble": 2},
+            families=("logistic", "gbm", "ensemble"),
+        )
+
+
 def test_cv_fold_does_not_see_its_test_rows(german):
     """Leak check on values: wildly changing the first fold's test rows changes nothing the fold
     learnt (its fills and bounds), so its model scores the untouched rows the same."""
@@ -197,6 +228,26 @@ def test_logistic_onnx_equals_sklearn_predict_proba(german, tmp_path):
         assert _io(path) == ({"features": [None, x.shape[1]]}, {"score": [None, 1]})
 
 
+def test_clipped_logistic_bounds_come_from_its_training_rows_and_hold_in_the_graph(tmp_path):
+    """``clip_quantile``: bounds are the training rows' quantiles, a row far past them scores as
+    if it sat on the bound (no linear extrapolation), and the ONNX graph clips the same way."""
+    from training.models.examples import score_rows
+
+    x, y = score_rows(3, n=400)
+    lr = risk.Logistic.fit(x[:300], y[:300], seed=3, C=0.1, log_cols=[0, 1], clip_quantile=0.01)
+    np.testing.assert_allclose(lr.bounds, np.quantile(x[:300], [0.01, 0.99], axis=0), rtol=1e-6)
+    far = x[300:].copy()
+    far[:, 2] = 1e6  # far past anything seen in training
+    at_bound = far.copy()
+    at_bound[:, 2] = lr.bounds[1, 2]
+    np.testing.assert_allclose(lr.predict(far), lr.predict(at_bound))
+    path = lr.export(tmp_path / "clipped.onnx")
+    for rows in (x[300:], far):
+        np.testing.assert_allclose(onnx_run(path, {"features": rows})[0][:, 0], lr.predict(rows), atol=1e-5)
+    unclipped = risk.Logistic.fit(x[:300], y[:300], seed=3, C=0.1, log_cols=[0, 1])
+    assert unclipped.bounds is None and not np.allclose(unclipped.predict(far), unclipped.predict(at_bound))
+
+
 def test_credit_mlp_keras_equals_onnxruntime(german, tmp_path):
     x, names = german.features()
     y = german.y
@@ -220,17 +271,28 @@ def test_train_credit_cards(german, tmp_path):
     ctx = TrainContext(out_dir=tmp_path, cache_dir=tmp_path, quality=QualityLog(), seed=5)
     cs = _spy(german)
     cards, rep = risk.train_credit(
-        ctx, "german", cs=cs, max_epochs=3, n_boot=30, folds=3, cv_repeats={"logistic": 2, "gbm": 2, "mlp": 1}
+        ctx,
+        "german",
+        cs=cs,
+        max_epochs=3,
+        n_boot=30,
+        folds=3,
+        cv_repeats={"logistic": 2, "gbm": 2, "mlp": 1, "ensemble": 2},
     )
     enc = german.fit_encoding()
     x, names = german.features(enc)
     y = german.y
     assert cs.fits[-1] == set(range(1000)) and all(len(f) < 700 for f in cs.fits[:-1])  # CV folds, then all rows
-    assert [c.name for c in cards] == ["german_credit_logistic", "german_credit_gbm", "german_credit_mlp"]
+    assert [c.name for c in cards] == [
+        "german_credit_logistic",
+        "german_credit_gbm",
+        "german_credit_mlp",
+        "german_credit_ensemble",
+    ]
     assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(
         rep["cv"], key=lambda n: rep["cv"][n]["auc_shared"]
     )
-    assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3]
+    assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3, 6]
     for c in cards:
         ModelCard.from_dict(c.to_dict())
         assert c.task == "credit_default" and c.features == names and len(c.baseline) == len(names)
@@ -243,6 +305,11 @@ def test_train_credit_cards(german, tmp_path):
     p = onnx_run(tmp_path / cards[0].file, {"features": x})[0][:, 0]
     np.testing.assert_allclose(p, refit.predict(x), atol=1e-5)  # the exported logistic = a fit on all rows
     np.testing.assert_allclose(cards[0].baseline, x.mean(axis=0), rtol=1e-5)
+    # the ensemble is ONE file whose output is the mean of its members' exported outputs
+    members = [onnx_run(tmp_path / c.file, {"features": x})[0] for c in cards[:2]]
+    ens = onnx_run(tmp_path / cards[3].file, {"features": x})[0]
+    assert ens.shape == (1000, 1) and cards[3].family == "mean_ensemble"
+    np.testing.assert_allclose(ens, (members[0] + members[1]) / 2, atol=1e-6)
     m = rep["models"][rep["chosen"]]
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
 

@@ -1,7 +1,7 @@
 """Every trainable model behind one interface (``TrainableModel``: fit, predict, export, card) and
 the registry the generated contract checks run over (``registered()``).
 
-The row scorers live here (``logistic``, ``mlp``, ``gbm``); the forecasters and recommenders live
+The row scorers live here (``logistic``, ``mlp``, ``gbm``, and ``mean_ensemble`` of them); the forecasters and recommenders live
 beside their jobs (``training.forecast_models``, ``training.forecast_keras``, ``training.forecast_classic``,
 ``training.recommend_models``, ``training.recommend_twotower``) and register themselves when
 imported: ``registered()`` imports them all, so a model class cannot exist without being listed.
@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 
 from training.models.base import REGISTRY, Example, TrainableModel, register
+from training.models.ensemble import MeanEnsemble
 from training.models.gbm import GBM
 from training.models.logistic import LinearRegression, Logistic
 from training.models.mlp import MLP
@@ -20,6 +21,7 @@ MODEL_MODULES = (
     "training.models.logistic",
     "training.models.mlp",
     "training.models.gbm",
+    "training.models.ensemble",
     "training.forecast_models",
     "training.forecast_keras",
     "training.forecast_classic",
@@ -41,6 +43,7 @@ __all__ = [
     "REGISTRY",
     "Example",
     "LinearRegression",
+    "MeanEnsemble",
     "Logistic",
     "TrainableModel",
     "register",

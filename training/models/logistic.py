@@ -38,6 +38,12 @@ def skewed_columns(x: np.ndarray, n_numeric: int, min_skew: float = 1.0) -> list
     return out
 
 
+def winsor_bounds(x: np.ndarray, q: float) -> np.ndarray:
+    """[low, high] per column: the [q, 1 - q] quantiles of ``x``, as float32 values (the graph
+    compares float32 inputs with them, so numpy and onnxruntime clip at the very same numbers)."""
+    return np.quantile(np.asarray(x, np.float64), [q, 1 - q], axis=0).astype(np.float32).astype(np.float64)
+
+
 class _Standardised:
     """What both linear scorers share: standardise the log-augmented row, then one dot product;
     the served layout is one score per row (``score_io``). The dataclasses below declare the
@@ -76,6 +82,10 @@ class Logistic(_Standardised, TrainableModel):
     C: float
     log_cols: list[int]
     n_in: int
+    # [low, high] per raw column, fitted on the training rows (``clip_quantile``): a linear score
+    # extrapolates without limit, so one card whose processor fields ran far past anything seen in
+    # training took the card model's whole top 1% of hold-out scores (docs/risk.md). None: no clip.
+    bounds: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -88,10 +98,17 @@ class Logistic(_Standardised, TrainableModel):
         C: float | None = None,
         scoring: str = "roc_auc",
         log_cols: Sequence[int] = (),
+        clip_quantile: float | None = None,
     ) -> Logistic:
+        """``clip_quantile=q`` winsorises every raw column to its [q, 1 - q] quantiles of ``x``
+        (these training rows only), in ``predict`` and in the exported graph alike."""
         from sklearn.linear_model import LogisticRegression
 
         n_in = x.shape[1]
+        bounds = None
+        if clip_quantile is not None:
+            bounds = winsor_bounds(x, clip_quantile)
+            x = np.clip(x, bounds[0], bounds[1])
         x = log_augment(x, log_cols)
         mean = x.mean(axis=0)
         sd = x.std(axis=0)
@@ -108,12 +125,26 @@ class Logistic(_Standardised, TrainableModel):
             C = float(Cs[int(np.argmax(scores))])
         m = LogisticRegression(C=C, max_iter=3000).fit(z, y)
         coef, b = m.coef_.reshape(-1).astype(np.float64), float(m.intercept_[0])
-        return cls(mean, scale, coef, b, C, [int(i) for i in log_cols], n_in)
+        return cls(mean, scale, coef, b, C, [int(i) for i in log_cols], n_in, bounds)
 
     def predict(self, x: np.ndarray) -> np.ndarray:
+        if self.bounds is not None:
+            x = np.clip(np.asarray(x, np.float64), self.bounds[0], self.bounds[1])
         return 1.0 / (1.0 + np.exp(-self.linear(x)))
 
     def export(self, path: Path) -> Path:
+        if self.bounds is not None:
+            return export_log_linear(
+                self.coef,
+                self.intercept,
+                self.mean,
+                self.scale,
+                self.log_cols,
+                self.n_in,
+                path,
+                activation="sigmoid",
+                bounds=self.bounds,
+            )
         if not self.log_cols:
             return export_linear(
                 self.coef[:, None],
@@ -189,14 +220,23 @@ def export_log_linear(
     activation: str | None = "sigmoid",
     input_name: str = "features",
     output_name: str = "score",
+    bounds: np.ndarray | None = None,
 ) -> Path:
     """act(((concat[x, log1p(relu(x[:, log_cols]))] - mean) / scale) @ coef + b) as a plain ONNX graph.
 
     ``export_linear`` takes the augmented row; this graph takes the raw row so the served input
-    (and the card's ``features``) stay the encoded raw columns.
+    (and the card's ``features``) stay the encoded raw columns. ``bounds`` ([low, high] per raw
+    column) clips the row first (Min, then Max); without them the graph is the one written before.
     """
     from onnx import TensorProto, helper, numpy_helper
 
+    clip_nodes, x_in = [], input_name
+    if bounds is not None:
+        x_in = "x_clipped"
+        clip_nodes = [
+            helper.make_node("Min", [input_name, "CLIP_HI"], ["x_below_hi"]),
+            helper.make_node("Max", ["x_below_hi", "CLIP_LO"], [x_in]),
+        ]
     inits = [
         numpy_helper.from_array(np.asarray(log_cols, np.int64), "LOG_IDX"),
         numpy_helper.from_array(np.ones((1, 1), np.float32), "ONE"),
@@ -205,13 +245,19 @@ def export_log_linear(
         numpy_helper.from_array(np.asarray(coef, np.float32).reshape(-1, 1), "W"),
         numpy_helper.from_array(np.asarray([intercept], np.float32), "B"),
     ]
+    if bounds is not None:
+        inits += [
+            numpy_helper.from_array(np.asarray(bounds[0], np.float32).reshape(1, -1), "CLIP_LO"),
+            numpy_helper.from_array(np.asarray(bounds[1], np.float32).reshape(1, -1), "CLIP_HI"),
+        ]
     last = output_name if activation is None else "logit"
     nodes = [
-        helper.make_node("Gather", [input_name, "LOG_IDX"], ["x_skewed"], axis=1),
+        *clip_nodes,
+        helper.make_node("Gather", [x_in, "LOG_IDX"], ["x_skewed"], axis=1),
         helper.make_node("Relu", ["x_skewed"], ["x_pos"]),
         helper.make_node("Add", ["x_pos", "ONE"], ["x_pos1"]),
         helper.make_node("Log", ["x_pos1"], ["x_log"]),
-        helper.make_node("Concat", [input_name, "x_log"], ["x_aug"], axis=1),
+        helper.make_node("Concat", [x_in, "x_log"], ["x_aug"], axis=1),
         helper.make_node("Sub", ["x_aug", "MU"], ["x_centered"]),
         helper.make_node("Div", ["x_centered", "SIGMA"], ["x_scaled"]),
         helper.make_node("MatMul", ["x_scaled", "W"], ["xw"]),

