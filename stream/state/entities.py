@@ -3,17 +3,26 @@ conflict error. One place, so the in-process backend cannot drift from the Redis
 
 Key: ``<prefix>:<kind>:{<entity>}`` (the ``{...}`` hash tag keeps an entity in one Redis Cluster
 slot), the entity id replaced by its keyed pseudonym when a key secret is set.
-Stored form: ``fence`` = ``b"<partition>:<offset>"`` and ``blob`` = orjson of
-``{"f": 2, "s": encoded state, "snap": {offset: output as JSON text}}``. Both backends go through
-these bytes, so a state loaded from either has the same types (tuples come back as lists, snapshot
-offsets as int): a redelivered record gets the same output bytes whichever backend held it.
+Stored form (3): ``fence`` = ``b"<partition>:<offset>"``, ``blob`` = orjson of
+``{"f": 3, "s": encoded state, "snap": {}}`` and ``snap`` = the entity's output snapshots as a log
+of ``<offset>:<length>:<output as JSON text>`` entries in offset order (``log_entries``). Both
+backends go through these bytes, so a state loaded from either has the same types (tuples come
+back as lists, snapshot offsets as int): a redelivered record gets the same output bytes whichever
+backend held it.
 
-Why each output snapshot is a JSON *string* inside the blob (form 2): snapshots are kept until
-their offset is committed, dozens per busy entity, and almost never read (only a redelivery reads
-one). As strings they are loaded without being parsed (``StoredOutput``, decoded on demand) and
-written back as they came; parsing and re-serialising them was the largest cost of a load and a
-save (a forecast snapshot carries its window of closes). Blobs without ``"f"`` (form 1, the
-snapshots as plain JSON values) still load.
+Why the snapshots have a field of their own (form 3): they are kept until their offset is
+committed, dozens per busy entity (a forecast snapshot carries its window of closes: ~10-20 kB a
+symbol), and almost never read (only a redelivery reads one). In the blob (form 2, each as a JSON
+string) every batch still moved them from Redis and back and copied them through the JSON codec:
+most of the forecast engine's Redis and codec time, ten times more per event at the paced load's
+small batches. Now a load reads ``fence`` and ``blob`` only; a save sends only the snapshots made
+since the load, and the store appends them to the log and drops the committed ones itself
+(``merge_log``, and the same rule in ``fenced_set.lua``); a batch holding a redelivered record
+fetches just the snapshots it needs first (``read_log``; ``Job.fold``). Older blobs still load:
+form 2 (``"f": 2``, snapshots as JSON strings in the blob) and form 1 (no ``"f"``, snapshots as
+plain JSON values) come back with their snapshots in ``Fenced.snapshots``, and their next save
+replaces the log with them. A worker from before form 3 reads a form-3 blob as one without
+snapshots (``"snap": {}``): it runs, but cannot answer a redelivery of what a newer worker wrote.
 """
 
 from __future__ import annotations
@@ -23,7 +32,7 @@ from typing import Any
 
 import orjson
 
-from stream.core.fencing import Fenced, StoredOutput
+from stream.core.fencing import SNAPSHOTS_KEPT, Fenced, StoredOutput
 from stream.core.logsafe import pseudonym as log_pseudonym
 from stream.core.pseudonyms import pseudonym
 
@@ -42,31 +51,94 @@ def fence_of(e: Fenced[Any]) -> str:
     return f"{e.partition}:{e.offset}"
 
 
-FORM = 2  # the stored form written (see the module docstring)
+FORM = 3  # the stored form written (see the module docstring)
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
+REPLACE = "r"  # ``snap_update``'s keep: the stored log is replaced, not appended to
 
 
-def _text(output: Any) -> str:
+def _text(output: Any) -> bytes:
     """An output snapshot as stored: a loaded one as it came, a new one serialised once."""
     if type(output) is StoredOutput:
-        return output
-    return orjson.dumps(output, option=_NUMPY).decode()
+        return output.encode()
+    return orjson.dumps(output, option=_NUMPY)
+
+
+def log_entries(snaps: dict[int, Any]) -> bytes:
+    """Snapshots as log entries (``<offset>:<length in bytes>:<JSON text>``), in their order."""
+    parts = []
+    for off, out in snaps.items():
+        text = _text(out)
+        parts.append(b"%d:%d:%s" % (off, len(text), text))
+    return b"".join(parts)
+
+
+def _entries(log: bytes):
+    """(offset, start of the entry, start of its text, end) of each log entry, in order."""
+    pos, n = 0, len(log)
+    while pos < n:
+        c1 = log.index(b":", pos)
+        c2 = log.index(b":", c1 + 1)
+        end = c2 + 1 + int(log[c1 + 1 : c2])
+        yield int(log[pos:c1]), pos, c2 + 1, end
+        pos = end
+
+
+def merge_log(old: bytes | None, keep: str, max_count: int, new: bytes, new_count: int) -> bytes:
+    """The log a save leaves: the stored entries at offsets >= ``keep`` (``-1``: all; ``REPLACE``:
+    none), then the new ones, at most ``max_count`` in all (0: no limit), oldest dropped first.
+    ``fenced_set.lua`` does the same in Redis; the in-process backend calls this."""
+    if keep == REPLACE or not old:
+        return new
+    keep_from = int(keep)
+    starts = [start for off, start, _, _ in _entries(old) if off >= keep_from]
+    if max_count and len(starts) + new_count > max_count:
+        starts = starts[len(starts) + new_count - max_count :]
+    return (old[starts[0] :] if starts else b"") + new
+
+
+def read_log(log: bytes | None, offsets=None) -> dict[int, StoredOutput]:
+    """The snapshots at ``offsets`` that the log holds (a redelivery asks for them); all of them
+    without ``offsets``."""
+    want, out, log = None if offsets is None else set(offsets), {}, log or b""
+    for off, _, text, end in _entries(log):
+        if want is None or off in want:
+            out[off] = StoredOutput(log[text:end].decode())
+    return out
 
 
 def pack(e: Fenced[Any], encode: Callable[[Any], Any]) -> bytes:
-    snap = {k: _text(v) for k, v in e.snapshots.items()}
-    return orjson.dumps({"f": FORM, "s": encode(e.state), "snap": snap}, option=_NUMPY | orjson.OPT_NON_STR_KEYS)
+    """The ``blob`` field: the state (the snapshots go to the log: ``snap_update``)."""
+    return orjson.dumps({"f": FORM, "s": encode(e.state), "snap": {}}, option=_NUMPY)
+
+
+def snap_update(e: Fenced[Any]) -> tuple[str, int, bytes, int]:
+    """What a save does to the entity's snapshot log: (keep, max_count, new entries, their count),
+    the arguments of ``merge_log``. Only snapshots the store does not hold yet are sent; the
+    store trims as ``stream.core.fencing.apply`` trimmed (below the committed offset, or the last
+    ``SNAPSHOTS_KEPT`` without one)."""
+    max_count = 0 if e.keep_from is not None else SNAPSHOTS_KEPT
+    if e.snap_upto is None:  # fresh, or loaded from form 1/2, or moved partition: the log is these
+        return REPLACE, max_count, log_entries(e.snapshots), len(e.snapshots)
+    upto = e.snap_upto
+    new = {off: out for off, out in e.snapshots.items() if off > upto}  # not the fetched ones
+    keep = str(e.keep_from) if e.keep_from is not None else "-1"
+    return keep, max_count, log_entries(new), len(new)
 
 
 def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:
-    """The entity as stored, or a fresh one (``decode(None)``) when there is none. Snapshots come
-    back as ``StoredOutput`` (form 2) or as their values (form 1)."""
+    """The entity as stored, or a fresh one (``decode(None)``) when there is none. Form 3: no
+    snapshots loaded (they stay in the store's log); form 2: as ``StoredOutput``; form 1: as
+    their values."""
     if blob is None or fence is None:
         return Fenced(decode(None))
     d = orjson.loads(blob)
     part, _, off = fence.partition(b":")
+    form = d.get("f")
+    if form == FORM:
+        offset = int(off)
+        return Fenced(decode(d["s"]), int(part), offset, {}, loaded_fence=fence.decode(), snap_upto=offset)
     snap = d["snap"]
-    if d.get("f") == FORM:
+    if form == 2:
         snaps = dict(zip(map(int, snap), map(StoredOutput, snap.values())))
     else:
         snaps = {int(k): v for k, v in snap.items()}

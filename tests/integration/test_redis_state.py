@@ -74,12 +74,12 @@ def test_entities_round_trip_with_fence_and_snapshots(backend):
         fencing.apply(ents["a"], 0, 9, step)
         await st.save("acct", ents, AccountState.to_dict)
         back = await st.load("acct", ["a", "b"], AccountState.from_dict)
-        return back
+        return back, await st.load_snapshots("acct", {"a": [5, 9], "b": [1]})
 
-    back = run(_with_state(backend, go))
+    back, snaps = run(_with_state(backend, go))
     a = back["a"]
-    assert (a.state.n, a.partition, a.offset) == (2, 0, 9)
-    assert a.snapshots == {5: [0.0], 9: [1.0]}
+    assert (a.state.n, a.partition, a.offset, a.snap_upto) == (2, 0, 9, 9)
+    assert snaps == {"a": {5: [0.0], 9: [1.0]}, "b": {}}
     assert back["b"].state.n == 0 and not back["b"].dirty
     assert backend.sync.hget(f"{backend.prefix}:acct:{{a}}", "fence") == b"0:9"
 
@@ -179,12 +179,12 @@ def test_state_client_bounds_each_round_trip_so_a_hung_server_is_an_outage(
                     break
                 except TimeoutError:
                     assert loop.time() < deadline
-            return again["a"]
+            return again["a"], await st.load_snapshots("acct", {"a": [4]})
         finally:
             await client.aclose()
 
-    a = run(go())
-    assert (a.state, a.loaded_fence, a.snapshots) == ({"seen": [4]}, "0:4", {4: 4})
+    a, snaps = run(go())
+    assert (a.state, a.loaded_fence, snaps) == ({"seen": [4]}, "0:4", {"a": {4: 4}})
 
 
 def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(stack, redis_prefix, redis_client):
@@ -213,3 +213,58 @@ def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(st
     got = run(go())
     for i in ("a", "b"):
         assert (got[i].state, got[i].loaded_fence) == ({"seen": [7, 8]}, "1:8")
+
+
+def test_the_save_script_trims_the_snapshot_log_as_merge_log_does(stack, redis_prefix, redis_client):
+    """``fenced_set.lua`` and ``stream.state.entities.merge_log`` are one rule written twice (Redis
+    and the in-process backend): random logs, keeps and limits give the same bytes."""
+    import random
+
+    from stream.state.entities import REPLACE, log_entries, merge_log
+    from stream.state.redis_store import FENCED_SET
+
+    rng = random.Random(14)
+    sha = redis_client.script_load(FENCED_SET)
+    key = f"{redis_prefix}:acct:{{lua}}"
+    for case in range(300):
+        old_offsets = sorted(rng.sample(range(200), rng.randint(0, 12)))
+        start = (old_offsets[-1] + 1) if old_offsets else 0
+        new_offsets = list(range(start, start + rng.randint(0, 5)))
+        old = log_entries({o: {"o": o, "t": "é" * rng.randint(0, 3)} for o in old_offsets}) if old_offsets else None
+        new = log_entries({o: [o, None] for o in new_offsets})
+        keep = rng.choice([REPLACE, "-1", str(rng.randint(0, 210))])
+        max_count = rng.choice([0, 0, rng.randint(len(new_offsets) or 1, 10)])
+        redis_client.delete(key)
+        if old is not None:
+            redis_client.hset(key, mapping={"fence": b"0:1", "snap": old})
+        fence = "0:1" if old is not None else ""
+        assert redis_client.evalsha(sha, 1, key, fence, "0:2", b"{}", keep, max_count, new, len(new_offsets)) == 1
+        assert redis_client.hget(key, "snap") == merge_log(old, keep, max_count, new, len(new_offsets)), case
+
+
+def test_a_form_2_entity_in_redis_loads_answers_its_redelivery_and_moves_to_the_log(backend):
+    """States written before the snapshot log (stored form 2: snapshots as JSON text in the blob)."""
+    import orjson
+
+    key = f"{backend.prefix}:acct:{{old}}"
+    snaps = {"5": orjson.dumps([0.0]).decode(), "9": orjson.dumps([1.0]).decode()}
+    backend.sync.hset(
+        key, mapping={"fence": b"0:9", "blob": orjson.dumps({"f": 2, "s": AccountState(n=2).to_dict(), "snap": snaps})}
+    )
+
+    def step(st):
+        return AccountState(n=st.n + 1), [float(st.n)]
+
+    async def go(st):
+        ents = await st.load("acct", ["old"], AccountState.from_dict)
+        assert fencing.redelivered(ents, [("old", 0, 9)]) == {}  # in the blob: nothing to fetch
+        redone = fencing.apply(ents["old"], 0, 9, step)
+        fencing.apply(ents["old"], 0, 10, step, committed=9)
+        await st.save("acct", ents, AccountState.to_dict)
+        back = await st.load("acct", ["old"], AccountState.from_dict)
+        return redone, back["old"], await st.load_snapshots("acct", {"old": [5, 9, 10]})
+
+    redone, back, stored = run(_with_state(backend, go))
+    assert redone == [1.0] and back.state.n == 3 and back.snap_upto == 10
+    assert stored == {"old": {9: [1.0], 10: [2.0]}}
+    assert orjson.loads(backend.sync.hget(key, "blob"))["f"] == 3
