@@ -105,12 +105,15 @@ def apply(
     return output
 
 
-def redelivered(entities: dict[str, Fenced[Any]], events) -> dict[str, list[int]]:
-    """Per entity id, the offsets of ``events`` (``(id, partition, offset)``) that are redeliveries
-    whose snapshot is in the store's log, not loaded: what the store's ``load_snapshots`` must fetch first."""
+def redelivered(entities: dict[str, Fenced[Any]], ids: list[str], records) -> dict[str, list[int]]:
+    """Per entity id, the offsets of the batch's records (``records[n]`` applies to
+    ``entities[ids[n]]``; each has ``partition`` and ``offset``) that are redeliveries whose
+    snapshot is in the store's log, not loaded: what the store's ``load_snapshots`` must fetch
+    first. Runs per event: the common case (a new record) fails the first comparison."""
     want: dict[str, list[int]] = {}
-    for i, partition, offset in events:
+    for i, rec in zip(ids, records):
         e = entities[i]
-        if e.snap_upto is not None and e.seen(partition, offset) and offset not in e.snapshots:
-            want.setdefault(i, []).append(offset)
+        off = rec.offset
+        if off <= e.offset and e.snap_upto is not None and rec.partition == e.partition and off not in e.snapshots:
+            want.setdefault(i, []).append(off)
     return want

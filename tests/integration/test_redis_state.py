@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from stream.core import fencing
 from stream.core.features import AccountState
+from stream.core.records import SourceRecord
 from stream.state.redis_store import RedisState, StateConflict
 
 
@@ -257,7 +258,9 @@ def test_a_form_2_entity_in_redis_loads_answers_its_redelivery_and_moves_to_the_
 
     async def go(st):
         ents = await st.load("acct", ["old"], AccountState.from_dict)
-        assert fencing.redelivered(ents, [("old", 0, 9)]) == {}  # in the blob: nothing to fetch
+        assert (
+            fencing.redelivered(ents, ["old"], [SourceRecord("t", 0, 9, None, None)]) == {}
+        )  # in the blob: nothing to fetch
         redone = fencing.apply(ents["old"], 0, 9, step)
         fencing.apply(ents["old"], 0, 10, step, committed=9)
         await st.save("acct", ents, AccountState.to_dict)

@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from stream.core import fencing
 from stream.core.pseudonyms import pseudonym
+from stream.core.records import SourceRecord
 from stream.state.entities import StateConflict, entity_key
 from stream.state.memory import MemoryState
 from stream.state.redis_store import RedisState
@@ -154,7 +155,9 @@ def test_round_trip_keeps_state_fence_and_snapshots_in_stored_form(backend):
 
 async def replay(st, kind, ents, events, step):
     """What ``Job.fold`` does with redelivered records: fetch their snapshots, then apply."""
-    wanted = fencing.redelivered(ents, events)
+    wanted = fencing.redelivered(
+        ents, [i for i, _, _ in events], [SourceRecord("t", p, o, None, None) for _, p, o in events]
+    )
     for i, snaps in (await st.load_snapshots(kind, wanted)).items():
         ents[i].snapshots.update(snaps)
     return [fencing.apply(ents[i], p, off, step(off)) for i, p, off in events]

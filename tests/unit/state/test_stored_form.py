@@ -10,6 +10,7 @@ import pytest
 
 from stream.core import fencing
 from stream.core.fencing import SNAPSHOTS_KEPT, Fenced, StoredOutput
+from stream.core.records import SourceRecord
 from stream.state.entities import FORM, REPLACE, log_entries, merge_log, pack, read_log, snap_update, unpack
 
 
@@ -18,6 +19,10 @@ def appending(tag):
         return {"seen": [*st["seen"], tag]}, {"tag": tag, "n": len(st["seen"]), "w": (tag, 0.1 * tag)}
 
     return step
+
+
+def rec(partition, offset):
+    return SourceRecord("t", partition, offset, None, None)
 
 
 def same(x):
@@ -58,7 +63,7 @@ def test_a_redelivery_answers_from_the_log_with_the_bytes_a_fresh_apply_gave():
     first = {o: orjson.dumps(e.snapshots[o]) for o in (5, 9)}
     fence, blob, log = stored(e)
     loaded = unpack(fence, blob, fresh)
-    wanted = fencing.redelivered({"a": loaded}, [("a", 3, 5), ("a", 3, 10), ("a", 2, 5)])
+    wanted = fencing.redelivered({"a": loaded}, ["a"] * 3, [rec(3, 5), rec(3, 10), rec(2, 5)])
     assert wanted == {"a": [5]}  # not the new offset, not another partition's
     loaded.snapshots.update(read_log(log, wanted["a"]))
     again = fencing.apply(loaded, 3, 5, appending(5))
@@ -113,7 +118,7 @@ def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_
     e = unpack(b"3:9", old, fresh)
     assert (e.state, e.partition, e.offset, e.snap_upto) == ({"seen": [5, 9]}, 3, 9, None)
     assert e.snapshots == {5: snaps["5"], 9: snaps["9"]}
-    assert fencing.redelivered({"a": e}, [("a", 3, 9)]) == {}  # loaded with the blob: nothing to fetch
+    assert fencing.redelivered({"a": e}, ["a"], [rec(3, 9)]) == {}  # loaded with the blob: nothing to fetch
     assert fencing.apply(e, 3, 9, appending(9)) == snaps["9"]
     fencing.apply(e, 3, 12, appending(12), committed=9)
     _, blob, log = stored(e, b"1:4:null")  # a stale log beside an older blob is replaced
