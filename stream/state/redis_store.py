@@ -54,14 +54,37 @@ FENCED_SET = (_HERE / "fenced_set.lua").read_text()
 FENCED_GET = (_HERE / "fenced_get.lua").read_text()
 
 
-def resp_command(*args: str | bytes | int) -> bytes:
-    """One command in the Redis protocol (an array of bulk strings), as redis-py's encoder writes
-    it: str as UTF-8, int in decimal, bytes as they are."""
-    parts = [b"*%d\r\n" % len(args)]
+def _bulks(args) -> bytes:
+    """Arguments as Redis protocol bulk strings, as redis-py's encoder writes them: str as UTF-8,
+    int in decimal, bytes as they are."""
+    parts = []
     for a in args:
-        b = a.encode() if isinstance(a, str) else b"%d" % a if isinstance(a, int) else a
-        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        b = a if type(a) is bytes else a.encode() if isinstance(a, str) else b"%d" % a
+        parts += (b"$%d\r\n" % len(b), b, b"\r\n")
     return b"".join(parts)
+
+
+def resp_command(*args: str | bytes | int) -> bytes:
+    """One command in the Redis protocol (an array of bulk strings)."""
+    return b"*%d\r\n" % len(args) + _bulks(args)
+
+
+def script_calls(sha: str, calls: list[tuple[str, list]], ttl_ms: int) -> bytes:
+    """``EVALSHA sha 1 key *args`` (+ ``PEXPIRE key ttl_ms``) per call, in the Redis protocol: what
+    ``resp_command`` writes for each, with the parts every call shares written once (this runs
+    per entity of every batch)."""
+    heads: dict[int, bytes] = {}
+    expire = _bulks((ttl_ms,))
+    packed = []
+    for key, args in calls:
+        head = heads.get(len(args))
+        if head is None:
+            head = heads[len(args)] = b"*%d\r\n" % (4 + len(args)) + _bulks(("EVALSHA", sha, 1))
+        k = _bulks((key,))
+        packed += (head, k, _bulks(args))
+        if ttl_ms:
+            packed += (b"*3\r\n$7\r\nPEXPIRE\r\n", k, expire)
+    return b"".join(packed)
 
 
 CLUSTER_CONCURRENCY = 32
@@ -146,13 +169,9 @@ class RedisState:
         pending = list(range(len(calls)))
         results: list = [None] * len(calls)
         for _attempt in range(2):
-            sha = script.sha
-            packed = [
-                resp_command("EVALSHA", sha, 1, key, *args) + (resp_command("PEXPIRE", key, ttl_ms) if ttl_ms else b"")
-                for key, args in (calls[i] for i in pending)
-            ]
+            packed = script_calls(script.sha, [calls[i] for i in pending], ttl_ms)
             async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
-                replies = await self._round_trip(b"".join(packed), len(pending) * (2 if ttl_ms else 1))
+                replies = await self._round_trip(packed, len(pending) * (2 if ttl_ms else 1))
             step = 2 if ttl_ms else 1
             refused = []
             for i, reply in zip(pending, replies[::step]):
