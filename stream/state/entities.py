@@ -4,25 +4,27 @@ conflict error. One place, so the in-process backend cannot drift from the Redis
 Key: ``<prefix>:<kind>:{<entity>}`` (the ``{...}`` hash tag keeps an entity in one Redis Cluster
 slot), the entity id replaced by its keyed pseudonym when a key secret is set.
 Stored form (3): ``fence`` = ``b"<partition>:<offset>"``, ``blob`` = orjson of
-``{"f": 3, "s": encoded state, "snap": {}}`` and ``snap`` = the entity's output snapshots as a log
-of ``<offset>:<length>:<output as JSON text>`` entries in offset order (``log_entries``). Both
-backends go through these bytes, so a state loaded from either has the same types (tuples come
-back as lists, snapshot offsets as int): a redelivered record gets the same output bytes whichever
-backend held it.
+``{"f": 3, "s": encoded state, "snap": {}}``, and the entity's output snapshots in chunks: field
+``c<slot>`` holds one save's snapshots as ``<offset>:<length>:<output as JSON text>`` entries
+(``log_entries``), field ``ix`` lists the live chunks (``next_index``). Both backends go through
+these bytes, so a state loaded from either has the same types (tuples come back as lists, snapshot
+offsets as int): a redelivered record gets the same output bytes whichever backend held it.
 
-Why the snapshots have a field of their own (form 3): they are kept until their offset is
-committed, dozens per busy entity (a forecast snapshot carries its window of closes: ~10-20 kB a
-symbol), and almost never read (only a redelivery reads one). In the blob (form 2, each as a JSON
-string) every batch still moved them from Redis and back and copied them through the JSON codec:
-most of the forecast engine's Redis and codec time, ten times more per event at the paced load's
-small batches. Now a load reads ``fence`` and ``blob`` only; a save sends only the snapshots made
-since the load, and the store appends them to the log and drops the committed ones itself
-(``merge_log``, and the same rule in ``fenced_set.lua``); a batch holding a redelivered record
-fetches just the snapshots it needs first (``read_log``; ``Job.fold``). Older blobs still load:
-form 2 (``"f": 2``, snapshots as JSON strings in the blob) and form 1 (no ``"f"``, snapshots as
-plain JSON values) come back with their snapshots in ``Fenced.snapshots``, and their next save
-replaces the log with them. A worker from before form 3 reads a form-3 blob as one without
-snapshots (``"snap": {}``): it runs, but cannot answer a redelivery of what a newer worker wrote.
+Why the snapshots have fields of their own: they are kept until their offset is committed, dozens
+per busy entity (a forecast snapshot carries its window of closes: ~10-20 kB a symbol), and almost
+never read (only a redelivery reads one). In the blob (form 2, each as a JSON string) every batch
+moved them from Redis and back and through the JSON codec: most of the forecast engine's Redis and
+codec time, ten times more per event at the paced load's small batches. Now a load reads ``fence``
+and ``blob`` only; a save sends only the snapshots made since the load, as a new chunk, and the
+store's script drops chunks once all their offsets are committed by rewriting the small index
+(``fenced_set.lua``; ``next_index`` for the in-process backend). Chunks, not one log field: Redis
+copies a string through Lua at ~1 us per kB each way (an appended 20 kB log cost the server
+~80 us a save against ~8 for the index alone). A batch holding a redelivered record fetches just
+the snapshots it needs first (``read_stored``; ``Job.fold``). Older blobs still load: form 2
+(``"f": 2``, snapshots as JSON strings in the blob) and form 1 (no ``"f"``, snapshots as plain
+JSON values) come back with their snapshots in ``Fenced.snapshots``, and their next save moves
+them to a chunk. A worker from before form 3 reads a form-3 blob as one without snapshots
+(``"snap": {}``): it runs, but cannot answer a redelivery of what a newer worker wrote.
 """
 
 from __future__ import annotations
@@ -83,26 +85,55 @@ def _entries(log: bytes):
         pos = end
 
 
-def merge_log(old: bytes | None, keep: str, max_count: int, new: bytes, new_count: int) -> bytes:
-    """The log a save leaves: the stored entries at offsets >= ``keep`` (``-1``: all; ``REPLACE``:
-    none), then the new ones, at most ``max_count`` in all (0: no limit), oldest dropped first.
+def next_index(
+    ix: bytes | None, keep: str, max_count: int, count: int, first: int, last: int
+) -> tuple[bytes, int | None]:
+    """A save's new snapshot index, and the chunk slot its ``count`` new entries (offsets
+    ``first``..``last``) go to (None when there are none). The index lists the live chunks in
+    offset order as ``<slot>:<first>:<last>:<count>;``. A chunk goes once all of it is below
+    ``keep`` (``-1``: none goes; ``REPLACE``: all go), or, with ``max_count``, oldest first while
+    the rest still holds ``max_count`` entries; a new chunk takes the lowest slot no live chunk
+    uses (a gone chunk's field is overwritten then, never deleted: one write per save).
     ``fenced_set.lua`` does the same in Redis; the in-process backend calls this."""
-    if keep == REPLACE or not old:
-        return new
-    keep_from = int(keep)
-    starts = [start for off, start, _, _ in _entries(old) if off >= keep_from]
-    if max_count and len(starts) + new_count > max_count:
-        starts = starts[len(starts) + new_count - max_count :]
-    return (old[starts[0] :] if starts else b"") + new
+    live = []
+    if keep != REPLACE and ix:
+        keep_from = int(keep)
+        live = [c for c in (tuple(map(int, r.split(b":"))) for r in ix.split(b";") if r) if c[2] >= keep_from]
+    if max_count:
+        total = sum(c[3] for c in live) + count
+        while live and total - live[0][3] >= max_count:
+            total -= live.pop(0)[3]
+    slot = None
+    if count:
+        used = {c[0] for c in live}
+        slot = next(n for n in range(len(used) + 1) if n not in used)
+        live.append((slot, first, last, count))
+    return b"".join(b"%d:%d:%d:%d;" % c for c in live), slot
 
 
 def read_log(log: bytes | None, offsets=None) -> dict[int, StoredOutput]:
-    """The snapshots at ``offsets`` that the log holds (a redelivery asks for them); all of them
-    without ``offsets``."""
+    """The snapshots at ``offsets`` (all without) among log entries (one chunk's)."""
     want, out, log = None if offsets is None else set(offsets), {}, log or b""
     for off, _, text, end in _entries(log):
         if want is None or off in want:
             out[off] = StoredOutput(log[text:end].decode())
+    return out
+
+
+def chunk_field(slot: int) -> bytes:
+    return b"c%d" % slot
+
+
+def read_stored(fields: dict[bytes, bytes], offsets=None) -> dict[int, StoredOutput]:
+    """The snapshots at ``offsets`` (all without) among an entity's stored fields (``ix`` and the
+    chunks it lists; ``HGETALL`` of its key)."""
+    want = None if offsets is None else set(offsets)
+    out: dict[int, StoredOutput] = {}
+    for rec in (fields.get(b"ix") or b"").split(b";"):
+        if rec:
+            slot, first, last, _count = map(int, rec.split(b":"))
+            if want is None or any(first <= o <= last for o in want):
+                out.update(read_log(fields.get(chunk_field(slot)), want))
     return out
 
 
@@ -111,18 +142,20 @@ def pack(e: Fenced[Any], encode: Callable[[Any], Any]) -> bytes:
     return orjson.dumps({"f": FORM, "s": encode(e.state), "snap": {}}, option=_NUMPY)
 
 
-def snap_update(e: Fenced[Any]) -> tuple[str, int, bytes, int]:
-    """What a save does to the entity's snapshot log: (keep, max_count, new entries, their count),
-    the arguments of ``merge_log``. Only snapshots the store does not hold yet are sent; the
-    store trims as ``stream.core.fencing.apply`` trimmed (below the committed offset, or the last
-    ``SNAPSHOTS_KEPT`` without one)."""
+def snap_update(e: Fenced[Any]) -> tuple[str, int, bytes, int, int, int]:
+    """What a save does to the entity's snapshots: (keep, max_count, new entries, their count, first
+    and last offset), the arguments of ``next_index`` plus the new chunk. Only snapshots the store
+    does not hold yet are sent; the store trims as ``stream.core.fencing.apply`` did (below the
+    committed offset, or all but the last ``SNAPSHOTS_KEPT`` without one), by whole chunks."""
     max_count = 0 if e.keep_from is not None else SNAPSHOTS_KEPT
-    if e.snap_upto is None:  # fresh, or loaded from form 1/2, or moved partition: the log is these
-        return REPLACE, max_count, log_entries(e.snapshots), len(e.snapshots)
-    upto = e.snap_upto
-    new = {off: out for off, out in e.snapshots.items() if off > upto}  # not the fetched ones
-    keep = str(e.keep_from) if e.keep_from is not None else "-1"
-    return keep, max_count, log_entries(new), len(new)
+    if e.snap_upto is None:  # fresh, or loaded from form 1/2, or moved partition: these replace all
+        keep, new = REPLACE, e.snapshots
+    else:
+        upto = e.snap_upto
+        new = {off: out for off, out in e.snapshots.items() if off > upto}  # not the fetched ones
+        keep = str(e.keep_from) if e.keep_from is not None else "-1"
+    offs = list(new)
+    return keep, max_count, log_entries(new), len(offs), offs[0] if offs else 0, offs[-1] if offs else 0
 
 
 def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:

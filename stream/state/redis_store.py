@@ -4,8 +4,8 @@ Key layout (``P`` = settings.redis_key_prefix; the ``{...}`` hash tag keeps ever
 entity in one Redis Cluster slot, so each script touches a single slot)::
 
     P:bar:{<symbol>}     hash    fence = "<partition>:<offset>", blob = orjson time bars,
-                                 snap = output snapshot log (stream.state.entities)
-    P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state, snap = log
+                                 ix + c<n> = output snapshots in chunks (stream.state.entities)
+    P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state, ix + c<n>
     P:user:{<user>}      hash    same layout, for product profiles
 
 Every write sets the key's expiry to its kind's retention (``FINSTREAM_STATE_RETENTION_*_S``), so
@@ -17,8 +17,9 @@ the first 32 hex digits of HMAC-SHA256(secret, id).
 Every batch is one round trip per direction; no per-event awaits (``asyncio.gather`` over many
 commands exhausts the connection pool). On one server a load is a single read-only script call
 over all the batch's keys (``fenced_get.lua``: one reply to parse instead of one per key), and a
-save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key (the script appends the batch's new
-output snapshots to the key's log and trims it there: they are neither loaded nor sent back), written in the Redis protocol here
+save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key (the script stores the batch's new
+output snapshots as a chunk of their own and drops committed chunks from the key's small index:
+snapshots are neither loaded nor sent back, nor copied by the script), written in the Redis protocol here
 and sent on a pooled connection (redis-py's script objects add a ``SCRIPT EXISTS`` round trip to
 every pipeline, and its pipelines cost more Python per command than the rest of the save; a
 missing script is loaded on ``NOSCRIPT`` and the refused calls, which wrote nothing, are sent again). Redis Cluster refuses multi-slot scripts
@@ -41,7 +42,7 @@ from stream.state.entities import (
     entity_key,
     fence_of,
     pack,
-    read_log,
+    read_stored,
     settle,
     snap_update,
     unpack,
@@ -235,18 +236,18 @@ class RedisState:
         return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, rows)}
 
     async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict]:
-        """The stored output snapshots at the given offsets, by entity id (those the log still
-        holds): one pipelined ``HGET`` of each entity's log. Only a batch with redelivered records
+        """The stored output snapshots at the given offsets, by entity id (those still stored):
+        one pipelined ``HGETALL`` of the entities concerned. Only a batch with redelivered records
         pays it."""
         ids = list(wanted)
         if not ids:
             return {}
         pipe = self.r.pipeline(transaction=False)
         for i in ids:
-            pipe.hget(self.key(kind, i), "snap")
+            pipe.hgetall(self.key(kind, i))
         async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
-            logs = await pipe.execute()
-        return {i: read_log(log, wanted[i]) for i, log in zip(ids, logs)}
+            found = await pipe.execute()
+        return {i: read_stored(fields, wanted[i]) for i, fields in zip(ids, found)}
 
     async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]

@@ -216,31 +216,35 @@ def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(st
         assert (got[i].state, got[i].loaded_fence) == ({"seen": [7, 8]}, "1:8")
 
 
-def test_the_save_script_trims_the_snapshot_log_as_merge_log_does(stack, redis_prefix, redis_client):
-    """``fenced_set.lua`` and ``stream.state.entities.merge_log`` are one rule written twice (Redis
-    and the in-process backend): random logs, keeps and limits give the same bytes."""
+def test_the_save_script_keeps_snapshot_chunks_as_next_index_does(stack, redis_prefix, redis_client):
+    """``fenced_set.lua`` and ``stream.state.entities.next_index`` are one rule written twice (Redis
+    and the in-process backend): random sequences of saves leave the same fields."""
     import random
 
-    from stream.state.entities import REPLACE, log_entries, merge_log
+    from stream.state.entities import REPLACE, chunk_field, log_entries, next_index
     from stream.state.redis_store import FENCED_SET
 
     rng = random.Random(14)
     sha = redis_client.script_load(FENCED_SET)
-    key = f"{redis_prefix}:acct:{{lua}}"
-    for case in range(300):
-        old_offsets = sorted(rng.sample(range(200), rng.randint(0, 12)))
-        start = (old_offsets[-1] + 1) if old_offsets else 0
-        new_offsets = list(range(start, start + rng.randint(0, 5)))
-        old = log_entries({o: {"o": o, "t": "é" * rng.randint(0, 3)} for o in old_offsets}) if old_offsets else None
-        new = log_entries({o: [o, None] for o in new_offsets})
-        keep = rng.choice([REPLACE, "-1", str(rng.randint(0, 210))])
-        max_count = rng.choice([0, 0, rng.randint(len(new_offsets) or 1, 10)])
-        redis_client.delete(key)
-        if old is not None:
-            redis_client.hset(key, mapping={"fence": b"0:1", "snap": old})
-        fence = "0:1" if old is not None else ""
-        assert redis_client.evalsha(sha, 1, key, fence, "0:2", b"{}", keep, max_count, new, len(new_offsets)) == 1
-        assert redis_client.hget(key, "snap") == merge_log(old, keep, max_count, new, len(new_offsets)), case
+    for run_ in range(30):
+        key = f"{redis_prefix}:acct:{{lua{run_}}}"
+        fields: dict = {}
+        fence, nxt = "", 0
+        for _save in range(20):
+            offs = list(range(nxt, nxt + rng.choice([0, 1, 3, 8])))
+            nxt += len(offs) + rng.randint(0, 3)
+            new = log_entries({o: {"o": o, "t": "é" * rng.randint(0, 3)} for o in offs})
+            keep = rng.choice([REPLACE, "-1", str(max(0, nxt - rng.randint(0, 30)))])
+            max_count = rng.choice([0, 0, rng.randint(1, 20)])
+            first, last = (offs[0], offs[-1]) if offs else (0, 0)
+            args = [keep, max_count, new, len(offs), first, last]
+            assert redis_client.evalsha(sha, 1, key, fence, f"0:{nxt}", b"{}", *args) == 1
+            fence = f"0:{nxt}"
+            fields[b"ix"], slot = next_index(fields.get(b"ix"), keep, max_count, len(offs), first, last)
+            if slot is not None:
+                fields[chunk_field(slot)] = new
+            got = redis_client.hgetall(key)
+            assert {k: v for k, v in got.items() if k not in (b"fence", b"blob")} == fields, (run_, _save)
 
 
 def test_a_form_2_entity_in_redis_loads_answers_its_redelivery_and_moves_to_the_log(backend):

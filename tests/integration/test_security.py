@@ -166,7 +166,7 @@ def _entity_state(state: dict[str, object]) -> dict[str, object]:
         if isinstance(value, dict):
             blob = orjson.loads(value[b"blob"])
             blob.pop("snap", None)
-            value = {**{k: v for k, v in value.items() if k != b"snap"}, b"blob": blob}  # b"snap": the log
+            value = {b"fence": value[b"fence"], b"blob": blob}  # not the snapshot chunks (ix, c<n>)
         out[key] = value
     return out
 

@@ -1,5 +1,5 @@
 """The stored form of a fenced entity (``stream.state.entities``): the state in the blob, output
-snapshots in a log of their own that a load does not read and a save only appends to and trims;
+snapshots in chunks of their own that a load does not read and a save only adds to and drops;
 blobs written before (forms 1 and 2, snapshots inside the blob) still load and still answer
 redeliveries byte for byte."""
 
@@ -11,7 +11,17 @@ import pytest
 from stream.core import fencing
 from stream.core.fencing import SNAPSHOTS_KEPT, Fenced, StoredOutput
 from stream.core.records import SourceRecord
-from stream.state.entities import FORM, REPLACE, log_entries, merge_log, pack, read_log, snap_update, unpack
+from stream.state.entities import (
+    FORM,
+    REPLACE,
+    chunk_field,
+    log_entries,
+    next_index,
+    pack,
+    read_stored,
+    snap_update,
+    unpack,
+)
 
 
 def appending(tag):
@@ -40,74 +50,85 @@ def saved(offsets, partition=3, committed=None):
     return e
 
 
-def stored(e: Fenced, log: bytes | None = None) -> tuple[bytes, bytes, bytes]:
-    """(fence, blob, log) as a backend stores them after saving ``e`` over ``log``."""
-    return f"{e.partition}:{e.offset}".encode(), pack(e, same), merge_log(log, *snap_update(e))
+def stored(e: Fenced, fields: dict | None = None) -> tuple[bytes, bytes, dict]:
+    """(fence, blob, the other fields) as a backend stores them after saving ``e`` over ``fields``."""
+    keep, max_count, entries, count, first, last = snap_update(e)
+    fields = dict(fields or {})
+    fields[b"ix"], slot = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+    if slot is not None:
+        fields[chunk_field(slot)] = entries
+    return f"{e.partition}:{e.offset}".encode(), pack(e, same), fields
 
 
-def test_the_blob_holds_the_state_and_the_log_the_snapshots_as_text():
-    fence, blob, log = stored(saved([5, 9]))
+def test_the_blob_holds_the_state_and_a_chunk_the_snapshots_as_text():
+    fence, blob, fields = stored(saved([5, 9]))
     d = orjson.loads(blob)
     assert d == {"f": FORM, "s": {"seen": [5, 9]}, "snap": {}}  # "snap": {} so older readers still load it
-    assert log == b'5:27:{"tag":5,"n":0,"w":[5,0.5]}9:27:{"tag":9,"n":1,"w":[9,0.9]}'
+    assert fields == {b"ix": b"0:5:9:2;", b"c0": b'5:27:{"tag":5,"n":0,"w":[5,0.5]}9:27:{"tag":9,"n":1,"w":[9,0.9]}'}
     e = unpack(fence, blob, fresh)
     assert (e.state, e.partition, e.offset, e.loaded_fence) == ({"seen": [5, 9]}, 3, 9, "3:9")
-    assert e.snapshots == {} and e.snap_upto == 9  # not loaded: they stay in the log
-    got = read_log(log, [9, 5, 7])
+    assert e.snapshots == {} and e.snap_upto == 9  # not loaded: they stay in the store
+    got = read_stored(fields, [9, 5, 7])
     assert all(type(v) is StoredOutput for v in got.values())
     assert got == {5: {"tag": 5, "n": 0, "w": [5, 0.5]}, 9: {"tag": 9, "n": 1, "w": [9, 0.9]}}
 
 
-def test_a_redelivery_answers_from_the_log_with_the_bytes_a_fresh_apply_gave():
+def test_a_redelivery_answers_from_the_store_with_the_bytes_a_fresh_apply_gave():
     e = saved([5, 9])
     first = {o: orjson.dumps(e.snapshots[o]) for o in (5, 9)}
-    fence, blob, log = stored(e)
+    fence, blob, fields = stored(e)
     loaded = unpack(fence, blob, fresh)
     wanted = fencing.redelivered({"a": loaded}, ["a"] * 3, [rec(3, 5), rec(3, 10), rec(2, 5)])
     assert wanted == {"a": [5]}  # not the new offset, not another partition's
-    loaded.snapshots.update(read_log(log, wanted["a"]))
+    loaded.snapshots.update(read_stored(fields, wanted["a"]))
     again = fencing.apply(loaded, 3, 5, appending(5))
     assert orjson.dumps(again) == first[5]
     assert loaded.state == {"seen": [5, 9]} and not loaded.dirty  # a redelivery changes nothing
-    with pytest.raises(fencing.ReplayGap):  # one the log does not hold cannot be answered
+    with pytest.raises(fencing.ReplayGap):  # one the store does not hold cannot be answered
         fencing.apply(loaded, 3, 4, appending(4))
 
 
-def test_a_save_sends_only_new_snapshots_and_the_log_drops_the_committed_ones():
-    fence, blob, log = stored(saved([5, 9]))
-    loaded = unpack(fence, blob, fresh)
-    loaded.snapshots.update(read_log(log, [9]))  # fetched for a redelivery: not sent again
-    fencing.apply(loaded, 3, 12, appending(12), committed=9)  # 5 is committed: dropped
-    keep, max_count, new, count = snap_update(loaded)
-    assert (keep, max_count, count) == ("9", 0, 1) and new.startswith(b"12:")
-    _, blob2, log2 = stored(loaded, log)
-    assert list(read_log(log2, range(20))) == [9, 12]
-    assert read_log(log2, [12]) == {12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
-    assert orjson.loads(blob2)["s"] == {"seen": [5, 9, 12]}
+def test_a_save_sends_only_new_snapshots_and_chunks_go_once_all_committed():
+    fence, blob, fields = stored(saved([5, 9]))
+    for batch in ([12, 13], [15]):
+        loaded = unpack(fence, blob, fresh)
+        loaded.snapshots.update(read_stored(fields, [9]))  # fetched for a redelivery: not sent again
+        for off in batch:
+            fencing.apply(loaded, 3, off, appending(off), committed=10)
+        keep, max_count, _new, count, first, last = snap_update(loaded)
+        assert (keep, max_count, count, first, last) == ("10", 0, len(batch), batch[0], batch[-1])
+        fence, blob, fields = stored(loaded, fields)
+    # 5 and 9 (one chunk, all below 10) are gone; slot 0 was reused for [12, 13], slot 1 took [15]
+    assert fields[b"ix"] == b"0:12:13:2;1:15:15:1;"
+    assert list(read_stored(fields)) == [12, 13, 15]
+    assert read_stored(fields, [12]) == {12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
+    assert orjson.loads(blob)["s"] == {"seen": [5, 9, 12, 13, 15]}
 
 
-def test_without_a_committed_offset_the_log_keeps_the_last_ones():
-    log = None
+def test_without_a_committed_offset_at_least_the_last_ones_are_kept_in_whole_saves():
+    fields: dict = {}
     e = saved([0])
     for off in range(1, 3 * SNAPSHOTS_KEPT):
-        fence, blob, log = stored(e, log)
+        fence, blob, fields = stored(e, fields)
         e = unpack(fence, blob, fresh)
         fencing.apply(e, 3, off, appending(off))
-    _, _, log = stored(e, log)
-    assert list(read_log(log, range(1000))) == list(range(2 * SNAPSHOTS_KEPT, 3 * SNAPSHOTS_KEPT))
+    _, _, fields = stored(e, fields)
+    assert list(read_stored(fields)) == list(range(2 * SNAPSHOTS_KEPT, 3 * SNAPSHOTS_KEPT))
+    ix, slot = next_index(b"0:0:9:10;1:10:19:10;2:20:29:10;", "-1", 25, 10, 30, 39)
+    assert (ix, slot) == (b"1:10:19:10;2:20:29:10;0:30:39:10;", 0)  # 30 >= 25 left; freed slot 0 reused
 
 
-def test_a_partition_change_replaces_the_log():
-    fence, blob, log = stored(saved([5, 9]))
+def test_a_partition_change_replaces_the_snapshots():
+    fence, blob, fields = stored(saved([5, 9]))
     moved = unpack(fence, blob, fresh)
     fencing.apply(moved, 1, 2, appending(2), committed=0)
     assert snap_update(moved)[0] == REPLACE
-    _, _, log2 = stored(moved, log)
-    assert list(read_log(log2, range(20))) == [2]
+    _, _, fields = stored(moved, fields)
+    assert list(read_stored(fields)) == [2] and fields[b"ix"] == b"0:2:2:1;"
 
 
 @pytest.mark.parametrize("form", [1, 2])
-def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_the_log(form):
+def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_a_chunk(form):
     snaps = {"5": {"tag": 5, "n": 0, "w": [5, 0.5]}, "9": {"tag": 9, "n": 1, "w": [9, 0.9]}}
     if form == 1:
         old = orjson.dumps({"s": {"seen": [5, 9]}, "snap": snaps})
@@ -121,17 +142,17 @@ def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_
     assert fencing.redelivered({"a": e}, ["a"], [rec(3, 9)]) == {}  # loaded with the blob: nothing to fetch
     assert fencing.apply(e, 3, 9, appending(9)) == snaps["9"]
     fencing.apply(e, 3, 12, appending(12), committed=9)
-    _, blob, log = stored(e, b"1:4:null")  # a stale log beside an older blob is replaced
+    _, blob, fields = stored(e, {b"ix": b"0:1:1:1;", b"c0": b"1:4:null"})  # stale chunks beside an older blob go
     assert orjson.loads(blob)["f"] == FORM
-    assert read_log(log, range(20)) == {9: snaps["9"], 12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
+    assert read_stored(fields) == {9: snaps["9"], 12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
 
 
 def test_a_snapshot_that_is_a_string_or_none_or_not_ascii_survives():
     e = Fenced(fresh(None))
     for off, out in enumerate(["plain words", None, "prix élevé ✓"]):
         fencing.apply(e, 0, off, lambda st, out=out: (st, out))
-    _, _, log = stored(e)
-    assert read_log(log, [0, 1, 2]) == {0: "plain words", 1: None, 2: "prix élevé ✓"}
+    _, _, fields = stored(e)
+    assert read_stored(fields, [0, 1, 2]) == {0: "plain words", 1: None, 2: "prix élevé ✓"}
     assert log_entries({}) == b""
     old = unpack(b"0:1", b'{"s":{"seen":[]},"snap":{"1":"plain words"}}', fresh)
     assert fencing.apply(old, 0, 1, None) == "plain words"
