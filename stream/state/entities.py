@@ -6,7 +6,7 @@ slot), the entity id replaced by its keyed pseudonym when a key secret is set.
 Stored form (3): ``fence`` = ``b"<partition>:<offset>"``, ``blob`` = orjson of
 ``{"f": 3, "s": encoded state, "snap": {}}``, and the entity's output snapshots in chunks: field
 ``c<slot>`` holds one save's snapshots as ``<offset>:<length>:<output as JSON text>`` entries
-(``log_entries``), field ``ix`` lists the live chunks (``next_index``). Both backends go through
+(``log_entries``), field ``ix`` lists the live chunks and the free slots (``next_index``). Both backends go through
 these bytes, so a state loaded from either has the same types (tuples come back as lists, snapshot
 offsets as int): a redelivered record gets the same output bytes whichever backend held it.
 
@@ -16,8 +16,8 @@ never read (only a redelivery reads one). In the blob (form 2, each as a JSON st
 moved them from Redis and back and through the JSON codec: most of the forecast engine's Redis and
 codec time, ten times more per event at the paced load's small batches. Now a load reads ``fence``
 and ``blob`` only; a save sends only the snapshots made since the load, as a new chunk, and the
-store's script drops chunks once all their offsets are committed by rewriting the small index
-(``fenced_set.lua``; ``next_index`` for the in-process backend). Chunks, not one log field: Redis
+store's script drops chunks once all their offsets are committed by rewriting the small index,
+reading only its head (``fenced_set.lua``; ``next_index`` for the in-process backend). Chunks, not one log field: Redis
 copies a string through Lua at ~1 us per kB each way (an appended 20 kB log cost the server
 ~80 us a save against ~8 for the index alone). A batch holding a redelivered record fetches just
 the snapshots it needs first (``read_stored``; ``Job.fold``). Older blobs still load: form 2
@@ -89,26 +89,38 @@ def next_index(
     ix: bytes | None, keep: str, max_count: int, count: int, first: int, last: int
 ) -> tuple[bytes, int | None]:
     """A save's new snapshot index, and the chunk slot its ``count`` new entries (offsets
-    ``first``..``last``) go to (None when there are none). The index lists the live chunks in
-    offset order as ``<slot>:<first>:<last>:<count>;``. A chunk goes once all of it is below
-    ``keep`` (``-1``: none goes; ``REPLACE``: all go), or, with ``max_count``, oldest first while
-    the rest still holds ``max_count`` entries; a new chunk takes the lowest slot no live chunk
-    uses (a gone chunk's field is overwritten then, never deleted: one write per save).
-    ``fenced_set.lua`` does the same in Redis; the in-process backend calls this."""
-    live = []
-    if keep != REPLACE and ix:
-        keep_from = int(keep)
-        live = [c for c in (tuple(map(int, r.split(b":"))) for r in ix.split(b";") if r) if c[2] >= keep_from]
-    if max_count:
-        total = sum(c[3] for c in live) + count
-        while live and total - live[0][3] >= max_count:
-            total -= live.pop(0)[3]
-    slot = None
+    ``first``..``last``) go to (None when there are none). The index is ``<slots made>|<free
+    slots, each followed by ','>|<live chunks>``, a live chunk ``<slot>:<first>:<last>:<count>;``
+    in offset order. Chunks go from the front: while one is wholly below ``keep`` (``-1``: none
+    is; ``REPLACE``: all are) or, with ``max_count``, while the rest still holds ``max_count``
+    entries. A gone chunk's slot goes to the front of the free list; a new chunk takes the first
+    free slot, or a new one. ``fenced_set.lua`` does the same in Redis, reading only the head of
+    the index in the worker's case; the in-process backend calls this."""
+    made, free, recs = 0, b"", b""
+    if ix:
+        head, free, recs = ix.split(b"|", 2)
+        made = int(head)
+    keep_from = float("inf") if keep == REPLACE else int(keep)
+    chunks = [tuple(map(int, r.split(b":"))) for r in recs.split(b";") if r]
+    total = sum(c[3] for c in chunks) + count if max_count else None
+    gone = 0
+    for slot, _first, end, n in chunks:
+        if end >= keep_from and (total is None or total - n < max_count):
+            break
+        if total is not None:
+            total -= n
+        free = b"%d," % slot + free
+        gone += 1
+    live = chunks[gone:]
+    new_slot = None
     if count:
-        used = {c[0] for c in live}
-        slot = next(n for n in range(len(used) + 1) if n not in used)
-        live.append((slot, first, last, count))
-    return b"".join(b"%d:%d:%d:%d;" % c for c in live), slot
+        if free:
+            head, free = free.split(b",", 1)
+            new_slot = int(head)
+        else:
+            new_slot, made = made, made + 1
+        live.append((new_slot, first, last, count))
+    return b"%d|%s|" % (made, free) + b"".join(b"%d:%d:%d:%d;" % c for c in live), new_slot
 
 
 def read_log(log: bytes | None, offsets=None) -> dict[int, StoredOutput]:
@@ -129,7 +141,7 @@ def read_stored(fields: dict[bytes, bytes], offsets=None) -> dict[int, StoredOut
     chunks it lists; ``HGETALL`` of its key)."""
     want = None if offsets is None else set(offsets)
     out: dict[int, StoredOutput] = {}
-    for rec in (fields.get(b"ix") or b"").split(b";"):
+    for rec in (fields.get(b"ix") or b"||").split(b"|", 2)[2].split(b";"):
         if rec:
             slot, first, last, _count = map(int, rec.split(b":"))
             if want is None or any(first <= o <= last for o in want):

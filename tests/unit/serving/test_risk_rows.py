@@ -125,7 +125,7 @@ def test_rows_remembered_under_another_feature_list_are_dead_lettered_not_a_fail
         d = orjson.loads(blob)
         d["s"]["seen"] = [[eid, pack_row([0.5] * (width - 1))] for eid, _ in d["s"]["seen"]]
         snaps = {off: [pack_row([0.5] * (width - 1)), rep] for off, (_, rep) in snapshots(fields).items()}
-        fields = {b"ix": b"0:%d:%d:%d;" % (min(snaps), max(snaps), len(snaps)), b"c0": log_entries(snaps)}
+        fields = {b"ix": b"1||0:%d:%d:%d;" % (min(snaps), max(snaps), len(snaps)), b"c0": log_entries(snaps)}
         state.data[key] = (fence, orjson.dumps(d), expiry, fields)
     job = risk_job(settings, state)
     redelivered = run(job, batch(settings, values))

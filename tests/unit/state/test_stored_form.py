@@ -64,7 +64,7 @@ def test_the_blob_holds_the_state_and_a_chunk_the_snapshots_as_text():
     fence, blob, fields = stored(saved([5, 9]))
     d = orjson.loads(blob)
     assert d == {"f": FORM, "s": {"seen": [5, 9]}, "snap": {}}  # "snap": {} so older readers still load it
-    assert fields == {b"ix": b"0:5:9:2;", b"c0": b'5:27:{"tag":5,"n":0,"w":[5,0.5]}9:27:{"tag":9,"n":1,"w":[9,0.9]}'}
+    assert fields == {b"ix": b"1||0:5:9:2;", b"c0": b'5:27:{"tag":5,"n":0,"w":[5,0.5]}9:27:{"tag":9,"n":1,"w":[9,0.9]}'}
     e = unpack(fence, blob, fresh)
     assert (e.state, e.partition, e.offset, e.loaded_fence) == ({"seen": [5, 9]}, 3, 9, "3:9")
     assert e.snapshots == {} and e.snap_upto == 9  # not loaded: they stay in the store
@@ -98,8 +98,8 @@ def test_a_save_sends_only_new_snapshots_and_chunks_go_once_all_committed():
         keep, max_count, _new, count, first, last = snap_update(loaded)
         assert (keep, max_count, count, first, last) == ("10", 0, len(batch), batch[0], batch[-1])
         fence, blob, fields = stored(loaded, fields)
-    # 5 and 9 (one chunk, all below 10) are gone; slot 0 was reused for [12, 13], slot 1 took [15]
-    assert fields[b"ix"] == b"0:12:13:2;1:15:15:1;"
+    # 5 and 9 (one chunk, all below 10) are gone; slot 0 was reused for [12, 13], slot 1 made for [15]
+    assert fields[b"ix"] == b"2||0:12:13:2;1:15:15:1;"
     assert list(read_stored(fields)) == [12, 13, 15]
     assert read_stored(fields, [12]) == {12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
     assert orjson.loads(blob)["s"] == {"seen": [5, 9, 12, 13, 15]}
@@ -114,8 +114,9 @@ def test_without_a_committed_offset_at_least_the_last_ones_are_kept_in_whole_sav
         fencing.apply(e, 3, off, appending(off))
     _, _, fields = stored(e, fields)
     assert list(read_stored(fields)) == list(range(2 * SNAPSHOTS_KEPT, 3 * SNAPSHOTS_KEPT))
-    ix, slot = next_index(b"0:0:9:10;1:10:19:10;2:20:29:10;", "-1", 25, 10, 30, 39)
-    assert (ix, slot) == (b"1:10:19:10;2:20:29:10;0:30:39:10;", 0)  # 30 >= 25 left; freed slot 0 reused
+    ix, slot = next_index(b"3|7,|0:0:9:10;1:10:19:10;2:20:29:10;", "-1", 25, 10, 30, 39)
+    assert (ix, slot) == (b"3|7,|1:10:19:10;2:20:29:10;0:30:39:10;", 0)  # 30 >= 25 left; freed slot 0 first
+    assert next_index(b"3|7,|1:10:19:10;", "20", 0, 0, 0, 0) == (b"3|1,7,|", None)  # no new chunk
 
 
 def test_a_partition_change_replaces_the_snapshots():
@@ -124,7 +125,7 @@ def test_a_partition_change_replaces_the_snapshots():
     fencing.apply(moved, 1, 2, appending(2), committed=0)
     assert snap_update(moved)[0] == REPLACE
     _, _, fields = stored(moved, fields)
-    assert list(read_stored(fields)) == [2] and fields[b"ix"] == b"0:2:2:1;"
+    assert list(read_stored(fields)) == [2] and fields[b"ix"] == b"1||0:2:2:1;"
 
 
 @pytest.mark.parametrize("form", [1, 2])
@@ -142,7 +143,7 @@ def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_
     assert fencing.redelivered({"a": e}, ["a"], [rec(3, 9)]) == {}  # loaded with the blob: nothing to fetch
     assert fencing.apply(e, 3, 9, appending(9)) == snaps["9"]
     fencing.apply(e, 3, 12, appending(12), committed=9)
-    _, blob, fields = stored(e, {b"ix": b"0:1:1:1;", b"c0": b"1:4:null"})  # stale chunks beside an older blob go
+    _, blob, fields = stored(e, {b"ix": b"1||0:1:1:1;", b"c0": b"1:4:null"})  # stale chunks beside an older blob go
     assert orjson.loads(blob)["f"] == FORM
     assert read_stored(fields) == {9: snaps["9"], 12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
 
