@@ -192,11 +192,12 @@ def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]
 
 def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool], secret: bytes | None) -> None:
     """After a batch of compare-and-sets: the written entities now hold their new fence (a later
-    save in the same process compares against it); any lost write raises ``StateConflict``."""
+    save in the same process compares against it, and sends only snapshots made since); any lost
+    write raises ``StateConflict``."""
     lost = [i for (i, _), ok in zip(dirty, written) if not ok]
     for (_i, e), ok in zip(dirty, written):
-        if ok:
-            e.loaded_fence, e.dirty = fence_of(e), False
+        if ok:  # the store now holds its snapshots up to its offset: a later save sends only newer ones
+            e.loaded_fence, e.dirty, e.snap_upto = fence_of(e), False, e.offset
     if lost:
         # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
         raise StateConflict(

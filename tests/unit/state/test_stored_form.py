@@ -19,6 +19,7 @@ from stream.state.entities import (
     next_index,
     pack,
     read_stored,
+    settle,
     snap_update,
     unpack,
 )
@@ -157,3 +158,14 @@ def test_a_snapshot_that_is_a_string_or_none_or_not_ascii_survives():
     assert log_entries({}) == b""
     old = unpack(b"0:1", b'{"s":{"seen":[]},"snap":{"1":"plain words"}}', fresh)
     assert fencing.apply(old, 0, 1, None) == "plain words"
+
+
+def test_a_second_save_of_the_same_entity_sends_only_what_came_after_the_first():
+    e = saved([5, 9])
+    _, _, fields = stored(e)
+    settle("acct", [("a", e)], [True], None)
+    fencing.apply(e, 3, 12, appending(12))
+    keep, _max_count, _new, count, first, last = snap_update(e)
+    assert (keep, count, first, last) == ("-1", 1, 12, 12)
+    _, _, fields = stored(e, fields)
+    assert fields[b"ix"] == b"2||0:5:9:2;1:12:12:1;" and list(read_stored(fields)) == [5, 9, 12]
