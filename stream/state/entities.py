@@ -87,9 +87,10 @@ def _entries(log: bytes):
 
 def next_index(
     ix: bytes | None, keep: str, max_count: int, count: int, first: int, last: int
-) -> tuple[bytes, int | None]:
-    """A save's new snapshot index, and the chunk slot its ``count`` new entries (offsets
-    ``first``..``last``) go to (None when there are none). The index is ``<slots made>|<free
+) -> tuple[bytes, int | None, list[int]]:
+    """A save's new snapshot index, the chunk slot its ``count`` new entries (offsets
+    ``first``..``last``) go to (None when there are none), and the slots of gone chunks whose
+    fields are emptied (not the new chunk's: memory back at once). The index is ``<slots made>|<free
     slots, each followed by ','>|<live chunks>``, a live chunk ``<slot>:<first>:<last>:<count>;``
     in offset order. Chunks go from the front: while one is wholly below ``keep`` (``-1``: none
     is; ``REPLACE``: all are) or, with ``max_count``, while the rest still holds ``max_count``
@@ -112,6 +113,7 @@ def next_index(
         free = b"%d," % slot + free
         gone += 1
     live = chunks[gone:]
+    emptied = [c[0] for c in chunks[:gone]]
     new_slot = None
     if count:
         if free:
@@ -120,7 +122,8 @@ def next_index(
         else:
             new_slot, made = made, made + 1
         live.append((new_slot, first, last, count))
-    return b"%d|%s|" % (made, free) + b"".join(b"%d:%d:%d:%d;" % c for c in live), new_slot
+    ix = b"%d|%s|" % (made, free) + b"".join(b"%d:%d:%d:%d;" % c for c in live)
+    return ix, new_slot, [s for s in emptied if s != new_slot]
 
 
 def read_log(log: bytes | None, offsets=None) -> dict[int, StoredOutput]:

@@ -9,8 +9,8 @@
 -- ARGV[5] then the oldest go while the rest holds this many entries (0: no limit)
 -- ARGV[6] new entries (a new chunk)  ARGV[7] their number  ARGV[8], ARGV[9] their first, last offset
 -- One write (HSET): a script with two writes is logged to the AOF as MULTI/EXEC, which Redis 7.0
--- refuses to load when the default user is off (the secured stack); so a gone chunk's slot is
--- listed as free and its field overwritten by a later chunk, never deleted.
+-- refuses to load when the default user is off (the secured stack); so a gone chunk's field is
+-- emptied (not deleted) and its slot listed as free for a later chunk.
 local cur = redis.call('HMGET', KEYS[1], 'fence', 'ix')
 if (cur[1] or '') ~= ARGV[1] then return 0 end
 local count, max_count = tonumber(ARGV[7]), tonumber(ARGV[5])
@@ -27,17 +27,18 @@ if max_count > 0 then
   total = count
   for c in string.gmatch(recs, '%d+:%d+:%d+:(%d+);') do total = total + tonumber(c) end
 end
-local pos = 1
+local pos, emptied = 1, {}
 while pos <= #recs do
   local s, l, c, e = string.match(recs, '^(%d+):%d+:(%d+):(%d+)();', pos)
   if tonumber(l) >= keep_from and (total == nil or total - tonumber(c) < max_count) then break end
   if total then total = total - tonumber(c) end
   free = s .. ',' .. free
+  emptied[#emptied + 1] = s  -- its field is emptied in the same HSET (memory back at once)
   pos = e + 1
 end
 recs = string.sub(recs, pos)
+local slot = nil
 if count > 0 then
-  local slot
   if free ~= '' then
     local comma = string.find(free, ',', 1, true)
     slot, free = string.sub(free, 1, comma - 1), string.sub(free, comma + 1)
@@ -45,8 +46,11 @@ if count > 0 then
     slot, made = tostring(made), made + 1
   end
   recs = recs .. slot .. ':' .. ARGV[8] .. ':' .. ARGV[9] .. ':' .. ARGV[7] .. ';'
-  redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'blob', ARGV[3], 'ix', made .. '|' .. free .. '|' .. recs, 'c' .. slot, ARGV[6])
-else
-  redis.call('HSET', KEYS[1], 'fence', ARGV[2], 'blob', ARGV[3], 'ix', made .. '|' .. free .. '|' .. recs)
 end
+local args = {'fence', ARGV[2], 'blob', ARGV[3], 'ix', made .. '|' .. free .. '|' .. recs}
+for _, s in ipairs(emptied) do
+  if s ~= slot then args[#args + 1] = 'c' .. s; args[#args + 1] = '' end
+end
+if slot then args[#args + 1] = 'c' .. slot; args[#args + 1] = ARGV[6] end
+redis.call('HSET', KEYS[1], unpack(args))
 return 1

@@ -99,7 +99,9 @@ class MemoryState:
                 continue
             keep, max_count, entries, count, first, last = snap_update(e)
             fields = dict(item[3]) if item else {}
-            fields[b"ix"], slot = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+            fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+            for gone in emptied:
+                fields[chunk_field(gone)] = b""
             if slot is not None:
                 fields[chunk_field(slot)] = entries
             self.data[key] = (fence_of(e).encode(), pack(e, encode), expires, fields)

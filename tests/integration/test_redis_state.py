@@ -240,7 +240,9 @@ def test_the_save_script_keeps_snapshot_chunks_as_next_index_does(stack, redis_p
             args = [keep, max_count, new, len(offs), first, last]
             assert redis_client.evalsha(sha, 1, key, fence, f"0:{nxt}", b"{}", *args) == 1
             fence = f"0:{nxt}"
-            fields[b"ix"], slot = next_index(fields.get(b"ix"), keep, max_count, len(offs), first, last)
+            fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, len(offs), first, last)
+            for gone in emptied:
+                fields[chunk_field(gone)] = b""
             if slot is not None:
                 fields[chunk_field(slot)] = new
             got = redis_client.hgetall(key)

@@ -55,7 +55,9 @@ def stored(e: Fenced, fields: dict | None = None) -> tuple[bytes, bytes, dict]:
     """(fence, blob, the other fields) as a backend stores them after saving ``e`` over ``fields``."""
     keep, max_count, entries, count, first, last = snap_update(e)
     fields = dict(fields or {})
-    fields[b"ix"], slot = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+    fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+    for gone in emptied:
+        fields[chunk_field(gone)] = b""
     if slot is not None:
         fields[chunk_field(slot)] = entries
     return f"{e.partition}:{e.offset}".encode(), pack(e, same), fields
@@ -115,9 +117,9 @@ def test_without_a_committed_offset_at_least_the_last_ones_are_kept_in_whole_sav
         fencing.apply(e, 3, off, appending(off))
     _, _, fields = stored(e, fields)
     assert list(read_stored(fields)) == list(range(2 * SNAPSHOTS_KEPT, 3 * SNAPSHOTS_KEPT))
-    ix, slot = next_index(b"3|7,|0:0:9:10;1:10:19:10;2:20:29:10;", "-1", 25, 10, 30, 39)
-    assert (ix, slot) == (b"3|7,|1:10:19:10;2:20:29:10;0:30:39:10;", 0)  # 30 >= 25 left; freed slot 0 first
-    assert next_index(b"3|7,|1:10:19:10;", "20", 0, 0, 0, 0) == (b"3|1,7,|", None)  # no new chunk
+    ix, slot, emptied = next_index(b"3|7,|0:0:9:10;1:10:19:10;2:20:29:10;", "-1", 25, 10, 30, 39)
+    assert (ix, slot, emptied) == (b"3|7,|1:10:19:10;2:20:29:10;0:30:39:10;", 0, [])  # freed slot 0 reused
+    assert next_index(b"3|7,|1:10:19:10;", "20", 0, 0, 0, 0) == (b"3|1,7,|", None, [1])  # its field emptied
 
 
 def test_a_partition_change_replaces_the_snapshots():
