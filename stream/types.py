@@ -19,6 +19,11 @@ class EntityStore(Protocol):
         """Fenced entity states by id, one per distinct id (``decode(None)`` for ids never seen
         or expired). ``kind`` names the key space (``bar``, ``card``, ``acct``, ``user``)."""
 
+    async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict[int, Any]]:
+        """The stored output snapshots at the given offsets (redeliveries), by entity id: a load
+        leaves them in the store (``stream.state.entities``, form 3). Offsets the store no longer
+        holds are missing (``stream.core.fencing.ReplayGap`` follows)."""
+
     async def save(self, kind: str, entities: dict[str, Fenced[Any]], encode: Callable[[Any], Any]) -> None:
         """Write the dirty entities, each only if its stored fence is still the one it was loaded
         with (compare-and-set), and set each written key's expiry to the kind's retention. The

@@ -54,6 +54,12 @@ class Fenced(Generic[S]):
     snapshots: dict[int, Any] = field(default_factory=dict)  # offset -> output computed then (or StoredOutput)
     dirty: bool = False
     loaded_fence: str = ""  # the fence as read from the store: writes are compare-and-set on it
+    # Where the older snapshots are: None = all in ``snapshots`` (a save writes exactly these);
+    # an offset = the store keeps this partition's snapshots up to it in a log of its own, not
+    # loaded (``stream.state.entities``, form 3): ``snapshots`` holds only newer ones (and any a
+    # redelivery fetched), and a save appends the newer ones to that log and trims it.
+    snap_upto: int | None = None
+    keep_from: int | None = None  # the committed offset the last apply trimmed at (the log is trimmed alike)
 
     def seen(self, partition: int, offset: int) -> bool:
         return partition == self.partition and offset <= self.offset
@@ -83,11 +89,13 @@ def apply(
         return out.value() if type(out) is StoredOutput else out
     if partition != entity.partition:
         entity.snapshots.clear()  # offsets of another partition are not comparable
+        entity.snap_upto = None  # nor are the stored ones: the save replaces the log
     entity.state, output = step(entity.state)
     entity.partition, entity.offset = partition, offset
     entity.snapshots[offset] = output
     snaps = entity.snapshots  # offsets go in ascending, so the first is the oldest
     if committed is not None:
+        entity.keep_from = committed
         while snaps and next(iter(snaps)) < committed:
             del snaps[next(iter(snaps))]
     else:
@@ -95,3 +103,17 @@ def apply(
             del snaps[next(iter(snaps))]
     entity.dirty = True
     return output
+
+
+def redelivered(entities: dict[str, Fenced[Any]], ids: list[str], records) -> dict[str, list[int]]:
+    """Per entity id, the offsets of the batch's records (``records[n]`` applies to
+    ``entities[ids[n]]``; each has ``partition`` and ``offset``) that are redeliveries whose
+    snapshot is in the store's log, not loaded: what the store's ``load_snapshots`` must fetch
+    first. Runs per event: the common case (a new record) fails the first comparison."""
+    want: dict[str, list[int]] = {}
+    for i, rec in zip(ids, records):
+        e = entities[i]
+        off = rec.offset
+        if off <= e.offset and e.snap_upto is not None and rec.partition == e.partition and off not in e.snapshots:
+            want.setdefault(i, []).append(off)
+    return want

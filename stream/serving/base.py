@@ -70,6 +70,11 @@ class Job:
         """
         ids = [entity_id(e) for _, e in events]
         entities = await self.state.load(kind, ids, decode)
+        # redelivered records answer from snapshots the load left in the store: fetch just those
+        wanted = fencing.redelivered(entities, ids, [rec for rec, _ in events])
+        if wanted:
+            for i, snaps in (await self.state.load_snapshots(kind, wanted)).items():
+                entities[i].snapshots.update(snaps)
         results, kept = [], []
         # the committed watermark cannot move inside this loop (nothing awaits): ask once per partition
         committed: dict[tuple[str, int], int | None] = {}

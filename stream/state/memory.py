@@ -3,8 +3,9 @@ unit tests (no server). Not a stand-in for Redis in integration tests: those use
 
 Same as ``RedisState`` (``tests/integration/test_state_contract.py`` runs the same cases on both):
 - keys: ``<prefix>:<kind>:{<entity>}``, pseudonymised with a key secret (``entity_key``);
-- stored form: the same fence and orjson blob bytes (``pack``/``unpack``), so loaded states and
-  snapshots have exactly the types Redis would give back;
+- stored form: the same fence, orjson blob and snapshot chunk bytes (``pack``/``unpack``,
+  ``next_index``, ``read_stored``), so loaded states and snapshots have exactly the types Redis
+  would give back;
 - writes: compare-and-set on the fence read at load, per entity; the others in the batch are
   written, and ``StateConflict`` is raised after, as the Redis pipeline does;
 - expiry: each save of an entity (successful or not, if the key exists) sets its expiry to its
@@ -21,7 +22,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from stream.core.fencing import Fenced
-from stream.state.entities import entity_key, fence_of, pack, settle, unpack
+from stream.state.entities import (
+    chunk_field,
+    entity_key,
+    fence_of,
+    next_index,
+    pack,
+    read_stored,
+    settle,
+    snap_update,
+    unpack,
+)
 
 
 def wall_clock_ms() -> float:
@@ -37,20 +48,20 @@ class MemoryState:
         key_secret: bytes | None = None,
         retention_ms: dict[str, int] | None = None,
         clock_ms: Callable[[], float] = wall_clock_ms,
-        store: dict[str, tuple[bytes, bytes, float | None]] | None = None,
+        store: dict[str, tuple[bytes, bytes, float | None, dict[bytes, bytes]]] | None = None,
     ):
         """``store``: another ``MemoryState``'s ``data`` to share it, like two clients of one server."""
         self.prefix = prefix
         self._secret = key_secret
         self.retention_ms = retention_ms or {}
         self._clock = clock_ms
-        self.data: dict[str, tuple[bytes, bytes, float | None]] = {} if store is None else store
-        # key -> (fence, blob, expires at ms)
+        self.data: dict[str, tuple[bytes, bytes, float | None, dict[bytes, bytes]]] = {} if store is None else store
+        # key -> (fence, blob, expires at ms, the other fields: snapshot index and chunks)
 
     def key(self, kind: str, entity: str) -> str:
         return entity_key(self.prefix, kind, entity, self._secret)
 
-    def _live(self, key: str) -> tuple[bytes, bytes, float | None] | None:
+    def _live(self, key: str) -> tuple[bytes, bytes, float | None, dict[bytes, bytes]] | None:
         item = self.data.get(key)
         if item is not None and item[2] is not None and item[2] <= self._clock():
             del self.data[key]
@@ -62,6 +73,13 @@ class MemoryState:
         for i in dict.fromkeys(ids):
             item = self._live(self.key(kind, i))
             out[i] = unpack(item[0], item[1], decode) if item else unpack(None, None, decode)
+        return out
+
+    async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict]:
+        out = {}
+        for i, offsets in wanted.items():
+            item = self._live(self.key(kind, i))
+            out[i] = read_stored(item[3] if item else {}, offsets)
         return out
 
     async def save(self, kind: str, entities: dict[str, Fenced[Any]], encode: Callable[[Any], Any]) -> None:
@@ -76,10 +94,17 @@ class MemoryState:
             expires = self._clock() + ttl if ttl else (item[2] if item else None)  # HSET keeps a TTL
             if (item[0].decode() if item else "") != e.loaded_fence:
                 if item is not None and ttl:
-                    self.data[key] = (item[0], item[1], expires)
+                    self.data[key] = (item[0], item[1], expires, item[3])
                 written.append(False)
                 continue
-            self.data[key] = (fence_of(e).encode(), pack(e, encode), expires)
+            keep, max_count, entries, count, first, last = snap_update(e)
+            fields = dict(item[3]) if item else {}
+            fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
+            for gone in emptied:
+                fields[chunk_field(gone)] = b""
+            if slot is not None:
+                fields[chunk_field(slot)] = entries
+            self.data[key] = (fence_of(e).encode(), pack(e, encode), expires, fields)
             written.append(True)
         settle(kind, dirty, written, self._secret)
 

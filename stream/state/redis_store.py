@@ -3,8 +3,9 @@
 Key layout (``P`` = settings.redis_key_prefix; the ``{...}`` hash tag keeps every key of one
 entity in one Redis Cluster slot, so each script touches a single slot)::
 
-    P:bar:{<symbol>}     hash    fence = "<partition>:<offset>", blob = orjson time bars + output snapshots
-    P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state + output snapshots
+    P:bar:{<symbol>}     hash    fence = "<partition>:<offset>", blob = orjson time bars,
+                                 ix + c<n> = output snapshots in chunks (stream.state.entities)
+    P:acct:{<account>}   hash    fence = "<partition>:<offset>", blob = orjson state, ix + c<n>
     P:user:{<user>}      hash    same layout, for product profiles
 
 Every write sets the key's expiry to its kind's retention (``FINSTREAM_STATE_RETENTION_*_S``), so
@@ -16,7 +17,9 @@ the first 32 hex digits of HMAC-SHA256(secret, id).
 Every batch is one round trip per direction; no per-event awaits (``asyncio.gather`` over many
 commands exhausts the connection pool). On one server a load is a single read-only script call
 over all the batch's keys (``fenced_get.lua``: one reply to parse instead of one per key), and a
-save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key, written in the Redis protocol here
+save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key (the script stores the batch's new
+output snapshots as a chunk of their own and drops committed chunks from the key's small index:
+snapshots are neither loaded nor sent back, nor copied by the script), written in the Redis protocol here
 and sent on a pooled connection (redis-py's script objects add a ``SCRIPT EXISTS`` round trip to
 every pipeline, and its pipelines cost more Python per command than the rest of the save; a
 missing script is loaded on ``NOSCRIPT`` and the refused calls, which wrote nothing, are sent again). Redis Cluster refuses multi-slot scripts
@@ -39,7 +42,9 @@ from stream.state.entities import (
     entity_key,
     fence_of,
     pack,
+    read_stored,
     settle,
+    snap_update,
     unpack,
 )
 
@@ -50,14 +55,37 @@ FENCED_SET = (_HERE / "fenced_set.lua").read_text()
 FENCED_GET = (_HERE / "fenced_get.lua").read_text()
 
 
-def resp_command(*args: str | bytes | int) -> bytes:
-    """One command in the Redis protocol (an array of bulk strings), as redis-py's encoder writes
-    it: str as UTF-8, int in decimal, bytes as they are."""
-    parts = [b"*%d\r\n" % len(args)]
+def _bulks(args) -> bytes:
+    """Arguments as Redis protocol bulk strings, as redis-py's encoder writes them: str as UTF-8,
+    int in decimal, bytes as they are."""
+    parts = []
     for a in args:
-        b = a.encode() if isinstance(a, str) else b"%d" % a if isinstance(a, int) else a
-        parts.append(b"$%d\r\n%s\r\n" % (len(b), b))
+        b = a if type(a) is bytes else a.encode() if isinstance(a, str) else b"%d" % a
+        parts += (b"$%d\r\n" % len(b), b, b"\r\n")
     return b"".join(parts)
+
+
+def resp_command(*args: str | bytes | int) -> bytes:
+    """One command in the Redis protocol (an array of bulk strings)."""
+    return b"*%d\r\n" % len(args) + _bulks(args)
+
+
+def script_calls(sha: str, calls: list[tuple[str, list]], ttl_ms: int) -> bytes:
+    """``EVALSHA sha 1 key *args`` (+ ``PEXPIRE key ttl_ms``) per call, in the Redis protocol: what
+    ``resp_command`` writes for each, with the parts every call shares written once (this runs
+    per entity of every batch)."""
+    heads: dict[int, bytes] = {}
+    expire = _bulks((ttl_ms,))
+    packed = []
+    for key, args in calls:
+        head = heads.get(len(args))
+        if head is None:
+            head = heads[len(args)] = b"*%d\r\n" % (4 + len(args)) + _bulks(("EVALSHA", sha, 1))
+        k = _bulks((key,))
+        packed += (head, k, _bulks(args))
+        if ttl_ms:
+            packed += (b"*3\r\n$7\r\nPEXPIRE\r\n", k, expire)
+    return b"".join(packed)
 
 
 CLUSTER_CONCURRENCY = 32
@@ -142,13 +170,9 @@ class RedisState:
         pending = list(range(len(calls)))
         results: list = [None] * len(calls)
         for _attempt in range(2):
-            sha = script.sha
-            packed = [
-                resp_command("EVALSHA", sha, 1, key, *args) + (resp_command("PEXPIRE", key, ttl_ms) if ttl_ms else b"")
-                for key, args in (calls[i] for i in pending)
-            ]
+            packed = script_calls(script.sha, [calls[i] for i in pending], ttl_ms)
             async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
-                replies = await self._round_trip(b"".join(packed), len(pending) * (2 if ttl_ms else 1))
+                replies = await self._round_trip(packed, len(pending) * (2 if ttl_ms else 1))
             step = 2 if ttl_ms else 1
             refused = []
             for i, reply in zip(pending, replies[::step]):
@@ -211,10 +235,24 @@ class RedisState:
                 rows = await self._fenced_get(keys=keys)
         return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, rows)}
 
+    async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict]:
+        """The stored output snapshots at the given offsets, by entity id (those still stored):
+        one pipelined ``HGETALL`` of the entities concerned. Only a batch with redelivered records
+        pays it."""
+        ids = list(wanted)
+        if not ids:
+            return {}
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.hgetall(self.key(kind, i))
+        async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+            found = await pipe.execute()
+        return {i: read_stored(fields, wanted[i]) for i, fields in zip(ids, found)}
+
     async def save(self, kind: str, entities: dict[str, Fenced], encode) -> None:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        calls = [(self.key(kind, i), [e.loaded_fence, fence_of(e), pack(e, encode)]) for i, e in dirty]
+        calls = [(self.key(kind, i), [e.loaded_fence, fence_of(e), pack(e, encode), *snap_update(e)]) for i, e in dirty]
         results = await self._run_scripts(self._fenced_set, calls, self.retention_ms.get(kind, 0))
         settle(kind, dirty, [bool(r) for r in results], self._secret)

@@ -9,6 +9,7 @@ import redis.asyncio as aioredis
 
 from stream.core import fencing
 from stream.core.features import AccountState
+from stream.core.records import SourceRecord
 from stream.state.redis_store import RedisState, StateConflict
 
 
@@ -74,12 +75,12 @@ def test_entities_round_trip_with_fence_and_snapshots(backend):
         fencing.apply(ents["a"], 0, 9, step)
         await st.save("acct", ents, AccountState.to_dict)
         back = await st.load("acct", ["a", "b"], AccountState.from_dict)
-        return back
+        return back, await st.load_snapshots("acct", {"a": [5, 9], "b": [1]})
 
-    back = run(_with_state(backend, go))
+    back, snaps = run(_with_state(backend, go))
     a = back["a"]
-    assert (a.state.n, a.partition, a.offset) == (2, 0, 9)
-    assert a.snapshots == {5: [0.0], 9: [1.0]}
+    assert (a.state.n, a.partition, a.offset, a.snap_upto) == (2, 0, 9, 9)
+    assert snaps == {"a": {5: [0.0], 9: [1.0]}, "b": {}}
     assert back["b"].state.n == 0 and not back["b"].dirty
     assert backend.sync.hget(f"{backend.prefix}:acct:{{a}}", "fence") == b"0:9"
 
@@ -179,12 +180,12 @@ def test_state_client_bounds_each_round_trip_so_a_hung_server_is_an_outage(
                     break
                 except TimeoutError:
                     assert loop.time() < deadline
-            return again["a"]
+            return again["a"], await st.load_snapshots("acct", {"a": [4]})
         finally:
             await client.aclose()
 
-    a = run(go())
-    assert (a.state, a.loaded_fence, a.snapshots) == ({"seen": [4]}, "0:4", {4: 4})
+    a, snaps = run(go())
+    assert (a.state, a.loaded_fence, snaps) == ({"seen": [4]}, "0:4", {"a": {4: 4}})
 
 
 def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(stack, redis_prefix, redis_client):
@@ -213,3 +214,66 @@ def test_a_flushed_script_cache_is_reloaded_and_the_refused_writes_sent_again(st
     got = run(go())
     for i in ("a", "b"):
         assert (got[i].state, got[i].loaded_fence) == ({"seen": [7, 8]}, "1:8")
+
+
+def test_the_save_script_keeps_snapshot_chunks_as_next_index_does(stack, redis_prefix, redis_client):
+    """``fenced_set.lua`` and ``stream.state.entities.next_index`` are one rule written twice (Redis
+    and the in-process backend): random sequences of saves leave the same fields."""
+    import random
+
+    from stream.state.entities import REPLACE, chunk_field, log_entries, next_index
+    from stream.state.redis_store import FENCED_SET
+
+    rng = random.Random(14)
+    sha = redis_client.script_load(FENCED_SET)
+    for run_ in range(30):
+        key = f"{redis_prefix}:acct:{{lua{run_}}}"
+        fields: dict = {}
+        fence, nxt = "", 0
+        for _save in range(20):
+            offs = list(range(nxt, nxt + rng.choice([0, 1, 3, 8])))
+            nxt += len(offs) + rng.randint(0, 3)
+            new = log_entries({o: {"o": o, "t": "é" * rng.randint(0, 3)} for o in offs})
+            keep = rng.choice([REPLACE, "-1", str(max(0, nxt - rng.randint(0, 30)))])
+            max_count = rng.choice([0, 0, rng.randint(1, 20)])
+            first, last = (offs[0], offs[-1]) if offs else (0, 0)
+            args = [keep, max_count, new, len(offs), first, last]
+            assert redis_client.evalsha(sha, 1, key, fence, f"0:{nxt}", b"{}", *args) == 1
+            fence = f"0:{nxt}"
+            fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, len(offs), first, last)
+            for gone in emptied:
+                fields[chunk_field(gone)] = b""
+            if slot is not None:
+                fields[chunk_field(slot)] = new
+            got = redis_client.hgetall(key)
+            assert {k: v for k, v in got.items() if k not in (b"fence", b"blob")} == fields, (run_, _save)
+
+
+def test_a_form_2_entity_in_redis_loads_answers_its_redelivery_and_moves_to_the_log(backend):
+    """States written before the snapshot log (stored form 2: snapshots as JSON text in the blob)."""
+    import orjson
+
+    key = f"{backend.prefix}:acct:{{old}}"
+    snaps = {"5": orjson.dumps([0.0]).decode(), "9": orjson.dumps([1.0]).decode()}
+    backend.sync.hset(
+        key, mapping={"fence": b"0:9", "blob": orjson.dumps({"f": 2, "s": AccountState(n=2).to_dict(), "snap": snaps})}
+    )
+
+    def step(st):
+        return AccountState(n=st.n + 1), [float(st.n)]
+
+    async def go(st):
+        ents = await st.load("acct", ["old"], AccountState.from_dict)
+        assert (
+            fencing.redelivered(ents, ["old"], [SourceRecord("t", 0, 9, None, None)]) == {}
+        )  # in the blob: nothing to fetch
+        redone = fencing.apply(ents["old"], 0, 9, step)
+        fencing.apply(ents["old"], 0, 10, step, committed=9)
+        await st.save("acct", ents, AccountState.to_dict)
+        back = await st.load("acct", ["old"], AccountState.from_dict)
+        return redone, back["old"], await st.load_snapshots("acct", {"old": [5, 9, 10]})
+
+    redone, back, stored = run(_with_state(backend, go))
+    assert redone == [1.0] and back.state.n == 3 and back.snap_upto == 10
+    assert stored == {"old": {9: [1.0], 10: [2.0]}}
+    assert orjson.loads(backend.sync.hget(key, "blob"))["f"] == 3

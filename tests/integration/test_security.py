@@ -166,7 +166,7 @@ def _entity_state(state: dict[str, object]) -> dict[str, object]:
         if isinstance(value, dict):
             blob = orjson.loads(value[b"blob"])
             blob.pop("snap", None)
-            value = {**value, b"blob": blob}
+            value = {b"fence": value[b"fence"], b"blob": blob}  # not the snapshot chunks (ix, c<n>)
         out[key] = value
     return out
 

@@ -16,6 +16,7 @@ from redis.crc import key_slot
 
 from stream.core import fencing
 from stream.core.pseudonyms import pseudonym
+from stream.core.records import SourceRecord
 from stream.state.entities import StateConflict, entity_key
 from stream.state.memory import MemoryState
 from stream.state.redis_store import RedisState
@@ -141,12 +142,47 @@ def test_round_trip_keeps_state_fence_and_snapshots_in_stored_form(backend):
             fencing.apply(ents["a"], 3, off, appending(off))
         await st.save("acct", ents, keep)
         assert not ents["a"].dirty and ents["a"].loaded_fence == "3:9"
-        return await backend.open().load("acct", ["a"], fresh)
+        loaded = await backend.open().load("acct", ["a"], fresh)
+        return loaded, await backend.open().load_snapshots("acct", {"a": [5, 7, 9]})
 
-    a = run(backend, go)["a"]
+    loaded, snaps = run(backend, go)
+    a = loaded["a"]
     assert (a.state, a.partition, a.offset, a.loaded_fence) == ({"seen": [5, 9]}, 3, 9, "3:9")
-    assert a.snapshots == {5: [5, 0], 9: [9, 1]}  # tuples come back as lists, offsets as int
+    assert a.snapshots == {} and a.snap_upto == 9  # a load leaves the snapshots in the store
+    assert snaps == {"a": {5: [5, 0], 9: [9, 1]}}  # tuples come back as lists, offsets as int
     assert backend.raw_fence(entity_key(backend.prefix, "acct", "a", None)) == b"3:9"
+
+
+async def replay(st, kind, ents, events, step):
+    """What ``Job.fold`` does with redelivered records: fetch their snapshots, then apply."""
+    wanted = fencing.redelivered(
+        ents, [i for i, _, _ in events], [SourceRecord("t", p, o, None, None) for _, p, o in events]
+    )
+    for i, snaps in (await st.load_snapshots(kind, wanted)).items():
+        ents[i].snapshots.update(snaps)
+    return [fencing.apply(ents[i], p, off, step(off)) for i, p, off in events]
+
+
+def test_snapshots_go_once_committed_or_beyond_the_last_ones_in_whole_saves(backend):
+    async def go():
+        st = backend.open()
+        for batch in range(4):  # a committed offset moving up, 10 records a batch
+            ents = await st.load("acct", ["a"], fresh)
+            for off in range(batch * 10, batch * 10 + 10):
+                fencing.apply(ents["a"], 1, off, appending(off), committed=max(0, batch * 10 - 15))
+            await st.save("acct", ents, keep)
+        committed = await st.load_snapshots("acct", {"a": range(100)})
+        for batch in range(4, 12):  # no committed offset: the last SNAPSHOTS_KEPT stay
+            ents = await st.load("acct", ["a"], fresh)
+            for off in range(batch * 10, batch * 10 + 10):
+                fencing.apply(ents["a"], 1, off, appending(off))
+            await st.save("acct", ents, keep)
+        return committed, await st.load_snapshots("acct", {"a": range(200)})
+
+    committed, last = run(backend, go)
+    assert sorted(committed["a"]) == list(range(10, 40))  # whole saves: 10-19 holds 15-19
+    assert sorted(last["a"]) == list(range(50, 120))  # at least SNAPSHOTS_KEPT (64), whole saves of 10
+    assert last["a"][100] == [100, 100]
 
 
 def test_redelivery_after_a_round_trip_returns_the_stored_outputs(backend):
@@ -156,11 +192,11 @@ def test_redelivery_after_a_round_trip_returns_the_stored_outputs(backend):
         first = [fencing.apply(ents["u"], 0, off, appending(off)) for off in range(4)]
         await st.save("user", ents, keep)
         again = await st.load("user", ["u"], fresh)
-        replay = [fencing.apply(again["u"], 0, off, appending(off)) for off in range(4)]
-        return first, replay, again["u"]
+        replayed = await replay(st, "user", again, [("u", 0, off) for off in range(4)], appending)
+        return first, replayed, again["u"]
 
-    first, replay, u = run(backend, go)
-    assert replay == [list(o) for o in first] and not u.dirty and u.state == {"seen": [0, 1, 2, 3]}
+    first, replayed, u = run(backend, go)
+    assert replayed == [list(o) for o in first] and not u.dirty and u.state == {"seen": [0, 1, 2, 3]}
 
 
 def test_fence_moved_by_another_writer_is_a_conflict_and_keeps_their_write(backend):

@@ -28,6 +28,7 @@ import redis
 
 from stream.core import fencing  # noqa: E402
 from stream.dashboard.server import output_reader  # noqa: E402
+from stream.state.entities import read_stored  # noqa: E402
 from stream.tools import synthetic  # noqa: E402
 from tests.integration.workers import WorkerRun, entity_state, produce  # noqa: E402
 
@@ -195,11 +196,11 @@ def uncommitted_backlog(run: WorkerRun, client: redis.Redis, prog: dict) -> int:
         client.scan_iter(match=f"{s.redis_key_prefix}:acct:*", count=1000),
     )
     for key in keys:
-        fence, blob = client.hmget(key, "fence", "blob")
-        if fence:
-            part = int(fence.split(b":")[0])
+        fields = client.hgetall(key)
+        if fields.get(b"fence"):
+            part = int(fields[b"fence"].split(b":")[0])
             floor = committed.get((s.topic_transactions, part), 0)
-            worst = max(worst, sum(int(o) >= floor for o in orjson.loads(blob)["snap"]))
+            worst = max(worst, sum(o >= floor for o in read_stored(fields)))  # its snapshot chunks
     return worst
 
 

@@ -14,6 +14,7 @@ from stream.core.records import SourceRecord
 from stream.serving import risk
 from stream.serving.models import ModelRegistry
 from stream.settings import REPO_ROOT, Settings
+from stream.state.entities import log_entries, read_stored
 from stream.state.memory import MemoryState
 from stream.worker import build_jobs
 
@@ -61,16 +62,9 @@ def without_source(value: bytes) -> bytes:
     return orjson.dumps(body)
 
 
-def snapshots(stored: dict) -> dict:
-    """A blob's output snapshots as values (stored form 2 keeps each as its JSON text)."""
-    if stored.get("f") == 2:
-        return {k: orjson.loads(v) for k, v in stored["snap"].items()}
-    return stored["snap"]
-
-
-def with_snapshots(stored: dict, snaps: dict) -> dict:
-    text = stored.get("f") == 2
-    return {**stored, "snap": {k: orjson.dumps(v).decode() if text else v for k, v in snaps.items()}}
+def snapshots(fields: dict) -> dict:
+    """A stored entity's output snapshots as values (its snapshot chunks: ``stream.state.entities``)."""
+    return {k: v.value() for k, v in read_stored(fields).items()}
 
 
 def run(job, records):
@@ -84,10 +78,10 @@ def test_stored_rows_are_packed_strings(settings):
     job = risk_job(settings, state)
     run(job, batch(settings, [txn(n, "card-1") for n in range(5)]))
     width = len(job.models["risk"].card.features)
-    [(_fence, blob, _exp)] = state.data.values()
+    [(_fence, blob, _exp, fields)] = state.data.values()
     stored = orjson.loads(blob)
     assert all(isinstance(row, str) and fits(row, width) for _eid, row in stored["s"]["seen"])
-    snaps = snapshots(stored)
+    snaps = snapshots(fields)
     assert len(snaps) == 5 and all(isinstance(out[0], str) and fits(out[0], width) for out in snaps.values())
 
 
@@ -127,11 +121,12 @@ def test_rows_remembered_under_another_feature_list_are_dead_lettered_not_a_fail
     first = risk_job(settings, state)
     run(first, batch(settings, values))
     width = len(first.models["risk"].card.features)
-    for key, (fence, blob, expiry) in list(state.data.items()):
+    for key, (fence, blob, expiry, fields) in list(state.data.items()):
         d = orjson.loads(blob)
         d["s"]["seen"] = [[eid, pack_row([0.5] * (width - 1))] for eid, _ in d["s"]["seen"]]
-        d = with_snapshots(d, {off: [pack_row([0.5] * (width - 1)), rep] for off, (_, rep) in snapshots(d).items()})
-        state.data[key] = (fence, orjson.dumps(d), expiry)
+        snaps = {off: [pack_row([0.5] * (width - 1)), rep] for off, (_, rep) in snapshots(fields).items()}
+        fields = {b"ix": b"1||0:%d:%d:%d;" % (min(snaps), max(snaps), len(snaps)), b"c0": log_entries(snaps)}
+        state.data[key] = (fence, orjson.dumps(d), expiry, fields)
     job = risk_job(settings, state)
     redelivered = run(job, batch(settings, values))
     resent = run(job, batch(settings, values, first=100))
