@@ -51,7 +51,7 @@ from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported wit
     normal_email,
     normal_product,
 )
-from stream.core.cardtables import MEMO_CAP, TABLE_FEATURES, TABLE_LABELS, CardTables, table_features
+from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables, table_features
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
 
@@ -146,31 +146,6 @@ def _seen(values: list[str], v: str | None) -> tuple[float, float]:
     return float(len(values)), float(bool(values) and v is not None and v not in values)
 
 
-def _event_codes(e: CardEvent, tables: CardTables, key: tuple) -> tuple:
-    """What a transaction's card fields alone give: its normalised product and e-mail domain, the
-    code features (product one-hot to device family) and the table features. ``key`` is those
-    fields; the result is kept in ``tables.memo`` (a feed repeats a few thousand combinations:
-    44% of the first 20k bench events brought a new one, and the memo took 0.9% off the risk
-    engine's instructions there), which is cleared when full."""
-    product, email = normal_product(e), normal_email(e)
-    code_features = (
-        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
-        numeric_code(e.card_group),
-        numeric_code(e.card_subgroup),
-        numeric_code(e.card_type),
-        numeric_code(e.card_country),
-        numeric_code(e.billing_region),
-        numeric_code(e.billing_country),
-        float(email_group(email)),
-        float(device_family(e.device)),
-    )
-    codes = (product, email, code_features, tuple(table_features(tables, e)))
-    if len(tables.memo) >= MEMO_CAP:
-        tables.memo.clear()
-    tables.memo[key] = codes
-    return codes
-
-
 def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
     """Features of one transaction given the card's state *before* it and the served model's
     static tables (``stream.core.cardtables``; order = CARD_FEATURES)."""
@@ -203,22 +178,8 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         per_day = st.n / max((e.ts - first) / DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
-    codes = tables.memo.get(
-        key := (
-            e.product_code,
-            e.email_domain,
-            e.device,
-            e.card_group,
-            e.card_subgroup,
-            e.card_type,
-            e.card_country,
-            e.billing_region,
-            e.billing_country,
-        )
-    )
-    if codes is None:
-        codes = _event_codes(e, tables, key)
-    product, email, code_features, table_values = codes
+    product = normal_product(e)
+    email = normal_email(e)
     n_em, new_em = _seen(st.emails, email)
     n_dev, new_dev = _seen(st.devices, e.device)
     n_pr, new_pr = _seen(st.products, product)
@@ -228,7 +189,15 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         log_amount,
         round(e.amount % 1.0, 3),
         float((e.ts // HOUR_MS) % 24),
-        *code_features,
+        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
+        numeric_code(e.card_group),
+        numeric_code(e.card_subgroup),
+        numeric_code(e.card_type),
+        numeric_code(e.card_country),
+        numeric_code(e.billing_region),
+        numeric_code(e.billing_country),
+        float(email_group(email)),
+        float(device_family(e.device)),
         float(st.n == 0),
         gap,
         n_1h,
@@ -254,7 +223,7 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         new_va,
         *signal_values(e.signals),
         *signal_deltas(e.signals, st.signals),
-        *table_values,
+        *table_features(tables, e),
     ]
 
 

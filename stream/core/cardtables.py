@@ -38,7 +38,6 @@ TABLE_LABELS: dict[str, str] = {
     **{f"{k}_log_count": f"how often this {k.replace('_', ' ')} was seen in the training months" for k in TABLE_KEYS},
 }
 SMOOTHING = 20.0  # prior weight in rows: a key seen a few times stays near the overall fraud rate
-MEMO_CAP = 1 << 14  # card field combinations remembered per tables object (CardTables.memo, ~8 MB)
 MIN_ROWS = 100  # fitting rows a value needs to be published in a table (an aggregate, not a record)
 
 
@@ -75,9 +74,6 @@ class CardTables:
 
     prior: float = 0.0
     tables: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-    # what the card features computed from a transaction's card fields with these tables
-    # (``stream.core.cardrisk``): pure functions of the fields, kept per tables object
-    memo: dict[tuple, tuple] = field(default_factory=dict, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"prior": self.prior, "tables": {k: {v: list(p) for v, p in t.items()} for k, t in self.tables.items()}}

@@ -98,33 +98,3 @@ def test_tables_round_trip_through_json_and_reach_the_served_row():
     x = replay_card_features([("1001-330", A), ("2002-", B)], t.to_dict())
     assert x[0, -len(TABLE_FEATURES) :].tolist() == pytest.approx(table_features(t, A))
     assert x[1, -len(TABLE_FEATURES) :].tolist() == pytest.approx(table_features(t, B))
-
-
-def test_remembered_card_codes_are_what_the_features_compute(monkeypatch):
-    """The card-field part of a row comes from ``tables.memo`` once seen: the same row as on a
-    fresh tables object, per tables (two tables never share an entry), and a full memo starts over."""
-    from stream.core import cardrisk
-
-    t = fit_tables([table_keys(A), table_keys(B)], [1, 0], min_rows=1)
-    other = fit_tables([table_keys(A), table_keys(B)], [0, 1], min_rows=1)
-    cold = [card_features(CardState(), e, CardTables.from_dict(t.to_dict())) for e in (A, B)]
-    warm = [card_features(CardState(), e, t) for e in (A, B, A, B)]
-    assert warm == cold + cold and len(t.memo) == 2
-    assert card_features(CardState(), A, other)[-len(TABLE_FEATURES) :] == table_features(other, A)
-    assert table_features(other, A) != table_features(t, A)
-    monkeypatch.setattr(cardrisk, "MEMO_CAP", 2)
-    C = ev(card_group="3003", device="iOS Device")
-    assert card_features(CardState(), C, t) == card_features(CardState(), C, CardTables.from_dict(t.to_dict()))
-    assert list(t.memo) == [
-        (
-            C.product_code,
-            C.email_domain,
-            C.device,
-            C.card_group,
-            C.card_subgroup,
-            C.card_type,
-            C.card_country,
-            C.billing_region,
-            C.billing_country,
-        )
-    ]
