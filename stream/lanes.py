@@ -43,6 +43,7 @@ from aiokafka.structs import TopicPartition
 
 from stream.core.records import OutputRecord
 from stream.health import HEALTH
+from stream.outbox import Outbox
 from stream.stagetrace import now_ms
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ class _Txn:
         self.slot = slot
         self.units: list[Unit] = []
         self.events = 0
-        self.futures: list[asyncio.Future] = []
+        self.outbox: Outbox | None = None  # its record batches on the slot's current producer
         self.opened_at = 0.0
         self.begun = False  # begin_transaction() called on the slot's current producer
         self.offsets: asyncio.Future | None = None  # send_offsets_to_transaction under way at the seal
@@ -137,6 +138,8 @@ class Lane:
             if self._get is None:
                 self._get = asyncio.create_task(self.queue.get())
             waiters: set[asyncio.Future] = {self._get}
+            if t.outbox is not None:
+                waiters.update(t.outbox.waiting())  # a held-back batch follows its predecessor's ack
             timeout = None
             if t.units:
                 due = t.due or d._closing or t.events >= d.s.commit_max_events
@@ -151,6 +154,12 @@ class Lane:
                 else:
                     timeout = left
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if t.outbox is not None and t.outbox.ready():
+                self.busy = True
+                try:
+                    await self._retrying(t, lambda t=t: t.outbox.send_ready(), resend=False)  # type: ignore[union-attr]
+                finally:
+                    self.busy = False
             if not self._get.done():
                 continue
             unit, self._get = self._get.result(), None
@@ -230,9 +239,9 @@ class Lane:
         if d.exactly_once and not t.begun:
             await p.begin_transaction()
             t.begun = True
-        send, part, futures = p.send, d.publisher.partition_of, t.futures
-        for o in unit.records:
-            futures.append(await send(o.topic, o.value, key=o.key, partition=part(o)))
+        if t.outbox is None or t.outbox.producer is not p:
+            t.outbox = Outbox(p)
+        await t.outbox.add(unit.records, d.publisher.partition_of)
 
     def _add_offsets(self, t: _Txn) -> None:
         """Start adding ``t``'s source offset to it (AddOffsetsToTxn, TxnOffsetCommit) without
@@ -267,7 +276,7 @@ class Lane:
                 if failing_since is None:
                     await step()
                     return
-                t.futures = []
+                t.outbox = None  # a fresh producer: its own batches
                 for u in t.units:
                     await self._send(t, u)
                 if resend:
@@ -316,7 +325,8 @@ def _retrieved(f: asyncio.Future) -> None:
 
 
 async def _acked(t: _Txn) -> None:
-    await asyncio.gather(*t.futures)
+    if t.outbox is not None:
+        await t.outbox.acked()
 
 
 def _mark(units: list[Unit], stage: str) -> None:
