@@ -26,6 +26,11 @@ What keeps it exactly-once with two producers:
 
 Under at-least-once a lane is one idempotent producer for all partitions, and its "commit" is
 waiting for every send's acknowledgement.
+
+A transaction's outputs go out as record batches, one open batch per output partition
+(``stream.outbox``: ``create_batch``/``send_batch``, one future per batch instead of a ``send()``
+and a future per record); a partition's next batch is handed over when the previous one is
+acknowledged (the loop below also wakes up for that), when it is full, or at the seal.
 """
 
 from __future__ import annotations
