@@ -17,7 +17,7 @@ What keeps it exactly-once with two producers:
   transaction commits only after the one before it has committed, so the group's offset only
   moves forward and ``on_durable`` runs in order;
 * **zombies**: both transactional ids (``<app id>-<topic>-<partition>`` and the same with ``-1``)
-  are initialised when the lane starts, before its first send, so a restarted or rebalanced worker
+  are initialised when the lane starts, before its first send (``stream.slots``), so a restarted or rebalanced worker
   fences both of a zombie's producers and aborts whatever either had open;
 * **failures**: a failed send or commit throws away only that transaction's producer (the new one,
   same transactional id, aborts what was open) and resends that transaction's batches from memory,
@@ -49,6 +49,7 @@ from aiokafka.structs import TopicPartition
 from stream.core.records import OutputRecord
 from stream.health import HEALTH
 from stream.outbox import Outbox
+from stream.slots import ProducerSlots
 from stream.stagetrace import now_ms
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ class Lane:
         self.source = source
         self.queue: asyncio.Queue[Unit] = asyncio.Queue(maxsize=max(1, d.s.delivery_inflight))
         self.slots = d.s.delivery_producers if d.exactly_once else 1
-        self.producers: list[AIOKafkaProducer | None] = [None] * self.slots
+        self.producers = ProducerSlots(d.publisher, d.s.app_id, source, self.slots, d.exactly_once)
         self.open = _Txn(0)
         self.sealed: _Txn | None = None  # committing in the background
         self.committing: asyncio.Task | None = None
@@ -127,10 +128,7 @@ class Lane:
                     await t
                 except BaseException:  # cancelled on purpose
                     pass
-        for p in self.producers:
-            if p is not None:
-                await _quiet_stop(p)
-        self.producers = [None] * self.slots
+        await self.producers.stop()
 
     # --- the loop ---------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -215,32 +213,9 @@ class Lane:
         self.d._durable(t.units, time.perf_counter() - start)
 
     # --- one transaction ----------------------------------------------------------------------------
-    def _tid(self, slot: int) -> str | None:
-        if not self.d.exactly_once:
-            return None
-        base = f"{self.d.s.app_id}-{self.source.topic}-{self.source.partition}"
-        return base if slot == 0 else f"{base}-{slot}"
-
-    async def _producer(self, slot: int) -> AIOKafkaProducer:
-        if all(p is None for p in self.producers):  # lane start: fence every slot's zombie first
-            started = await asyncio.gather(
-                *(self.d.publisher.new_producer(self._tid(i)) for i in range(self.slots)), return_exceptions=True
-            )
-            failed = [x for x in started if isinstance(x, BaseException)]
-            if failed:
-                for x in started:
-                    if isinstance(x, AIOKafkaProducer):
-                        await _quiet_stop(x)
-                raise failed[0]
-            self.producers = list(started)  # type: ignore[arg-type]
-        p = self.producers[slot]
-        if p is None:
-            p = self.producers[slot] = await self.d.publisher.new_producer(self._tid(slot))
-        return p
-
     async def _send(self, t: _Txn, unit: Unit) -> None:
         d = self.d
-        p = await self._producer(t.slot)
+        p = await self.producers.get(t.slot)
         if d.exactly_once and not t.begun:
             await p.begin_transaction()
             t.begun = True
@@ -311,12 +286,10 @@ class Lane:
                     delay,
                     time.monotonic() - failing_since,
                 )
-                p, self.producers[t.slot] = self.producers[t.slot], None
                 if t.offsets is not None and not t.offsets.done():
                     t.offsets.cancel()
                 t.offsets = t.offsets_on = None
-                if p is not None:
-                    await _quiet_stop(p)
+                await self.producers.discard(t.slot)
                 t.begun = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.d.s.outage_backoff_max_s)
@@ -353,10 +326,3 @@ def _lane_died(task: asyncio.Task) -> None:
     log.critical("delivery lane %s stopped (%r); exiting without acking", task.get_name(), exc, exc_info=exc)
     logging.shutdown()
     os._exit(EXIT_UNPROCESSABLE)
-
-
-async def _quiet_stop(p: AIOKafkaProducer) -> None:
-    try:
-        await asyncio.wait_for(p.stop(), timeout=10)
-    except Exception:  # a broken producer: nothing left to save in it
-        logging.getLogger(__name__).debug("producer stop failed", exc_info=True)
