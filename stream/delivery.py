@@ -82,13 +82,7 @@ class Delivery:
     ) -> list[Unit]:
         """The publisher's split of a batch (one unit per source partition under exactly-once).
         ``fetched`` (per record) and ``marks`` (per batch): stage times, kept only when tracing."""
-        counts: dict[tuple[str, int], int] = {}
-        for r in batch:
-            counts[(r.topic, r.partition)] = counts.get((r.topic, r.partition), 0) + 1
-        units = [
-            Unit(tp, outs, nxt, len(batch) if tp is None else counts[(tp.topic, tp.partition)])
-            for tp, outs, nxt in self.publisher.plan(batch, outputs)
-        ]
+        units = [Unit(tp, outs, nxt, n) for tp, outs, nxt, n in self.publisher.split(batch, outputs)]
         if self.trace is not None:
             for u in units:
                 mine = [i for i, r in enumerate(batch) if u.source is None or (r.topic, r.partition) == tuple(u.source)]

@@ -17,7 +17,7 @@ What keeps it exactly-once with two producers:
   transaction commits only after the one before it has committed, so the group's offset only
   moves forward and ``on_durable`` runs in order;
 * **zombies**: both transactional ids (``<app id>-<topic>-<partition>`` and the same with ``-1``)
-  are initialised when the lane starts, before its first send, so a restarted or rebalanced worker
+  are initialised when the lane starts, before its first send (``stream.slots``), so a restarted or rebalanced worker
   fences both of a zombie's producers and aborts whatever either had open;
 * **failures**: a failed send or commit throws away only that transaction's producer (the new one,
   same transactional id, aborts what was open) and resends that transaction's batches from memory,
@@ -26,6 +26,11 @@ What keeps it exactly-once with two producers:
 
 Under at-least-once a lane is one idempotent producer for all partitions, and its "commit" is
 waiting for every send's acknowledgement.
+
+A transaction's outputs go out as record batches, one open batch per output partition
+(``stream.outbox``: ``create_batch``/``send_batch``, one future per batch instead of a ``send()``
+and a future per record); a partition's next batch is handed over when the previous one is
+acknowledged (the loop below also wakes up for that), when it is full, or at the seal.
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ from aiokafka.structs import TopicPartition
 
 from stream.core.records import OutputRecord
 from stream.health import HEALTH
+from stream.outbox import Outbox
+from stream.slots import ProducerSlots
 from stream.stagetrace import now_ms
 
 log = logging.getLogger(__name__)
@@ -69,7 +76,7 @@ class _Txn:
         self.slot = slot
         self.units: list[Unit] = []
         self.events = 0
-        self.futures: list[asyncio.Future] = []
+        self.outbox: Outbox | None = None  # its record batches on the slot's current producer
         self.opened_at = 0.0
         self.begun = False  # begin_transaction() called on the slot's current producer
         self.offsets: asyncio.Future | None = None  # send_offsets_to_transaction under way at the seal
@@ -85,7 +92,7 @@ class Lane:
         self.source = source
         self.queue: asyncio.Queue[Unit] = asyncio.Queue(maxsize=max(1, d.s.delivery_inflight))
         self.slots = d.s.delivery_producers if d.exactly_once else 1
-        self.producers: list[AIOKafkaProducer | None] = [None] * self.slots
+        self.producers = ProducerSlots(d.publisher, d.s.app_id, source, self.slots, d.exactly_once)
         self.open = _Txn(0)
         self.sealed: _Txn | None = None  # committing in the background
         self.committing: asyncio.Task | None = None
@@ -121,10 +128,7 @@ class Lane:
                     await t
                 except BaseException:  # cancelled on purpose
                     pass
-        for p in self.producers:
-            if p is not None:
-                await _quiet_stop(p)
-        self.producers = [None] * self.slots
+        await self.producers.stop()
 
     # --- the loop ---------------------------------------------------------------------------------
     async def _run(self) -> None:
@@ -137,6 +141,8 @@ class Lane:
             if self._get is None:
                 self._get = asyncio.create_task(self.queue.get())
             waiters: set[asyncio.Future] = {self._get}
+            if t.outbox is not None:
+                waiters.update(t.outbox.waiting())  # a held-back batch follows its predecessor's ack
             timeout = None
             if t.units:
                 due = t.due or d._closing or t.events >= d.s.commit_max_events
@@ -151,6 +157,12 @@ class Lane:
                 else:
                     timeout = left
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+            if t.outbox is not None and t.outbox.ready():
+                self.busy = True
+                try:
+                    await self._retrying(t, lambda t=t: t.outbox.send_ready(), resend=False)  # type: ignore[union-attr]
+                finally:
+                    self.busy = False
             if not self._get.done():
                 continue
             unit, self._get = self._get.result(), None
@@ -201,38 +213,15 @@ class Lane:
         self.d._durable(t.units, time.perf_counter() - start)
 
     # --- one transaction ----------------------------------------------------------------------------
-    def _tid(self, slot: int) -> str | None:
-        if not self.d.exactly_once:
-            return None
-        base = f"{self.d.s.app_id}-{self.source.topic}-{self.source.partition}"
-        return base if slot == 0 else f"{base}-{slot}"
-
-    async def _producer(self, slot: int) -> AIOKafkaProducer:
-        if all(p is None for p in self.producers):  # lane start: fence every slot's zombie first
-            started = await asyncio.gather(
-                *(self.d.publisher.new_producer(self._tid(i)) for i in range(self.slots)), return_exceptions=True
-            )
-            failed = [x for x in started if isinstance(x, BaseException)]
-            if failed:
-                for x in started:
-                    if isinstance(x, AIOKafkaProducer):
-                        await _quiet_stop(x)
-                raise failed[0]
-            self.producers = list(started)  # type: ignore[arg-type]
-        p = self.producers[slot]
-        if p is None:
-            p = self.producers[slot] = await self.d.publisher.new_producer(self._tid(slot))
-        return p
-
     async def _send(self, t: _Txn, unit: Unit) -> None:
         d = self.d
-        p = await self._producer(t.slot)
+        p = await self.producers.get(t.slot)
         if d.exactly_once and not t.begun:
             await p.begin_transaction()
             t.begun = True
-        send, part, futures = p.send, d.publisher.partition_of, t.futures
-        for o in unit.records:
-            futures.append(await send(o.topic, o.value, key=o.key, partition=part(o)))
+        if t.outbox is None or t.outbox.producer is not p:
+            t.outbox = Outbox(p)
+        await t.outbox.add(unit.records, d.publisher.partition_of)
 
     def _add_offsets(self, t: _Txn) -> None:
         """Start adding ``t``'s source offset to it (AddOffsetsToTxn, TxnOffsetCommit) without
@@ -267,7 +256,7 @@ class Lane:
                 if failing_since is None:
                     await step()
                     return
-                t.futures = []
+                t.outbox = None  # a fresh producer: its own batches
                 for u in t.units:
                     await self._send(t, u)
                 if resend:
@@ -297,12 +286,10 @@ class Lane:
                     delay,
                     time.monotonic() - failing_since,
                 )
-                p, self.producers[t.slot] = self.producers[t.slot], None
                 if t.offsets is not None and not t.offsets.done():
                     t.offsets.cancel()
                 t.offsets = t.offsets_on = None
-                if p is not None:
-                    await _quiet_stop(p)
+                await self.producers.discard(t.slot)
                 t.begun = False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self.d.s.outage_backoff_max_s)
@@ -316,7 +303,8 @@ def _retrieved(f: asyncio.Future) -> None:
 
 
 async def _acked(t: _Txn) -> None:
-    await asyncio.gather(*t.futures)
+    if t.outbox is not None:
+        await t.outbox.acked()
 
 
 def _mark(units: list[Unit], stage: str) -> None:
@@ -338,10 +326,3 @@ def _lane_died(task: asyncio.Task) -> None:
     log.critical("delivery lane %s stopped (%r); exiting without acking", task.get_name(), exc, exc_info=exc)
     logging.shutdown()
     os._exit(EXIT_UNPROCESSABLE)
-
-
-async def _quiet_stop(p: AIOKafkaProducer) -> None:
-    try:
-        await asyncio.wait_for(p.stop(), timeout=10)
-    except Exception:  # a broken producer: nothing left to save in it
-        logging.getLogger(__name__).debug("producer stop failed", exc_info=True)

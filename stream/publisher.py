@@ -24,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from itertools import groupby
+from operator import itemgetter
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -32,6 +34,19 @@ from stream.core.records import OutputRecord, SourceRecord
 from stream.metrics import add_stage  # observe
 
 log = logging.getLogger(__name__)
+_SOURCE_PARTITION, _OFFSET = itemgetter(0, 1), itemgetter(2)  # of a SourceRecord: (topic, partition), offset
+
+
+def source_spans(batch: list[SourceRecord]) -> dict[tuple[str, int], tuple[int, int]]:
+    """Each source partition's (next offset, record count) in ``batch``, in order of appearance.
+    A batch holds each partition's records in runs (fetched chunks), so this loops per run and
+    leaves the per-record work to C: once per record in Python it was ~2% of the worker."""
+    spans: dict[tuple[str, int], tuple[int, int]] = {}
+    for key, run in groupby(batch, _SOURCE_PARTITION):
+        offsets = list(map(_OFFSET, run))
+        nxt, n = spans.get(key, (0, 0))
+        spans[key] = (max(nxt, max(offsets) + 1), n + len(offsets))
+    return spans
 
 
 class Publisher:
@@ -100,17 +115,20 @@ class Publisher:
         it came from (``OutputRecord.partition``), records without one (model events) with the first.
         At-least-once publishes the whole batch as one unit.
         """
+        return [unit[:3] for unit in self.split(batch, outputs)]
+
+    def split(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
+        """:meth:`plan`'s units with each one's count of source events as a fourth field."""
         if not self.exactly_once:
-            return [(None, outputs, None)]
-        nxt: dict[TopicPartition, int] = {}
-        for r in batch:
-            tp = TopicPartition(r.topic, r.partition)
-            nxt[tp] = max(nxt.get(tp, 0), r.offset + 1)
-        by_partition: dict[int, list[OutputRecord]] = {tp.partition: [] for tp in nxt}
-        first = next(iter(by_partition))
+            return [(None, outputs, None, len(batch))]
+        spans = source_spans(batch)
+        by_partition: dict[int, list[OutputRecord]] = {p: [] for _, p in spans}
+        first = by_partition[next(iter(by_partition))]
+        mine = by_partition.get
         for o in outputs:
-            by_partition[o.partition if o.partition in by_partition else first].append(o)
-        return [(tp, by_partition[tp.partition], n) for tp, n in nxt.items()]
+            to = mine(o.partition)  # type: ignore[arg-type]
+            (first if to is None else to).append(o)
+        return [(TopicPartition(t, p), by_partition[p], nxt, n) for (t, p), (nxt, n) in spans.items()]
 
     async def publish(
         self, source: TopicPartition | None, records: list[OutputRecord], next_offset: int | None

@@ -28,3 +28,18 @@ def test_at_least_once_plan_is_the_whole_batch():
     pub = Publisher(Settings(processing_guarantee="at_least_once"))
     outputs = [out(0), out(1)]
     assert pub.plan([src(0, 1), src(1, 2)], outputs) == [(None, outputs, None)]
+
+
+def test_split_counts_each_partitions_events_over_its_runs():
+    """A batch holds a partition's records in runs (fetched chunks); the counts and next offsets
+    add up over every run, in order of first appearance, whatever the order of offsets in a run."""
+    pub = Publisher(Settings(processing_guarantee="exactly_once"))
+    batch = [src(1, 9), src(0, 6), src(0, 5), src(1, 10), src(0, 7), src(1, 8)]
+    units = pub.split(batch, [out(0), out(1), out(0)])
+    assert [(tp, len(outs), nxt, n) for tp, outs, nxt, n in units] == [
+        (TopicPartition("ticks", 1), 1, 11, 3),
+        (TopicPartition("ticks", 0), 2, 8, 3),
+    ]
+    assert [u[:3] for u in units] == pub.plan(batch, [out(0), out(1), out(0)])
+    alo = Publisher(Settings(processing_guarantee="at_least_once"))
+    assert alo.split(batch, []) == [(None, [], None, 6)]
