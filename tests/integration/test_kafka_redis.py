@@ -188,15 +188,20 @@ def test_publisher_at_least_once_delivers_every_output(stack, unique_topic):
 
 
 def test_the_state_script_compares_and_sets(redis_client, redis_prefix):
-    """The project's own .lua file, called raw as Redis runs it (its KEYS/ARGV contract)."""
+    """The project's own .lua file, called raw as Redis runs it (its KEYS/ARGV contract: expected
+    fence, new fence, blob, then the snapshot update ``entities.snap_update`` sends)."""
     from stream.state.redis_store import FENCED_SET
 
     fenced_set = redis_client.register_script(FENCED_SET)
     key = f"{redis_prefix}:acct:{{a}}"
-    assert fenced_set(keys=[key], args=["", "0:1", b"s1"]) == 1  # new entity
-    assert fenced_set(keys=[key], args=["", "0:2", b"zombie"]) == 0  # stale expectation: refused
-    assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2"]) == 1
-    assert redis_client.hgetall(key) == {b"fence": b"0:2", b"blob": b"s2"}
+    one = b'1:3:"x"'  # the snapshot of offset 1 as a log entry
+    assert fenced_set(keys=[key], args=["", "0:1", b"s1", "r", 0, one, 1, 1, 1]) == 1  # new entity
+    assert fenced_set(keys=[key], args=["", "0:2", b"zombie", "r", 0, b"", 0, 0, 0]) == 0  # stale: refused
+    assert redis_client.hgetall(key) == {b"fence": b"0:1", b"blob": b"s1", b"ix": b"1||0:1:1:1;", b"c0": one}
+    two = b'2:3:"y"'
+    # committed up to offset 2: the chunk of offset 1 goes (emptied, its slot free), offset 2's is written there
+    assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2", "2", 0, two, 1, 2, 2]) == 1
+    assert redis_client.hgetall(key) == {b"fence": b"0:2", b"blob": b"s2", b"ix": b"1||0:2:2:1;", b"c0": two}
 
 
 def test_stack_settings_point_at_private_ports(stack):
