@@ -182,6 +182,15 @@ class Progress:
             out["topics"][topic] = (done, sum(ends.values()))
         return out
 
+    async def published(self, topic: str) -> int:
+        """Records in an output topic (its end offsets summed: at-least-once writes no markers)."""
+        from aiokafka.structs import TopicPartition
+
+        (meta,) = await self.admin.describe_topics([topic])
+        tps = [TopicPartition(topic, p["partition"]) for p in meta["partitions"]]
+        assert tps, f"no partitions known for {topic}"
+        return sum((await self.consumer.end_offsets(tps)).values())
+
 
 def uncommitted_backlog(run: WorkerRun, client: redis.Redis, prog: dict) -> int:
     """The most records any one card or account has applied in Redis at or beyond its partition's
@@ -205,13 +214,22 @@ def uncommitted_backlog(run: WorkerRun, client: redis.Redis, prog: dict) -> int:
 
 
 def kill_mid_stream(
-    run: WorkerRun, client: redis.Redis, fraction: float, backlog: int, after: int = 0, timeout: float = 120
+    run: WorkerRun,
+    client: redis.Redis,
+    fraction: float,
+    backlog: int,
+    after: int = 0,
+    timeout: float = 120,
+    published_ahead: bool = False,
 ) -> dict:
     """Wait until every input topic is at least ``fraction`` committed, more than ``after`` records are
     committed in all (progress since the previous kill), a busy card or account has at least
     ``backlog`` applied but uncommitted records, freeze the worker, check that this still holds and that
-    every topic still has uncommitted input (the kill lands mid-stream everywhere), SIGKILL it."""
-    return asyncio.run(_kill_mid_stream(run, client, fraction, backlog, after, timeout))
+    every topic still has uncommitted input (the kill lands mid-stream everywhere), SIGKILL it.
+    ``published_ahead``: also wait until the risk scores topic holds more records than the committed
+    transactions can account for (one score per transaction at most), i.e. some output of an
+    uncommitted input is already published: under at-least-once its redelivery must repeat it."""
+    return asyncio.run(_kill_mid_stream(run, client, fraction, backlog, after, timeout, published_ahead))
 
 
 def point(prog: dict, fraction: float, after: int) -> bool:
@@ -220,8 +238,15 @@ def point(prog: dict, fraction: float, after: int) -> bool:
     return all(fraction * end < done < end for done, end in topics) and sum(done for done, _ in topics) > after
 
 
-async def _kill_mid_stream(run, client, fraction, backlog, after, timeout) -> dict:
+async def _kill_mid_stream(run, client, fraction, backlog, after, timeout, published_ahead) -> dict:
     deadline = time.monotonic() + timeout
+    scores = run.settings.topic_risk_scores
+
+    async def ahead(prog) -> bool:
+        return (
+            not published_ahead or await progress.published(scores) > prog["topics"][run.settings.topic_transactions][0]
+        )
+
     async with Progress(run.settings) as progress:
         while True:
             prog = await progress.read()
@@ -229,7 +254,7 @@ async def _kill_mid_stream(run, client, fraction, backlog, after, timeout) -> di
                 os.killpg(run.proc.pid, signal.SIGSTOP)  # frozen: what is committed now is what the kill leaves
                 prog = await progress.read()
                 prog["backlog"] = uncommitted_backlog(run, client, prog)
-                if point(prog, fraction, after) and prog["backlog"] >= backlog:
+                if point(prog, fraction, after) and prog["backlog"] >= backlog and await ahead(prog):
                     break
                 os.killpg(run.proc.pid, signal.SIGCONT)
             text = run.log_text()
@@ -388,7 +413,9 @@ def test_sigkills_mid_stream_give_the_clean_run_state_and_outputs(stack, tmp_pat
             if i == 0:
                 prog = kill_in_flight(crashed, client, BACKLOG)
             else:
-                prog = kill_mid_stream(crashed, client, fraction, backlog=0, after=after)
+                # at-least-once: the kill must leave a published output of an uncommitted input (the repeat checked below)
+                ahead = guarantee == "at_least_once"
+                prog = kill_mid_stream(crashed, client, fraction, backlog=0, after=after, published_ahead=ahead)
             after = sum(done for done, _ in prog["topics"].values())  # the next kill needs progress beyond this
             backlogs.append(prog["backlog"])
             crashed.start()
