@@ -108,17 +108,14 @@ class Publisher:
         """The output's Kafka partition: its source partition's number, or Kafka's choice by key."""
         return None if o.partition is None or o.by_key else o.partition % self.s.topic_partitions
 
-    def plan(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
-        """Split a processed batch into (source partition, its outputs, next offset) units.
+    def split(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
+        """Split a processed batch into (source partition, its outputs, next offset, count of its
+        source events) units.
 
         Under exactly-once each unit is one transaction; an output goes with the source partition
         it came from (``OutputRecord.partition``), records without one (model events) with the first.
         At-least-once publishes the whole batch as one unit.
         """
-        return [unit[:3] for unit in self.split(batch, outputs)]
-
-    def split(self, batch: list[SourceRecord], outputs: list[OutputRecord]) -> list[tuple]:
-        """:meth:`plan`'s units with each one's count of source events as a fourth field."""
         if not self.exactly_once:
             return [(None, outputs, None, len(batch))]
         spans = source_spans(batch)

@@ -25,6 +25,6 @@ def test_spend_event_rides_in_the_source_partition_transaction_and_is_partitione
     pub = Publisher(Settings(processing_guarantee="exactly_once", topic_partitions=4))
     src = SourceRecord("transactions", 3, 41, b"acct-1", b"{}")
     rec = spend_record("user-events", src, parse_transaction(TXN))
-    plan = {tp: outs for tp, outs, _ in pub.plan([SourceRecord("transactions", 0, 7, b"a", b"{}"), src], [rec])}
+    plan = {tp: outs for tp, outs, _, _ in pub.split([SourceRecord("transactions", 0, 7, b"a", b"{}"), src], [rec])}
     assert plan[TopicPartition("transactions", 3)] == [rec] and plan[TopicPartition("transactions", 0)] == []
     assert pub.partition_of(rec) is None  # Kafka hashes the key (the user), like any user event
