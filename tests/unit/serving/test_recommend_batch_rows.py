@@ -80,6 +80,11 @@ def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
         expected = np.stack([interest_vector(p.recent, PRODUCT_INDEX, n, half_life, ACTION_STRENGTH) for p in profiles])
         got = interest_rows([p.recent for p in profiles], PRODUCT_INDEX, n, half_life, ACTION_STRENGTH)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
+    # products outside the index and unknown actions count as the per-row definition counts them
+    odd = [[["nope", "view", ""], ["car", "view", ""], ["car", "stare", ""]], [], [["life", "apply", ""]] * 12]
+    expected = np.stack([interest_vector(r, PRODUCT_INDEX, n, 3.0, ACTION_STRENGTH) for r in odd])
+    assert np.array_equal(interest_rows(odd, PRODUCT_INDEX, n, 3.0, ACTION_STRENGTH), expected)
+    assert interest_rows([], PRODUCT_INDEX, n, 3.0).shape == (0, n)
     means = [0.5 + i for i in range(len(CUSTOMER_ATTRIBUTES))]
     expected = np.stack([attribute_vector(p.attributes, means) for p in profiles])
     got = attribute_rows([p.attributes for p in profiles], means)
