@@ -54,6 +54,9 @@ class Fenced(Generic[S]):
     snapshots: dict[int, Any] = field(default_factory=dict)  # offset -> output computed then (or StoredOutput)
     dirty: bool = False
     loaded_fence: str = ""  # the fence as read from the store: writes are compare-and-set on it
+    # The store's snapshot index as read with the fence (``stream.state.entities``): it changes only
+    # with the fence, so the save computes the next one and the store's script only compares and sets.
+    loaded_index: bytes | None = None
     # Where the older snapshots are: None = all in ``snapshots`` (a save writes exactly these);
     # an offset = the store keeps this partition's snapshots up to it in a log of its own, not
     # loaded (``stream.state.entities``, form 3): ``snapshots`` holds only newer ones (and any a

@@ -22,6 +22,10 @@ class UserProfile:
     holdings: list[str] = field(default_factory=list)  # product ids, sorted
     recent: list[list[str]] = field(default_factory=list)  # [product_id, action, note], oldest first
     attributes: dict[str, float] = field(default_factory=dict)  # live socio-demographics, when a record carried them
+    # ``recent`` as its snapshot tokens (``pack_snapshot``: "3v 17c 3s:fuel"), when known: carried from
+    # the unpacked snapshot and along by ``apply_event`` (one token per event), so packing each new
+    # profile does not tokenise its ten events again. A cache: not compared, None = work it out.
+    packed_recent: str | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"holdings": self.holdings, "recent": self.recent, "attributes": self.attributes}
@@ -43,15 +47,19 @@ def apply_event(
     ``note`` says where a derived event came from (the merchant category of a card spend).
     The new profile shares the old one's ``recent`` entries (nothing changes an entry in place)."""
     held = set(p.holdings)
-    recent = p.recent
+    recent, packed = p.recent, p.packed_recent
     if action == "buy":
         held.add(product_id)
     elif action == "sell":
         held.discard(product_id)
     else:
-        recent = (recent + [[product_id, action, note]])[-RECENT_CAP:]
+        if note and len(note.split()) != 1:  # a snapshot token is one word: "gift shop" -> "gift_shop"
+            note = "_".join(note.split())  # (a reason says it as "gift shop" again: ``spend_words``)
+        entry = [product_id, action, note]
+        recent = (recent + [entry])[-RECENT_CAP:]
+        packed = _appended(packed, entry, len(p.recent) + 1 - len(recent))
     attrs = {**p.attributes, **attributes} if attributes else p.attributes
-    return UserProfile(sorted(held), list(recent), dict(attrs))
+    return UserProfile(sorted(held), list(recent), dict(attrs), packed)
 
 
 _ATTR_INDEX = {a: i for i, a in enumerate(CUSTOMER_ATTRIBUTES)}
@@ -125,8 +133,26 @@ def _held(mask: int) -> tuple[str, ...]:
     return held
 
 
+def _appended(packed: str | None, entry: list[str], dropped: int) -> str | None:
+    """``packed`` (the tokens of a ``recent``) with ``entry`` appended and its first ``dropped``
+    tokens gone, or None when that cannot be done exactly: unknown before, or a token that is not
+    one word (a note with a space, which the string could not delimit), or an entry with no token."""
+    if packed is None:
+        return None
+    try:
+        tok = _token(entry)
+    except (KeyError, IndexError):  # not a catalogue product or interest action (training data)
+        return None
+    if len(tok.split()) != 1:
+        return None
+    packed = f"{packed} {tok}" if packed else tok
+    return packed.split(" ", dropped)[dropped] if dropped > 0 else packed
+
+
 def pack_snapshot(p: UserProfile) -> list:
-    rec = " ".join(map(_token, p.recent))
+    rec = p.packed_recent
+    if rec is None:
+        rec = " ".join(map(_token, p.recent))
     mask = holdings_mask(p.holdings)
     return [mask, rec, p.attributes] if p.attributes else [mask, rec]
 
@@ -135,9 +161,29 @@ def unpack_snapshot(x) -> UserProfile:
     """Inverse of ``pack_snapshot``; also reads the older forms (a holdings list, a profile dict) and
     ``None`` (a user seen for the first time). The profile state itself is stored in this form too."""
     if x is None:
-        return UserProfile()
+        return UserProfile(packed_recent="")  # no events: their tokens are known
     if isinstance(x, dict):
         return UserProfile.from_dict(x)
     if not x or isinstance(x[0], str):
         return UserProfile(list(x), [], {})
-    return UserProfile(list(_held(x[0])), [list(_entry(t)) for t in x[1].split()], dict(x[2]) if len(x) > 2 else {})
+    toks = x[1].split()
+    packed = x[1] if " ".join(toks) == x[1] else None  # as pack_snapshot writes it: one space between tokens
+    try:
+        recent = [list(_entry(t)) for t in toks]
+    except (ValueError, KeyError, IndexError):  # written before notes were one word: "3s:gift shop"
+        recent, packed = _spaced_entries(toks), None
+    return UserProfile(list(_held(x[0])), recent, dict(x[2]) if len(x) > 2 else {}, packed)
+
+
+def _spaced_entries(toks: list[str]) -> list[list[str]]:
+    """Entries of tokens whose notes held spaces (stored before ``apply_event`` made notes one
+    word): a word that is not a token continues the note before it."""
+    out: list[list[str]] = []
+    for t in toks:
+        try:
+            out.append(list(_entry(t)))
+        except (ValueError, KeyError, IndexError):
+            if not out:
+                raise
+            out[-1][2] += " " + t
+    return out

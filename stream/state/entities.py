@@ -14,10 +14,13 @@ Why the snapshots have fields of their own: they are kept until their offset is 
 per busy entity (a forecast snapshot carries its window of closes: ~10-20 kB a symbol), and almost
 never read (only a redelivery reads one). In the blob (form 2, each as a JSON string) every batch
 moved them from Redis and back and through the JSON codec: most of the forecast engine's Redis and
-codec time, ten times more per event at the paced load's small batches. Now a load reads ``fence``
-and ``blob`` only; a save sends only the snapshots made since the load, as a new chunk, and the
-store's script drops chunks once all their offsets are committed by rewriting the small index,
-reading only its head (``fenced_set.lua``; ``next_index`` for the in-process backend). Chunks, not one log field: Redis
+codec time, ten times more per event at the paced load's small batches. Now a load reads ``fence``,
+``blob`` and the small index ``ix``; a save sends only the snapshots made since the load, as a new
+chunk, and drops chunks once all their offsets are committed by rewriting the index, which the
+client computes from the one it loaded (``save_fields``, ``next_index``: the index changes only
+with the fence, so the store's compare-and-set on the fence covers it). The script only compares
+and sets: parsing the index in Lua cost Redis 6-8 us of CPU per save (11-17 against ~5 us), more
+than the whole rest of a small entity's save. Chunks, not one log field: Redis
 copies a string through Lua at ~1 us per kB each way (an appended 20 kB log cost the server
 ~80 us a save against ~8 for the index alone). A batch holding a redelivered record fetches just
 the snapshots it needs first (``read_stored``; ``Job.fold``). Older blobs still load: form 2
@@ -95,25 +98,26 @@ def next_index(
     in offset order. Chunks go from the front: while one is wholly below ``keep`` (``-1``: none
     is; ``REPLACE``: all are) or, with ``max_count``, while the rest still holds ``max_count``
     entries. A gone chunk's slot goes to the front of the free list; a new chunk takes the first
-    free slot, or a new one. ``fenced_set.lua`` does the same in Redis, reading only the head of
-    the index in the worker's case; the in-process backend calls this."""
+    free slot, or a new one. Both backends call this at save time on the index read with the fence
+    (``save_fields``): in the worker's case (a committed offset, chunks going from the front) only
+    the index's head is parsed, and the live tail is kept as it is."""
     made, free, recs = 0, b"", b""
     if ix:
         head, free, recs = ix.split(b"|", 2)
         made = int(head)
     keep_from = float("inf") if keep == REPLACE else int(keep)
-    chunks = [tuple(map(int, r.split(b":"))) for r in recs.split(b";") if r]
-    total = sum(c[3] for c in chunks) + count if max_count else None
-    gone = 0
-    for slot, _first, end, n in chunks:
-        if end >= keep_from and (total is None or total - n < max_count):
+    total = sum(int(r.rsplit(b":", 1)[1]) for r in recs.split(b";") if r) + count if max_count else 0
+    pos, n, emptied = 0, len(recs), []
+    while pos < n:
+        end = recs.index(b";", pos)
+        slot, _first, end_off, c = recs[pos:end].split(b":")
+        if int(end_off) >= keep_from and (not max_count or total - int(c) < max_count):
             break
-        if total is not None:
-            total -= n
-        free = b"%d," % slot + free
-        gone += 1
-    live = chunks[gone:]
-    emptied = [c[0] for c in chunks[:gone]]
+        total -= int(c)
+        free = slot + b"," + free
+        emptied.append(int(slot))
+        pos = end + 1
+    live = recs[pos:]
     new_slot = None
     if count:
         if free:
@@ -121,9 +125,8 @@ def next_index(
             new_slot = int(head)
         else:
             new_slot, made = made, made + 1
-        live.append((new_slot, first, last, count))
-    ix = b"%d|%s|" % (made, free) + b"".join(b"%d:%d:%d:%d;" % c for c in live)
-    return ix, new_slot, [s for s in emptied if s != new_slot]
+        live += b"%d:%d:%d:%d;" % (new_slot, first, last, count)
+    return b"%d|%s|%s" % (made, free, live), new_slot, [s for s in emptied if s != new_slot]
 
 
 def read_log(log: bytes | None, offsets=None) -> dict[int, StoredOutput]:
@@ -173,34 +176,55 @@ def snap_update(e: Fenced[Any]) -> tuple[str, int, bytes, int, int, int]:
     return keep, max_count, log_entries(new), len(offs), offs[0] if offs else 0, offs[-1] if offs else 0
 
 
-def unpack(fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any]) -> Fenced[Any]:
-    """The entity as stored, or a fresh one (``decode(None)``) when there is none. Form 3: no
-    snapshots loaded (they stay in the store's log); form 2: as ``StoredOutput``; form 1: as
-    their values."""
+def save_fields(e: Fenced[Any], encode: Callable[[Any], Any]) -> tuple[bytes, bytes, list[bytes]]:
+    """What a save of ``e`` writes besides the fence: the ``blob``, the new snapshot index (from the
+    one loaded with the fence: ``next_index``) and the chunk fields as field, value pairs (gone
+    chunks emptied, then the new chunk). The same bytes on both backends."""
+    keep, max_count, entries, count, first, last = snap_update(e)
+    ix, slot, emptied = next_index(e.loaded_index, keep, max_count, count, first, last)
+    pairs: list[bytes] = []
+    for gone in emptied:
+        pairs += (chunk_field(gone), b"")
+    if slot is not None:
+        pairs += (chunk_field(slot), entries)
+    return pack(e, encode), ix, pairs
+
+
+def unpack(
+    fence: bytes | None, blob: bytes | None, decode: Callable[[Any], Any], index: bytes | None = None
+) -> Fenced[Any]:
+    """The entity as stored, or a fresh one (``decode(None)``) when there is none; ``index`` its
+    ``ix`` field as read with the fence. Form 3: no snapshots loaded (they stay in the store's
+    chunks); form 2: as ``StoredOutput``; form 1: as their values."""
     if blob is None or fence is None:
-        return Fenced(decode(None))
+        return Fenced(decode(None), loaded_index=index)
     d = orjson.loads(blob)
     part, _, off = fence.partition(b":")
     form = d.get("f")
     if form == FORM:
         offset = int(off)
-        return Fenced(decode(d["s"]), int(part), offset, {}, loaded_fence=fence.decode(), snap_upto=offset)
+        return Fenced(
+            decode(d["s"]), int(part), offset, {}, loaded_fence=fence.decode(), loaded_index=index, snap_upto=offset
+        )
     snap = d["snap"]
     if form == 2:
         snaps = dict(zip(map(int, snap), map(StoredOutput, snap.values())))
     else:
         snaps = {int(k): v for k, v in snap.items()}
-    return Fenced(decode(d["s"]), int(part), int(off), snaps, loaded_fence=fence.decode())
+    return Fenced(decode(d["s"]), int(part), int(off), snaps, loaded_fence=fence.decode(), loaded_index=index)
 
 
-def settle(kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool], secret: bytes | None) -> None:
-    """After a batch of compare-and-sets: the written entities now hold their new fence (a later
-    save in the same process compares against it, and sends only snapshots made since); any lost
-    write raises ``StateConflict``."""
+def settle(
+    kind: str, dirty: list[tuple[str, Fenced[Any]]], written: list[bool], secret: bytes | None, indexes: list[bytes]
+) -> None:
+    """After a batch of compare-and-sets: the written entities now hold their new fence and
+    snapshot index (``indexes``, as sent: a later save in the same process compares against the
+    fence, builds on the index and sends only snapshots made since); any lost write raises
+    ``StateConflict``."""
     lost = [i for (i, _), ok in zip(dirty, written) if not ok]
-    for (_i, e), ok in zip(dirty, written):
+    for (_i, e), ok, ix in zip(dirty, written, indexes):
         if ok:  # the store now holds its snapshots up to its offset: a later save sends only newer ones
-            e.loaded_fence, e.dirty, e.snap_upto = fence_of(e), False, e.offset
+            e.loaded_fence, e.loaded_index, e.dirty, e.snap_upto = fence_of(e), ix, False, e.offset
     if lost:
         # ids only as pseudonyms, keyed or not (without a secret a key holds the raw id): this ends up in logs
         raise StateConflict(

@@ -4,7 +4,7 @@ unit tests (no server). Not a stand-in for Redis in integration tests: those use
 Same as ``RedisState`` (``tests/integration/test_state_contract.py`` runs the same cases on both):
 - keys: ``<prefix>:<kind>:{<entity>}``, pseudonymised with a key secret (``entity_key``);
 - stored form: the same fence, orjson blob and snapshot chunk bytes (``pack``/``unpack``,
-  ``next_index``, ``read_stored``), so loaded states and snapshots have exactly the types Redis
+  ``save_fields``, ``read_stored``), so loaded states and snapshots have exactly the types Redis
   would give back;
 - writes: compare-and-set on the fence read at load, per entity; the others in the batch are
   written, and ``StateConflict`` is raised after, as the Redis pipeline does;
@@ -23,14 +23,11 @@ from typing import Any
 
 from stream.core.fencing import Fenced
 from stream.state.entities import (
-    chunk_field,
     entity_key,
     fence_of,
-    next_index,
-    pack,
     read_stored,
+    save_fields,
     settle,
-    snap_update,
     unpack,
 )
 
@@ -72,7 +69,7 @@ class MemoryState:
         out = {}
         for i in dict.fromkeys(ids):
             item = self._live(self.key(kind, i))
-            out[i] = unpack(item[0], item[1], decode) if item else unpack(None, None, decode)
+            out[i] = unpack(item[0], item[1], decode, item[3].get(b"ix")) if item else unpack(None, None, decode)
         return out
 
     async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict]:
@@ -87,7 +84,7 @@ class MemoryState:
         if not dirty:
             return
         ttl = self.retention_ms.get(kind, 0)
-        written = []
+        written, indexes = [], []
         for i, e in dirty:
             key = self.key(kind, i)
             item = self._live(key)
@@ -96,17 +93,16 @@ class MemoryState:
                 if item is not None and ttl:
                     self.data[key] = (item[0], item[1], expires, item[3])
                 written.append(False)
+                indexes.append(b"")
                 continue
-            keep, max_count, entries, count, first, last = snap_update(e)
+            blob, ix, chunks = save_fields(e, encode)  # on the index loaded with the fence, as on Redis
             fields = dict(item[3]) if item else {}
-            fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
-            for gone in emptied:
-                fields[chunk_field(gone)] = b""
-            if slot is not None:
-                fields[chunk_field(slot)] = entries
-            self.data[key] = (fence_of(e).encode(), pack(e, encode), expires, fields)
+            fields[b"ix"] = ix
+            fields.update(zip(chunks[::2], chunks[1::2]))
+            self.data[key] = (fence_of(e).encode(), blob, expires, fields)
             written.append(True)
-        settle(kind, dirty, written, self._secret)
+            indexes.append(ix)
+        settle(kind, dirty, written, self._secret, indexes)
 
     # --- looking inside (tests, backtest summaries) ---------------------------
     def live_keys(self) -> list[str]:

@@ -17,9 +17,10 @@ the first 32 hex digits of HMAC-SHA256(secret, id).
 Every batch is one round trip per direction; no per-event awaits (``asyncio.gather`` over many
 commands exhausts the connection pool). On one server a load is a single read-only script call
 over all the batch's keys (``fenced_get.lua``: one reply to parse instead of one per key), and a
-save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key (the script stores the batch's new
-output snapshots as a chunk of their own and drops committed chunks from the key's small index:
-snapshots are neither loaded nor sent back, nor copied by the script), written in the Redis protocol here
+save one round trip of raw ``EVALSHA`` + ``PEXPIRE`` per key (the script compares the fence and
+writes the state, the key's small snapshot index as the client computed it from the one it loaded,
+and the batch's new output snapshots as a chunk of their own: snapshots are neither loaded nor
+sent back, nor copied or parsed by the script), written in the Redis protocol here
 and sent on a pooled connection (redis-py's script objects add a ``SCRIPT EXISTS`` round trip to
 every pipeline, and its pipelines cost more Python per command than the rest of the save; a
 missing script is loaded on ``NOSCRIPT`` and the refused calls, which wrote nothing, are sent again). Redis Cluster refuses multi-slot scripts
@@ -41,10 +42,9 @@ from stream.state.entities import (
     StateConflict,
     entity_key,
     fence_of,
-    pack,
     read_stored,
+    save_fields,
     settle,
-    snap_update,
     unpack,
 )
 
@@ -228,12 +228,12 @@ class RedisState:
         if self._cluster:
             pipe = self.r.pipeline(transaction=False)
             for key in keys:
-                pipe.hmget(key, "fence", "blob")
+                pipe.hmget(key, "fence", "blob", "ix")
             rows = await pipe.execute()
         else:
             async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
                 rows = await self._fenced_get(keys=keys)
-        return {i: unpack(fence, blob, decode) for i, (fence, blob) in zip(ids, rows)}
+        return {i: unpack(fence, blob, decode, ix) for i, (fence, blob, ix) in zip(ids, rows)}
 
     async def load_snapshots(self, kind: str, wanted: dict[str, list[int]]) -> dict[str, dict]:
         """The stored output snapshots at the given offsets, by entity id (those still stored):
@@ -253,6 +253,10 @@ class RedisState:
         dirty = [(i, e) for i, e in entities.items() if e.dirty]
         if not dirty:
             return
-        calls = [(self.key(kind, i), [e.loaded_fence, fence_of(e), pack(e, encode), *snap_update(e)]) for i, e in dirty]
+        calls, indexes = [], []
+        for i, e in dirty:
+            blob, ix, chunks = save_fields(e, encode)
+            calls.append((self.key(kind, i), [e.loaded_fence, fence_of(e), blob, ix, *chunks]))
+            indexes.append(ix)
         results = await self._run_scripts(self._fenced_set, calls, self.retention_ms.get(kind, 0))
-        settle(kind, dirty, [bool(r) for r in results], self._secret)
+        settle(kind, dirty, [bool(r) for r in results], self._secret, indexes)

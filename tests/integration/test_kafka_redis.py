@@ -189,19 +189,25 @@ def test_publisher_at_least_once_delivers_every_output(stack, unique_topic):
 
 def test_the_state_script_compares_and_sets(redis_client, redis_prefix):
     """The project's own .lua file, called raw as Redis runs it (its KEYS/ARGV contract: expected
-    fence, new fence, blob, then the snapshot update ``entities.snap_update`` sends)."""
+    fence, new fence, blob, the new snapshot index, then chunk field/value pairs, as
+    ``entities.save_fields`` computes them)."""
     from stream.state.redis_store import FENCED_SET
 
     fenced_set = redis_client.register_script(FENCED_SET)
     key = f"{redis_prefix}:acct:{{a}}"
     one = b'1:3:"x"'  # the snapshot of offset 1 as a log entry
-    assert fenced_set(keys=[key], args=["", "0:1", b"s1", "r", 0, one, 1, 1, 1]) == 1  # new entity
-    assert fenced_set(keys=[key], args=["", "0:2", b"zombie", "r", 0, b"", 0, 0, 0]) == 0  # stale: refused
+    assert fenced_set(keys=[key], args=["", "0:1", b"s1", b"1||0:1:1:1;", b"c0", one]) == 1  # new entity
+    assert fenced_set(keys=[key], args=["", "0:2", b"zombie", b"0||"]) == 0  # stale: refused, nothing written
     assert redis_client.hgetall(key) == {b"fence": b"0:1", b"blob": b"s1", b"ix": b"1||0:1:1:1;", b"c0": one}
     two = b'2:3:"y"'
-    # committed up to offset 2: the chunk of offset 1 goes (emptied, its slot free), offset 2's is written there
-    assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2", "2", 0, two, 1, 2, 2]) == 1
+    # committed up to offset 2: the chunk of offset 1 went, offset 2's is written in its slot
+    assert fenced_set(keys=[key], args=["0:1", "0:2", b"s2", b"1||0:2:2:1;", b"c0", two]) == 1
     assert redis_client.hgetall(key) == {b"fence": b"0:2", b"blob": b"s2", b"ix": b"1||0:2:2:1;", b"c0": two}
+    # a save with no new snapshot that drops its only chunk: the field is emptied, its slot listed free
+    assert fenced_set(keys=[key], args=["0:2", "0:3", b"s3", b"1|0,|", b"c0", b""]) == 1
+    assert redis_client.hgetall(key) == {b"fence": b"0:3", b"blob": b"s3", b"ix": b"1|0,|", b"c0": b""}
+    assert fenced_set(keys=[key], args=["0:3", "0:4", b"s4", b"1|0,|"]) == 1  # no chunk field at all
+    assert redis_client.hget(key, "blob") == b"s4"
 
 
 def test_stack_settings_point_at_private_ports(stack):

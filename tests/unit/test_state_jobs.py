@@ -212,6 +212,21 @@ def test_recommend_redelivery_gives_the_same_outputs_and_state(settings):
     assert state.data == stored
 
 
+def test_recommend_keeps_a_merchant_category_with_spaces_and_the_next_batch_loads_it(settings):
+    """A spend note is one token of the stored profile ("3s:fuel"): a category with a space once
+    made the user's next load fail on every retry (a stuck partition); it is stored with '_' for
+    each run of spaces, which a reason says as a space again."""
+    job = jobs_on(settings, MemoryState())["recommend"]
+    spend = {**user_event(3, action="spend"), "merchant_category": "gift  shop"}
+    first = process(job, records(settings.topic_user_events, [spend]))
+    later = process(job, records(settings.topic_user_events, [user_event(4), user_event(5, "u2")], first=1))
+    recs = [orjson.loads(o.value) for o in by_topic(first + later, settings.topic_recommendations)]
+    assert [r["source"]["offset"] for r in recs] == [0, 1, 2] and not by_topic(later, settings.topic_dead_letters)
+    reasons = [i.get("reason", "") for r in recs[:2] for i in r["items"]]
+    assert any("gift shop" in why for why in reasons), reasons
+    assert recs[1]["recent"] == [spend["product_id"], user_event(4)["product_id"]]
+
+
 def test_recommend_model_swap_between_batches(settings):
     job = jobs_on(settings, MemoryState())["recommend"]
     process(job, records(settings.topic_user_events, [user_event(0)]))

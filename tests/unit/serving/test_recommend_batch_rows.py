@@ -72,6 +72,36 @@ def test_memoised_codec_round_trips_and_matches_the_plain_encoding():
         assert unpack_snapshot(packed) == p  # second time from the memo
 
 
+def test_the_tokens_a_profile_carries_along_are_always_those_of_its_recent_events():
+    """``apply_event`` keeps ``packed_recent`` (so ``pack_snapshot`` need not tokenise ten events per
+    event); whatever the events, the snapshot is the plain encoding of ``recent``, and the cache
+    gives up (None) rather than be wrong: an action or product outside the codes."""
+    from stream.core.profiles import RECENT_CAP, _token
+
+    rnd = random.Random(17)
+    fell_back = carried = 0
+    for start in range(300):
+        p = unpack_snapshot(None) if start % 3 else unpack_snapshot(pack_snapshot(_profiles(1, seed=start)[0]))
+        for _ in range(rnd.randrange(1, 3 * RECENT_CAP)):
+            action = rnd.choice(ACTIONS + ["spend"] * 2)
+            note = rnd.choice(["", "fuel", "car dealer", "5551"]) if action == "spend" else ""
+            p = apply_event(p, rnd.choice(PRODUCT_IDS), action, note)
+            if p.packed_recent is None:
+                fell_back += 1
+            else:
+                carried += 1
+                assert p.packed_recent == " ".join(map(_token, p.recent))
+            assert pack_snapshot(p)[1] == " ".join(map(_token, p.recent))
+    assert carried > 1000 and fell_back == 0  # spaced notes are made one word: the cache keeps up
+    spaced = apply_event(unpack_snapshot(None), "car", "spend", "gift  shop")
+    assert spaced.recent == [["car", "spend", "gift_shop"]] and pack_snapshot(spaced)[1] == "3s:gift_shop"
+    # written before notes were one word: a word that is no token continues the note before it
+    old = unpack_snapshot([0, "3s:gift shop 4v"])
+    assert old.recent == [["car", "spend", "gift shop"], ["delivery_van", "view", ""]] and old.packed_recent is None
+    odd = apply_event(unpack_snapshot(None), "not_a_product", "view")  # training data may hold these
+    assert odd.packed_recent is None and odd.recent == [["not_a_product", "view", ""]]
+
+
 def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
     profiles = _profiles(300, seed=11)
     assert any(p.attributes for p in profiles) and any(len(p.recent) > 3 for p in profiles)
@@ -80,6 +110,11 @@ def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
         expected = np.stack([interest_vector(p.recent, PRODUCT_INDEX, n, half_life, ACTION_STRENGTH) for p in profiles])
         got = interest_rows([p.recent for p in profiles], PRODUCT_INDEX, n, half_life, ACTION_STRENGTH)
         assert got.dtype == np.float32 and np.array_equal(got, expected)
+    # products outside the index and unknown actions count as the per-row definition counts them
+    odd = [[["nope", "view", ""], ["car", "view", ""], ["car", "stare", ""]], [], [["life", "apply", ""]] * 12]
+    expected = np.stack([interest_vector(r, PRODUCT_INDEX, n, 3.0, ACTION_STRENGTH) for r in odd])
+    assert np.array_equal(interest_rows(odd, PRODUCT_INDEX, n, 3.0, ACTION_STRENGTH), expected)
+    assert interest_rows([], PRODUCT_INDEX, n, 3.0).shape == (0, n)
     means = [0.5 + i for i in range(len(CUSTOMER_ATTRIBUTES))]
     expected = np.stack([attribute_vector(p.attributes, means) for p in profiles])
     got = attribute_rows([p.attributes for p in profiles], means)

@@ -14,11 +14,10 @@ from stream.core.records import SourceRecord
 from stream.state.entities import (
     FORM,
     REPLACE,
-    chunk_field,
     log_entries,
     next_index,
-    pack,
     read_stored,
+    save_fields,
     settle,
     snap_update,
     unpack,
@@ -52,15 +51,18 @@ def saved(offsets, partition=3, committed=None):
 
 
 def stored(e: Fenced, fields: dict | None = None) -> tuple[bytes, bytes, dict]:
-    """(fence, blob, the other fields) as a backend stores them after saving ``e`` over ``fields``."""
-    keep, max_count, entries, count, first, last = snap_update(e)
+    """(fence, blob, the other fields) as a backend stores them after saving ``e`` over ``fields``
+    (``e`` loaded from them: its index is the stored one, which the compare-and-set guarantees)."""
     fields = dict(fields or {})
-    fields[b"ix"], slot, emptied = next_index(fields.get(b"ix"), keep, max_count, count, first, last)
-    for gone in emptied:
-        fields[chunk_field(gone)] = b""
-    if slot is not None:
-        fields[chunk_field(slot)] = entries
-    return f"{e.partition}:{e.offset}".encode(), pack(e, same), fields
+    assert e.loaded_index == fields.get(b"ix")
+    blob, fields[b"ix"], chunks = save_fields(e, same)
+    fields.update(zip(chunks[::2], chunks[1::2]))
+    return f"{e.partition}:{e.offset}".encode(), blob, fields
+
+
+def load(fence: bytes, blob: bytes, fields: dict) -> Fenced:
+    """As a backend loads it: fence, blob and the snapshot index."""
+    return unpack(fence, blob, fresh, fields.get(b"ix"))
 
 
 def test_the_blob_holds_the_state_and_a_chunk_the_snapshots_as_text():
@@ -68,7 +70,7 @@ def test_the_blob_holds_the_state_and_a_chunk_the_snapshots_as_text():
     d = orjson.loads(blob)
     assert d == {"f": FORM, "s": {"seen": [5, 9]}, "snap": {}}  # "snap": {} so older readers still load it
     assert fields == {b"ix": b"1||0:5:9:2;", b"c0": b'5:27:{"tag":5,"n":0,"w":[5,0.5]}9:27:{"tag":9,"n":1,"w":[9,0.9]}'}
-    e = unpack(fence, blob, fresh)
+    e = load(fence, blob, fields)
     assert (e.state, e.partition, e.offset, e.loaded_fence) == ({"seen": [5, 9]}, 3, 9, "3:9")
     assert e.snapshots == {} and e.snap_upto == 9  # not loaded: they stay in the store
     got = read_stored(fields, [9, 5, 7])
@@ -80,7 +82,7 @@ def test_a_redelivery_answers_from_the_store_with_the_bytes_a_fresh_apply_gave()
     e = saved([5, 9])
     first = {o: orjson.dumps(e.snapshots[o]) for o in (5, 9)}
     fence, blob, fields = stored(e)
-    loaded = unpack(fence, blob, fresh)
+    loaded = load(fence, blob, fields)
     wanted = fencing.redelivered({"a": loaded}, ["a"] * 3, [rec(3, 5), rec(3, 10), rec(2, 5)])
     assert wanted == {"a": [5]}  # not the new offset, not another partition's
     loaded.snapshots.update(read_stored(fields, wanted["a"]))
@@ -94,7 +96,7 @@ def test_a_redelivery_answers_from_the_store_with_the_bytes_a_fresh_apply_gave()
 def test_a_save_sends_only_new_snapshots_and_chunks_go_once_all_committed():
     fence, blob, fields = stored(saved([5, 9]))
     for batch in ([12, 13], [15]):
-        loaded = unpack(fence, blob, fresh)
+        loaded = load(fence, blob, fields)
         loaded.snapshots.update(read_stored(fields, [9]))  # fetched for a redelivery: not sent again
         for off in batch:
             fencing.apply(loaded, 3, off, appending(off), committed=10)
@@ -113,7 +115,7 @@ def test_without_a_committed_offset_at_least_the_last_ones_are_kept_in_whole_sav
     e = saved([0])
     for off in range(1, 3 * SNAPSHOTS_KEPT):
         fence, blob, fields = stored(e, fields)
-        e = unpack(fence, blob, fresh)
+        e = load(fence, blob, fields)
         fencing.apply(e, 3, off, appending(off))
     _, _, fields = stored(e, fields)
     assert list(read_stored(fields)) == list(range(2 * SNAPSHOTS_KEPT, 3 * SNAPSHOTS_KEPT))
@@ -124,7 +126,7 @@ def test_without_a_committed_offset_at_least_the_last_ones_are_kept_in_whole_sav
 
 def test_a_partition_change_replaces_the_snapshots():
     fence, blob, fields = stored(saved([5, 9]))
-    moved = unpack(fence, blob, fresh)
+    moved = load(fence, blob, fields)
     fencing.apply(moved, 1, 2, appending(2), committed=0)
     assert snap_update(moved)[0] == REPLACE
     _, _, fields = stored(moved, fields)
@@ -140,13 +142,14 @@ def test_older_blobs_still_load_answer_redeliveries_and_move_their_snapshots_to_
         old = orjson.dumps(
             {"f": 2, "s": {"seen": [5, 9]}, "snap": {k: orjson.dumps(v).decode() for k, v in snaps.items()}}
         )
-    e = unpack(b"3:9", old, fresh)
+    stale = {b"ix": b"1||0:1:1:1;", b"c0": b"1:4:null"}  # chunks an older worker left beside its blob
+    e = load(b"3:9", old, stale)
     assert (e.state, e.partition, e.offset, e.snap_upto) == ({"seen": [5, 9]}, 3, 9, None)
     assert e.snapshots == {5: snaps["5"], 9: snaps["9"]}
     assert fencing.redelivered({"a": e}, ["a"], [rec(3, 9)]) == {}  # loaded with the blob: nothing to fetch
     assert fencing.apply(e, 3, 9, appending(9)) == snaps["9"]
     fencing.apply(e, 3, 12, appending(12), committed=9)
-    _, blob, fields = stored(e, {b"ix": b"1||0:1:1:1;", b"c0": b"1:4:null"})  # stale chunks beside an older blob go
+    _, blob, fields = stored(e, stale)  # they go
     assert orjson.loads(blob)["f"] == FORM
     assert read_stored(fields) == {9: snaps["9"], 12: {"tag": 12, "n": 2, "w": [12, 1.2000000000000002]}}
 
@@ -165,7 +168,8 @@ def test_a_snapshot_that_is_a_string_or_none_or_not_ascii_survives():
 def test_a_second_save_of_the_same_entity_sends_only_what_came_after_the_first():
     e = saved([5, 9])
     _, _, fields = stored(e)
-    settle("acct", [("a", e)], [True], None)
+    settle("acct", [("a", e)], [True], None, [fields[b"ix"]])
+    assert e.loaded_index == fields[b"ix"]
     fencing.apply(e, 3, 12, appending(12))
     keep, _max_count, _new, count, first, last = snap_update(e)
     assert (keep, count, first, last) == ("-1", 1, 12, 12)
