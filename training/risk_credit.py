@@ -24,15 +24,18 @@ import numpy as np
 
 from stream.core.manifest import ModelCard
 from training.credit_cv import (
-    ENSEMBLE_MEMBERS,
+    ENSEMBLES,
     FAMILIES,
     FOLDS,
+    RECODED,
     REPEATS,
+    SET_FAMILIES,
     Fitted,
     choose,
     cross_validate,
     fit_family,
     mean_of,
+    recode_spec,
 )
 from training.export import data_fingerprint, reference_distribution
 from training.job import TrainContext
@@ -59,14 +62,16 @@ def train_credit(
     cs=None,
     folds: int = FOLDS,
     cv_repeats: int | dict | None = None,
-    families=FAMILIES,
+    families=None,
     max_epochs: int = 30,
 ) -> tuple[list[ModelCard], dict]:
     """Candidates by repeated stratified CV over all rows, every family refitted on all rows and
-    exported (the manifest names the chosen one in its card), so the batch scorer can use any."""
+    exported (the manifest names the chosen one in its card), so the batch scorer can use any.
+    ``families`` defaults to the set's candidates (``SET_FAMILIES``, else ``FAMILIES``)."""
     from training.data import credit
 
     t0 = time.time()
+    families = families or SET_FAMILIES.get(dataset, FAMILIES)
     cs = cs or credit.load(dataset, ctx.cache_dir, ctx.quality)
     y = cs.y
     rows = np.arange(len(y))
@@ -109,21 +114,23 @@ def train_credit(
     )
     cards = []
     refits: dict[str, Fitted] = {}
-    for fam in sorted(families, key=lambda f: f == "ensemble"):  # the ensemble averages the members' refits
+    for fam in sorted(families, key=lambda f: f in ENSEMBLES):  # an ensemble averages its members' refits
         c = cv[fam]
         name = f"{base}_{fam}"
         report["cv"][name] = {k: c[k] for k in ("auc", "auc_ci95", "folds", "repeats", "auc_shared", "fold_aucs")}
         epochs = int(np.median(c["epochs"])) if c["epochs"] else None
-        if fam == "ensemble":
-            fit = mean_of([refits[f] for f in ENSEMBLE_MEMBERS])
-        else:
-            fit = fit_family(fam, x, y, len(cs.numeric), ctx.seed, cfg, epochs=epochs)  # refit on all rows
+        if fam in ENSEMBLES:
+            fit = mean_of([refits[f] for f in ENSEMBLES[fam]], fam)
+        else:  # refit on all rows
+            fit = fit_family(fam, x, y, len(cs.numeric), ctx.seed, cfg, epochs=epochs, spec=recode_spec(cs, fam))
         refits[fam] = fit
         # Out-of-fold figures of the first repeat (each row scored by a model that never saw it).
         m = classification_metrics(y, c["oof"], c["threshold"], ctx.seed, n_boot)
         m.update(cv_auc=c["auc"], cv_auc_ci95=c["auc_ci95"], cv_folds=c["folds"], chosen=fam == chosen)
         if epochs:
             m["epochs"] = epochs
+        if fam in RECODED and RECODED[fam]["inner"] == "logistic":
+            m["C"], m["l1_ratio"] = fit.model.inner.C, fit.model.inner.l1_ratio
         if fam == "logistic":
             m["C"] = fit.model.C
             m["importance_abs_coef_x_sd"] = dict(list(fit.model.importance(names).items())[:10])
@@ -133,9 +140,8 @@ def train_credit(
         if export:
             path = ctx.out_dir / f"{name}.onnx"
             model = served_model(fit)
-            model.export(path)
-            tol = 1e-4 if fam in ("gbm", "ensemble") else 1e-5  # float32 tree leaf sums
-            m["onnx_max_abs_err"] = check_parity(path, x, fit.predict(x), name, tol=tol)
+            model.export(path)  # tolerance: 1e-4 with trees (float32 leaf sums), else 1e-5
+            m["onnx_max_abs_err"] = check_parity(path, x, fit.predict(x), name, tol=model.tolerance)
             cards.append(
                 model.card(
                     path,
@@ -155,7 +161,7 @@ def train_credit(
 
 def served_model(fit: Fitted):
     """The ``TrainableModel`` to export for a credit fit (the ensemble: one merged graph of its members)."""
-    if fit.family == "ensemble":
+    if fit.family in ENSEMBLES:
         return MeanEnsemble([served_model(f) for f in fit.model])
     return {"gbm": GBM, "mlp": MLP}[fit.family](fit.model) if fit.family in ("gbm", "mlp") else fit.model
 

@@ -277,7 +277,7 @@ def test_train_credit_cards(german, tmp_path):
         max_epochs=3,
         n_boot=30,
         folds=3,
-        cv_repeats={"logistic": 2, "gbm": 2, "mlp": 1, "ensemble": 2},
+        cv_repeats={"logistic": 2, "gbm": 2, "mlp": 1, "ensemble": 2, "ordinal": 2, "ensemble_ordinal": 2},
     )
     enc = german.fit_encoding()
     x, names = german.features(enc)
@@ -287,12 +287,14 @@ def test_train_credit_cards(german, tmp_path):
         "german_credit_logistic",
         "german_credit_gbm",
         "german_credit_mlp",
+        "german_credit_ordinal",  # the credit7 candidate: ordinal codes, in the same graph input
         "german_credit_ensemble",
+        "german_credit_ensemble_ordinal",
     ]
     assert sum(c.extra["chosen_by_cv"] for c in cards) == 1 and rep["chosen"] == max(
         rep["cv"], key=lambda n: rep["cv"][n]["auc_shared"]
     )
-    assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3, 6]
+    assert rep["fit_rows"] == 1000 and [rep["cv"][c.name]["folds"] for c in cards] == [6, 6, 3, 6, 6, 6]
     for c in cards:
         ModelCard.from_dict(c.to_dict())
         assert c.task == "credit_default" and c.features == names and len(c.baseline) == len(names)
@@ -307,9 +309,18 @@ def test_train_credit_cards(german, tmp_path):
     np.testing.assert_allclose(cards[0].baseline, x.mean(axis=0), rtol=1e-5)
     # the ensemble is ONE file whose output is the mean of its members' exported outputs
     members = [onnx_run(tmp_path / c.file, {"features": x})[0] for c in cards[:2]]
-    ens = onnx_run(tmp_path / cards[3].file, {"features": x})[0]
-    assert ens.shape == (1000, 1) and cards[3].family == "mean_ensemble"
+    ens = onnx_run(tmp_path / cards[4].file, {"features": x})[0]
+    assert ens.shape == (1000, 1) and cards[4].family == "mean_ensemble"
     np.testing.assert_allclose(ens, (members[0] + members[1]) / 2, atol=1e-6)
+    ordinal = onnx_run(tmp_path / cards[3].file, {"features": x})[0]  # the recoded logistic, refitted on all rows
+    refit = credit_cv.fit_family(
+        "ordinal", x, y, len(german.numeric), 5, {}, spec=credit_cv.recode_spec(german, "ordinal")
+    )
+    assert cards[3].family == "recoded" and cards[5].family == "mean_ensemble"
+    np.testing.assert_allclose(ordinal[:, 0], refit.predict(x), atol=1e-5)
+    np.testing.assert_allclose(
+        onnx_run(tmp_path / cards[5].file, {"features": x})[0], (ordinal + members[1]) / 2, atol=1e-6
+    )
     m = rep["models"][rep["chosen"]]
     assert m["auc_ci95"][0] <= m["auc"] <= m["auc_ci95"][1]
 

