@@ -134,7 +134,8 @@ def create_app(s: Settings, jobs: dict) -> faust.App:
         batch = source_records(chunks)
         if not batch:
             return
-        delivery.publisher.track(batch)  # a partition's first offset since start is committed
+        # a partition's first offset since start is committed: each chunk's first record suffices
+        delivery.publisher.track([c.records[0] for c in chunks if c.records])
         clock = METRICS.batch_started(job.slot)  # observe
         taken = now_ms()
         outputs = await runtime.process(job, batch, s.outage_backoff_max_s)

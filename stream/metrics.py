@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 
 import numpy as np
 import orjson
@@ -60,6 +62,9 @@ LATENCY_BUCKETS = (
 )
 MAX_REASONS = 64  # distinct dead-letter reason labels; the rest count as "other"
 
+_TOPIC, _TIMESTAMP = itemgetter(0), itemgetter(5)  # SourceRecord / OutputRecord fields (named tuples)
+_SOURCE_PARTITION = itemgetter(0, 1)
+
 _CLOCK: contextvars.ContextVar[StageClock | None] = contextvars.ContextVar("finstream_stage_clock", default=None)
 
 
@@ -82,6 +87,14 @@ class StageClock:
     def mark(self, name: str) -> None:
         """Wall time since the batch started, e.g. ``mark("processed")`` after ``job.process``."""
         self.marks[name] = time.perf_counter() - self.started
+
+
+def _runs(batch: Sequence) -> Iterable[tuple[tuple[str, int], int, int]]:
+    """((topic, partition), next offset, record count) of each run of one partition's records (a
+    batch holds them in fetch order, in runs), with the per-record work in C (groupby, list)."""
+    for key, run in groupby(batch, _SOURCE_PARTITION):
+        records = list(run)
+        yield key, records[-1][2] + 1, len(records)
 
 
 def add_stage(stage: str, dt: float, concurrent: bool = False) -> None:
@@ -216,15 +229,21 @@ class Metrics:
         if not ok:
             return
         now = time.time()
-        per_topic = Counter(r.topic for r in batch)
-        self.positions.update(((r.topic, r.partition), r.offset + 1) for r in batch)  # in order: last wins
+        # per record only C-level iteration (itemgetter/map/groupby): this runs for every batch of
+        # the worker, and the per-record generators it replaced were 2.5-6% of the worker's samples
+        per_topic: Counter = Counter()
+        for key, next_offset, n in _runs(batch):
+            self.positions[key] = next_offset  # in order: the last run wins
+            per_topic[key[0]] += n
         for topic, n in per_topic.items():
             self.events.labels(job, topic).inc(n)
         self.batch_size.labels(job).observe(len(batch))
         self._stages(clock)
-        stamps = np.fromiter((r.timestamp_ms for r in batch if r.timestamp_ms), dtype=np.float64)
+        stamps = np.fromiter(filter(None, map(_TIMESTAMP, batch)), dtype=np.float64)
         self.latency.observe_many((job,), np.maximum(now - stamps / 1000.0, 0.0))
-        out_topics = Counter(o.topic for o in outputs)
+        out_topics: Counter = Counter()
+        for topic, run in groupby(map(_TOPIC, outputs)):  # runs: outputs come grouped by kind
+            out_topics[topic] += len(list(run))
         for topic, n in out_topics.items():
             self.outputs.labels(job, topic).inc(n)
         if outputs:

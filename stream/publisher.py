@@ -61,7 +61,8 @@ class Publisher:
     def track(self, batch: list[SourceRecord]) -> None:
         """Note each partition's first offset seen since start: a consumer starts a partition at
         its committed offset, so everything below it is committed (after a restart, before this
-        worker's first commit on the partition)."""
+        worker's first commit on the partition). ``batch`` may hold only the first record of each
+        fetched run (``stream.app``: one per chunk, not one per record)."""
         for r in batch:
             self._committed.setdefault((r.topic, r.partition), r.offset)
 

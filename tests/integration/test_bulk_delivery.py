@@ -50,5 +50,6 @@ def test_at_least_once_bulk_acks_commit_every_offset(worker_run):
             break
         time.sleep(0.5)
     assert run.proc.poll() is None, run.log_text()[-3000:]
+    assert "unpacked as SourceRecords" in run.log_text()  # the fetcher's fast path (stream.bulk) was in use
     assert sum(ends.values()) >= 600
     assert committed == ends, f"committed {committed} != end offsets {ends}"

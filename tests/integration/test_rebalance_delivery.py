@@ -25,10 +25,18 @@ def test_a_joining_worker_takes_over_partitions_and_every_event_is_scored_once(w
     produce(s, s.topic_transactions, [(t["account_id"], t) for t in txns[:1000]])
     consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 300, timeout=120, committed=False)
     second.start()
-    # keep events flowing (and transactions open) while the group rebalances
-    rest = txns[1000:]
-    for i in range(0, len(rest), 100):
-        produce(s, s.topic_transactions, [(t["account_id"], t) for t in rest[i : i + 100]])
+    # keep events flowing (and transactions open) while the group rebalances: a trickle until the
+    # second worker has partitions (its start-up takes 2-6 s depending on the machine's load), so
+    # that at least 1,000 events are left for both workers after the rebalance
+    rest, i = txns[1000:], 0
+    deadline = time.monotonic() + 180
+    while "Setting newly assigned partitions" not in second.log_text() and i < 1000:
+        assert time.monotonic() < deadline and second.proc.poll() is None, second.log_text()[-3000:]
+        produce(s, s.topic_transactions, [(t["account_id"], t) for t in rest[i : i + 10]])
+        i += 10
+        time.sleep(0.25)
+    for j in range(i, len(rest), 100):
+        produce(s, s.topic_transactions, [(t["account_id"], t) for t in rest[j : j + 100]])
         time.sleep(0.25)
     got = consume(s, [s.topic_risk_scores], until=lambda g: len(g[s.topic_risk_scores]) >= 3000, timeout=240)
     time.sleep(3)
