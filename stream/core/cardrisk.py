@@ -41,7 +41,7 @@ from stream.core.cardcodes import (  # noqa: F401  (re-exported: the tables belo
     numeric_code,
 )
 from stream.core.cardevent import CardEvent, card_id  # noqa: F401  (re-exported: the stream's entry points)
-from stream.core.cardsignals import SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas, signal_values
+from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas, signal_values
 from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported with the features)
     DAY_MS,
     HOUR_MS,
@@ -55,7 +55,8 @@ from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables, tab
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
 
-STREAM_FEATURES: tuple[str, ...] = (
+# what the event itself says (its amount, time and card fields)
+EVENT_STREAM_FEATURES: tuple[str, ...] = (
     "log_amount",
     "amount_cents",
     "hour_of_day",
@@ -68,6 +69,9 @@ STREAM_FEATURES: tuple[str, ...] = (
     "billing_country",
     "email_group",
     "device_family",
+)
+# what it says against the card's past (the state before it)
+HISTORY_STREAM_FEATURES: tuple[str, ...] = (
     "first_transaction",
     "log_secs_since_last",
     "txn_count_1h",
@@ -92,7 +96,13 @@ STREAM_FEATURES: tuple[str, ...] = (
     "new_region",
     "new_variant",
 )
+STREAM_FEATURES: tuple[str, ...] = EVENT_STREAM_FEATURES + HISTORY_STREAM_FEATURES
 CARD_FEATURES: tuple[str, ...] = STREAM_FEATURES + SIGNAL_FEATURES + TABLE_FEATURES
+DELTA_FEATURES: tuple[str, ...] = tuple(f"delta_{s}" for s in DELTA_SIGNALS)
+# the features of the card's history (computed from its state, remembered for a redelivery) and
+# those of the event alone (computed again from the record), in CARD_FEATURES order each
+HISTORY_FEATURES: tuple[str, ...] = HISTORY_STREAM_FEATURES + DELTA_FEATURES
+EVENT_FEATURES: tuple[str, ...] = tuple(f for f in CARD_FEATURES if f not in HISTORY_FEATURES)
 NO_TABLES = CardTables()
 # the product one-hot block of a normalised product code (all zeros for any other, or none)
 _PRODUCT_ONE_HOT: dict[str | None, tuple[float, ...]] = {
@@ -146,9 +156,33 @@ def _seen(values: list[str], v: str | None) -> tuple[float, float]:
     return float(len(values)), float(bool(values) and v is not None and v not in values)
 
 
-def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
-    """Features of one transaction given the card's state *before* it and the served model's
-    static tables (``stream.core.cardtables``; order = CARD_FEATURES)."""
+def card_event_features(e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
+    """What the transaction alone gives (order = EVENT_FEATURES): its amount, hour, codes, the
+    processor's signals and the served model's table encodings. A redelivered or resent event
+    brings these fields again, so the risk job computes them for every event of a batch and
+    remembers only the history part (``card_history_features``)."""
+    product = normal_product(e)
+    return [
+        math.log1p(e.amount),
+        round(e.amount % 1.0, 3),
+        float((e.ts // HOUR_MS) % 24),
+        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
+        numeric_code(e.card_group),
+        numeric_code(e.card_subgroup),
+        numeric_code(e.card_type),
+        numeric_code(e.card_country),
+        numeric_code(e.billing_region),
+        numeric_code(e.billing_country),
+        float(email_group(normal_email(e))),
+        float(device_family(e.device)),
+        *signal_values(e.signals),
+        *table_features(tables, e),
+    ]
+
+
+def card_history_features(st: CardState, e: CardEvent) -> list[float]:
+    """What the transaction says against the card's state *before* it (order = HISTORY_FEATURES):
+    velocities, the amount against the card's usual, what is new for the card, signal growth."""
     log_amount = math.log1p(e.amount)
     ts, amount = e.ts, e.amount
     n_1h = n_24h = n_7d = spend_24h = same_7d = 0.0
@@ -178,26 +212,12 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         per_day = st.n / max((e.ts - first) / DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
-    product = normal_product(e)
-    email = normal_email(e)
-    n_em, new_em = _seen(st.emails, email)
+    n_em, new_em = _seen(st.emails, normal_email(e))
     n_dev, new_dev = _seen(st.devices, e.device)
-    n_pr, new_pr = _seen(st.products, product)
+    n_pr, new_pr = _seen(st.products, normal_product(e))
     n_rg, new_rg = _seen(st.regions, e.billing_region)
     n_va, new_va = _seen(st.variants, e.variant())
     return [
-        log_amount,
-        round(e.amount % 1.0, 3),
-        float((e.ts // HOUR_MS) % 24),
-        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
-        numeric_code(e.card_group),
-        numeric_code(e.card_subgroup),
-        numeric_code(e.card_type),
-        numeric_code(e.card_country),
-        numeric_code(e.billing_region),
-        numeric_code(e.billing_country),
-        float(email_group(email)),
-        float(device_family(e.device)),
         float(st.n == 0),
         gap,
         n_1h,
@@ -221,10 +241,21 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         new_pr,
         new_rg,
         new_va,
-        *signal_values(e.signals),
         *signal_deltas(e.signals, st.signals),
-        *table_features(tables, e),
     ]
+
+
+_E1 = len(EVENT_STREAM_FEATURES)
+_E2 = _E1 + len(SIGNAL_FEATURES) - len(DELTA_FEATURES)
+_H1 = len(HISTORY_STREAM_FEATURES)
+
+
+def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
+    """Features of one transaction given the card's state *before* it and the served model's
+    static tables (``stream.core.cardtables``; order = CARD_FEATURES): the event part and the
+    history part put in place."""
+    ev, hist = card_event_features(e, tables), card_history_features(st, e)
+    return ev[:_E1] + hist[:_H1] + ev[_E1:_E2] + hist[_H1:] + ev[_E2:]
 
 
 def replay_card_features(events, tables: CardTables | dict | None = None) -> np.ndarray:
