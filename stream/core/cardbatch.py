@@ -19,12 +19,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from stream.core.cardevent import CardEvent
-from stream.core.cardrisk import CARD_FEATURES, EVENT_FEATURES, HISTORY_FEATURES, card_event_features
+from stream.core.cardfields import card_event_matrix
+from stream.core.cardrisk import CARD_FEATURES, EVENT_COLUMNS, HISTORY_COLUMNS, HISTORY_FEATURES
 from stream.core.cardtables import CardTables
 from stream.core.rows import fits, rows_matrix
 
-EVENT_COLUMNS = np.array([CARD_FEATURES.index(f) for f in EVENT_FEATURES])
-HISTORY_COLUMNS = np.array([CARD_FEATURES.index(f) for f in HISTORY_FEATURES])
 HISTORY_WIDTH = len(HISTORY_FEATURES)
 
 
@@ -54,7 +53,7 @@ def card_matrix(remembered: Sequence, events: Sequence[CardEvent], tables: CardT
     x = np.empty((n, len(CARD_FEATURES)), dtype=np.float32)
     if n == 0:
         return x
-    own = np.array([card_event_features(e, tables) for e in events], dtype=np.float32)
+    own = card_event_matrix(events, tables)
     for (a, b), (c, d) in EVENT_BLOCKS:
         x[:, a:b] = own[:, c:d]
     full = [i for i, row in enumerate(remembered) if not fits(row, HISTORY_WIDTH)]

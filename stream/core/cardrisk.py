@@ -41,7 +41,8 @@ from stream.core.cardcodes import (  # noqa: F401  (re-exported: the tables belo
     numeric_code,
 )
 from stream.core.cardevent import CardEvent, card_id  # noqa: F401  (re-exported: the stream's entry points)
-from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas, signal_values
+from stream.core.cardfields import EVENT_FEATURES, EVENT_STREAM_FEATURES, PRODUCT_CODES, card_event_matrix
+from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas
 from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported with the features)
     DAY_MS,
     HOUR_MS,
@@ -51,25 +52,8 @@ from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported wit
     normal_email,
     normal_product,
 )
-from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables, table_features
+from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables
 
-PRODUCT_CODES = ("W", "C", "R", "H", "S")
-
-# what the event itself says (its amount, time and card fields)
-EVENT_STREAM_FEATURES: tuple[str, ...] = (
-    "log_amount",
-    "amount_cents",
-    "hour_of_day",
-    *(f"product_{p}" for p in PRODUCT_CODES),
-    "card_group",
-    "card_subgroup",
-    "card_type",
-    "card_country",
-    "billing_region",
-    "billing_country",
-    "email_group",
-    "device_family",
-)
 # what it says against the card's past (the state before it)
 HISTORY_STREAM_FEATURES: tuple[str, ...] = (
     "first_transaction",
@@ -102,13 +86,9 @@ DELTA_FEATURES: tuple[str, ...] = tuple(f"delta_{s}" for s in DELTA_SIGNALS)
 # the features of the card's history (computed from its state, remembered for a redelivery) and
 # those of the event alone (computed again from the record), in CARD_FEATURES order each
 HISTORY_FEATURES: tuple[str, ...] = HISTORY_STREAM_FEATURES + DELTA_FEATURES
-EVENT_FEATURES: tuple[str, ...] = tuple(f for f in CARD_FEATURES if f not in HISTORY_FEATURES)
+EVENT_COLUMNS = np.array([CARD_FEATURES.index(f) for f in EVENT_FEATURES])
+HISTORY_COLUMNS = np.array([CARD_FEATURES.index(f) for f in HISTORY_FEATURES])
 NO_TABLES = CardTables()
-# the product one-hot block of a normalised product code (all zeros for any other, or none)
-_PRODUCT_ONE_HOT: dict[str | None, tuple[float, ...]] = {
-    p: tuple(float(p == q) for q in PRODUCT_CODES) for p in PRODUCT_CODES
-}
-_NO_PRODUCT = (0.0,) * len(PRODUCT_CODES)
 
 CARD_FEATURE_LABELS: dict[str, str] = {
     "log_amount": "large transaction amount",
@@ -157,27 +137,9 @@ def _seen(values: list[str], v: str | None) -> tuple[float, float]:
 
 
 def card_event_features(e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
-    """What the transaction alone gives (order = EVENT_FEATURES): its amount, hour, codes, the
-    processor's signals and the served model's table encodings. A redelivered or resent event
-    brings these fields again, so the risk job computes them for every event of a batch and
-    remembers only the history part (``card_history_features``)."""
-    product = normal_product(e)
-    return [
-        math.log1p(e.amount),
-        round(e.amount % 1.0, 3),
-        float((e.ts // HOUR_MS) % 24),
-        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
-        numeric_code(e.card_group),
-        numeric_code(e.card_subgroup),
-        numeric_code(e.card_type),
-        numeric_code(e.card_country),
-        numeric_code(e.billing_region),
-        numeric_code(e.billing_country),
-        float(email_group(normal_email(e))),
-        float(device_family(e.device)),
-        *signal_values(e.signals),
-        *table_features(tables, e),
-    ]
+    """What the transaction alone gives (order = EVENT_FEATURES; ``stream.core.cardfields``
+    computes them for a batch at once)."""
+    return card_event_matrix([e], tables)[0].tolist()
 
 
 def card_history_features(st: CardState, e: CardEvent) -> list[float]:
@@ -260,13 +222,18 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
 
 def replay_card_features(events, tables: CardTables | dict | None = None) -> np.ndarray:
     """Features for a time-ordered iterable of (card id, CardEvent): each row from the state its
-    card had just before it, through the same two functions the stream calls; ``tables`` as the
-    model card's ``extra["tables"]`` carries them (or none: unseen everywhere)."""
+    card had just before it, through the same functions the stream calls (history per event, the
+    event's own features for all at once); ``tables`` as the model card's ``extra["tables"]``
+    carries them (or none: unseen everywhere)."""
     tab = tables if isinstance(tables, CardTables) else CardTables.from_dict(tables)
+    events = list(events)
     states: dict[str, CardState] = {}
-    rows = []
+    history = []
     for key, e in events:
         st = states.get(key) or CardState()
-        rows.append(card_features(st, e, tab))
+        history.append(card_history_features(st, e))
         states[key] = advance_card(st, e)
-    return np.asarray(rows, dtype=np.float32).reshape(-1, len(CARD_FEATURES))
+    x = np.empty((len(events), len(CARD_FEATURES)))
+    x[:, EVENT_COLUMNS] = card_event_matrix([e for _, e in events], tab)
+    x[:, HISTORY_COLUMNS] = np.asarray(history, dtype=np.float64).reshape(len(events), len(HISTORY_FEATURES))
+    return x.astype(np.float32)

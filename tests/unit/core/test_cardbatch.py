@@ -87,3 +87,13 @@ def test_matrix_has_the_bits_of_the_packed_whole_rows_mixed_forms_included():
 def test_a_row_of_another_width_does_not_fit():
     assert not remembered_fits(pack_row([0.5] * (HISTORY_WIDTH + 1)))
     assert not remembered_fits([0.5] * (len(CARD_FEATURES) - 1))
+
+
+def test_event_part_of_a_batch_is_each_events_own():
+    from stream.core.cardfields import EVENT_FEATURES, card_event_matrix
+
+    es = [e for _, e in events(50, seed=9)]
+    got = card_event_matrix(es, TABLES)
+    assert got.shape == (50, len(EVENT_FEATURES)) and got.dtype == np.float64
+    assert [list(r) for r in got] == [card_event_features(e, TABLES) for e in es]
+    assert card_event_matrix([], TABLES).shape == (0, len(EVENT_FEATURES))
