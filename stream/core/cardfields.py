@@ -23,7 +23,7 @@ import numpy as np
 from stream.core.cardcodes import device_family, email_group, numeric_code
 from stream.core.cardevent import CardEvent
 from stream.core.cardsignals import PROVIDER_SIGNALS, signal_values
-from stream.core.cardstate import HOUR_MS
+from stream.core.cardstate import HOUR_MS, normal_email, normal_product
 from stream.core.cardtables import TABLE_FEATURES, CardTables, table_features
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
@@ -42,10 +42,10 @@ EVENT_STREAM_FEATURES: tuple[str, ...] = (
 EVENT_FEATURES: tuple[str, ...] = EVENT_STREAM_FEATURES + tuple(f"sig_{s}" for s in PROVIDER_SIGNALS) + TABLE_FEATURES
 
 # a normalised product code -> its row of the one-hot block (the last row, all zeros: any other, or none)
-_PRODUCT_ROW = {p: i for i, p in enumerate(PRODUCT_CODES)}
+_PRODUCT_ROW: dict[str | None, int] = {p: i for i, p in enumerate(PRODUCT_CODES)}
 _ONE_HOT = np.vstack([np.eye(len(PRODUCT_CODES)), np.zeros(len(PRODUCT_CODES))])
 _OTHER = len(PRODUCT_CODES)
-_FIELDS = {name: attrgetter(name) for name in (*CODE_FIELDS, "amount", "ts", "product_code", "email_domain", "device")}
+_FIELDS = {name: attrgetter(name) for name in (*CODE_FIELDS, "amount", "ts", "device")}
 _N_STREAM = len(EVENT_STREAM_FEATURES)
 
 
@@ -59,12 +59,11 @@ def card_event_matrix(events: Sequence[CardEvent], tables: CardTables) -> np.nda
     out[:, 0] = list(map(math.log1p, amounts))
     out[:, 1] = [round(a % 1.0, 3) for a in amounts]
     out[:, 2] = (np.fromiter(map(_FIELDS["ts"], events), np.int64, n) // HOUR_MS) % 24
-    products = [p.upper() if p else None for p in map(_FIELDS["product_code"], events)]  # normal_product
-    out[:, 3:8] = _ONE_HOT[list(map(_PRODUCT_ROW.get, products, repeat(_OTHER)))]
+    rows = np.fromiter(map(_PRODUCT_ROW.get, map(normal_product, events), repeat(_OTHER)), np.intp, n)
+    out[:, 3:8] = _ONE_HOT[rows]
     for j, name in enumerate(CODE_FIELDS, 8):
         out[:, j] = list(map(numeric_code, map(_FIELDS[name], events)))
-    emails = [d.lower() if d else None for d in map(_FIELDS["email_domain"], events)]  # normal_email
-    out[:, 14] = list(map(email_group, emails))
+    out[:, 14] = list(map(email_group, map(normal_email, events)))
     out[:, 15] = list(map(device_family, map(_FIELDS["device"], events)))
     rest = chain.from_iterable(signal_values(e.signals) + table_features(tables, e) for e in events)
     out[:, _N_STREAM:] = np.fromiter(rest, np.float64, n * (len(EVENT_FEATURES) - _N_STREAM)).reshape(n, -1)
