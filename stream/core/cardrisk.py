@@ -41,7 +41,8 @@ from stream.core.cardcodes import (  # noqa: F401  (re-exported: the tables belo
     numeric_code,
 )
 from stream.core.cardevent import CardEvent, card_id  # noqa: F401  (re-exported: the stream's entry points)
-from stream.core.cardsignals import SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas, signal_values
+from stream.core.cardfields import EVENT_FEATURES, EVENT_STREAM_FEATURES, PRODUCT_CODES, card_event_matrix
+from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas
 from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported with the features)
     DAY_MS,
     HOUR_MS,
@@ -51,23 +52,10 @@ from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported wit
     normal_email,
     normal_product,
 )
-from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables, table_features
+from stream.core.cardtables import TABLE_FEATURES, TABLE_LABELS, CardTables
 
-PRODUCT_CODES = ("W", "C", "R", "H", "S")
-
-STREAM_FEATURES: tuple[str, ...] = (
-    "log_amount",
-    "amount_cents",
-    "hour_of_day",
-    *(f"product_{p}" for p in PRODUCT_CODES),
-    "card_group",
-    "card_subgroup",
-    "card_type",
-    "card_country",
-    "billing_region",
-    "billing_country",
-    "email_group",
-    "device_family",
+# what it says against the card's past (the state before it)
+HISTORY_STREAM_FEATURES: tuple[str, ...] = (
     "first_transaction",
     "log_secs_since_last",
     "txn_count_1h",
@@ -92,13 +80,15 @@ STREAM_FEATURES: tuple[str, ...] = (
     "new_region",
     "new_variant",
 )
+STREAM_FEATURES: tuple[str, ...] = EVENT_STREAM_FEATURES + HISTORY_STREAM_FEATURES
 CARD_FEATURES: tuple[str, ...] = STREAM_FEATURES + SIGNAL_FEATURES + TABLE_FEATURES
+DELTA_FEATURES: tuple[str, ...] = tuple(f"delta_{s}" for s in DELTA_SIGNALS)
+# the features of the card's history (computed from its state, remembered for a redelivery) and
+# those of the event alone (computed again from the record), in CARD_FEATURES order each
+HISTORY_FEATURES: tuple[str, ...] = HISTORY_STREAM_FEATURES + DELTA_FEATURES
+EVENT_COLUMNS = np.array([CARD_FEATURES.index(f) for f in EVENT_FEATURES])
+HISTORY_COLUMNS = np.array([CARD_FEATURES.index(f) for f in HISTORY_FEATURES])
 NO_TABLES = CardTables()
-# the product one-hot block of a normalised product code (all zeros for any other, or none)
-_PRODUCT_ONE_HOT: dict[str | None, tuple[float, ...]] = {
-    p: tuple(float(p == q) for q in PRODUCT_CODES) for p in PRODUCT_CODES
-}
-_NO_PRODUCT = (0.0,) * len(PRODUCT_CODES)
 
 CARD_FEATURE_LABELS: dict[str, str] = {
     "log_amount": "large transaction amount",
@@ -146,9 +136,15 @@ def _seen(values: list[str], v: str | None) -> tuple[float, float]:
     return float(len(values)), float(bool(values) and v is not None and v not in values)
 
 
-def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
-    """Features of one transaction given the card's state *before* it and the served model's
-    static tables (``stream.core.cardtables``; order = CARD_FEATURES)."""
+def card_event_features(e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
+    """What the transaction alone gives (order = EVENT_FEATURES; ``stream.core.cardfields``
+    computes them for a batch at once)."""
+    return card_event_matrix([e], tables)[0].tolist()
+
+
+def card_history_features(st: CardState, e: CardEvent) -> list[float]:
+    """What the transaction says against the card's state *before* it (order = HISTORY_FEATURES):
+    velocities, the amount against the card's usual, what is new for the card, signal growth."""
     log_amount = math.log1p(e.amount)
     ts, amount = e.ts, e.amount
     n_1h = n_24h = n_7d = spend_24h = same_7d = 0.0
@@ -178,26 +174,12 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         per_day = st.n / max((e.ts - first) / DAY_MS, 1.0)
     else:
         z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
-    product = normal_product(e)
-    email = normal_email(e)
-    n_em, new_em = _seen(st.emails, email)
+    n_em, new_em = _seen(st.emails, normal_email(e))
     n_dev, new_dev = _seen(st.devices, e.device)
-    n_pr, new_pr = _seen(st.products, product)
+    n_pr, new_pr = _seen(st.products, normal_product(e))
     n_rg, new_rg = _seen(st.regions, e.billing_region)
     n_va, new_va = _seen(st.variants, e.variant())
     return [
-        log_amount,
-        round(e.amount % 1.0, 3),
-        float((e.ts // HOUR_MS) % 24),
-        *_PRODUCT_ONE_HOT.get(product, _NO_PRODUCT),
-        numeric_code(e.card_group),
-        numeric_code(e.card_subgroup),
-        numeric_code(e.card_type),
-        numeric_code(e.card_country),
-        numeric_code(e.billing_region),
-        numeric_code(e.billing_country),
-        float(email_group(email)),
-        float(device_family(e.device)),
         float(st.n == 0),
         gap,
         n_1h,
@@ -221,21 +203,37 @@ def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -
         new_pr,
         new_rg,
         new_va,
-        *signal_values(e.signals),
         *signal_deltas(e.signals, st.signals),
-        *table_features(tables, e),
     ]
+
+
+_E1 = len(EVENT_STREAM_FEATURES)
+_E2 = _E1 + len(SIGNAL_FEATURES) - len(DELTA_FEATURES)
+_H1 = len(HISTORY_STREAM_FEATURES)
+
+
+def card_features(st: CardState, e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
+    """Features of one transaction given the card's state *before* it and the served model's
+    static tables (``stream.core.cardtables``; order = CARD_FEATURES): the event part and the
+    history part put in place."""
+    ev, hist = card_event_features(e, tables), card_history_features(st, e)
+    return ev[:_E1] + hist[:_H1] + ev[_E1:_E2] + hist[_H1:] + ev[_E2:]
 
 
 def replay_card_features(events, tables: CardTables | dict | None = None) -> np.ndarray:
     """Features for a time-ordered iterable of (card id, CardEvent): each row from the state its
-    card had just before it, through the same two functions the stream calls; ``tables`` as the
-    model card's ``extra["tables"]`` carries them (or none: unseen everywhere)."""
+    card had just before it, through the same functions the stream calls (history per event, the
+    event's own features for all at once); ``tables`` as the model card's ``extra["tables"]``
+    carries them (or none: unseen everywhere)."""
     tab = tables if isinstance(tables, CardTables) else CardTables.from_dict(tables)
+    events = list(events)
     states: dict[str, CardState] = {}
-    rows = []
+    history = []
     for key, e in events:
         st = states.get(key) or CardState()
-        rows.append(card_features(st, e, tab))
+        history.append(card_history_features(st, e))
         states[key] = advance_card(st, e)
-    return np.asarray(rows, dtype=np.float32).reshape(-1, len(CARD_FEATURES))
+    x = np.empty((len(events), len(CARD_FEATURES)))
+    x[:, EVENT_COLUMNS] = card_event_matrix([e for _, e in events], tab)
+    x[:, HISTORY_COLUMNS] = np.asarray(history, dtype=np.float64).reshape(len(events), len(HISTORY_FEATURES))
+    return x.astype(np.float32)

@@ -9,7 +9,8 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 from __future__ import annotations
 
 from stream.core.alerts import is_alert
-from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, advance_card, card_features
+from stream.core.cardbatch import card_matrix, remembered_fits
+from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, advance_card, card_history_features
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
@@ -28,10 +29,12 @@ def _step(t):
     return step
 
 
-def _card_step(t, tables: CardTables):
-    # a parsed Transaction is a CardEvent (it extends it): the features read it as it is
+def _card_step(t):
+    # a parsed Transaction is a CardEvent (it extends it): the features read it as it is. Only
+    # the history part is remembered: the event's own features come from the record each time
+    # (stream.core.cardbatch)
     def step(st: CardState):
-        return advance_card(st, t), pack_row(card_features(st, t, tables))
+        return advance_card(st, t), pack_row(card_history_features(st, t))
 
     return step
 
@@ -61,22 +64,24 @@ class RiskJob(Job):
         model = self.models[self.slot]
         card = model.card
         kind, dec, enc, step = _CARD if tuple(card.features) == CARD_FEATURES else _ACCOUNT
-        if kind == "card":
-            tables = _card_tables(model)
-            step = lambda t: _card_step(t, tables)  # noqa: E731
         # a resent event id gets its original features back (same bytes, same score), state untouched;
         # a step's output is its feature row packed as float32 (stream.core.rows): small to store
         results, kept = await self.fold(
             kind, events, lambda t: t.account_id, dec, enc, lambda t: once(t.event_id, step(t)), out
         )
-        results, kept = self._drop_stale(results, kept, len(card.features), out)
+        width = len(card.features)
+        usable = remembered_fits if kind == "card" else lambda row: fits(row, width)
+        results, kept = self._drop_stale(results, kept, usable, width, out)
         repeats = sum(bool(r) for _, r in results)
         rows = [row for row, _ in results]
         self.counts["transactions"] += len(kept) - repeats
         self.counts["repeated_event_ids"] += repeats
         if not kept:
             return out
-        x = rows_matrix(rows, len(card.features))
+        if kind == "card":
+            x = card_matrix(rows, [t for _, t in kept], _card_tables(model))
+        else:
+            x = rows_matrix(rows, width)
         # reasons for the alerts only (a score below the threshold carries none): explaining every
         # score cost 73 model rows per event with the 72-feature card model
         scores, reasons = score_with_reasons(
@@ -113,15 +118,15 @@ class RiskJob(Job):
                 self.counts["spend_signals"] += 1
         return out
 
-    def _drop_stale(self, results: list, kept: list, width: int, out: list) -> tuple[list, list]:
+    def _drop_stale(self, results: list, kept: list, usable, width: int, out: list) -> tuple[list, list]:
         """A remembered row (redelivery snapshot or resent event id) of another length than the
         served model reads was computed under a model with another feature list: its output
         cannot be reproduced, so the record is dead-lettered instead of failing the batch."""
-        if all(fits(row, width) for row, _ in results):
+        if all(usable(row) for row, _ in results):
             return results, kept
         good: tuple[list, list] = ([], [])
         for result, ev in zip(results, kept):
-            if fits(result[0], width):
+            if usable(result[0]):
                 good[0].append(result)
                 good[1].append(ev)
             else:

@@ -1,6 +1,7 @@
 """The risk job's remembered feature rows (dedupe and redelivery snapshots) as packed float32
-(``stream.core.rows``): resent and redelivered events get byte-identical outputs, also from a
-state written when rows were stored as JSON floats."""
+(``stream.core.rows``), only their history part (``stream.core.cardbatch``): resent and
+redelivered events get byte-identical outputs, also from a state written when rows were stored
+as JSON floats or as whole rows (every feature, before the history part was split off)."""
 
 from __future__ import annotations
 
@@ -71,13 +72,15 @@ def run(job, records):
     return asyncio.run(job.process(records))
 
 
-def test_stored_rows_are_packed_strings(settings):
+def test_stored_rows_are_packed_history_parts(settings):
+    from stream.core.cardbatch import HISTORY_WIDTH
     from stream.core.rows import fits
 
     state = MemoryState()
     job = risk_job(settings, state)
     run(job, batch(settings, [txn(n, "card-1") for n in range(5)]))
-    width = len(job.models["risk"].card.features)
+    width = HISTORY_WIDTH
+    assert width < len(job.models["risk"].card.features)
     [(_fence, blob, _exp, fields)] = state.data.values()
     stored = orjson.loads(blob)
     assert all(isinstance(row, str) and fits(row, width) for _eid, row in stored["s"]["seen"])
@@ -85,17 +88,37 @@ def test_stored_rows_are_packed_strings(settings):
     assert len(snaps) == 5 and all(isinstance(out[0], str) and fits(out[0], width) for out in snaps.values())
 
 
-@pytest.mark.parametrize("written_as_floats", [False, True])
-def test_redelivered_and_resent_events_get_byte_identical_outputs(settings, monkeypatch, written_as_floats):
-    """First pass (rows packed, or as float lists like states written before packing), then the
-    same batch redelivered and the same events resent at new offsets, read by the packing code."""
+def _whole_rows(tables, pack):
+    """The card entry of a worker from before the history split: every feature remembered."""
+    from stream.core.cardrisk import advance_card, card_features
+
+    def step(t):
+        return lambda st: (advance_card(st, t), pack(card_features(st, t, tables)))
+
+    return (*risk._CARD[:3], step)
+
+
+@pytest.mark.parametrize("written_as", ["packed", "floats", "whole_rows", "whole_rows_as_floats"])
+def test_redelivered_and_resent_events_get_byte_identical_outputs(settings, monkeypatch, written_as):
+    """First pass (history parts packed, or as float lists like states written before packing, or
+    whole rows like states written before the split), then the same batch redelivered and the
+    same events resent at new offsets, read by today's code."""
+    from stream.core.cardbatch import HISTORY_WIDTH
+    from stream.core.rows import fits
+
     values = [txn(n, f"card-{n % 2}") for n in range(12)]
     state = MemoryState()
+    job = risk_job(settings, state)
+    width, whole = len(job.models["risk"].card.features), written_as.startswith("whole")
     with monkeypatch.context() as m:
-        if written_as_floats:
+        if written_as in ("floats", "whole_rows_as_floats"):
             m.setattr(risk, "pack_row", lambda row: row)
-        first = scored(settings, run(risk_job(settings, state), batch(settings, values)))
-    if written_as_floats:
+        if whole:
+            m.setattr(risk, "_CARD", _whole_rows(risk._card_tables(job.models["risk"]), risk.pack_row))
+        first = scored(settings, run(job, batch(settings, values)))
+    rows = [row for blob in state.data.values() for _, row in orjson.loads(blob[1])["s"]["seen"]]
+    assert len(rows) == len(values) and all(fits(row, width if whole else HISTORY_WIDTH) for row in rows)
+    if written_as in ("floats", "whole_rows_as_floats"):
         assert all(
             isinstance(row, list) for blob in state.data.values() for _, row in orjson.loads(blob[1])["s"]["seen"]
         )
