@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from stream.core.interest import ACTION_STRENGTH, interest_vector
+from stream.core.interest import ACTION_STRENGTH, interest_rows
 from stream.core.manifest import ModelCard
 from stream.core.products import CUSTOMER_ATTRIBUTES, PRODUCT_IDS, PRODUCT_INDEX
 from training import propensity
@@ -49,7 +49,7 @@ NOISE_BUDGET = 0.03  # validation NDCG@5 that irrelevant (simulated) browsing ma
 
 def interest_matrix(sessions, half_life: float, strength=ACTION_STRENGTH) -> np.ndarray:
     """The stream's ``interest`` rows for event sequences (``stream.core.interest``, same function)."""
-    return np.stack([interest_vector(s, PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength) for s in sessions])
+    return interest_rows(list(sessions), PRODUCT_INDEX, len(PRODUCT_IDS), half_life, strength)
 
 
 def _recommender_cards(
