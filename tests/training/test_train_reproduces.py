@@ -14,7 +14,7 @@ Generic over whatever the committed manifest lists. What must hold:
 The rebuild runs ``finstream train --models-only``: every model, card, metric and default as the
 full run builds them, all cards of the card data included, without the card job's report-only
 comparison models (feature-group ablations and the all-V reference: 8 of its 10 GBM fits, which
-no manifest entry reads). Those run in ``test_risk.py::test_card_risk_small_recomputes_from_the_exported_models``
+no manifest entry reads). Those run in ``test_card_data.py::test_card_risk_small_recomputes_from_the_exported_models``
 on a 3% card share. The run starts in the background when collection finishes (``rebuild_run`` in
 ``tests/training/conftest.py``), so the rest of the suite runs beside it; this test waits for it.
 """
