@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from stream.core.alerts import is_alert
 from stream.core.cardbatch import card_matrix, remembered_fits
-from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, advance_card, card_history_features
+from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, card_step
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
@@ -34,7 +34,8 @@ def _card_step(t):
     # the history part is remembered: the event's own features come from the record each time
     # (stream.core.cardbatch)
     def step(st: CardState):
-        return advance_card(st, t), pack_row(card_history_features(st, t))
+        state, history = card_step(st, t)
+        return state, pack_row(history)
 
     return step
 
