@@ -95,28 +95,35 @@ class RiskJob(Job):
         )
         out += self.drift_events(model, x)
         s = self.settings
+        threshold, name, version, ids = card.threshold, model.name, model.version, self.ids
+        scores_topic = s.topic_risk_scores if s.publish_risk_scores else None
+        alerts, spends = 0, 0
         for (rec, t), score, why in zip(kept, scores.tolist(), reasons):
             body = {
                 "event_id": t.event_id,
-                "account_id": self.ids(t.account_id),
+                "account_id": ids(t.account_id),
                 "ts": t.ts,
                 "amount": t.amount,
                 "currency": t.currency,
                 "risk_score": score,
-                "threshold": card.threshold,
-                "reasons": [r.to_dict() for r in why],
-                "model": model.name,
-                "model_version": model.version,
+                "threshold": threshold,
+                "reasons": [r.to_dict() for r in why] if why else [],  # only alerts carry reasons
+                "model": name,
+                "model_version": version,
             }
-            if s.publish_risk_scores:
-                out.append(output(s.topic_risk_scores, rec, body))
-            if is_alert(score, card.threshold):
+            if scores_topic is not None:
+                out.append(output(scores_topic, rec, body))
+            if is_alert(score, threshold):
                 out.append(output(s.topic_risk_alerts, rec, body))
-                self.counts["alerts"] += 1
+                alerts += 1
             spend = spend_record(s.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
-                self.counts["spend_signals"] += 1
+                spends += 1
+        if alerts:
+            self.counts["alerts"] += alerts
+        if spends:
+            self.counts["spend_signals"] += spends
         return out
 
     def _drop_stale(self, results: list, kept: list, usable, width: int, out: list) -> tuple[list, list]:
