@@ -9,7 +9,7 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 from __future__ import annotations
 
 from stream.core.alerts import is_alert
-from stream.core.cardbatch import card_matrix, remembered_fits
+from stream.core.cardbatch import all_remembered_fit, card_matrix, remembered_fits
 from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, card_step
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
@@ -72,9 +72,11 @@ class RiskJob(Job):
         )
         width = len(card.features)
         usable = remembered_fits if kind == "card" else lambda row: fits(row, width)
-        results, kept = self._drop_stale(results, kept, usable, width, out)
-        repeats = sum(bool(r) for _, r in results)
         rows = [row for row, _ in results]
+        if not (all_remembered_fit(rows) if kind == "card" else all(map(usable, rows))):
+            results, kept = self._drop_stale(results, kept, usable, width, out)
+            rows = [row for row, _ in results]
+        repeats = [r for _, r in results].count(True)
         self.counts["transactions"] += len(kept) - repeats
         self.counts["repeated_event_ids"] += repeats
         if not kept:

@@ -120,3 +120,22 @@ def test_table_encodings_of_a_batch_are_each_events_table_features(monkeypatch):
     )
     joined = CardTables(0.04, {"card_group": {"1001-315": (0.3, 4.0), "-": (0.6, 1.0)}})
     assert cardtables.table_matrix(joined, es).tolist() == [cardtables.table_features(joined, e) for e in es]
+
+
+def test_all_remembered_fit_is_remembered_fits_of_every_row():
+    from stream.core.cardbatch import all_remembered_fit
+
+    part, whole = pack_row([0.5] * HISTORY_WIDTH), pack_row([0.5] * len(CARD_FEATURES))
+    cases = [
+        [],
+        [part, part],
+        [part, whole],
+        [part, [0.5] * len(CARD_FEATURES)],
+        [part, [0.5] * HISTORY_WIDTH],
+        [part, pack_row([0.5] * (HISTORY_WIDTH + 1))],
+        [part, [0.5] * len(part)],  # a list as long as a packed part is no packed part
+        [part, "x" * (len(part) + 1)],
+    ]
+    for rows in cases:
+        assert all_remembered_fit(rows) == all(map(remembered_fits, rows)), rows
+    assert all_remembered_fit([part, whole]) and not all_remembered_fit([part, [0.5] * len(part)])
