@@ -17,7 +17,7 @@ PR-AUC 0.288 to 0.33 (docs/risk.md).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 from operator import attrgetter, itemgetter
@@ -100,7 +100,7 @@ def table_features(tables: CardTables, e: CardEvent) -> list[float]:
 
 
 # a table key's field -> how to read it from an event (as ``_fields`` does, before the ``or ""``)
-_READ = {
+_READ: dict[str, Callable[[CardEvent], str | None]] = {
     "card_group": attrgetter("card_group"),
     "billing_region": attrgetter("billing_region"),
     "email": normal_email,
