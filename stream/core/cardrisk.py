@@ -4,11 +4,12 @@ The real-data risk model (trained on IEEE-CIS / Vesta card transactions) sees on
 stream has: the event's own fields (``CardEvent``: amount, time, product code, card/billing
 codes, e-mail domain, device, the processor's signals) and a per-card state (``CardState``,
 ``stream.core.cardstate``) kept in the fenced store. This module holds the feature list, their
-labels for reasons, and the two functions the worker calls; the event, the state and the
-processor's signals each live in their own module. As with ``stream.core.features.AccountState``, ``card_features`` reads the state
-*before* the event and ``advance_card`` returns the state after it; ``replay_card_features``
-runs a time-ordered history through exactly these two functions (the training path and the
-parity reference), so no feature can peek ahead.
+labels for reasons, and the function the worker calls per event (``card_step``); the event, the
+state and the processor's signals each live in their own module. As with
+``stream.core.features.AccountState``, the history features read the state *before* the event and
+``advance_card`` returns the state after it; ``card_step`` is the two at once (what both read from
+the event, read once), and ``replay_card_features`` runs a time-ordered history through it (the
+training path and the parity reference), so no feature can peek ahead.
 
 The card id is built from card and billing-address columns (``card_id``): the data has no
 account number, and ``card1`` + ``addr1`` is the closest stable key that measured best. (The
