@@ -22,7 +22,7 @@ from stream.core.cardevent import CardEvent
 from stream.core.cardfields import card_event_matrix
 from stream.core.cardrisk import CARD_FEATURES, EVENT_COLUMNS, HISTORY_COLUMNS, HISTORY_FEATURES
 from stream.core.cardtables import CardTables
-from stream.core.rows import fits, rows_matrix
+from stream.core.rows import fits, pack_row, rows_matrix
 
 HISTORY_WIDTH = len(HISTORY_FEATURES)
 
@@ -44,6 +44,18 @@ EVENT_BLOCKS = _blocks(EVENT_COLUMNS)
 def remembered_fits(row) -> bool:
     """Whether a remembered row can be answered: a history part, or a full row of today's features."""
     return fits(row, HISTORY_WIDTH) or fits(row, len(CARD_FEATURES))
+
+
+_PACKED_HISTORY = frozenset({len(pack_row([0.0] * HISTORY_WIDTH))})  # the length of every packed history part
+_STR = frozenset({str})
+
+
+def all_remembered_fit(rows: Sequence) -> bool:
+    """``remembered_fits`` of every row; the usual batch (every row a packed history part) is
+    proved by two C-level passes instead of a call per row."""
+    if set(map(len, rows)) <= _PACKED_HISTORY and set(map(type, rows)) <= _STR:
+        return True
+    return all(map(remembered_fits, rows))
 
 
 def card_matrix(remembered: Sequence, events: Sequence[CardEvent], tables: CardTables) -> np.ndarray:

@@ -24,7 +24,7 @@ from stream.core.cardcodes import device_family, email_group, numeric_code
 from stream.core.cardevent import CardEvent
 from stream.core.cardsignals import PROVIDER_SIGNALS, signal_values
 from stream.core.cardstate import HOUR_MS, normal_email, normal_product
-from stream.core.cardtables import TABLE_FEATURES, CardTables, table_features
+from stream.core.cardtables import TABLE_FEATURES, CardTables, table_matrix
 
 PRODUCT_CODES = ("W", "C", "R", "H", "S")
 CODE_FIELDS = ("card_group", "card_subgroup", "card_type", "card_country", "billing_region", "billing_country")
@@ -45,8 +45,9 @@ EVENT_FEATURES: tuple[str, ...] = EVENT_STREAM_FEATURES + tuple(f"sig_{s}" for s
 _PRODUCT_ROW: dict[str | None, int] = {p: i for i, p in enumerate(PRODUCT_CODES)}
 _ONE_HOT = np.vstack([np.eye(len(PRODUCT_CODES)), np.zeros(len(PRODUCT_CODES))])
 _OTHER = len(PRODUCT_CODES)
-_FIELDS = {name: attrgetter(name) for name in (*CODE_FIELDS, "amount", "ts", "device")}
+_FIELDS = {name: attrgetter(name) for name in (*CODE_FIELDS, "amount", "ts", "device", "signals")}
 _N_STREAM = len(EVENT_STREAM_FEATURES)
+_N_TABLES = _N_STREAM + len(PROVIDER_SIGNALS)  # the first table column
 
 
 def card_event_matrix(events: Sequence[CardEvent], tables: CardTables) -> np.ndarray:
@@ -59,12 +60,14 @@ def card_event_matrix(events: Sequence[CardEvent], tables: CardTables) -> np.nda
     out[:, 0] = list(map(math.log1p, amounts))
     out[:, 1] = [round(a % 1.0, 3) for a in amounts]
     out[:, 2] = (np.fromiter(map(_FIELDS["ts"], events), np.int64, n) // HOUR_MS) % 24
-    rows = np.fromiter(map(_PRODUCT_ROW.get, map(normal_product, events), repeat(_OTHER)), np.intp, n)
+    products, emails = list(map(normal_product, events)), list(map(normal_email, events))
+    rows = np.fromiter(map(_PRODUCT_ROW.get, products, repeat(_OTHER)), np.intp, n)
     out[:, 3:8] = _ONE_HOT[rows]
     for j, name in enumerate(CODE_FIELDS, 8):
         out[:, j] = list(map(numeric_code, map(_FIELDS[name], events)))
-    out[:, 14] = list(map(email_group, map(normal_email, events)))
+    out[:, 14] = list(map(email_group, emails))
     out[:, 15] = list(map(device_family, map(_FIELDS["device"], events)))
-    rest = chain.from_iterable(signal_values(e.signals) + table_features(tables, e) for e in events)
-    out[:, _N_STREAM:] = np.fromiter(rest, np.float64, n * (len(EVENT_FEATURES) - _N_STREAM)).reshape(n, -1)
+    signals = chain.from_iterable(map(signal_values, map(_FIELDS["signals"], events)))
+    out[:, _N_STREAM:_N_TABLES] = np.fromiter(signals, np.float64, n * len(PROVIDER_SIGNALS)).reshape(n, -1)
+    out[:, _N_TABLES:] = table_matrix(tables, events, {"product": products, "email": emails})
     return out

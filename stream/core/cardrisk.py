@@ -4,11 +4,12 @@ The real-data risk model (trained on IEEE-CIS / Vesta card transactions) sees on
 stream has: the event's own fields (``CardEvent``: amount, time, product code, card/billing
 codes, e-mail domain, device, the processor's signals) and a per-card state (``CardState``,
 ``stream.core.cardstate``) kept in the fenced store. This module holds the feature list, their
-labels for reasons, and the two functions the worker calls; the event, the state and the
-processor's signals each live in their own module. As with ``stream.core.features.AccountState``, ``card_features`` reads the state
-*before* the event and ``advance_card`` returns the state after it; ``replay_card_features``
-runs a time-ordered history through exactly these two functions (the training path and the
-parity reference), so no feature can peek ahead.
+labels for reasons, and the function the worker calls per event (``card_step``); the event, the
+state and the processor's signals each live in their own module. As with
+``stream.core.features.AccountState``, the history features read the state *before* the event and
+``advance_card`` returns the state after it; ``card_step`` is the two at once (what both read from
+the event, read once), and ``replay_card_features`` runs a time-ordered history through it (the
+training path and the parity reference), so no feature can peek ahead.
 
 The card id is built from card and billing-address columns (``card_id``): the data has no
 account number, and ``card1`` + ``addr1`` is the closest stable key that measured best. (The
@@ -42,13 +43,15 @@ from stream.core.cardcodes import (  # noqa: F401  (re-exported: the tables belo
 )
 from stream.core.cardevent import CardEvent, card_id  # noqa: F401  (re-exported: the stream's entry points)
 from stream.core.cardfields import EVENT_FEATURES, EVENT_STREAM_FEATURES, PRODUCT_CODES, card_event_matrix
-from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, signal_deltas
+from stream.core.cardsignals import DELTA_SIGNALS, SIGNAL_FEATURES, SIGNAL_LABELS, delta_values, signal_deltas
 from stream.core.cardstate import (  # noqa: F401  (advance_card re-exported with the features)
     DAY_MS,
     HOUR_MS,
     WEEK_MS,
     CardState,
     advance_card,
+    advance_known,
+    linked_values,
     normal_email,
     normal_product,
 )
@@ -131,11 +134,6 @@ CARD_FEATURE_LABELS: dict[str, str] = {
 }
 
 
-def _seen(values: list[str], v: str | None) -> tuple[float, float]:
-    """(distinct count so far, 1 if ``v`` is new for a card that has history) ; missing v is not new."""
-    return float(len(values)), float(bool(values) and v is not None and v not in values)
-
-
 def card_event_features(e: CardEvent, tables: CardTables = NO_TABLES) -> list[float]:
     """What the transaction alone gives (order = EVENT_FEATURES; ``stream.core.cardfields``
     computes them for a batch at once)."""
@@ -145,47 +143,63 @@ def card_event_features(e: CardEvent, tables: CardTables = NO_TABLES) -> list[fl
 def card_history_features(st: CardState, e: CardEvent) -> list[float]:
     """What the transaction says against the card's state *before* it (order = HISTORY_FEATURES):
     velocities, the amount against the card's usual, what is new for the card, signal growth."""
-    log_amount = math.log1p(e.amount)
+    return history_known(st, e, math.log1p(e.amount), linked_values(e), delta_values(e.signals))
+
+
+def card_step(st: CardState, e: CardEvent) -> tuple[CardState, list[float]]:
+    """(the card's state after ``e``, ``e``'s history features against ``st``): what the stream
+    and ``replay_card_features`` run per event. What both halves read from the event (its log
+    amount, linked fields and signal counts) is computed once."""
+    log_amount, linked, now = math.log1p(e.amount), linked_values(e), delta_values(e.signals)
+    return advance_known(st, e, log_amount, linked, now), history_known(st, e, log_amount, linked, now)
+
+
+def history_known(
+    st: CardState, e: CardEvent, log_amount: float, linked: tuple, now: list[float] | None
+) -> list[float]:
+    """``card_history_features`` given what ``card_step`` computed from the event once."""
     ts, amount = e.ts, e.amount
     n_1h = n_24h = n_7d = spend_24h = same_7d = 0.0
     # the windows nest (1 h within 24 h within 7 days), so each (ts, amount) is tested from the
-    # widest down; the spend sum adds the same amounts in the same order as one test per window
+    # widest down; the spend sum adds the same amounts in the same order as one test per window.
+    # Bounds on the time itself (integer milliseconds: exact) instead of an age per entry
+    week, day, hour = ts - WEEK_MS, ts - DAY_MS, ts - HOUR_MS
     for t, a in zip(st.recent_ts, st.recent_amounts):
-        age = ts - t
-        if 0 <= age <= WEEK_MS:
+        if week <= t <= ts:
             n_7d += 1
             same_7d += abs(a - amount) < 0.005
-            if age <= DAY_MS:
+            if t >= day:
                 n_24h += 1
                 spend_24h += a
-                if age <= HOUR_MS:
+                if t >= hour:
                     n_1h += 1
-    if st.n:
-        mean = st.log_sum / st.n
-        var = max(st.log_sq / st.n - mean * mean, 0.0)
+    n = st.n
+    if n:
+        mean = st.log_sum / n
+        var = max(st.log_sq / n - mean * mean, 0.0)
         z = (log_amount - mean) / math.sqrt(var + 0.25)  # +0.25: a prior spread for short histories
-        ratio = e.amount / max(math.expm1(mean), 0.01)
-        gap = math.log1p(max(e.ts - cast(int, st.last_ts), 0) / 1000.0)  # set once n > 0
-        same = float(st.last_amount is not None and abs(e.amount - st.last_amount) < 0.005)
         usual = math.expm1(mean)
-        sd = math.sqrt(var) if st.n >= 2 else MISSING
-        vs_last = min(e.amount / max(st.last_amount or 0.01, 0.01), 100.0)
+        ratio = amount / max(usual, 0.01)
+        gap = math.log1p(max(ts - cast(int, st.last_ts), 0) / 1000.0)  # set once n > 0
+        last_amount = st.last_amount
+        same = float(last_amount is not None and abs(amount - last_amount) < 0.005)
+        sd = math.sqrt(var) if n >= 2 else MISSING
+        vs_last = min(amount / max(last_amount or 0.01, 0.01), 100.0)
         first = cast(int, st.first_ts if st.first_ts is not None else st.last_ts)  # set once n > 0
-        per_day = st.n / max((e.ts - first) / DAY_MS, 1.0)
+        per_day = n / max((ts - first) / DAY_MS, 1.0)
     else:
-        z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, e.amount, MISSING, 1.0, 0.0
-    n_em, new_em = _seen(st.emails, normal_email(e))
-    n_dev, new_dev = _seen(st.devices, e.device)
-    n_pr, new_pr = _seen(st.products, normal_product(e))
-    n_rg, new_rg = _seen(st.regions, e.billing_region)
-    n_va, new_va = _seen(st.variants, e.variant())
+        z, ratio, gap, same, usual, sd, vs_last, per_day = 0.0, 1.0, MISSING, 0.0, amount, MISSING, 1.0, 0.0
+    email, device, product, region, variant = linked
+    emails, devices, products, regions, variants = st.emails, st.devices, st.products, st.regions, st.variants
+    # per linked field: the distinct count so far, and 1 if the value is new for a card that has
+    # history (a missing one is not new)
     return [
-        float(st.n == 0),
+        float(n == 0),
         gap,
         n_1h,
         n_24h,
         n_7d,
-        math.log1p((spend_24h + e.amount) / max(usual, 1.0)),
+        math.log1p((spend_24h + amount) / max(usual, 1.0)),
         min(per_day, 1000.0),
         max(-10.0, min(10.0, z)),
         min(ratio, 100.0),
@@ -193,17 +207,17 @@ def card_history_features(st: CardState, e: CardEvent) -> list[float]:
         vs_last,
         same,
         same_7d,
-        n_em,
-        n_dev,
-        n_pr,
-        n_rg,
-        n_va,
-        new_em,
-        new_dev,
-        new_pr,
-        new_rg,
-        new_va,
-        *signal_deltas(e.signals, st.signals),
+        float(len(emails)),
+        float(len(devices)),
+        float(len(products)),
+        float(len(regions)),
+        float(len(variants)),
+        float(bool(emails) and email is not None and email not in emails),
+        float(bool(devices) and device is not None and device not in devices),
+        float(bool(products) and product is not None and product not in products),
+        float(bool(regions) and region is not None and region not in regions),
+        float(bool(variants) and variant is not None and variant not in variants),
+        *signal_deltas(now, st.signals),
     ]
 
 
@@ -230,9 +244,8 @@ def replay_card_features(events, tables: CardTables | dict | None = None) -> np.
     states: dict[str, CardState] = {}
     history = []
     for key, e in events:
-        st = states.get(key) or CardState()
-        history.append(card_history_features(st, e))
-        states[key] = advance_card(st, e)
+        states[key], row = card_step(states.get(key) or CardState(), e)
+        history.append(row)
     x = np.empty((len(events), len(CARD_FEATURES)))
     x[:, EVENT_COLUMNS] = card_event_matrix([e for _, e in events], tab)
     x[:, HISTORY_COLUMNS] = np.asarray(history, dtype=np.float64).reshape(len(events), len(HISTORY_FEATURES))

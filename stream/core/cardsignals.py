@@ -27,6 +27,7 @@ DELTA_SIGNALS = ("C1", "C2", "C5", "C9", "C11", "C13", "C14")
 MAX_SIGNALS = 256  # a record may name at most this many signals (the contract refuses more)
 _MISSING = -1.0
 _MISSINGS = (_MISSING,) * len(PROVIDER_SIGNALS)
+_DELTA_MISSINGS = (_MISSING,) * len(DELTA_SIGNALS)
 _FLOAT = {float}
 
 SIGNAL_LABELS: dict[str, str] = {
@@ -50,27 +51,38 @@ def signal_values(signals: dict | None) -> list[float]:
     return [_value(v) for v in out]
 
 
-def signal_deltas(signals: dict | None, last: dict[str, float]) -> list[float]:
-    """Growth of each ``DELTA_SIGNALS`` count since the card's previous value (0 when either is missing)."""
-    if not signals or not last:  # every delta is 0 without a current or a previous value
+def delta_values(signals: dict | None) -> list[float] | None:
+    """The event's ``DELTA_SIGNALS`` counts (missing -> -1), or None when it carries no signals:
+    read once per event for both the growth features (``signal_deltas``) and the card's state
+    (``remember_signals``)."""
+    if not signals:
+        return None
+    out = list(map(signals.get, DELTA_SIGNALS, _DELTA_MISSINGS))
+    # the contract's signals are finite floats: taken as they are (as in ``signal_values``)
+    if set(map(type, out)) == _FLOAT and math.isfinite(sum(out)):
+        return out
+    return [_value(signals.get(s)) for s in DELTA_SIGNALS]
+
+
+def signal_deltas(now: list[float] | None, last: dict[str, float]) -> list[float]:
+    """Growth of each ``DELTA_SIGNALS`` count (``now``: ``delta_values``) since the card's previous
+    value (0 when either is missing)."""
+    if now is None or not last:  # every delta is 0 without a current or a previous value
         return [0.0] * len(DELTA_SIGNALS)
-    get = signals.get
     out = []
-    for s in DELTA_SIGNALS:
-        cur = _value(get(s))
+    for s, cur in zip(DELTA_SIGNALS, now):
         out.append(cur - last[s] if cur != _MISSING and s in last else 0.0)
     return out
 
 
-def remember_signals(signals: dict | None, last: dict[str, float]) -> dict[str, float]:
-    """The card's last known value of each ``DELTA_SIGNALS`` count after this event: ``last``
-    itself when the event changes none (a state's dict is never changed in place)."""
-    if not signals:
+def remember_signals(now: list[float] | None, last: dict[str, float]) -> dict[str, float]:
+    """The card's last known value of each ``DELTA_SIGNALS`` count after this event (``now``:
+    ``delta_values``): ``last`` itself when the event changes none (a state's dict is never
+    changed in place)."""
+    if now is None:
         return last
     out = None
-    get = signals.get
-    for s in DELTA_SIGNALS:
-        v = _value(get(s))
+    for s, v in zip(DELTA_SIGNALS, now):
         if v != _MISSING and (last.get(s) != v or v == 0.0):  # an equal zero may differ in sign
             if out is None:
                 out = dict(last)

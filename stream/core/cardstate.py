@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from itertools import compress
 
 from stream.core.cardevent import CardEvent
-from stream.core.cardsignals import remember_signals
+from stream.core.cardsignals import delta_values, remember_signals
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -115,13 +115,25 @@ def _remember(values: list[str], v: str | None) -> list[str]:
     return ([x for x in values if x != v] + [v])[-SEEN_CAP:]
 
 
+def linked_values(e: CardEvent) -> tuple[str | None, str | None, str | None, str | None, str | None]:
+    """The event's linked fields as a card remembers them (e-mail, device, product, billing
+    region, card variant), normalised once per event: the history features read them against the
+    state and ``advance_card`` adds them to it (``stream.core.cardrisk.card_step``)."""
+    return normal_email(e), e.device, normal_product(e), e.billing_region, e.variant()
+
+
 def advance_card(st: CardState, e: CardEvent) -> CardState:
-    """The card's state after one transaction (a new object; the input is left unchanged).
+    """The card's state after one transaction (a new object; the input is left unchanged)."""
+    return advance_known(st, e, math.log1p(e.amount), linked_values(e), delta_values(e.signals))
+
+
+def advance_known(st: CardState, e: CardEvent, log_amount: float, linked: tuple, now: list[float] | None) -> CardState:
+    """``advance_card`` given what the history features computed from the event too (its log
+    amount, ``linked_values``, ``delta_values``): the stream's step reads each once per event.
 
     Built positionally (field order of ``CardState``): keyword arguments cost a visible share of
     this function, which runs once per transaction."""
     ts, amount = e.ts, e.amount
-    log_amount = math.log1p(amount)
     since = ts - WEEK_MS
     times, amounts = st.recent_ts, st.recent_amounts
     if times and min(times) < since:  # some fell out of the week: keep the others, in order
@@ -132,6 +144,7 @@ def advance_card(st: CardState, e: CardEvent) -> CardState:
         times, amounts = times[-RECENT_CAP:], amounts[-RECENT_CAP:]
     last_ts, first_ts = st.last_ts, st.first_ts
     first = first_ts if first_ts is not None else (last_ts if last_ts is not None else ts)
+    email, device, product, region, variant = linked
     return CardState(
         st.n + 1,
         ts if last_ts is None else max(last_ts, ts),
@@ -140,11 +153,11 @@ def advance_card(st: CardState, e: CardEvent) -> CardState:
         st.log_sq + log_amount * log_amount,
         times,
         amounts,
-        _remember(st.emails, normal_email(e)),
-        _remember(st.devices, e.device),
-        _remember(st.products, normal_product(e)),
-        _remember(st.regions, e.billing_region),
+        _remember(st.emails, email),
+        _remember(st.devices, device),
+        _remember(st.products, product),
+        _remember(st.regions, region),
         min(first, ts),
-        _remember(st.variants, e.variant()),
-        remember_signals(e.signals, st.signals),
+        _remember(st.variants, variant),
+        remember_signals(now, st.signals),
     )

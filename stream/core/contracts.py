@@ -83,6 +83,8 @@ class UserEvent:
 
 # --- field readers -----------------------------------------------------------
 
+_FLOATS = frozenset({float})
+
 
 @overload
 def _str(d: dict, key: str, *, max_len: int = ..., required: Literal[True] = ...) -> str: ...
@@ -232,8 +234,9 @@ def _signals(d: dict) -> dict | None:
     if "" in a or max(map(len, a), default=0) > 32:
         raise ContractError("field 'signals': names must have 1 to 32 characters")
     values = a.values()
-    # the usual record, all floats (as orjson parses 1.0), is checked in C; others value by value
-    if set(map(type, values)) <= {float} and all(map(math.isfinite, values)):
+    # the usual record, all floats (as orjson parses 1.0), is checked in C; others value by value.
+    # A finite sum of floats means each is finite (a sum that overflows takes the exact check)
+    if set(map(type, values)) <= _FLOATS and math.isfinite(sum(values)):
         return dict(a) or None
     if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) for v in values):
         raise ContractError(

@@ -9,8 +9,8 @@ keyed by the record's ``account_id``; for real card data that is the card id.
 from __future__ import annotations
 
 from stream.core.alerts import is_alert
-from stream.core.cardbatch import card_matrix, remembered_fits
-from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, advance_card, card_history_features
+from stream.core.cardbatch import all_remembered_fit, card_matrix, remembered_fits
+from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, card_step
 from stream.core.contracts import parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
@@ -34,7 +34,8 @@ def _card_step(t):
     # the history part is remembered: the event's own features come from the record each time
     # (stream.core.cardbatch)
     def step(st: CardState):
-        return advance_card(st, t), pack_row(card_history_features(st, t))
+        state, history = card_step(st, t)
+        return state, pack_row(history)
 
     return step
 
@@ -71,9 +72,11 @@ class RiskJob(Job):
         )
         width = len(card.features)
         usable = remembered_fits if kind == "card" else lambda row: fits(row, width)
-        results, kept = self._drop_stale(results, kept, usable, width, out)
-        repeats = sum(bool(r) for _, r in results)
         rows = [row for row, _ in results]
+        if not (all_remembered_fit(rows) if kind == "card" else all(map(usable, rows))):
+            results, kept = self._drop_stale(results, kept, usable, width, out)
+            rows = [row for row, _ in results]
+        repeats = [r for _, r in results].count(True)
         self.counts["transactions"] += len(kept) - repeats
         self.counts["repeated_event_ids"] += repeats
         if not kept:
@@ -94,28 +97,35 @@ class RiskJob(Job):
         )
         out += self.drift_events(model, x)
         s = self.settings
+        threshold, name, version, ids = card.threshold, model.name, model.version, self.ids
+        scores_topic = s.topic_risk_scores if s.publish_risk_scores else None
+        alerts, spends = 0, 0
         for (rec, t), score, why in zip(kept, scores.tolist(), reasons):
             body = {
                 "event_id": t.event_id,
-                "account_id": self.ids(t.account_id),
+                "account_id": ids(t.account_id),
                 "ts": t.ts,
                 "amount": t.amount,
                 "currency": t.currency,
                 "risk_score": score,
-                "threshold": card.threshold,
-                "reasons": [r.to_dict() for r in why],
-                "model": model.name,
-                "model_version": model.version,
+                "threshold": threshold,
+                "reasons": [r.to_dict() for r in why] if why else [],  # only alerts carry reasons
+                "model": name,
+                "model_version": version,
             }
-            if s.publish_risk_scores:
-                out.append(output(s.topic_risk_scores, rec, body))
-            if is_alert(score, card.threshold):
+            if scores_topic is not None:
+                out.append(output(scores_topic, rec, body))
+            if is_alert(score, threshold):
                 out.append(output(s.topic_risk_alerts, rec, body))
-                self.counts["alerts"] += 1
+                alerts += 1
             spend = spend_record(s.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
-                self.counts["spend_signals"] += 1
+                spends += 1
+        if alerts:
+            self.counts["alerts"] += alerts
+        if spends:
+            self.counts["spend_signals"] += spends
         return out
 
     def _drop_stale(self, results: list, kept: list, usable, width: int, out: list) -> tuple[list, list]:

@@ -169,8 +169,11 @@ def snap_update(e: Fenced[Any]) -> tuple[str, int, bytes, int, int, int]:
     if e.snap_upto is None:  # fresh, or loaded from form 1/2, or moved partition: these replace all
         keep, new = REPLACE, e.snapshots
     else:
-        upto = e.snap_upto
-        new = {off: out for off, out in e.snapshots.items() if off > upto}  # not the fetched ones
+        upto, new = e.snap_upto, e.snapshots
+        # not the ones a redelivery fetched (at or below upto): they come first in the dict (fetched
+        # before any record applied, each new one above upto), so a first offset above upto means none
+        if new and next(iter(new)) <= upto:
+            new = {off: out for off, out in new.items() if off > upto}
         keep = str(e.keep_from) if e.keep_from is not None else "-1"
     offs = list(new)
     return keep, max_count, log_entries(new), len(offs), offs[0] if offs else 0, offs[-1] if offs else 0

@@ -97,3 +97,45 @@ def test_event_part_of_a_batch_is_each_events_own():
     assert got.shape == (50, len(EVENT_FEATURES)) and got.dtype == np.float64
     assert [list(r) for r in got] == [card_event_features(e, TABLES) for e in es]
     assert card_event_matrix([], TABLES).shape == (0, len(EVENT_FEATURES))
+
+
+def test_table_encodings_of_a_batch_are_each_events_table_features(monkeypatch):
+    """``table_matrix`` (one key at a time for the batch) = ``table_features`` per event (one dict of
+    fields per event), unseen and missing values included, and with a key of two fields."""
+    from stream.core import cardtables
+
+    es = [e for _, e in events(80, seed=11)]
+    tables = CardTables(
+        0.04, {"card_group": {"1001": (0.2, 5.1), "": (0.5, 2.0)}, "email": {"gmail.com": (0.01, 7.3)}, "product": {}}
+    )
+    got = cardtables.table_matrix(tables, es)
+    assert got.tolist() == [cardtables.table_features(tables, e) for e in es]
+    assert cardtables.table_matrix(CardTables(), es).tolist() == [
+        cardtables.table_features(CardTables(), e) for e in es
+    ]
+    assert cardtables.table_matrix(tables, []).shape == (0, len(cardtables.TABLE_FEATURES))
+    monkeypatch.setattr(cardtables, "_ONE_FIELD_KEYS", None)
+    monkeypatch.setattr(
+        cardtables, "TABLE_KEYS", {**cardtables.TABLE_KEYS, "card_group": ("card_group", "billing_region")}
+    )
+    joined = CardTables(0.04, {"card_group": {"1001-315": (0.3, 4.0), "-": (0.6, 1.0)}})
+    assert cardtables.table_matrix(joined, es).tolist() == [cardtables.table_features(joined, e) for e in es]
+
+
+def test_all_remembered_fit_is_remembered_fits_of_every_row():
+    from stream.core.cardbatch import all_remembered_fit
+
+    part, whole = pack_row([0.5] * HISTORY_WIDTH), pack_row([0.5] * len(CARD_FEATURES))
+    cases = [
+        [],
+        [part, part],
+        [part, whole],
+        [part, [0.5] * len(CARD_FEATURES)],
+        [part, [0.5] * HISTORY_WIDTH],
+        [part, pack_row([0.5] * (HISTORY_WIDTH + 1))],
+        [part, [0.5] * len(part)],  # a list as long as a packed part is no packed part
+        [part, "x" * (len(part) + 1)],
+    ]
+    for rows in cases:
+        assert all_remembered_fit(rows) == all(map(remembered_fits, rows)), rows
+    assert all_remembered_fit([part, whole]) and not all_remembered_fit([part, [0.5] * len(part)])

@@ -8,7 +8,15 @@ import math
 import pytest
 
 from stream.core.cardevent import CardEvent
-from stream.core.cardsignals import PROVIDER_SIGNALS, _value, signal_values
+from stream.core.cardsignals import (
+    DELTA_SIGNALS,
+    PROVIDER_SIGNALS,
+    _value,
+    delta_values,
+    remember_signals,
+    signal_deltas,
+    signal_values,
+)
 from stream.core.cardstate import CardState, advance_card
 from tests.unit.core.cards import T0, history, transaction
 
@@ -33,6 +41,41 @@ def test_signal_values_are_each_signal_read_by_value(signals):
     expected = [_value((signals or {}).get(s)) for s in PROVIDER_SIGNALS]
     got = signal_values(signals)
     assert got == expected and all(type(v) is float for v in got)
+
+
+@pytest.mark.parametrize(
+    "signals",
+    [
+        None,
+        {},
+        {"C1": 3.0, "C13": 0.0},
+        {s: float(i) for i, s in enumerate(DELTA_SIGNALS)},
+        {"C1": 3, "C2": -0.0},
+        {"C1": 3.0, "C2": None, "C5": True, "C9": math.nan, "C11": math.inf, "C13": "7", "C14": "x"},
+        {"C1": 1e308, "C2": 1e308},  # finite values whose sum is not
+    ],
+)
+@pytest.mark.parametrize("last", [{}, {"C1": 1.0}, {"C1": 3.0, "C2": 0.0, "C13": 5.0}])
+def test_delta_values_read_once_give_the_per_name_growth_and_memory(signals, last):
+    """The event's counts are read once (``delta_values``) for both the growth features and the
+    state: the same as reading each count by value where it is used."""
+    now = delta_values(signals)
+    by_name = {s: _value((signals or {}).get(s)) for s in DELTA_SIGNALS}
+    assert now is None if not signals else now == list(by_name.values())
+    expected = [
+        by_name[s] - last[s] if signals and last and by_name[s] != -1.0 and s in last else 0.0 for s in DELTA_SIGNALS
+    ]
+    assert signal_deltas(now, last) == expected
+    kept = dict(last)
+    for s, v in by_name.items():
+        if signals and v != -1.0:
+            kept[s] = v
+    remembered = remember_signals(now, last)
+    assert remembered == kept and [math.copysign(1, v) for v in remembered.values()] == [
+        math.copysign(1, v) for v in kept.values()
+    ]
+    if now is None:
+        assert remembered is last  # nothing read: the state's dict itself
 
 
 def test_variant_of_a_parsed_transaction():

@@ -110,6 +110,7 @@ def test_printable_strings_pass_ascii_or_not():
     "signals, refused",
     [
         ({"C1": 1.0, "C2": float("inf")}, "finite numbers"),
+        ({"C1": float("inf"), "C2": -float("inf")}, "finite numbers"),
         ({"C1": 1.0, "C2": -float("inf")}, "finite numbers"),
         ({"C1": 1.0, "C2": float("nan")}, "finite numbers"),
         ({"C1": 1.0, "C2": None}, "finite numbers"),
@@ -130,3 +131,5 @@ def test_signals_are_floats_whatever_number_type_came_in():
     floats = {"C1": 1.0, "V13": 0.25}
     assert parse_transaction({**TXN, "signals": floats}).signals == floats
     assert parse_transaction({**TXN, "signals": {}}).signals is None
+    huge = {"C1": 1e308, "C2": 1e308}  # finite values whose sum is not: still finite numbers
+    assert parse_transaction({**TXN, "signals": huge}).signals == huge
