@@ -20,7 +20,7 @@ from stream.core.profiles import (
     UserProfile,
     apply_event,
     attribute_rows,
-    holdings_mask,
+    mask_of,
     pack_snapshot,
     unpack_snapshot,
 )
@@ -48,7 +48,7 @@ def _step(e, fresh: dict, packed: dict):
 
 def holdings_matrix(profiles: list[UserProfile]) -> np.ndarray:
     """The model's ``holdings`` rows for a batch (0/1 float32, catalogue order), from bitmasks."""
-    masks = np.fromiter((holdings_mask(p.holdings) for p in profiles), dtype=np.int64, count=len(profiles))
+    masks = np.fromiter(map(mask_of, profiles), dtype=np.int64, count=len(profiles))
     return ((masks[:, None] >> _BITS) & 1).astype(np.float32)
 
 
