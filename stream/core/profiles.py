@@ -19,6 +19,10 @@ HOLDING_ACTIONS = frozenset({"buy", "sell"})
 
 @dataclass(slots=True)
 class UserProfile:
+    """A value: nothing changes a profile (or its lists and dict) in place, so a new profile shares
+    what an event leaves unchanged with the one before, and profiles unpacked from snapshots share
+    their entry and holdings lists with the codec's memos (less to allocate and to collect per event)."""
+
     holdings: list[str] = field(default_factory=list)  # product ids, sorted
     recent: list[list[str]] = field(default_factory=list)  # [product_id, action, note], oldest first
     attributes: dict[str, float] = field(default_factory=dict)  # live socio-demographics, when a record carried them
@@ -26,6 +30,9 @@ class UserProfile:
     # the unpacked snapshot and along by ``apply_event`` (one token per event), so packing each new
     # profile does not tokenise its ten events again. A cache: not compared, None = work it out.
     packed_recent: str | None = field(default=None, compare=False, repr=False)
+    # ``holdings_mask(holdings)``, when known (a cache like ``packed_recent``); known means ``holdings``
+    # is sorted and free of repeats, so an interest event can keep the list as it is.
+    mask: int | None = field(default=None, compare=False, repr=False)
 
     def to_dict(self) -> dict:
         return {"holdings": self.holdings, "recent": self.recent, "attributes": self.attributes}
@@ -45,21 +52,30 @@ def apply_event(
     """A buy adds a holding, a sell removes it; every other action (view, click, apply, spend) is an
     interest event appended to ``recent`` (repeats count again: they are stronger interest).
     ``note`` says where a derived event came from (the merchant category of a card spend).
-    The new profile shares the old one's ``recent`` entries (nothing changes an entry in place)."""
-    held = set(p.holdings)
-    recent, packed = p.recent, p.packed_recent
-    if action == "buy":
-        held.add(product_id)
-    elif action == "sell":
-        held.discard(product_id)
+    The new profile shares what the event leaves unchanged with the old one (its ``recent`` entries,
+    and holdings and attributes when the event does not change them: profiles are values)."""
+    recent, packed, mask = p.recent, p.packed_recent, p.mask
+    if action == "buy" or action == "sell":
+        held = set(p.holdings)
+        bit = PRODUCT_INDEX.get(product_id)
+        if action == "buy":
+            held.add(product_id)
+            mask = None if mask is None or bit is None else mask | 1 << bit
+        else:
+            held.discard(product_id)
+            mask = None if mask is None or bit is None else mask & ~(1 << bit)
+        holdings = sorted(held)
     else:
+        # a known mask means the holdings are sorted and unique: what sorted(set(...)) would give
+        holdings = p.holdings if mask is not None else sorted(set(p.holdings))
         if note and len(note.split()) != 1:  # a snapshot token is one word: "gift shop" -> "gift_shop"
             note = "_".join(note.split())  # (a reason says it as "gift shop" again: ``spend_words``)
         entry = [product_id, action, note]
-        recent = (recent + [entry])[-RECENT_CAP:]
-        packed = _appended(packed, entry, len(p.recent) + 1 - len(recent))
+        n = len(recent)
+        recent = recent[n + 1 - RECENT_CAP :] + [entry] if n >= RECENT_CAP else recent + [entry]
+        packed = _appended(packed, entry, n + 1 - len(recent))
     attrs = {**p.attributes, **attributes} if attributes else p.attributes
-    return UserProfile(sorted(held), list(recent), dict(attrs), packed)
+    return UserProfile(holdings, recent, attrs, packed, mask)
 
 
 _ATTR_INDEX = {a: i for i, a in enumerate(CUSTOMER_ATTRIBUTES)}
@@ -91,8 +107,8 @@ _ACTION = {c: a for a, c in _CODE.items()}
 
 
 _TOKEN: dict[tuple[str, str, str], str] = {}  # (product, action, note) -> "3v" / "3s:fuel" (few distinct)
-_ENTRY: dict[str, tuple[str, str, str]] = {}  # the inverse
-_HELD: dict[int, tuple[str, ...]] = {}  # holdings bitmask -> product ids, sorted
+_ENTRY: dict[str, list[str]] = {}  # the inverse (entries shared by the profiles unpacked: never changed)
+_HELD: dict[int, list[str]] = {}  # holdings bitmask -> product ids, sorted (shared likewise)
 _MEMO_MAX = 65_536  # bounds the memos against a feed of ever new spend notes
 
 
@@ -106,11 +122,11 @@ def _token(r) -> str:
     return tok
 
 
-def _entry(tok: str) -> tuple[str, str, str]:
+def _entry(tok: str) -> list[str]:
     e = _ENTRY.get(tok)
     if e is None:
         head, _, note = tok.partition(":")
-        e = (PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note)
+        e = [PRODUCT_IDS[int(head[:-1])], _ACTION[head[-1]], note]
         if len(_ENTRY) < _MEMO_MAX:
             _ENTRY[tok] = e
     return e
@@ -124,10 +140,18 @@ def holdings_mask(holdings) -> int:
     return mask
 
 
-def _held(mask: int) -> tuple[str, ...]:
+def mask_of(p: UserProfile) -> int:
+    """``holdings_mask`` of a profile's holdings, from its cache when known."""
+    return p.mask if p.mask is not None else holdings_mask(p.holdings)
+
+
+_ALL_HELD = 1 << len(PRODUCT_IDS)  # masks below this are what holdings_mask can give
+
+
+def _held(mask: int) -> list[str]:
     held = _HELD.get(mask)
     if held is None:
-        held = tuple(sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1))
+        held = sorted(p for i, p in enumerate(PRODUCT_IDS) if mask >> i & 1)
         if len(_HELD) < _MEMO_MAX:
             _HELD[mask] = held
     return held
@@ -153,7 +177,7 @@ def pack_snapshot(p: UserProfile) -> list:
     rec = p.packed_recent
     if rec is None:
         rec = " ".join(map(_token, p.recent))
-    mask = holdings_mask(p.holdings)
+    mask = mask_of(p)
     return [mask, rec, p.attributes] if p.attributes else [mask, rec]
 
 
@@ -161,7 +185,7 @@ def unpack_snapshot(x) -> UserProfile:
     """Inverse of ``pack_snapshot``; also reads the older forms (a holdings list, a profile dict) and
     ``None`` (a user seen for the first time). The profile state itself is stored in this form too."""
     if x is None:
-        return UserProfile(packed_recent="")  # no events: their tokens are known
+        return UserProfile(packed_recent="", mask=0)  # no events: their tokens (and holdings) are known
     if isinstance(x, dict):
         return UserProfile.from_dict(x)
     if not x or isinstance(x[0], str):
@@ -169,10 +193,13 @@ def unpack_snapshot(x) -> UserProfile:
     toks = x[1].split()
     packed = x[1] if " ".join(toks) == x[1] else None  # as pack_snapshot writes it: one space between tokens
     try:
-        recent = [list(_entry(t)) for t in toks]
+        get = _ENTRY.get
+        recent = [get(t) or _entry(t) for t in toks]
     except (ValueError, KeyError, IndexError):  # written before notes were one word: "3s:gift shop"
         recent, packed = _spaced_entries(toks), None
-    return UserProfile(list(_held(x[0])), recent, dict(x[2]) if len(x) > 2 else {}, packed)
+    mask = x[0]
+    known = mask if type(mask) is int and 0 <= mask < _ALL_HELD else None  # else holdings_mask says
+    return UserProfile(_held(mask), recent, dict(x[2]) if len(x) > 2 else {}, packed, known)
 
 
 def _spaced_entries(toks: list[str]) -> list[list[str]]:

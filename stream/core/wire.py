@@ -35,8 +35,9 @@ def _has_duplicate_keys(raw: bytes, obj: dict) -> bool:
     ``:`` outside strings are as many as the keys parsed, no object lost a key. Anything else
     (escapes, deeper nesting) gets the exact check by the standard library's parser."""
     if b"\\" not in raw:
-        nested = [v for v in obj.values() if type(v) is dict]
-        if raw.count(b"{") == 1 + len(nested):
+        braces = raw.count(b"{")  # one: the record's own, so no value is an object (a flat record)
+        nested = [v for v in obj.values() if type(v) is dict] if braces > 1 else []
+        if braces == 1 + len(nested):
             keys = len(obj) + sum(map(len, nested))
             if raw.count(b":") == keys:  # no colon inside a string either: the usual record
                 return False

@@ -20,16 +20,17 @@ from stream.core.profiles import (
     UserProfile,
     apply_event,
     attribute_rows,
-    holdings_mask,
+    mask_of,
     pack_snapshot,
     unpack_snapshot,
 )
-from stream.core.recommend import latest_interest, reason_text, top_k
+from stream.core.recommend import Reasons, rank
 from stream.core.records import OutputRecord, SourceRecord, output
 from stream.serving.base import Job
 
 NAMES = {p: BY_ID[p].name for p in PRODUCT_IDS}
 _BITS = np.arange(len(PRODUCT_IDS), dtype=np.int64)
+REASONS = Reasons(PRODUCT_IDS, NAMES)
 
 
 def _step(e, fresh: dict, packed: dict):
@@ -48,7 +49,7 @@ def _step(e, fresh: dict, packed: dict):
 
 def holdings_matrix(profiles: list[UserProfile]) -> np.ndarray:
     """The model's ``holdings`` rows for a batch (0/1 float32, catalogue order), from bitmasks."""
-    masks = np.fromiter((holdings_mask(p.holdings) for p in profiles), dtype=np.int64, count=len(profiles))
+    masks = np.fromiter(map(mask_of, profiles), dtype=np.int64, count=len(profiles))
     return ((masks[:, None] >> _BITS) & 1).astype(np.float32)
 
 
@@ -96,21 +97,23 @@ class RecommendJob(Job):
         feeds = model_feeds(model.card, profiles)
         res = model.run(feeds)
         scores, because = res[0], (res[1] if len(res) > 1 else None)
-        k = self.settings.recommend_k
-        sources = because.tolist() if because is not None else None  # plain ints, not numpy scalars
-        for i, ((rec, e), p, ranked) in enumerate(zip(kept, profiles, top_k(scores, feeds["holdings"], k))):
-            if sources is None:
-                items = [{"product_id": PRODUCT_IDS[j], "score": s} for j, s in ranked]
+        order, top = rank(scores, feeds["holdings"], self.settings.recommend_k)
+        orders, values = order.tolist(), top.tolist()  # plain ints and floats, not numpy scalars
+        all_free = not np.isneginf(top).any()  # the usual case: k products not held in every row
+        # the model's source of each ranked item only (not all 2P+1 per row)
+        sources = np.take_along_axis(because, order, axis=1).astype(np.int64).tolist() if because is not None else None
+        for i, ((rec, e), p) in enumerate(zip(kept, profiles)):
+            js, vs = orders[i], values[i]
+            ss = sources[i] if sources is not None else None
+            if not all_free:  # a held product ranks only when fewer than k are free: never recommended
+                free = [x for x, v in enumerate(vs) if v != -np.inf]
+                js, vs = [js[x] for x in free], [vs[x] for x in free]
+                ss = [ss[x] for x in free] if ss is not None else None
+            if ss is None:
+                items = [{"product_id": PRODUCT_IDS[j], "score": s} for j, s in zip(js, vs)]
             else:
-                row, known, latest = sources[i], bool(p.attributes), latest_interest(p.recent)
-                items = [
-                    {
-                        "product_id": PRODUCT_IDS[j],
-                        "score": s,
-                        "reason": reason_text(int(row[j]), j, p.recent, PRODUCT_IDS, NAMES, known, latest),
-                    }
-                    for j, s in ranked
-                ]
+                texts = REASONS.texts(ss, js, p.recent, bool(p.attributes))
+                items = [{"product_id": PRODUCT_IDS[j], "score": s, "reason": t} for j, s, t in zip(js, vs, texts)]
             trigger = {"product_id": e.product_id, "action": e.action}
             if e.merchant_category:
                 trigger["merchant_category"] = e.merchant_category

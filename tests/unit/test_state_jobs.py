@@ -201,6 +201,15 @@ def test_recommend_ranks_products_not_held_and_dead_letters_unknown_products(set
     assert len(recs[1]["items"]) == settings.recommend_k
 
 
+def test_recommend_never_recommends_a_held_product_when_fewer_than_k_are_free(settings):
+    job = jobs_on(settings, MemoryState())["recommend"]
+    buys = [{**user_event(n, action="buy"), "product_id": p} for n, p in enumerate(PRODUCT_IDS[2:])]
+    out = process(job, records(settings.topic_user_events, [*buys, user_event(len(buys))]))
+    *_, last = [orjson.loads(o.value) for o in by_topic(out, settings.topic_recommendations)]
+    assert [i["product_id"] for i in last["items"]] in (list(PRODUCT_IDS[:2]), list(PRODUCT_IDS[1::-1]))
+    assert all(i["reason"] for i in last["items"]) and last["holdings"] == sorted(PRODUCT_IDS[2:])
+
+
 def test_recommend_redelivery_gives_the_same_outputs_and_state(settings):
     state = MemoryState()
     job = jobs_on(settings, state)["recommend"]

@@ -20,7 +20,7 @@ from stream.core.profiles import (
     pack_snapshot,
     unpack_snapshot,
 )
-from stream.core.recommend import latest_interest, reason_text
+from stream.core.recommend import Reasons, latest_interest, rank, reason_text, top_k
 from stream.serving.recommending import NAMES, holdings_matrix
 
 ACTIONS = ["view", "click", "apply", "spend", "buy", "sell"]
@@ -130,3 +130,36 @@ def test_interest_and_attribute_rows_equal_the_per_profile_vectors():
     expected = np.stack([attribute_vector(p.attributes, means) for p in profiles])
     got = attribute_rows([p.attributes for p in profiles], means)
     assert got.dtype == np.float32 and np.array_equal(got, expected)
+
+
+def test_batch_reasons_equal_reason_text_item_by_item():
+    """``Reasons`` words held and profile sources once and looks recent-event words up by (source,
+    item is the source, latest action and note): the same words as ``reason_text`` per item, for
+    every source the model can give (and ones it cannot), known and unknown profiles, spend notes."""
+    rnd = random.Random(23)
+    n = len(PRODUCT_IDS)
+    reasons = Reasons(PRODUCT_IDS, NAMES)
+    checked = 0
+    for p in _profiles(300, seed=29) * 2:  # twice: the second pass reads the memo
+        known = bool(p.attributes)
+        products = [rnd.randrange(n) for _ in range(6)]
+        sources = [rnd.choice([rnd.randrange(2 * n + 1), n + products[0], -1, 2 * n + 5]) for _ in range(6)]
+        if p.recent:
+            sources[1] = n + PRODUCT_IDS.index(p.recent[-1][0])
+        want = [reason_text(s, j, p.recent, PRODUCT_IDS, NAMES, known) for s, j in zip(sources, products)]
+        assert reasons.texts(sources, products, p.recent, known) == want
+        checked += sum(n <= s < 2 * n for s in sources)
+    assert checked > 1000 and any("spent on" in t for t in reasons._interest.values())
+
+
+def test_rank_gives_top_k_rows():
+    rnd = np.random.default_rng(4)
+    scores = rnd.random((50, len(PRODUCT_IDS))).astype(np.float32)
+    scores[:, 3] = scores[:, 4]  # ties break by catalogue order
+    held = (rnd.random((50, len(PRODUCT_IDS))) < 0.3).astype(np.float32)
+    held[0] = 1  # nothing free
+    for k in (1, 5, len(PRODUCT_IDS)):
+        order, top = rank(scores, held, k)
+        want = top_k(scores, held, k)
+        got = [[(j, v) for j, v in zip(r, vs) if v != float("-inf")] for r, vs in zip(order.tolist(), top.tolist())]
+        assert got == want and want[0] == []
