@@ -11,6 +11,7 @@ returns the bar outcome it had, and its forecast scores to the same bytes.
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 
 import numpy as np
 
@@ -44,9 +45,12 @@ class ForecastJob(Job):
         except FrequencyMismatch as exc:
             raise ManifestError(str(exc)) from None
         models.require(sorted(set(self.plan.values())))
+        # a symbol's interval, asked once per symbol and batch: the settings do not change while the
+        # job lives, so the answers are kept (bounded: symbols beyond it are asked again)
+        self._interval_s = lru_cache(maxsize=1 << 16)(settings.bar_interval_s)
 
     def _model_for(self, symbol: str):
-        iv = self.settings.bar_interval_s(symbol)
+        iv = self._interval_s(symbol)
         slot = self.plan.get(iv)
         if slot is None:  # an interval configured after start would need a restart (plan checked there)
             raise BarError(f"no forecaster planned for {symbol}'s {iv} s bars; restart the worker")
@@ -71,7 +75,7 @@ class ForecastJob(Job):
                     return st, {"error": str(exc)}
                 if closed is None:
                     return nxt, None
-                return nxt, {"bar": closed.bar.to_list(), "closes": list(closed.closes), "bar_s": iv}
+                return nxt, {"bar": closed.bar.to_list(), "closes": closed.closes, "bar_s": iv}
 
             return step
 
