@@ -45,26 +45,23 @@ class ForecastJob(Job):
         except FrequencyMismatch as exc:
             raise ManifestError(str(exc)) from None
         models.require(sorted(set(self.plan.values())))
-        # a symbol's interval, asked once per symbol and batch: the settings do not change while the
-        # job lives, so the answers are kept (bounded: symbols beyond it are asked again)
+        # a symbol's interval, asked per tick: the settings do not change while the job lives, so
+        # the answers are kept (bounded: symbols beyond it are asked again)
         self._interval_s = lru_cache(maxsize=1 << 16)(settings.bar_interval_s)
 
-    def _model_for(self, symbol: str):
-        iv = self._interval_s(symbol)
-        slot = self.plan.get(iv)
-        if slot is None:  # an interval configured after start would need a restart (plan checked there)
-            raise BarError(f"no forecaster planned for {symbol}'s {iv} s bars; restart the worker")
-        return iv, self.models[slot]
-
     def _step(self, now_ms: int):
-        plans: dict[str, tuple[int, int]] = {}  # symbol -> (interval, closes kept), once per batch
+        keeps: dict[int, int] = {}  # interval -> closes kept (its model's window + 1), once per batch
 
         def plan(symbol: str) -> tuple[int, int]:
-            p = plans.get(symbol)
-            if p is None:
-                iv, model = self._model_for(symbol)  # models change between batches only
-                p = plans[symbol] = (iv, model.card.inputs[0].shape[1] + 1)
-            return p
+            iv = self._interval_s(symbol)
+            keep = keeps.get(iv)
+            if keep is None:
+                slot = self.plan.get(iv)
+                if slot is None:  # an interval configured after start would need a restart (plan checked there)
+                    raise BarError(f"no forecaster planned for {symbol}'s {iv} s bars; restart the worker")
+                # models change between batches only
+                keep = keeps[iv] = self.models[slot].card.inputs[0].shape[1] + 1
+            return iv, keep
 
         def for_event(tick):
             def step(st: BarState):
