@@ -201,7 +201,7 @@ def parse_tick(d: dict) -> Tick:
     ):
         symbol, event_id = d.get("symbol"), d.get("event_id")
         if _plain(symbol, 32) and (event_id is None or _plain(event_id)):  # strings _str returns as they are
-            return Tick(symbol, ts, price, bid, ask, volume, event_id)
+            return Tick(d["symbol"], ts, price, bid, ask, volume, event_id)
     return _tick_field_by_field(d)
 
 
