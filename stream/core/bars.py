@@ -28,6 +28,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 FUTURE_TOLERANCE_MS = 10 * 60 * 1000  # clock skew we tolerate between producers and the worker
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -102,7 +103,12 @@ class Bar:
 
 @dataclass(slots=True)
 class BarState:
-    """A symbol's open bar and the closes of its last closed bars (oldest first)."""
+    """A symbol's open bar and the closes of its last closed bars (oldest first).
+
+    ``closes`` is never changed in place once a state holds it: ``advance`` makes a new list when
+    a bar closes and otherwise hands the same list to the next state, and the ``Closed`` it returns
+    (which the stream keeps as the tick's output snapshot) shares it too. One copy per closed bar
+    instead of four (the stream runs this per tick)."""
 
     interval_s: int = 0
     open_bar: Bar | None = None
@@ -115,15 +121,15 @@ class BarState:
     def from_dict(cls, d: dict | None) -> BarState:
         if not d:
             return cls()
-        return cls(int(d["i"]), Bar.from_list(d["b"]) if d["b"] else None, [float(c) for c in d["c"]])
+        return cls(int(d["i"]), Bar.from_list(d["b"]) if d["b"] else None, list(map(float, d["c"])))
 
 
-@dataclass(slots=True, frozen=True)
-class Closed:
-    """What a tick's arrival closed: the finished bar and the closes window ending at it."""
+class Closed(NamedTuple):
+    """What a tick's arrival closed: the finished bar and the closes window ending at it (a named
+    tuple: one is made per closed bar, and a frozen dataclass's ``__init__`` cost twice as much)."""
 
     bar: Bar
-    closes: tuple[float, ...]  # up to ``keep`` closes, the last one is ``bar.close``
+    closes: list[float]  # up to ``keep`` closes, the last one is ``bar.close``; the new state's own list
 
 
 def _new_bar(ts: int, interval_ms: int, price: float, volume: float) -> Bar:
@@ -151,7 +157,7 @@ def advance(
         state = BarState(interval_s)
     bar = state.open_bar
     if bar is None:
-        return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), list(state.closes)), None
+        return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), state.closes), None
     if ts < bar.start:
         raise BarError(
             f"late tick: ts {ts} belongs to a bar that closed at {bar.start} (the open bar of this symbol starts there)"
@@ -169,9 +175,11 @@ def advance(
             bar.count + 1,
             ts if newest else bar.last_ts,
         )
-        return BarState(interval_s, nb, list(state.closes)), None
-    closes = (state.closes + [bar.close])[-keep:]
-    return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), closes), Closed(bar, tuple(closes))
+        return BarState(interval_s, nb, state.closes), None
+    closes = state.closes + [bar.close]
+    if len(closes) > keep:
+        del closes[:-keep]
+    return BarState(interval_s, _new_bar(ts, interval_ms, price, vol), closes), Closed(bar, closes)
 
 
 def aggregate(

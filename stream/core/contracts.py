@@ -42,8 +42,11 @@ PRICE_MAX = 1e12
 VOLUME_MAX = 1e15
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Tick:
+    """Not frozen: one is made per tick, and a frozen dataclass's ``__init__`` (an
+    ``object.__setattr__`` per field) cost 1.2 us against 0.26; nothing writes to a tick."""
+
     symbol: str
     ts: int  # epoch milliseconds
     price: float
@@ -171,6 +174,39 @@ def _version(d: dict) -> None:
 
 
 def parse_tick(d: dict) -> Tick:
+    """A tick, or a ContractError saying why not.
+
+    The usual tick (floats in range, an int ts, a traded price, plain strings) is accepted by
+    one pass of comparisons that give exactly what ``_tick_field_by_field`` gives (NaN and
+    infinities fail the range comparisons); anything else goes through that for its reason.
+    Half the CPU of checking field by field (2.8 -> 1.4 us a tick); a test holds the two equal."""
+    v, price, bid, ask, volume, ts = (
+        d.get("v", SCHEMA_VERSION),
+        d.get("price"),
+        d.get("bid"),
+        d.get("ask"),
+        d.get("volume"),
+        d.get("ts"),
+    )
+    if (
+        type(v) is int
+        and v in SUPPORTED_VERSIONS
+        and type(price) is float
+        and PRICE_MIN <= price <= PRICE_MAX
+        and (bid is None or type(bid) is float and 0 < bid <= PRICE_MAX)
+        and (ask is None or type(ask) is float and 0 < ask <= PRICE_MAX and (bid is None or bid <= ask))
+        and (volume is None or type(volume) is float and 0 <= volume <= VOLUME_MAX)
+        and type(ts) is int
+        and _TS_MIN_MS <= ts <= _TS_MAX_MS
+    ):
+        symbol, event_id = d.get("symbol"), d.get("event_id")
+        if _plain(symbol, 32) and (event_id is None or _plain(event_id)):  # strings _str returns as they are
+            return Tick(d["symbol"], ts, price, bid, ask, volume, event_id)
+    return _tick_field_by_field(d)
+
+
+def _tick_field_by_field(d: dict) -> Tick:
+    """``parse_tick``'s checks one field at a time, each with its reason."""
     _version(d)
     bid, ask = _num(d, "bid", required=False, hi=PRICE_MAX), _num(d, "ask", required=False, hi=PRICE_MAX)
     volume = _num(d, "volume", required=False, hi=VOLUME_MAX)

@@ -48,10 +48,16 @@ class OutputRecord(NamedTuple):
 
 
 def output(topic: str, src: SourceRecord, body: dict) -> OutputRecord:
-    body = {"v": SCHEMA_VERSION, **body, "source": src.source()}
-    return OutputRecord(
-        topic, src.source_id.encode(), orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), src.partition
-    )
+    """``body`` between the schema version and the source position, keyed by that position."""
+    return enveloped(topic, src, {"v": SCHEMA_VERSION, **body, "source": src.source()})
+
+
+def enveloped(topic: str, src: SourceRecord, value: dict) -> OutputRecord:
+    """``output`` for a value that already holds its envelope (``"v": SCHEMA_VERSION`` first,
+    ``"source": src.source()`` last): a job making one output per event builds each dict once
+    (``stream.serving.forecasting``). The key is ``src.source_id``'s bytes."""
+    key = b"%s:%d:%d" % (src.topic.encode(), src.partition, src.offset)
+    return OutputRecord(topic, key, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), src.partition)
 
 
 DEAD_LETTER_ORIGINAL_MAX = 16_384  # bytes of the original value a dead letter carries in full

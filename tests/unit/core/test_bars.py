@@ -86,7 +86,7 @@ def test_late_tick_is_refused_and_in_bar_disorder_keeps_the_close():
     st, _ = advance(st, 10 * H + 300, 0.9, 1, 3600, 4, 1 << 62)  # older, same open bar: accepted
     assert (st.open_bar.high, st.open_bar.low, st.open_bar.close, st.open_bar.count) == (1.2, 0.9, 1.2, 3)
     st, closed = advance(st, 12 * H + 1, 1.1, 1, 3600, 4, 1 << 62)  # an empty hour in between: no bar for it
-    assert closed.bar.close == 1.2 and closed.closes == (1.2,) and st.open_bar.start == 12 * H
+    assert closed.bar.close == 1.2 and closed.closes == [1.2] and st.open_bar.start == 12 * H
     with pytest.raises(BarError, match="late tick"):
         advance(st, 11 * H + 5, 1.0, 1, 3600, 4, 1 << 62)
 

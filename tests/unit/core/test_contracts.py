@@ -3,7 +3,15 @@ import math
 import orjson
 import pytest
 
-from stream.core.contracts import ContractError, decode, parse_tick, parse_transaction, parse_user_event, to_record
+from stream.core.contracts import (
+    ContractError,
+    Tick,
+    decode,
+    parse_tick,
+    parse_transaction,
+    parse_user_event,
+    to_record,
+)
 
 TXN = {
     "v": 1,
@@ -133,3 +141,42 @@ def test_signals_are_floats_whatever_number_type_came_in():
     assert parse_transaction({**TXN, "signals": {}}).signals is None
     huge = {"C1": 1e308, "C2": 1e308}  # finite values whose sum is not: still finite numbers
     assert parse_transaction({**TXN, "signals": huge}).signals == huge
+
+
+def test_tick_fast_path_equals_the_field_by_field_checks():
+    """parse_tick accepts the usual tick in one pass of comparisons; for every tick, usual or not,
+    it must give what the field-by-field checks give: the same Tick or the same reason."""
+    import random
+
+    from stream.core.contracts import _tick_field_by_field
+
+    rng = random.Random(14)
+    numbers = [
+        None, 0.0, -0.0, -0.5, 0.5, 1.0, 100.5, 1e-10, 1e-9, 1e12, 1.5e12, 1e15, 2e15, -3.0, 7, True,
+        math.nan, math.inf, -math.inf, "1.0", [1.0],
+    ]  # fmt: skip
+    stamps = [None, 1_704_067_200_000, 1_704_067_200_000.0, 1_704_067_200, 4_102_444_800_001, True, "x", math.nan]
+    strings = [None, "SPX", " SPX ", "", "   ", "é", "a\x00b", "S" * 32, "S" * 33, "E" * 64, "E" * 65, 5]
+    versions = [1, 2, True, 1.0, None, "1"]
+    pools = {"v": versions, "symbol": strings, "ts": stamps, "event_id": strings}
+    fast = 0
+    for _ in range(20_000):
+        p = rng.choice([1.0, 100.5, 1e12])
+        d = {"v": 1, "symbol": "SPX", "ts": 1_704_067_200_000, "price": p, "bid": p * 0.999, "ask": p * 1.001}
+        d.update(volume=3.0, event_id="e-1")
+        for k in list(d):  # a plausible tick with one or two fields changed or missing
+            if rng.random() < 0.12:
+                d[k] = rng.choice(pools.get(k, numbers))
+            elif rng.random() < 0.08:
+                del d[k]
+        try:
+            want: object = _tick_field_by_field(dict(d))
+        except ContractError as exc:
+            want = ("refused", str(exc))
+        try:
+            got: object = parse_tick(d)
+        except ContractError as exc:
+            got = ("refused", str(exc))
+        assert got == want, d
+        fast += isinstance(got, Tick)
+    assert fast > 5_000  # the comparison covered many accepted ticks, not only refusals
