@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Literal, overload
 
 from stream.core.cardevent import CARD_CODE_FIELDS, CardEvent
 from stream.core.cardsignals import MAX_SIGNALS
-from stream.core.logsafe import has_control
+from stream.core.fields import TS_MAX_MS, TS_MIN_MS, code, number, plain, text, timestamp
 from stream.core.wire import ContractError, decode  # noqa: F401  (decode re-exported: bytes in, then these parsers)
 
 SCHEMA_VERSION = 1
@@ -27,11 +26,6 @@ SUPPORTED_VERSIONS = frozenset({1})
 CHANNELS = frozenset({"pos", "ecom", "atm", "transfer", "mobile"})
 # "spend" is derived by the risk job from a linked card transaction (stream.core.spend).
 ACTIONS = frozenset({"view", "click", "apply", "buy", "sell", "spend"})
-
-# Epoch milliseconds between 1973 and 2100: any epoch-*seconds* value up to the year 5000 is
-# below 1e11, so a seconds-vs-milliseconds mistake is caught at the edge, not in the features.
-_TS_MIN_MS = 100_000_000_000
-_TS_MAX_MS = 4_102_444_800_000
 
 # Documented ranges at the edge (README "Records"): wide enough for any currency (amounts in
 # IDR or VND) and any quote (fractions of a cent to indices in the millions), narrow enough
@@ -84,83 +78,7 @@ class UserEvent:
     merchant_category: str | None = None  # on derived "spend" events: what was bought
 
 
-# --- field readers -----------------------------------------------------------
-
 _FLOATS = frozenset({float})
-
-
-@overload
-def _str(d: dict, key: str, *, max_len: int = ..., required: Literal[True] = ...) -> str: ...
-@overload
-def _str(d: dict, key: str, *, max_len: int = ..., required: bool) -> str | None: ...
-
-
-def _str(d: dict, key: str, *, max_len: int = 64, required: bool = True) -> str | None:
-    v = d.get(key)
-    if v is None:
-        if required:
-            raise ContractError(f"missing field '{key}'")
-        return None
-    if not isinstance(v, str):
-        raise ContractError(f"field '{key}' must be a string, got {type(v).__name__}")
-    v = v.strip()
-    if not v:
-        raise ContractError(f"field '{key}' is empty")
-    if len(v) > max_len:
-        raise ContractError(f"field '{key}' longer than {max_len} characters")
-    # printable ASCII has no control character: the pattern search only for the other strings
-    if not (v.isascii() and v.isprintable()) and has_control(v):
-        raise ContractError(f"field '{key}' contains control characters")
-    return v
-
-
-def _code(d: dict, key: str, size: int, standard: str) -> str:
-    """An ISO code: exactly ``size`` ASCII letters (``str.isalpha`` alone lets 'ÉUR' through)."""
-    v = _str(d, key, max_len=size).upper()
-    if len(v) != size or not (v.isascii() and v.isalpha()):
-        raise ContractError(f"field '{key}' is not an {standard} code")
-    return v
-
-
-@overload
-def _num(d: dict, key: str, *, required: Literal[True] = ..., hi: float | None = ...) -> float: ...
-@overload
-def _num(d: dict, key: str, *, required: bool, hi: float | None = ...) -> float | None: ...
-
-
-def _num(d: dict, key: str, *, required: bool = True, hi: float | None = None) -> float | None:
-    v = d.get(key)
-    if v is None:
-        if required:
-            raise ContractError(f"missing field '{key}'")
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise ContractError(f"field '{key}' must be a number, got {type(v).__name__}")
-    v = float(v)
-    if not math.isfinite(v):
-        raise ContractError(f"field '{key}' is not finite")
-    if hi is not None and abs(v) > hi:
-        raise ContractError(f"field '{key}' out of range (at most {hi:g})")
-    return v
-
-
-def _ts(d: dict) -> int:
-    v = _num(d, "ts")
-    ts = int(v)
-    if not (_TS_MIN_MS <= ts <= _TS_MAX_MS):
-        hint = " (looks like epoch seconds)" if 0 < ts < _TS_MIN_MS else ""
-        raise ContractError(f"field 'ts' must be epoch milliseconds (1973..2100){hint}")
-    return ts
-
-
-def check_clock(ts: int, now_ms: int, tolerance_ms: int) -> None:
-    """Refuse an event dated further ahead of the worker's clock than the tolerance: one
-    far-future tick would otherwise make every later tick of its symbol look out of order."""
-    if ts > now_ms + tolerance_ms:
-        raise ContractError(
-            f"field 'ts' is {(ts - now_ms) / 1000:.0f} s ahead of the worker's clock "
-            f"(tolerance {tolerance_ms / 1000:g} s, FINSTREAM_MAX_FUTURE_SKEW_S)"
-        )
 
 
 def _version(d: dict) -> None:
@@ -197,10 +115,10 @@ def parse_tick(d: dict) -> Tick:
         and (ask is None or type(ask) is float and 0 < ask <= PRICE_MAX and (bid is None or bid <= ask))
         and (volume is None or type(volume) is float and 0 <= volume <= VOLUME_MAX)
         and type(ts) is int
-        and _TS_MIN_MS <= ts <= _TS_MAX_MS
+        and TS_MIN_MS <= ts <= TS_MAX_MS
     ):
         symbol, event_id = d.get("symbol"), d.get("event_id")
-        if _plain(symbol, 32) and (event_id is None or _plain(event_id)):  # strings _str returns as they are
+        if plain(symbol, 32) and (event_id is None or plain(event_id)):  # strings text returns as they are
             return Tick(d["symbol"], ts, price, bid, ask, volume, event_id)
     return _tick_field_by_field(d)
 
@@ -208,8 +126,8 @@ def parse_tick(d: dict) -> Tick:
 def _tick_field_by_field(d: dict) -> Tick:
     """``parse_tick``'s checks one field at a time, each with its reason."""
     _version(d)
-    bid, ask = _num(d, "bid", required=False, hi=PRICE_MAX), _num(d, "ask", required=False, hi=PRICE_MAX)
-    volume = _num(d, "volume", required=False, hi=VOLUME_MAX)
+    bid, ask = number(d, "bid", required=False, hi=PRICE_MAX), number(d, "ask", required=False, hi=PRICE_MAX)
+    volume = number(d, "volume", required=False, hi=VOLUME_MAX)
     if bid is not None and bid <= 0 or ask is not None and ask <= 0:
         raise ContractError("bid/ask must be > 0")
     if bid is not None and ask is not None and bid > ask:
@@ -218,40 +136,42 @@ def _tick_field_by_field(d: dict) -> Tick:
     if d.get("price") is None and bid is not None and ask is not None:
         price = (bid + ask) / 2
     else:
-        price = _num(d, "price", hi=PRICE_MAX)
+        price = number(d, "price", hi=PRICE_MAX)
     if price <= 0:
         raise ContractError("impossible price (must be > 0)")
     if price < PRICE_MIN:
         raise ContractError(f"field 'price' out of range (at least {PRICE_MIN:g})")
     if volume is not None and volume < 0:
         raise ContractError("negative volume")
-    return Tick(_str(d, "symbol", max_len=32), _ts(d), price, bid, ask, volume, _str(d, "event_id", required=False))
+    return Tick(
+        text(d, "symbol", max_len=32), timestamp(d), price, bid, ask, volume, text(d, "event_id", required=False)
+    )
 
 
 def parse_transaction(d: dict) -> Transaction:
     _version(d)
-    amount = _num(d, "amount", hi=AMOUNT_MAX)
+    amount = number(d, "amount", hi=AMOUNT_MAX)
     if amount <= 0:
         raise ContractError("impossible amount (must be > 0)")
-    currency = _code(d, "currency", 3, "ISO 4217")
-    country = _code(d, "country", 2, "ISO 3166 alpha-2")
-    channel = _str(d, "channel", max_len=16).lower()
+    currency = code(d, "currency", 3, "ISO 4217")
+    country = code(d, "country", 2, "ISO 3166 alpha-2")
+    channel = text(d, "channel", max_len=16).lower()
     if channel not in CHANNELS:
         raise ContractError(f"unknown channel (expected one of {sorted(CHANNELS)})")
     account = d.get("account_id", d.get("user_id"))
     # user_id links the account to a user only next to an explicit account_id (else it *is* the account).
-    user = _str(d, "user_id", required=False) if "account_id" in d else None
+    user = text(d, "user_id", required=False) if "account_id" in d else None
     return Transaction(
-        event_id=_str(d, "event_id"),
-        account_id=_str({"account_id": account}, "account_id"),
-        ts=_ts(d),
+        event_id=text(d, "event_id"),
+        account_id=text({"account_id": account}, "account_id"),
+        ts=timestamp(d),
         amount=amount,
         currency=currency,
-        merchant_category=_str(d, "merchant_category", max_len=16),
+        merchant_category=text(d, "merchant_category", max_len=16),
         channel=channel,
         country=country,
-        merchant_id=_str(d, "merchant_id", required=False),
-        **{k: _str(d, k, max_len=n, required=False) for k, n in CARD_CODE_FIELDS.items()},
+        merchant_id=text(d, "merchant_id", required=False),
+        **{k: text(d, k, max_len=n, required=False) for k, n in CARD_CODE_FIELDS.items()},
         user_id=user,
         signals=_signals(d),
     )
@@ -284,12 +204,6 @@ def _signals(d: dict) -> dict | None:
 _PLAIN_USER_EVENT = frozenset({"v", "user_id", "ts", "product_id", "action", "event_id"})
 
 
-def _plain(v: object, max_len: int = 64) -> bool:
-    """A string ``_str`` returns as it is: printable ASCII (so no control character, and no
-    whitespace but spaces), none at either end, 1 to ``max_len`` characters."""
-    return type(v) is str and 0 < len(v) <= max_len and v.isascii() and v.isprintable() and v[0] != " " != v[-1]
-
-
 def parse_user_event(d: dict) -> UserEvent:
     """The usual record (the common fields only, each plainly valid: what an app sends) is read
     directly, in one pass of cheap checks; anything else goes through the field readers, which
@@ -301,12 +215,12 @@ def parse_user_event(d: dict) -> UserEvent:
             type(v) is int
             and v in SUPPORTED_VERSIONS
             and type(ts) is int
-            and _TS_MIN_MS <= ts <= _TS_MAX_MS
+            and TS_MIN_MS <= ts <= TS_MAX_MS
             and type(action) is str
             and action in ACTIONS
-            and _plain(d.get("user_id"))
-            and _plain(d.get("product_id"))
-            and (event_id is None or _plain(event_id))
+            and plain(d.get("user_id"))
+            and plain(d.get("product_id"))
+            and (event_id is None or plain(event_id))
         ):
             return UserEvent(d["user_id"], ts, d["product_id"], action, event_id)
     return _parse_user_event(d)
@@ -314,17 +228,17 @@ def parse_user_event(d: dict) -> UserEvent:
 
 def _parse_user_event(d: dict) -> UserEvent:
     _version(d)
-    action = _str(d, "action", max_len=16).lower()
+    action = text(d, "action", max_len=16).lower()
     if action not in ACTIONS:
         raise ContractError(f"unknown action (expected one of {sorted(ACTIONS)})")
     return UserEvent(
-        _str(d, "user_id"),
-        _ts(d),
-        _str(d, "product_id"),
+        text(d, "user_id"),
+        timestamp(d),
+        text(d, "product_id"),
         action,
-        _str(d, "event_id", required=False),
+        text(d, "event_id", required=False),
         _attributes(d),
-        _str(d, "merchant_category", max_len=16, required=False),
+        text(d, "merchant_category", max_len=16, required=False),
     )
 
 
@@ -340,7 +254,7 @@ def _attributes(d: dict) -> dict | None:
     unknown = sorted(set(a) - set(CUSTOMER_ATTRIBUTES))
     if unknown:
         raise ContractError(f"unknown attributes: {len(unknown)} name(s) not in CUSTOMER_ATTRIBUTES")
-    return {k: _num(a, k) for k in a} or None
+    return {k: number(a, k) for k in a} or None
 
 
 def to_record(event) -> dict:

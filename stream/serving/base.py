@@ -11,7 +11,8 @@ from typing import TypeVar
 import orjson
 
 from stream.core import fencing
-from stream.core.contracts import ContractError, check_clock, decode
+from stream.core.contracts import ContractError, decode
+from stream.core.fields import check_clock
 from stream.core.logsafe import escape
 from stream.core.pseudonyms import Pseudonyms, withheld_dead_letter
 from stream.core.records import OutputRecord, SourceRecord, dead_letter

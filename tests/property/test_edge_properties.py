@@ -25,6 +25,7 @@ from hypothesis import strategies as st
 from stream.core import contracts as c
 from stream.core.contracts import ContractError, decode, to_record
 from stream.core.features import AccountState, advance, txn_features
+from stream.core.fields import TS_MAX_MS, TS_MIN_MS
 from stream.core.logsafe import has_control
 from stream.core.records import DEAD_LETTER_ORIGINAL_MAX, SourceRecord, dead_letter
 from stream.pipelines import PARSERS
@@ -39,7 +40,7 @@ def _strings(event) -> list[str]:
 
 
 def check_accepted(kind: str, event) -> None:
-    assert c._TS_MIN_MS <= event.ts <= c._TS_MAX_MS
+    assert TS_MIN_MS <= event.ts <= TS_MAX_MS
     assert not any(has_control(s) for s in _strings(event))
     if kind == "ticks":
         assert c.PRICE_MIN <= event.price <= c.PRICE_MAX and math.isfinite(event.price)
