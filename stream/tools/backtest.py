@@ -40,13 +40,15 @@ def partition_for(key: bytes | None, partitions: int) -> int:
     return 0 if key is None else (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def source_records(topic: str, pairs, partitions: int) -> list[SourceRecord]:
-    """(key, value) pairs in file order -> records at the positions a fresh topic would give them."""
+def source_records(topic: str, pairs, partitions: int, timestamp_ms: int | None = None) -> list[SourceRecord]:
+    """(key, value) pairs in file order -> records at the positions a fresh topic would give them
+    (Kafka's partitioner, offsets from 0 per partition), all with ``timestamp_ms``. The backtest and
+    the bench's in-process scenarios (``stream.tools.bench_engine``) both feed jobs this way."""
     next_offset = [0] * partitions
     out = []
     for key, value in pairs:
         p = partition_for(key, partitions)
-        out.append(SourceRecord(topic, p, next_offset[p], key, value))
+        out.append(SourceRecord(topic, p, next_offset[p], key, value, timestamp_ms))
         next_offset[p] += 1
     return out
 

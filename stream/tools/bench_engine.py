@@ -12,12 +12,12 @@ import asyncio
 import gc
 import time
 import uuid
-import zlib
 from collections import Counter
 
 import numpy as np
 
 from stream.settings import Settings
+from stream.tools.backtest import source_records
 from stream.tools.bench_load import make_events
 from stream.tools.bench_report import rnd as _r
 
@@ -162,20 +162,6 @@ class CommitWatermark:
         }
 
 
-def source_records(topic: str, records: list[tuple[bytes, bytes]], partitions: int):
-    """Kafka-like SourceRecords: key -> partition (crc32), increasing offsets per partition."""
-    from stream.core.records import SourceRecord
-
-    next_off = [0] * partitions
-    now = int(time.time() * 1000)
-    out = []
-    for k, v in records:
-        p = zlib.crc32(k) % partitions
-        out.append(SourceRecord(topic, p, next_off[p], k, v, now))
-        next_off[p] += 1
-    return out
-
-
 async def _engine(
     s: Settings, job_name: str, records, warm, batch_size: int | None = None, name: str | None = None
 ) -> dict:
@@ -199,14 +185,14 @@ async def _engine(
         # every slot the job serves (the forecast job adds one per bar interval when it is built)
         for served in {id(registry[slot]): registry[slot] for slot in registry.slots}.values():
             timer.wrap(served)
-        await warm_job.process(source_records(topic, warm, s.topic_partitions))
+        await warm_job.process(source_records(topic, warm, s.topic_partitions, int(time.time() * 1000)))
         gc.freeze()  # as the worker does after start-up (stream.worker)
         info0 = await client.info("commandstats")
         timer.__init__()
         job = p.build(js, RedisState(counting, prefix), registry)
         watermark = CommitWatermark(s.commit_interval_s)
         job.committed = watermark
-        batches = source_records(topic, records, s.topic_partitions)
+        batches = source_records(topic, records, s.topic_partitions, int(time.time() * 1000))
         lat, rt, red_s, onnx_s = [], [], [], []
         out_topics: Counter = Counter()
         t_all, cpu0 = time.perf_counter(), time.process_time()

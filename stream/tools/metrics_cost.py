@@ -21,7 +21,8 @@ from pathlib import Path
 
 from stream import pipelines
 from stream.settings import Settings, get_settings
-from stream.tools.bench_engine import _drop_prefix, source_records
+from stream.tools.backtest import source_records
+from stream.tools.bench_engine import _drop_prefix
 from stream.tools.bench_env import stack_for
 from stream.tools.bench_load import make_events
 
