@@ -55,9 +55,10 @@ def output(topic: str, src: SourceRecord, body: dict) -> OutputRecord:
 def enveloped(topic: str, src: SourceRecord, value: dict) -> OutputRecord:
     """``output`` for a value that already holds its envelope (``"v": SCHEMA_VERSION`` first,
     ``"source": src.source()`` last): a job making one output per event builds each dict once
-    (``stream.serving.forecasting``). The key is ``src.source_id``'s bytes."""
-    key = b"%s:%d:%d" % (src.topic.encode(), src.partition, src.offset)
-    return OutputRecord(topic, key, orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), src.partition)
+    (``stream.serving.forecasting``). Keyed by the source position."""
+    return OutputRecord(
+        topic, src.source_id.encode(), orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY), src.partition
+    )
 
 
 DEAD_LETTER_ORIGINAL_MAX = 16_384  # bytes of the original value a dead letter carries in full
