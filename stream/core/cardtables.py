@@ -44,14 +44,18 @@ SMOOTHING = 20.0  # prior weight in rows: a key seen a few times stays near the 
 MIN_ROWS = 100  # fitting rows a value needs to be published in a table (an aggregate, not a record)
 
 
+# a table key's field -> how to read it from an event (None or "" when the event has none)
+_READ: dict[str, Callable[[CardEvent], str | None]] = {
+    "card_group": attrgetter("card_group"),
+    "billing_region": attrgetter("billing_region"),
+    "email": normal_email,
+    "device": attrgetter("device"),
+    "product": normal_product,
+}
+
+
 def _fields(e: CardEvent) -> dict[str, str]:
-    return {
-        "card_group": e.card_group or "",
-        "billing_region": e.billing_region or "",
-        "email": normal_email(e) or "",
-        "device": e.device or "",
-        "product": normal_product(e) or "",
-    }
+    return {name: read(e) or "" for name, read in _READ.items()}
 
 
 # every key one field (today's TABLE_KEYS): the keys are those fields' values, picked in C
@@ -97,16 +101,6 @@ def table_features(tables: CardTables, e: CardEvent) -> list[float]:
         table = get(name)
         out += table.get(value, unseen) if table is not None else unseen
     return out
-
-
-# a table key's field -> how to read it from an event (as ``_fields`` does, before the ``or ""``)
-_READ: dict[str, Callable[[CardEvent], str | None]] = {
-    "card_group": attrgetter("card_group"),
-    "billing_region": attrgetter("billing_region"),
-    "email": normal_email,
-    "device": attrgetter("device"),
-    "product": normal_product,
-}
 
 
 def table_matrix(tables: CardTables, events: Sequence[CardEvent], known: dict[str, list] | None = None) -> np.ndarray:
