@@ -38,6 +38,17 @@ def latency_stats(matched: list[Matched]) -> dict:
     }
 
 
+def _flood_latency(matched: list[Matched]) -> dict:
+    """The flood's latencies, each with what it measures (inputs are produced flat out)."""
+    latency = latency_stats(matched)
+    latency["latency_ms"]["basis"] = (
+        "output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
+        "inputs produced flat out, so this is mostly queueing behind the backlog"
+    )
+    latency["visible_latency_ms"]["basis"] = "bench receive time (read_committed consumer) - input Kafka timestamp"
+    return latency
+
+
 @dataclass
 class Flood:
     """What the flood phase measured: the run's throughput, CPU and memory."""
@@ -84,12 +95,6 @@ def report(
     by_topic: dict[str, int] = {}
     for *_, topic in flood.matched:
         by_topic[topic] = by_topic.get(topic, 0) + 1
-    latency = latency_stats(flood.matched)
-    latency["latency_ms"]["basis"] = (
-        "output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
-        "inputs produced flat out, so this is mostly queueing behind the backlog"
-    )
-    latency["visible_latency_ms"]["basis"] = "bench receive time (read_committed consumer) - input Kafka timestamp"
     return {
         "events": n,
         "expected_outputs": expected,
@@ -97,7 +102,7 @@ def report(
         "elapsed_s": round(flood.elapsed, 3),
         "throughput_eps": round(flood.throughput, 1),
         "produce_eps": round(flood.produce_eps, 1),
-        **latency,
+        **_flood_latency(flood.matched),
         "paced": paced,
         "startup_s": round(startup_s, 2),
         "first_output_s": None if first_output_s is None else round(first_output_s, 2),
