@@ -94,15 +94,6 @@ class _Run:
         await self.producer.stop()
         await self.consumer.stop()
 
-    def _log_tail(self) -> str:
-        return "\n".join(self.proc.log_text().splitlines()[-25:]) if self.proc else ""
-
-    def check_alive(self, what: str) -> None:
-        if self.proc.popen.poll() is not None:
-            raise RuntimeError(
-                f"{self.spec.name}: process exited with {self.proc.popen.returncode} {what}:\n{self._log_tail()}"
-            )
-
     # --- spawn / ready ---------------------------------------------------------------------------
     async def spawn(self, log_dir: Path, ready_timeout: float) -> tuple[float, int | None]:
         """Assign the output partitions, spawn the process, wait for its ready line, then start
@@ -117,10 +108,7 @@ class _Run:
 
         self.t_spawn = time.monotonic()
         self.proc = Proc(spec, log_dir / f"{spec.name}.log")
-        while spec.ready_marker not in self.proc.log_text():
-            self.check_alive("before ready")
-            if time.monotonic() - self.t_spawn > ready_timeout:
-                raise RuntimeError(f"{spec.name}: not ready after {ready_timeout:.0f}s:\n{self._log_tail()}")
+        while not self.proc.ready(self.t_spawn, ready_timeout):
             await asyncio.sleep(0.02)
         startup_s = time.monotonic() - self.t_spawn
         rss_ready_kb = proc_status_kb(self.proc.pid, "VmRSS")
@@ -174,7 +162,7 @@ class _Run:
     async def outputs_of(self, in_ts: dict, want: int, what: str, timeout: float) -> list[Matched]:
         """Wait until ``want`` of these sources have an output (or nothing arrives for ``timeout`` s)."""
         while True:
-            self.check_alive(what)
+            self.proc.check_alive(what)
             have = [k for k in in_ts if k in self.samples]
             if len(have) >= want or time.monotonic() - self.last_progress > timeout:
                 return [(in_ts[k], *self.samples[k]) for k in have]
@@ -185,7 +173,7 @@ class _Run:
         """Produce the warm-up records and wait for their outputs; returns spawn -> first output (s)."""
         in_ts, _, _ = await self.produce(warmup)
         if len(await self.outputs_of(in_ts, expected, "during warm-up", 60.0)) < expected:
-            raise RuntimeError(f"{self.spec.name}: warm-up outputs did not arrive within 60s:\n{self._log_tail()}")
+            raise RuntimeError(f"{self.spec.name}: warm-up outputs did not arrive within 60s:\n{self.proc.log_tail()}")
         return self.first_recv - self.t_spawn if self.first_recv else None
 
     async def flood(self, records, expected: int, idle_timeout: float, other_pids: dict[str, int]) -> Flood:

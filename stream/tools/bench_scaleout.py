@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PARTITIONS = 8
-READY = "[^Worker]: Ready"
 
 
 def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dict:
@@ -55,10 +54,8 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
         for i in range(workers - 1):  # the others start first; the measured one joins their group
             other = bench_specs.Proc(spec, log_dir / f"{spec.name}-other{i}.log")
             others.append(other)
-            deadline = time.monotonic() + 120
-            while READY not in other.log_text():
-                if other.popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{spec.name}: second worker not ready:\n{other.log_text()[-3000:]}")
+            started = time.monotonic()
+            while not other.ready(started, 120):
                 time.sleep(0.1)
         pids = {**stack_pids(s), **{f"worker_{i + 2}": p.pid for i, p in enumerate(others)}}
         if cluster is not None:
