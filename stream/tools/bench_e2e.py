@@ -46,9 +46,9 @@ class _Run:
     """One run's shared parts: the bench's consumer and producer, the spawned process, and every
     output seen so far (source (partition, offset) -> (output Kafka ts, bench receive ms, topic))."""
 
-    def __init__(self, spec: RunSpec, consumer, producer):
+    def __init__(self, spec: RunSpec):
         self.spec = spec
-        self.consumer, self.producer = consumer, producer
+        self.consumer = self.producer = None  # started by open()
         self.out_topics = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
         self.done_topics = set(spec.done_topics)
         self.got: dict[str, int] = {t: 0 for t in self.out_topics}
@@ -69,10 +69,10 @@ class _Run:
         partition from the beginning, ``read_committed``)."""
         from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+        r = cls(spec)
         opts = spec.settings.kafka_client_options()
-        out_topics = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
-        await create_topics(spec.settings, [spec.src_topic, *out_topics])
-        consumer = AIOKafkaConsumer(
+        await create_topics(spec.settings, [spec.src_topic, *r.out_topics])
+        r.consumer = AIOKafkaConsumer(
             **opts,
             isolation_level="read_committed",
             enable_auto_commit=False,
@@ -80,10 +80,10 @@ class _Run:
             max_poll_records=5000,
             fetch_max_wait_ms=50,
         )
-        producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
-        await consumer.start()
-        await producer.start()
-        return cls(spec, consumer, producer)
+        r.producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
+        await r.consumer.start()
+        await r.producer.start()
+        return r
 
     async def close(self) -> None:
         self.stop.set()
