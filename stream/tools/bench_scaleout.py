@@ -40,13 +40,9 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
         spec.env.update({"FINSTREAM_REDIS_URL": cluster.url, "FINSTREAM_REDIS_CLUSTER": "true"})
     spec.settings = settings_from_env(spec.env)
     spec.name = f"scaleout-{job}-{workers}w-{'cluster' if cluster is not None else 'redis'}"
-    both = bench_load.make_events(job, 2 * events, spread=events)  # flood, then a prefix of the rest paced
-    records, paced = both[:events], both[events:]
-    warming = bench_load.silent(job, records, s)
-
-    def paced_expected(m: int) -> int:
-        return m - (bench_load.silent(job, records + paced[:m], s) - warming)
-
+    records, paced, warming, paced_expected = bench_load.flood_and_paced(
+        bench_load.load_module(job).load_records, lambda recs: bench_load.silent(job, recs, s), events
+    )
     warm, warm_expected = bench_load.warmup_events(job, s)
     others: list[bench_specs.Proc] = []
     try:
