@@ -2,13 +2,10 @@
 
 A transaction is *sealed* once its sends are acknowledged (its source offsets are added to it
 meanwhile, so AddOffsetsToTxn/TxnOffsetCommit overlap the produce round trip) and then commits in
-the background. Why ``FINSTREAM_DELIVERY_PRODUCERS=2`` exists: a producer holds one transaction at
-a time, so with one producer the batches processed during a commit wait for it, and the next
-transaction's first AddPartitionsToTxn is answered CONCURRENT_TRANSACTIONS until the previous
-markers are written (aiokafka retries after 20 ms); with two, the next transaction opens on the
-other producer while the previous one commits. The paced-latency A/B in ``docs/scaling.md`` found
-no gain from it on the 2-core machine (the batches then wait for the previous commit instead), so
-one producer is the default.
+the background (units and transactions: ``stream.txns``). ``FINSTREAM_DELIVERY_PRODUCERS=2`` lets
+the next transaction open on a second producer while the previous one commits; why it exists, and
+the paced-latency A/B that left one producer the default: docs/scaling.md (its "Changes" naming
+this module).
 
 What keeps it exactly-once with two producers:
 
@@ -39,49 +36,17 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import ProducerFenced
 from aiokafka.structs import TopicPartition
 
-from stream.core.records import OutputRecord
 from stream.health import HEALTH
 from stream.outbox import Outbox
 from stream.slots import ProducerSlots
-from stream.stagetrace import now_ms
+from stream.txns import Txn, Unit, mark
 
 log = logging.getLogger(__name__)
 EXIT_UNPROCESSABLE = 75
-
-
-@dataclass(slots=True)
-class Unit:
-    """One processed batch's share for one source partition (or the whole batch, at-least-once)."""
-
-    source: TopicPartition | None
-    records: list[OutputRecord]
-    next_offset: int | None
-    events: int
-    on_durable: Callable[[float], None] | None = None  # called with the commit's seconds
-    queued_at: float = field(default_factory=time.perf_counter)
-    trace: dict | None = None  # FINSTREAM_STAGE_TRACE_DIR only: source timestamps and stage marks
-
-
-class _Txn:
-    """The batches of one transaction (at-least-once: of one group of sends) on one producer slot."""
-
-    def __init__(self, slot: int):
-        self.slot = slot
-        self.units: list[Unit] = []
-        self.events = 0
-        self.outbox: Outbox | None = None  # its record batches on the slot's current producer
-        self.opened_at = 0.0
-        self.begun = False  # begin_transaction() called on the slot's current producer
-        self.offsets: asyncio.Future | None = None  # send_offsets_to_transaction under way at the seal
-        self.offsets_on: AIOKafkaProducer | None = None  # ... on this producer
-        self.due = False  # the early trigger fired: commit as soon as the previous commit is done
 
 
 class Lane:
@@ -93,8 +58,8 @@ class Lane:
         self.queue: asyncio.Queue[Unit] = asyncio.Queue(maxsize=max(1, d.s.delivery_inflight))
         self.slots = d.s.delivery_producers if d.exactly_once else 1
         self.producers = ProducerSlots(d.publisher, d.s.app_id, source, self.slots, d.exactly_once)
-        self.open = _Txn(0)
-        self.sealed: _Txn | None = None  # committing in the background
+        self.open = Txn(0)
+        self.sealed: Txn | None = None  # committing in the background
         self.committing: asyncio.Task | None = None
         self._get: asyncio.Task | None = None
         self.busy = False
@@ -167,14 +132,14 @@ class Lane:
                 continue
             unit, self._get = self._get.result(), None
             self.busy = True
-            _mark([unit], "dequeued")
+            mark([unit], "dequeued")
             try:
                 if not t.units:
                     t.opened_at = time.monotonic()
                 t.units.append(unit)
                 t.events += unit.events
                 await self._retrying(t, lambda t=t, unit=unit: self._send(t, unit), resend=False)
-                _mark([unit], "sent")
+                mark([unit], "sent")
                 if self.queue.empty() and self._drained(unit):
                     t.due = True
             finally:
@@ -188,32 +153,32 @@ class Lane:
         except Exception:  # no end offset known yet: commit rather than wait
             return True
 
-    async def _seal(self, t: _Txn) -> None:
+    async def _seal(self, t: Txn) -> None:
         """Close ``t`` to new batches once its sends are acknowledged (so the next transaction's
         outputs follow its own in every partition), then commit it in the background while the
         next transaction opens on the other producer."""
         self.busy = True
         try:
-            _mark(t.units, "commit_start")
+            mark(t.units, "commit_start")
             self._add_offsets(t)  # its round trips overlap the sends' acknowledgement
-            await self._retrying(t, lambda: _acked(t), resend=True)
-            _mark(t.units, "acked")
-            self.sealed, self.open = t, _Txn((t.slot + 1) % self.slots)
+            await self._retrying(t, t.acked, resend=True)
+            mark(t.units, "acked")
+            self.sealed, self.open = t, Txn((t.slot + 1) % self.slots)
             self.committing = asyncio.create_task(self._commit(t), name=f"commit-{self.source}")
             self.committing.add_done_callback(_lane_died)
         finally:
             self.busy = False
 
-    async def _commit(self, t: _Txn) -> None:
+    async def _commit(self, t: Txn) -> None:
         start = time.perf_counter()
         if self.d.exactly_once:
             await self._retrying(t, lambda: self._end(t), resend=True)
-        _mark(t.units, "committed")
+        mark(t.units, "committed")
         self.sealed = None
         self.d._durable(t.units, time.perf_counter() - start)
 
     # --- one transaction ----------------------------------------------------------------------------
-    async def _send(self, t: _Txn, unit: Unit) -> None:
+    async def _send(self, t: Txn, unit: Unit) -> None:
         d = self.d
         p = await self.producers.get(t.slot)
         if d.exactly_once and not t.begun:
@@ -223,7 +188,7 @@ class Lane:
             t.outbox = Outbox(p)
         await t.outbox.add(unit.records, d.publisher.partition_of)
 
-    def _add_offsets(self, t: _Txn) -> None:
+    def _add_offsets(self, t: Txn) -> None:
         """Start adding ``t``'s source offset to it (AddOffsetsToTxn, TxnOffsetCommit) without
         waiting: safe before the sends are acknowledged, since nothing commits until
         :meth:`_end`, and a failed send aborts the whole transaction (offsets included)."""
@@ -236,17 +201,17 @@ class Lane:
         )
         t.offsets.add_done_callback(_retrieved)
 
-    async def _end(self, t: _Txn) -> None:
+    async def _end(self, t: Txn) -> None:
         p = self.producers[t.slot]
-        await _acked(t)  # after a resend: every send acknowledged (raises if one failed)
+        await t.acked()  # after a resend: every send acknowledged (raises if one failed)
         if t.offsets is None or t.offsets_on is not p:  # a resend on a fresh producer: add them again
             self._add_offsets(t)
         await t.offsets  # type: ignore[misc]
-        _mark(t.units, "offsets")
+        mark(t.units, "offsets")
         await p.commit_transaction()
         t.begun = False
 
-    async def _retrying(self, t: _Txn, step, resend: bool) -> None:
+    async def _retrying(self, t: Txn, step, resend: bool) -> None:
         """Run ``step`` until it succeeds; after a failure, start over with a fresh producer in
         ``t``'s slot and ``t``'s batches resent (the failed transaction is aborted by the new
         producer's init)."""
@@ -300,20 +265,6 @@ def _retrieved(f: asyncio.Future) -> None:
     unretrieved exception; the transaction's retry adds the offsets again."""
     if not f.cancelled():
         f.exception()
-
-
-async def _acked(t: _Txn) -> None:
-    if t.outbox is not None:
-        await t.outbox.acked()
-
-
-def _mark(units: list[Unit], stage: str) -> None:
-    """Stage time of traced units (``stream.stagetrace``); nothing when tracing is off."""
-    if units and units[0].trace is not None:
-        stamp = now_ms()
-        for u in units:
-            if u.trace is not None:
-                u.trace["marks"][stage] = stamp
 
 
 def _lane_died(task: asyncio.Task) -> None:

@@ -17,12 +17,13 @@ from pydantic import Field, PrivateAttr, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from stream import topics
+from stream.client_options import ClientOptions
 from stream.topics import topic_defaults, topic_env  # noqa: F401  (their callers import them from here)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
+class Settings(ClientOptions, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FINSTREAM_", extra="ignore")
 
     # --- Kafka -----------------------------------------------------------
@@ -208,27 +209,7 @@ class Settings(BaseSettings):
             raise ValueError("FINSTREAM_REDIS_URL must start with redis://, rediss:// or unix://")
         return v
 
-    # --- Derived ----------------------------------------------------------
-    @property
-    def kafka_host_port(self) -> tuple[str, int]:
-        host, _, port = self.kafka_bootstrap.split(",")[0].strip().rpartition(":")
-        return host, int(port)
-
-    @property
-    def redis_host_port(self) -> tuple[str, int]:
-        parts = urlsplit(self.redis_url.get_secret_value())
-        return parts.hostname or "127.0.0.1", parts.port or 6379
-
-    @property
-    def redis_url_redacted(self) -> str:
-        parts = urlsplit(self.redis_url.get_secret_value())
-        netloc = parts.hostname or ""
-        if parts.port:
-            netloc += f":{parts.port}"
-        if parts.password:
-            netloc = f"***@{netloc}"
-        return parts._replace(netloc=netloc).geturl()
-
+    # --- Derived (the clients' connection options: stream.client_options) ----------------
     @property
     def commit_interval_s(self) -> float:
         """``commit_interval_ms`` in seconds, or its default for the guarantee (see the field)."""
@@ -256,59 +237,10 @@ class Settings(BaseSettings):
         outs = [t for p in pipelines.all_pipelines() for t in p.output_topics(self)]
         return tuple(dict.fromkeys([*outs, self.topic_dead_letters, self.topic_model_events]))
 
-    def kafka_client_options(self) -> dict:
-        """Keyword arguments for aiokafka clients (security included)."""
-        opts: dict = {"bootstrap_servers": self.kafka_bootstrap, "security_protocol": self.kafka_security_protocol}
-        if self.kafka_sasl_mechanism:
-            opts["sasl_mechanism"] = self.kafka_sasl_mechanism
-            opts["sasl_plain_username"] = self.kafka_sasl_username
-            opts["sasl_plain_password"] = (
-                self.kafka_sasl_password.get_secret_value() if self.kafka_sasl_password else None
-            )
-        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
-            from aiokafka.helpers import create_ssl_context
-
-            opts["ssl_context"] = create_ssl_context(
-                cafile=_str(self.kafka_ssl_cafile),
-                certfile=_str(self.kafka_ssl_certfile),
-                keyfile=_str(self.kafka_ssl_keyfile),
-            )
-        return opts
-
-    @property
-    def redis_tls(self) -> bool:
-        return urlsplit(self.redis_url.get_secret_value()).scheme == "rediss"
-
-    @property
-    def redis_username(self) -> str | None:
-        """The ACL user named in FINSTREAM_REDIS_URL (None: the ``default`` user)."""
-        return urlsplit(self.redis_url.get_secret_value()).username or None
-
-    def redis_client_options(self) -> dict:
-        """Keyword arguments for redis-py's ``from_url`` (TLS files; the URL carries user and password).
-
-        Every Redis client of the project (worker, preflight, stack, bench, tests) goes through
-        ``stream.state.redis_store.connect``, which adds these, so TLS is configured in one place."""
-        if not self.redis_tls:
-            return {}
-        opts: dict = {"ssl_cert_reqs": "required"}
-        for key, path in (
-            ("ssl_ca_certs", self.redis_ssl_cafile),
-            ("ssl_certfile", self.redis_ssl_certfile),
-            ("ssl_keyfile", self.redis_ssl_keyfile),
-        ):
-            if path is not None:
-                opts[key] = str(path)
-        return opts
-
     @property
     def key_secret(self) -> bytes | None:
         """FINSTREAM_REDIS_KEY_SECRET as bytes: the HMAC key of every pseudonym (Redis keys and outputs)."""
         return self.redis_key_secret.get_secret_value().encode() if self.redis_key_secret else None
-
-
-def _str(path: Path | None) -> str | None:
-    return str(path) if path is not None else None
 
 
 def settings_from_env(env: dict[str, str]) -> Settings:

@@ -13,7 +13,7 @@ class EntityStore(Protocol):
     ``Job.fold`` loads a batch's entities once and saves them once). Backends:
     ``stream.state.redis_store.RedisState`` (live) and ``stream.state.memory.MemoryState``
     (backtests, job unit tests); their shared rules live in ``stream.state.entities`` and
-    ``tests/integration/test_state_contract.py`` holds them to the same cases (docs/state.md)."""
+    ``tests/integration/state_contract/`` holds them to the same cases (docs/state.md)."""
 
     async def load(self, kind: str, ids: list[str], decode: Callable[[Any], Any]) -> dict[str, Fenced[Any]]:
         """Fenced entity states by id, one per distinct id (``decode(None)`` for ids never seen

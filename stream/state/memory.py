@@ -1,7 +1,7 @@
 """In-process state backend: the Redis backend's semantics in one dict, for backtests and job
 unit tests (no server). Not a stand-in for Redis in integration tests: those use real servers.
 
-Same as ``RedisState`` (``tests/integration/test_state_contract.py`` runs the same cases on both):
+Same as ``RedisState`` (``tests/integration/state_contract/`` runs the same cases on both):
 - keys: ``<prefix>:<kind>:{<entity>}``, pseudonymised with a key secret (``entity_key``);
 - stored form: the same fence, orjson blob and snapshot chunk bytes (``pack``/``unpack``,
   ``save_fields``, ``read_stored``), so loaded states and snapshots have exactly the types Redis

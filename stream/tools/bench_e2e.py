@@ -8,6 +8,9 @@ each input is accounted for. Latency per output = its Kafka timestamp minus its 
 bench received it minus the source timestamp (includes the exactly-once transaction commit).
 Memory (VmRSS/VmHWM) and CPU come from /proc of the subprocess. What runs, and on which topics,
 is described apart (``stream.tools.bench_specs``).
+
+The phases are methods of :class:`_Run`, which holds what they share (the bench's clients, the
+process, every output seen); ``stream.tools.bench_measures`` turns their measures into the run's JSON.
 """
 
 from __future__ import annotations
@@ -18,15 +21,8 @@ from pathlib import Path
 
 from aiokafka import TopicPartition
 
+from stream.tools.bench_measures import Flood, Matched, latency_stats, pct, report
 from stream.tools.bench_specs import Proc, RunSpec, create_topics, proc_cpu_s, proc_status_kb
-
-
-def _pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    import numpy as np
-
-    return float(np.percentile(np.asarray(values, dtype=np.float64), q))
 
 
 async def _wait_leaders(consumer, topics: list[str], timeout: float = 30.0) -> None:
@@ -44,6 +40,196 @@ async def _wait_leaders(consumer, topics: list[str], timeout: float = 30.0) -> N
         if ok or loop.time() > deadline:
             return
         await asyncio.sleep(0.1)
+
+
+class _Run:
+    """One run's shared parts: the bench's consumer and producer, the spawned process, and every
+    output seen so far (source (partition, offset) -> (output Kafka ts, bench receive ms, topic))."""
+
+    def __init__(self, spec: RunSpec):
+        self.spec = spec
+        self.consumer = self.producer = None  # started by open()
+        self.out_topics = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
+        self.done_topics = set(spec.done_topics)
+        self.got: dict[str, int] = {t: 0 for t in self.out_topics}
+        self.samples: dict[tuple[int, int], tuple[int, float, str]] = {}
+        self.dups = 0
+        self.last_progress = time.monotonic()
+        self.first_recv: float | None = None
+        self.acked_after: list[float] = []  # paced inputs: broker acknowledgement - input timestamp (ms)
+        self.stop = asyncio.Event()
+        self.proc: Proc | None = None
+        self.t_spawn = 0.0
+        self.peak_rss_kb = 0
+        self.tasks: list[asyncio.Task] = []
+
+    @classmethod
+    async def open(cls, spec: RunSpec) -> _Run:
+        """Create the run's topics and start the bench's clients (the consumer reads every output
+        partition from the beginning, ``read_committed``)."""
+        from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+        r = cls(spec)
+        opts = spec.settings.kafka_client_options()
+        await create_topics(spec.settings, [spec.src_topic, *r.out_topics])
+        r.consumer = AIOKafkaConsumer(
+            **opts,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=5000,
+            fetch_max_wait_ms=50,
+        )
+        r.producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
+        await r.consumer.start()
+        await r.producer.start()
+        return r
+
+    async def close(self) -> None:
+        self.stop.set()
+        for task in self.tasks:
+            await task
+        if self.proc is not None:
+            self.proc.stop()
+        await self.producer.stop()
+        await self.consumer.stop()
+
+    # --- spawn / ready ---------------------------------------------------------------------------
+    async def spawn(self, log_dir: Path, ready_timeout: float) -> tuple[float, int | None]:
+        """Assign the output partitions, spawn the process, wait for its ready line, then start
+        reading outputs. Returns (start-up seconds, VmRSS kB when ready)."""
+        spec = self.spec
+        await _wait_leaders(self.consumer, [spec.src_topic, *self.out_topics])
+        tps = [
+            TopicPartition(t, p) for t in self.out_topics for p in sorted(self.consumer.partitions_for_topic(t) or ())
+        ]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning()
+
+        self.t_spawn = time.monotonic()
+        self.proc = Proc(spec, log_dir / f"{spec.name}.log")
+        while not self.proc.ready(self.t_spawn, ready_timeout):
+            await asyncio.sleep(0.02)
+        startup_s = time.monotonic() - self.t_spawn
+        rss_ready_kb = proc_status_kb(self.proc.pid, "VmRSS")
+        self.tasks.append(asyncio.create_task(self._consume()))
+        return startup_s, rss_ready_kb
+
+    async def _consume(self) -> None:
+        while not self.stop.is_set():
+            batch = await self.consumer.getmany(timeout_ms=100)
+            if not batch:
+                continue
+            now_ms = time.time() * 1000.0
+            self.last_progress = time.monotonic()
+            self.first_recv = self.first_recv or self.last_progress
+            for tp, msgs in batch.items():
+                self.got[tp.topic] += len(msgs)
+                if tp.topic not in self.done_topics:
+                    continue
+                for m in msgs:
+                    _, p, o = m.key.decode().rsplit(":", 2)
+                    key = (int(p), int(o))
+                    if key in self.samples:
+                        self.dups += 1
+                    else:
+                        self.samples[key] = (m.timestamp, now_ms, tp.topic)
+
+    async def _sample_rss(self) -> None:
+        while not self.stop.is_set():
+            self.peak_rss_kb = max(self.peak_rss_kb, proc_status_kb(self.proc.pid, "VmRSS") or 0)
+            await asyncio.sleep(0.2)
+
+    # --- producing and waiting -------------------------------------------------------------------
+    async def produce(self, recs, rate: float | None = None) -> tuple[dict, float, float]:
+        """Send recs (flat out, or paced at rate/s); returns ({(partition, offset): input ts}, t0 wall, t0 mono)."""
+        t0_wall, t0 = time.time() * 1000.0, time.monotonic()
+        futures, acked = [], {}
+        for i, (k, v) in enumerate(recs):
+            if rate:
+                ahead = t0 + i / rate - time.monotonic()
+                if ahead > 0.002:
+                    await asyncio.sleep(ahead)
+            futures.append(await self.producer.send(self.spec.src_topic, key=k, value=v))
+            if rate:
+                futures[-1].add_done_callback(lambda f, i=i: acked.__setitem__(i, time.time() * 1000.0))
+        metas = await asyncio.gather(*futures)
+        self.last_progress = max(self.last_progress, time.monotonic())
+        if rate:
+            self.acked_after[:] = [acked[i] - md.timestamp for i, md in enumerate(metas) if i in acked]
+        return {(md.partition, md.offset): md.timestamp for md in metas}, t0_wall, t0
+
+    async def outputs_of(self, in_ts: dict, want: int, what: str, timeout: float) -> list[Matched]:
+        """Wait until ``want`` of these sources have an output (or nothing arrives for ``timeout`` s)."""
+        while True:
+            self.proc.check_alive(what)
+            have = [k for k in in_ts if k in self.samples]
+            if len(have) >= want or time.monotonic() - self.last_progress > timeout:
+                return [(in_ts[k], *self.samples[k]) for k in have]
+            await asyncio.sleep(0.02)
+
+    # --- the phases ------------------------------------------------------------------------------
+    async def warm_up(self, warmup, expected: int) -> float | None:
+        """Produce the warm-up records and wait for their outputs; returns spawn -> first output (s)."""
+        in_ts, _, _ = await self.produce(warmup)
+        if len(await self.outputs_of(in_ts, expected, "during warm-up", 60.0)) < expected:
+            raise RuntimeError(f"{self.spec.name}: warm-up outputs did not arrive within 60s:\n{self.proc.log_tail()}")
+        return self.first_recv - self.t_spawn if self.first_recv else None
+
+    async def flood(self, records, expected: int, idle_timeout: float, other_pids: dict[str, int]) -> Flood:
+        """Produce ``records`` flat out and read until ``expected`` sources are accounted for; the
+        peak RSS is sampled from here to the end of the run."""
+        pid = self.proc.pid
+        rss_before_kb = proc_status_kb(pid, "VmRSS")
+        self.peak_rss_kb = rss_before_kb or 0
+        self.tasks.append(asyncio.create_task(self._sample_rss()))
+        cpu0 = proc_cpu_s(pid)
+        others0 = {k: proc_cpu_s(v) for k, v in other_pids.items()}
+        self0 = time.process_time()
+        in_ts, t0_wall, t0 = await self.produce(records)
+        t_produced = time.monotonic()
+        matched = await self.outputs_of(in_ts, expected, "while running", idle_timeout)
+        last_recv = max((recv for _, _, recv, _ in matched), default=t0_wall)
+        elapsed = (last_recv - t0_wall) / 1000.0 if expected else t_produced - t0
+        cpu1 = proc_cpu_s(pid)
+        others1 = {k: proc_cpu_s(v) for k, v in other_pids.items()}
+        bench_cpu_s = time.process_time() - self0
+        n = len(records)
+        complete = len(matched) >= expected
+        return Flood(
+            events=n,
+            matched=matched,
+            complete=complete,
+            elapsed=elapsed,
+            throughput=(n if complete else len(matched)) / max(elapsed, 1e-9),
+            produce_eps=n / max(t_produced - t0, 1e-9),
+            cpu_s={"process": (cpu0, cpu1), **{k: (others0.get(k), others1.get(k)) for k in others1}},
+            bench_cpu_s=bench_cpu_s,
+            rss_kb={
+                "before_run": rss_before_kb,
+                "end": proc_status_kb(pid, "VmRSS"),
+                "hwm": proc_status_kb(pid, "VmHWM"),
+            },
+        )
+
+    async def paced(self, paced, paced_expected, rate: float, seconds: float, idle_timeout: float) -> dict:
+        """Produce a prefix of ``paced`` at ``rate``/s for about ``seconds``: latency when the
+        process keeps up."""
+        m = max(1, min(len(paced), int(rate * seconds)))
+        want = paced_expected(m) if paced_expected else m
+        p_ts, p_wall, _ = await self.produce(paced[:m], rate=rate)
+        p_matched = await self.outputs_of(p_ts, want, "while paced", idle_timeout)
+        return {
+            "rate_eps": round(rate, 1),
+            "events": m,
+            "expected_outputs": want,
+            "matched": len(p_matched),
+            "complete": len(p_matched) >= want,
+            **latency_stats(p_matched),
+            # where the time goes before the worker (stream.tools.stage_breakdown joins the rest)
+            "input_acked_ms": {"p50": pct(self.acked_after, 50), "p99": pct(self.acked_after, 99)},
+            "window_ms": [p_wall, max((recv for _, _, recv, _ in p_matched), default=p_wall)],
+        }
 
 
 async def run(
@@ -72,244 +258,28 @@ async def run(
       ``paced_seconds``: latency when the worker keeps up. ``paced_expected(m)`` = outputs expected
       from the first m paced records.
     """
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
-    s = spec.settings
-    opts = s.kafka_client_options()
-    all_out = list(dict.fromkeys(spec.done_topics + spec.extra_topics))
-    await create_topics(s, [spec.src_topic, *all_out])
-
-    consumer = AIOKafkaConsumer(
-        **opts,
-        isolation_level="read_committed",
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_poll_records=5000,
-        fetch_max_wait_ms=50,
-    )
-    producer = AIOKafkaProducer(**opts, linger_ms=5, enable_idempotence=True, max_batch_size=256 * 1024)
-    await consumer.start()
-    await producer.start()
-    proc: Proc | None = None
-    done_topics = set(spec.done_topics)
-    got: dict[str, int] = {t: 0 for t in all_out}
-    # source (partition, offset) -> (output Kafka ts, bench receive ms, output topic)
-    samples: dict[tuple[int, int], tuple[int, float, str]] = {}
-    st = {"dups": 0, "last_progress": time.monotonic(), "first_recv": None}
-    stop = asyncio.Event()
-
-    async def consume() -> None:
-        while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=100)
-            if not batch:
-                continue
-            now_ms = time.time() * 1000.0
-            st["last_progress"] = time.monotonic()
-            st["first_recv"] = st["first_recv"] or st["last_progress"]
-            for tp, msgs in batch.items():
-                got[tp.topic] += len(msgs)
-                if tp.topic not in done_topics:
-                    continue
-                for m in msgs:
-                    _, p, o = m.key.decode().rsplit(":", 2)
-                    key = (int(p), int(o))
-                    if key in samples:
-                        st["dups"] += 1
-                    else:
-                        samples[key] = (m.timestamp, now_ms, tp.topic)
-
-    def check_alive(what: str) -> None:
-        if proc.popen.poll() is not None:
-            raise RuntimeError(
-                f"{spec.name}: process exited with {proc.popen.returncode} {what}:\n"
-                + "\n".join(proc.log_text().splitlines()[-25:])
-            )
-
-    acked_after: list[float] = []  # paced inputs: broker acknowledgement - input timestamp (ms)
-
-    async def produce(recs, rate: float | None = None) -> tuple[dict, float, float]:
-        """Send recs (flat out, or paced at rate/s); returns ({(partition, offset): input ts}, t0 wall, t0 mono)."""
-        t0_wall, t0 = time.time() * 1000.0, time.monotonic()
-        futures, acked = [], {}
-        for i, (k, v) in enumerate(recs):
-            if rate:
-                ahead = t0 + i / rate - time.monotonic()
-                if ahead > 0.002:
-                    await asyncio.sleep(ahead)
-            futures.append(await producer.send(spec.src_topic, key=k, value=v))
-            if rate:
-                futures[-1].add_done_callback(lambda f, i=i: acked.__setitem__(i, time.time() * 1000.0))
-        metas = await asyncio.gather(*futures)
-        st["last_progress"] = max(st["last_progress"], time.monotonic())
-        if rate:
-            acked_after[:] = [acked[i] - md.timestamp for i, md in enumerate(metas) if i in acked]
-        return {(md.partition, md.offset): md.timestamp for md in metas}, t0_wall, t0
-
-    async def outputs_of(in_ts: dict, want: int, what: str, timeout: float) -> list:
-        """Wait until ``want`` of these sources have an output (or nothing arrives for ``timeout`` s)."""
-        while True:
-            check_alive(what)
-            have = [k for k in in_ts if k in samples]
-            if len(have) >= want or time.monotonic() - st["last_progress"] > timeout:
-                return [(in_ts[k], *samples[k]) for k in have]
-            await asyncio.sleep(0.02)
-
-    def stats(matched: list) -> dict:
-        kafka = [out_ts - ts for ts, out_ts, _, _ in matched]
-        visible = [recv - ts for ts, _, recv, _ in matched]
-        return {
-            "latency_ms": {
-                "p50": _pct(kafka, 50),
-                "p99": _pct(kafka, 99),
-                "min": min(kafka, default=None),
-                "max": max(kafka, default=None),
-            },
-            "visible_latency_ms": {"p50": _pct(visible, 50), "p99": _pct(visible, 99)},
-        }
-
-    consumer_task = None
+    r = await _Run.open(spec)
     try:
-        await _wait_leaders(consumer, [spec.src_topic, *all_out])
-        tps = [TopicPartition(t, p) for t in all_out for p in sorted(consumer.partitions_for_topic(t) or ())]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning()
-
-        t_spawn = time.monotonic()
-        proc = Proc(spec, log_dir / f"{spec.name}.log")
-        while spec.ready_marker not in proc.log_text():
-            check_alive("before ready")
-            if time.monotonic() - t_spawn > ready_timeout:
-                raise RuntimeError(
-                    f"{spec.name}: not ready after {ready_timeout:.0f}s:\n"
-                    + "\n".join(proc.log_text().splitlines()[-25:])
-                )
-            await asyncio.sleep(0.02)
-        startup_s = time.monotonic() - t_spawn
-        rss_ready_kb = proc_status_kb(proc.pid, "VmRSS")
-        consumer_task = asyncio.create_task(consume())
-
-        # --- warm-up
-        first_output_s = None
-        if warmup:
-            in_ts, _, _ = await produce(warmup)
-            if len(await outputs_of(in_ts, warmup_expected, "during warm-up", 60.0)) < warmup_expected:
-                raise RuntimeError(
-                    f"{spec.name}: warm-up outputs did not arrive within 60s:\n"
-                    + "\n".join(proc.log_text().splitlines()[-25:])
-                )
-            first_output_s = st["first_recv"] - t_spawn if st["first_recv"] else None
-
-        # --- flood
-        rss_before_kb = proc_status_kb(proc.pid, "VmRSS")
-        peak = {"rss": rss_before_kb or 0}
-
-        async def sample_rss() -> None:
-            while not stop.is_set():
-                peak["rss"] = max(peak["rss"], proc_status_kb(proc.pid, "VmRSS") or 0)
-                await asyncio.sleep(0.2)
-
-        rss_task = asyncio.create_task(sample_rss())
-        cpu0 = proc_cpu_s(proc.pid)
-        others0 = {k: proc_cpu_s(v) for k, v in (other_pids or {}).items()}
-        self0 = time.process_time()
-        in_ts, t0_wall, t0 = await produce(records)
-        t_produced = time.monotonic()
-        matched = await outputs_of(in_ts, expected, "while running", idle_timeout)
-        last_recv = max((recv for _, _, recv, _ in matched), default=t0_wall)
-        elapsed = (last_recv - t0_wall) / 1000.0 if expected else t_produced - t0
-        wall = max(elapsed, 1e-9)
-        cpu1 = proc_cpu_s(proc.pid)
-        others1 = {k: proc_cpu_s(v) for k, v in (other_pids or {}).items()}
-        self_cpu = time.process_time() - self0
-        hwm_kb = proc_status_kb(proc.pid, "VmHWM")
-        rss_end_kb = proc_status_kb(proc.pid, "VmRSS")
-        n = len(records)
-        complete = len(matched) >= expected
-        throughput = (n if complete else len(matched)) / wall
-        by_topic: dict[str, int] = {}
-        for *_, topic in matched:
-            by_topic[topic] = by_topic.get(topic, 0) + 1
-
-        # --- paced
+        startup_s, rss_ready_kb = await r.spawn(log_dir, ready_timeout)
+        first_output_s = await r.warm_up(warmup, warmup_expected) if warmup else None
+        flood = await r.flood(records, expected, idle_timeout, other_pids or {})
         paced_res = None
-        if paced and complete and throughput > 0:
-            rate = paced_load * throughput
-            m = max(1, min(len(paced), int(rate * paced_seconds)))
-            want = paced_expected(m) if paced_expected else m
-            p_ts, p_wall, _ = await produce(paced[:m], rate=rate)
-            p_matched = await outputs_of(p_ts, want, "while paced", idle_timeout)
-            paced_res = {
-                "rate_eps": round(rate, 1),
-                "events": m,
-                "expected_outputs": want,
-                "matched": len(p_matched),
-                "complete": len(p_matched) >= want,
-                **stats(p_matched),
-                # where the time goes before the worker (stream.tools.stage_breakdown joins the rest)
-                "input_acked_ms": {"p50": _pct(acked_after, 50), "p99": _pct(acked_after, 99)},
-                "window_ms": [p_wall, max((recv for _, _, recv, _ in p_matched), default=p_wall)],
-            }
-
+        if paced and flood.complete and flood.throughput > 0:
+            rate = paced_load * flood.throughput
+            paced_res = await r.paced(paced, paced_expected, rate, paced_seconds, idle_timeout)
         await asyncio.sleep(0.3)  # a straggling duplicate would show up here (exactly-once: none)
-        stop.set()
-        rss_task.cancel()
     finally:
-        stop.set()
-        if consumer_task is not None:
-            await consumer_task
-        if proc is not None:
-            proc.stop()
-        await producer.stop()
-        await consumer.stop()
-
-    def cpu_pct(a, b):
-        return None if a is None or b is None else round(100.0 * (b - a) / wall, 1)
-
-    def cpu_us(a, b):
-        return None if a is None or b is None else round(1e6 * (b - a) / max(n, 1), 1)
-
-    flood = stats(matched)
-    flood["latency_ms"]["basis"] = (
-        "output Kafka timestamp - input Kafka timestamp (CreateTime), per source offset; "
-        "inputs produced flat out, so this is mostly queueing behind the backlog"
+        await r.close()
+    return report(
+        flood,
+        expected=expected,
+        paced=paced_res,
+        startup_s=startup_s,
+        first_output_s=first_output_s,
+        warmup_events=len(warmup),
+        ready_marker=spec.ready_marker,
+        rss_ready_kb=rss_ready_kb,
+        peak_rss_kb=r.peak_rss_kb,
+        outputs_by_topic=r.got,
+        duplicates=r.dups,
     )
-    flood["visible_latency_ms"]["basis"] = "bench receive time (read_committed consumer) - input Kafka timestamp"
-    return {
-        "events": n,
-        "expected_outputs": expected,
-        "complete": complete,
-        "elapsed_s": round(elapsed, 3),
-        "throughput_eps": round(throughput, 1),
-        "produce_eps": round(n / max(t_produced - t0, 1e-9), 1),
-        **flood,
-        "paced": paced_res,
-        "startup_s": round(startup_s, 2),
-        "first_output_s": None if first_output_s is None else round(first_output_s, 2),
-        "startup_basis": f"spawn until the log line {spec.ready_marker!r} (partitions assigned); "
-        "first_output_s: spawn until the first warm-up output was read",
-        "warmup_events": len(warmup),
-        "rss_mb": {
-            "ready": _mb(rss_ready_kb),
-            "before_run": _mb(rss_before_kb),
-            "peak_sampled": _mb(peak["rss"]),
-            "end": _mb(rss_end_kb),
-            "hwm": _mb(hwm_kb),
-        },
-        "cpu_pct": {
-            "process": cpu_pct(cpu0, cpu1),
-            "bench": round(100.0 * self_cpu / wall, 1),
-            **{k: cpu_pct(others0.get(k), others1.get(k)) for k in others1},
-        },
-        "cpu_us_per_event": {
-            "process": cpu_us(cpu0, cpu1),
-            **{k: cpu_us(others0.get(k), others1.get(k)) for k in others1},
-        },
-        "outputs_by_topic": got,
-        "timed_sources_by_topic": by_topic,
-        "sources_matched": len(matched),
-        "duplicates": st["dups"],
-    }
-
-
-def _mb(kb: int | None) -> float | None:
-    return None if kb is None else round(kb / 1024.0, 1)

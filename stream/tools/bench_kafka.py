@@ -83,13 +83,7 @@ def bench_kafka(s: Settings, name: str, events: int, log_dir: Path, external: bo
 
         warm = load(100, seed=99)
         warm_expected = len(warm)
-    both = load(2 * events, spread=events)  # flood, then a prefix of the rest paced
-    records, paced = both[:events], both[events:]
-    warming = silent(records)
-
-    def paced_expected(m: int) -> int:
-        return m - (silent(records + paced[:m]) - warming)
-
+    records, paced, warming, paced_expected = bench_load.flood_and_paced(load, silent, events)
     expected = events - warming
     try:
         res = asyncio.run(

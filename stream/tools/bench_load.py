@@ -17,6 +17,7 @@ provides:
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from types import ModuleType
 
 from stream import pipelines
@@ -49,3 +50,20 @@ def warmup_events(job: str, s: Settings) -> tuple[Records, int]:
     own = getattr(load_module(job), "warmup", None)
     recs = own(s) if own else make_events(job, 100, seed=99)
     return recs, len(recs) - silent(job, recs, s)
+
+
+def flood_and_paced(
+    load: Callable[..., Records], silent_of: Callable[[Records], int], events: int
+) -> tuple[Records, Records, int, Callable[[int], int]]:
+    """A Kafka run's inputs: ``events`` flood records and as many again for its paced phase (the
+    same entities: ``load(2 * events, spread=events)``), how many of the flood give no output
+    (``silent_of``), and ``paced_expected(m)``: the outputs of the first m paced records, which
+    follow the flood on the same state."""
+    both = load(2 * events, spread=events)
+    records, paced = both[:events], both[events:]
+    warming = silent_of(records)
+
+    def paced_expected(m: int) -> int:
+        return m - (silent_of(records + paced[:m]) - warming)
+
+    return records, paced, warming, paced_expected

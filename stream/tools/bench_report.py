@@ -85,15 +85,7 @@ def render(report: dict):
                     f"{_fmt(sb['throughput'])} ev/s, {_fmt(sb['cpu_us_per_event']['process'], 0)} µs CPU/ev, "
                     f"p50 {_fmt(sb['latency_ms']['p50'], 2)} ms"
                 )
-            table.add_row(
-                sc["name"],
-                f"{sc['events']:,}",
-                f"{_fmt(sc['throughput'])} ev/s",
-                _fmt(sc["latency_ms"]["p50"], 2),
-                _fmt(sc["latency_ms"]["p99"], 2),
-                "-",
-                details,
-            )
+            nd, paced = 2, "-"  # in-process: sub-millisecond latencies, no paced phase
         else:
             cpu = sc["cpu_pct"]
             vis = sc["visible_latency_ms"]
@@ -114,21 +106,21 @@ def render(report: dict):
             )
             if sc["status"] != "ok":
                 details = f"[red]{sc['status']}[/] " + details
-            pc = sc.get("paced")
+            nd = 0
             paced = (
                 (f"{_fmt(pc['latency_ms']['p50'], 0)}/{_fmt(pc['latency_ms']['p99'], 0)} @{_fmt(pc['rate_eps'], 0)}/s")
                 if pc
                 else "-"
             )
-            table.add_row(
-                sc["name"],
-                f"{sc['events']:,}",
-                f"{_fmt(sc['throughput'])} ev/s",
-                _fmt(sc["latency_ms"]["p50"], 0),
-                _fmt(sc["latency_ms"]["p99"], 0),
-                paced,
-                details,
-            )
+        table.add_row(
+            sc["name"],
+            f"{sc['events']:,}",
+            f"{_fmt(sc['throughput'])} ev/s",
+            _fmt(sc["latency_ms"]["p50"], nd),
+            _fmt(sc["latency_ms"]["p99"], nd),
+            paced,
+            details,
+        )
     return table
 
 

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 PARTITIONS = 8
-READY = "[^Worker]: Ready"
 
 
 def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dict:
@@ -41,13 +40,9 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
         spec.env.update({"FINSTREAM_REDIS_URL": cluster.url, "FINSTREAM_REDIS_CLUSTER": "true"})
     spec.settings = settings_from_env(spec.env)
     spec.name = f"scaleout-{job}-{workers}w-{'cluster' if cluster is not None else 'redis'}"
-    both = bench_load.make_events(job, 2 * events, spread=events)  # flood, then a prefix of the rest paced
-    records, paced = both[:events], both[events:]
-    warming = bench_load.silent(job, records, s)
-
-    def paced_expected(m: int) -> int:
-        return m - (bench_load.silent(job, records + paced[:m], s) - warming)
-
+    records, paced, warming, paced_expected = bench_load.flood_and_paced(
+        bench_load.load_module(job).load_records, lambda recs: bench_load.silent(job, recs, s), events
+    )
     warm, warm_expected = bench_load.warmup_events(job, s)
     others: list[bench_specs.Proc] = []
     try:
@@ -55,10 +50,8 @@ def _case(s, job: str, workers: int, cluster, events: int, log_dir: Path) -> dic
         for i in range(workers - 1):  # the others start first; the measured one joins their group
             other = bench_specs.Proc(spec, log_dir / f"{spec.name}-other{i}.log")
             others.append(other)
-            deadline = time.monotonic() + 120
-            while READY not in other.log_text():
-                if other.popen.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"{spec.name}: second worker not ready:\n{other.log_text()[-3000:]}")
+            started = time.monotonic()
+            while not other.ready(started, 120):
                 time.sleep(0.1)
         pids = {**stack_pids(s), **{f"worker_{i + 2}": p.pid for i, p in enumerate(others)}}
         if cluster is not None:

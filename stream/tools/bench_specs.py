@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from stream.settings import REPO_ROOT, Settings, settings_from_env, topic_env
 from stream.stack.procs import stop_group
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+WORKER_READY = "[^Worker]: Ready"  # Faust's log line once the worker's partitions are assigned
 
 
 # --- /proc ------------------------------------------------------------------------------------------
@@ -59,7 +61,7 @@ class RunSpec:
     src_topic: str
     done_topics: list[str]  # outputs that account for an input (primary + dead letters)
     extra_topics: list[str] = field(default_factory=list)  # also counted (e.g. risk alerts), not needed
-    ready_marker: str = "[^Worker]: Ready"
+    ready_marker: str = WORKER_READY
     dead_topic: str | None = None
 
 
@@ -85,6 +87,27 @@ class Proc:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines: int = 25) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def check_alive(self, what: str) -> None:
+        """Raises, with the log's tail, if the process has exited (``what``: when, for the message)."""
+        if self.popen.poll() is not None:
+            raise RuntimeError(
+                f"{self.spec.name}: process exited with {self.popen.returncode} {what}:\n{self.log_tail()}"
+            )
+
+    def ready(self, since: float, timeout: float) -> bool:
+        """Whether the process has logged its spec's ready line; raises, with the log's tail, once
+        it has exited or ``timeout`` s have passed since ``since`` (monotonic) without it. One rule
+        for the measured process and the scale-out's other workers; the caller waits between calls."""
+        if self.spec.ready_marker in self.log_text():
+            return True
+        self.check_alive("before ready")
+        if time.monotonic() - since > timeout:
+            raise RuntimeError(f"{self.spec.name}: not ready after {timeout:.0f}s:\n{self.log_tail()}")
+        return False
 
     def stop(self, timeout: float = 20.0) -> None:
         stop_group(self.popen, timeout=timeout)
@@ -181,7 +204,7 @@ def passthrough_spec(s: Settings, mode: str, at_least_once: bool = False, exactl
         settings=ws,
         src_topic=src,
         done_topics=[dst],
-        ready_marker="[^Worker]: Ready" if mode == "faust" else READY_LINE,
+        ready_marker=WORKER_READY if mode == "faust" else READY_LINE,
     )
 
 

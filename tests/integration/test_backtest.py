@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 
@@ -29,6 +30,14 @@ def finstream(run, *args, cwd) -> subprocess.CompletedProcess:
     )
 
 
+def compare_forecasts(run, out: Path, *source: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    """``finstream backtest --compare forecasts`` of ``source`` (a CSV's ticks, or the input topic)
+    into ``out``, and the comparison report it wrote (None if it wrote none)."""
+    done = finstream(run, "backtest", *source, "--out", str(out), "--compare", "forecasts", cwd=out.parent)
+    report = out / f"compare-{run.settings.topic_forecasts}.json"
+    return done, orjson.loads(report.read_bytes()) if report.exists() else None
+
+
 def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_price(
     worker_run, redis_client, tmp_path
 ):
@@ -46,20 +55,8 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
     live = consume(s, [s.topic_forecasts], until=lambda g: len(g[s.topic_forecasts]) >= expected, timeout=120)
     assert len(live[s.topic_forecasts]) == expected, run.log_text()[-3000:]
 
-    same = finstream(
-        run,
-        "backtest",
-        *TICK_ARGS,
-        "--input",
-        str(SP500),
-        "--out",
-        str(tmp_path / "same"),
-        "--compare",
-        "forecasts",
-        cwd=tmp_path,
-    )
+    same, report = compare_forecasts(run, tmp_path / "same", *TICK_ARGS, "--input", str(SP500))
     assert same.returncode == 0, same.stderr
-    report = orjson.loads((tmp_path / "same" / f"compare-{s.topic_forecasts}.json").read_bytes())
     assert report["compared"] == report["live_records"] == report["backtest_records"] == expected
     assert report["differing"] == 0 and report["first_divergence"] is None and "zero divergence" in same.stderr
 
@@ -78,11 +75,9 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
         for fence, blob in [memory.raw(k)]
     }
 
-    from_topic = finstream(
-        run, "backtest", "--kind", "ticks", "--out", str(tmp_path / "topic"), "--compare", "forecasts", cwd=tmp_path
-    )  # the input topic itself, real positions
+    # the input topic itself, real positions
+    from_topic, report = compare_forecasts(run, tmp_path / "topic", "--kind", "ticks")
     assert from_topic.returncode == 0, from_topic.stderr
-    report = orjson.loads((tmp_path / "topic" / f"compare-{s.topic_forecasts}.json").read_bytes())
     assert report["compared"] == expected and report["differing"] == 0
 
     rows = list(csv.DictReader(SP500.read_text().splitlines()))
@@ -92,20 +87,8 @@ def test_backtest_has_zero_divergence_from_the_live_worker_and_finds_an_altered_
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
-    diff = finstream(
-        run,
-        "backtest",
-        *TICK_ARGS,
-        "--input",
-        str(altered),
-        "--out",
-        str(tmp_path / "diff"),
-        "--compare",
-        "forecasts",
-        cwd=tmp_path,
-    )
+    diff, first = compare_forecasts(run, tmp_path / "diff", *TICK_ARGS, "--input", str(altered))
     assert diff.returncode == 1, diff.stderr
-    first = orjson.loads((tmp_path / "diff" / f"compare-{s.topic_forecasts}.json").read_bytes())
     # tick 101 closes the altered bar 100: that forecast (index 101 - 33) is the first to differ, and
     # each of the next 32 windows of 33 closes still holds it
     assert first["first_divergence"]["index"] == 101 - 33

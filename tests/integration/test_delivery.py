@@ -21,6 +21,16 @@ def batches(src: str, out: str, n_batches: int, size: int) -> list[tuple[list, l
     return got
 
 
+def one_partition_topics(stack, unique_topic, **settings):
+    """A fresh one-partition source and output topic, and exactly-once publisher settings on them
+    with ``settings`` changed: every test here starts from these."""
+    src, out = unique_topic("src"), unique_topic("out")
+    s = publisher_settings(stack, "exactly_once", 1).model_copy(update=settings)
+    source_topic_with_records(stack, src, 1, 0)
+    source_topic_with_records(stack, out, 1, 0)
+    return src, out, s
+
+
 async def group_offset(s, topic: str) -> int | None:
     c = AIOKafkaConsumer(**s.kafka_client_options(), group_id=s.app_id, enable_auto_commit=False)
     await c.start()
@@ -44,10 +54,7 @@ async def settled_group_offset(s, topic: str, want: int, timeout: float = 15) ->
 def test_transaction_spans_batches_until_the_interval_then_commits_them_together(stack, unique_topic):
     from stream.delivery import Delivery
 
-    src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"commit_interval_ms": 3000})
-    source_topic_with_records(stack, src, 1, 0)
-    source_topic_with_records(stack, out, 1, 0)
+    src, out, s = one_partition_topics(stack, unique_topic, commit_interval_ms=3000)
 
     async def run():
         durable_at: list[float] = []
@@ -83,10 +90,7 @@ def test_transaction_spans_batches_until_the_interval_then_commits_them_together
 def test_a_drained_partition_commits_at_once(stack, unique_topic):
     from stream.delivery import Delivery
 
-    src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"commit_interval_ms": 30000})
-    source_topic_with_records(stack, src, 1, 0)
-    source_topic_with_records(stack, out, 1, 0)
+    src, out, s = one_partition_topics(stack, unique_topic, commit_interval_ms=30000)
 
     async def run():
         d = Delivery(s, drained=lambda tp, nxt: True)
@@ -113,12 +117,7 @@ def test_alternating_producers_keep_source_order_and_commit_in_order(stack, uniq
     partition and every batch is durable in order with the group offset at the end."""
     from stream.delivery import Delivery
 
-    src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1).model_copy(
-        update={"commit_interval_ms": 30000, "delivery_producers": 2}
-    )
-    source_topic_with_records(stack, src, 1, 0)
-    source_topic_with_records(stack, out, 1, 0)
+    src, out, s = one_partition_topics(stack, unique_topic, commit_interval_ms=30000, delivery_producers=2)
 
     async def run():
         durable: list[int] = []
@@ -157,10 +156,7 @@ def test_a_new_owner_fences_both_producers_of_the_old_lane(stack, unique_topic):
 
     from stream.delivery import Delivery
 
-    src, out = unique_topic("src"), unique_topic("out")
-    s = publisher_settings(stack, "exactly_once", 1).model_copy(update={"delivery_producers": 2})
-    source_topic_with_records(stack, src, 1, 0)
-    source_topic_with_records(stack, out, 1, 0)
+    src, out, s = one_partition_topics(stack, unique_topic, delivery_producers=2)
     (b1, o1), (b2, o2) = batches(src, out, 2, 3)
 
     async def run():

@@ -2,7 +2,7 @@
 stream reads, the card models recomputed from their export, tables without a row's own label, the
 chronological split, and features that do not look ahead.
 
-Apart from tests/training/test_risk.py (credit sets, synthetic transactions) because these read the
+Apart from tests/training/credit_risk/ (credit sets, synthetic transactions) because these read the
 real wheels from the shared data cache.
 """
 

@@ -1,5 +1,5 @@
 """Security configuration that needs no server: client options, broker and Redis configs of the
-local stack, pseudonyms. The same paths run against real servers in tests/integration/test_security.py."""
+local stack, pseudonyms. The same paths run against real servers in tests/integration/security/."""
 
 from __future__ import annotations
 
