@@ -189,7 +189,14 @@ class Settings(ClientOptions, BaseSettings):
     # --- Local stack (finstream stack) ------------------------------------
     home: Path = Path.home() / ".cache" / "finstream"
     kafka_version: str = "3.9.1"
-    kafka_heap: str = "512m"
+    kafka_heap: str = "512m"  # the broker's -Xms and -Xmx (Kafka's tools: -Xmx only)
+    # The broker's GC options, Kafka's own start-script defaults plus 8 MB regions: with the JVM's
+    # default 1 MB regions a produce request of about 1 MB is a humongous allocation, and each run
+    # started dozens of extra concurrent cycles (docs/scaling.md, round 9). Empty: the JVM's defaults.
+    kafka_jvm_opts: str = (
+        "-XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 "
+        "-XX:+ExplicitGCInvokesConcurrent -XX:G1HeapRegionSize=8M"
+    )
     stack_dir: Path | None = None  # PID files, data and logs of `finstream stack`; default: <home>/stack
 
     @field_validator("kafka_bootstrap")

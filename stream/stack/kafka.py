@@ -165,7 +165,9 @@ def prepare(settings: Settings) -> list[str]:
         )
         if fmt.returncode != 0:
             raise StackError(f"Formatting Kafka storage in {d / 'data'} failed:\n{(fmt.stdout + fmt.stderr)[-3000:]}")
-    return [*jvm, "kafka.Kafka", str(properties_file(settings))]
+    java, *rest = jvm
+    broker = [java, f"-Xms{settings.kafka_heap}", *settings.kafka_jvm_opts.split(), *rest]
+    return [*broker, "kafka.Kafka", str(properties_file(settings))]
 
 
 # --- readiness and topics --------------------------------------------------------------------------

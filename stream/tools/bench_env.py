@@ -100,6 +100,7 @@ def settings_used(s: Settings) -> dict:
         "model_poll_s",
         "redis_cluster",
         "kafka_heap",
+        "kafka_jvm_opts",
         "log_level",
         "commit_max_events",
         "delivery_inflight",

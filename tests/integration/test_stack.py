@@ -37,6 +37,8 @@ def test_up_status_down(tmp_path, capsys):
         pids = {n: p.pid for n, p in probes.items()}
         assert all(pids.values()) and all(pid_alive(p) for p in pids.values())
         assert (s.stack_path / "kafka" / "kafka.pid").read_text().strip() == str(pids["kafka"])
+        argv = open(f"/proc/{pids['kafka']}/cmdline").read().split("\0")  # the broker's JVM options
+        assert {"-Xms256m", "-Xmx256m", *s.kafka_jvm_opts.split()} <= set(argv)
 
         assert manager.status(s) == 0
         assert "ready" in capsys.readouterr().out
