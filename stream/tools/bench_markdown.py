@@ -1,7 +1,7 @@
 """The README's benchmark tables, rendered from ``finstream bench`` JSON.
 
 ``python -m stream.tools.bench_markdown RUN.json [RUN.json ...]`` prints the table of the first run
-and the targets of issue 14 judged over all the runs given. Why a renderer: the README quotes one
+and the targets of issue 14 judged over all the runs given, in the order they ran. Why a renderer: the README quotes one
 run's figures, and hand-copied figures drift; the runs it quotes are kept in ``reports/bench/`` and
 ``tests/unit/test_readme_bench.py`` checks that every row printed here stands in the README verbatim.
 """
@@ -132,7 +132,7 @@ def main(paths: list[str]) -> None:
     first = runs[0]
     print(f"{first['started_at']} load {first['loadavg_start']} -> {first['loadavg_end']}, {first['duration_s']} s\n")
     print("\n".join(rows(first)), "\n")
-    print("\n".join(targets(runs)))
+    print("\n".join(targets(sorted(runs, key=lambda run: run["started_at"]))))
 
 
 if __name__ == "__main__":
