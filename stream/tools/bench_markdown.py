@@ -130,7 +130,8 @@ def targets(runs: list[dict]) -> list[str]:
 def main(paths: list[str]) -> None:
     runs = [json.loads(Path(p).read_text()) for p in paths]
     first = runs[0]
-    print(f"{first['started_at']} load {first['loadavg_start']} -> {first['loadavg_end']}, {first['duration_s']} s\n")
+    print(f"{first['started_at']} load {first['loadavg_start']} -> {first['loadavg_end']}, {first['duration_s']} s,")
+    print(f"risk feed {first.get('risk_feed', 'synthetic')}\n")
     print("\n".join(rows(first)), "\n")
     print("\n".join(targets(sorted(runs, key=lambda run: run["started_at"]))))
 
