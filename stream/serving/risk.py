@@ -11,11 +11,11 @@ from __future__ import annotations
 from stream.core.alerts import is_alert
 from stream.core.cardbatch import all_remembered_fit, card_matrix, remembered_fits
 from stream.core.cardrisk import CARD_FEATURES, CardState, CardTables, card_step
-from stream.core.contracts import parse_transaction
+from stream.core.contracts import SCHEMA_VERSION, parse_transaction
 from stream.core.dedupe import codec, once
 from stream.core.features import AccountState, advance, txn_features
 from stream.core.reasons import score_with_reasons
-from stream.core.records import OutputRecord, SourceRecord, output
+from stream.core.records import OutputRecord, SourceRecord, enveloped
 from stream.core.rows import fits, pack_row, rows_matrix
 from stream.core.spend import spend_record
 from stream.serving.base import Job
@@ -99,25 +99,35 @@ class RiskJob(Job):
         s = self.settings
         threshold, name, version, ids = card.threshold, model.name, model.version, self.ids
         scores_topic = s.topic_risk_scores if s.publish_risk_scores else None
-        alerts, spends = 0, 0
+        alerts_topic, alerts, spends = s.topic_risk_alerts, 0, 0
         for (rec, t), score, why in zip(kept, scores.tolist(), reasons):
-            body = {
-                "event_id": t.event_id,
-                "account_id": ids(t.account_id),
-                "ts": t.ts,
-                "amount": t.amount,
-                "currency": t.currency,
-                "risk_score": score,
-                "threshold": threshold,
-                "reasons": [r.to_dict() for r in why] if why else [],  # only alerts carry reasons
-                "model": name,
-                "model_version": version,
-            }
-            if scores_topic is not None:
-                out.append(output(scores_topic, rec, body))
-            if is_alert(score, threshold):
-                out.append(output(s.topic_risk_alerts, rec, body))
-                alerts += 1
+            alert = is_alert(score, threshold)
+            # the value is built (and printed) once, envelope included, and only when published:
+            # without FINSTREAM_PUBLISH_RISK_SCORES most events have no output of their own
+            if scores_topic is not None or alert:
+                scored = enveloped(
+                    scores_topic or alerts_topic,
+                    rec,
+                    {
+                        "v": SCHEMA_VERSION,
+                        "event_id": t.event_id,
+                        "account_id": ids(t.account_id),
+                        "ts": t.ts,
+                        "amount": t.amount,
+                        "currency": t.currency,
+                        "risk_score": score,
+                        "threshold": threshold,
+                        "reasons": [r.to_dict() for r in why] if why else [],  # only alerts carry reasons
+                        "model": name,
+                        "model_version": version,
+                        "source": rec.source(),
+                    },
+                )
+                if scores_topic is not None:
+                    out.append(scored)
+                if alert:  # the same bytes as its score
+                    out.append(scored._replace(topic=alerts_topic))
+                    alerts += 1
             spend = spend_record(s.topic_user_events, rec, t)  # linked spend -> recommender interest
             if spend is not None:
                 out.append(spend)
