@@ -105,6 +105,20 @@ class FetchThread(AIOKafkaConsumerThread):
             fetcher._records = SourceRecordResults(topics)
             log.info("fetched records of %s unpacked as SourceRecords", ", ".join(sorted(topics)))
 
+    async def seek_to_committed(self):
+        """Seek to the committed offsets, and a partition with none to its beginning.
+
+        Why: after a rebalance interrupted a fetch, Faust drops what it fetched and relies on this
+        seek to read it again, but aiokafka seeks only partitions with a committed offset above 0,
+        so a partition with nothing committed yet (a new topic's first records) kept its position
+        past the dropped records: the bench-scaleout stall (docs/reliability.md). Nothing committed
+        means the group starts at the beginning (``consumer_auto_offset_reset="earliest"``)."""
+        committed = await super().seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        if fresh:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *fresh)
+        return committed
+
 
 def _decodes_raw(fetcher) -> bool:
     """The fast path builds records from the wire's bytes: only without (de)serializers (Faust's raw
