@@ -224,6 +224,7 @@ class BulkConsumer(FaustConsumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:  # as Faust's getmany: a rebalance interrupted this fetch
+                    self.log.info("rebalance interrupted a fetch: %s read again after the seek", sorted(records))
                     try:
                         await self.perform_seek()
                     except Exception as exc:
