@@ -105,6 +105,20 @@ class FetchThread(AIOKafkaConsumerThread):
             fetcher._records = SourceRecordResults(topics)
             log.info("fetched records of %s unpacked as SourceRecords", ", ".join(sorted(topics)))
 
+    async def seek_to_committed(self):
+        """Seek to the committed offsets, and a partition with none to its beginning.
+
+        Why: after a rebalance interrupted a fetch, Faust drops what it fetched and relies on this
+        seek to read it again, but aiokafka seeks only partitions with a committed offset above 0,
+        so a partition with nothing committed yet (a new topic's first records) kept its position
+        past the dropped records: the bench-scaleout stall (docs/reliability.md). Nothing committed
+        means the group starts at the beginning (``consumer_auto_offset_reset="earliest"``)."""
+        committed = await super().seek_to_committed()
+        fresh = [tp for tp, offset in committed.items() if not offset or offset < 0]
+        if fresh:
+            await self.call_thread(self._ensure_consumer().seek_to_beginning, *fresh)
+        return committed
+
 
 def _decodes_raw(fetcher) -> bool:
     """The fast path builds records from the wire's bytes: only without (de)serializers (Faust's raw
@@ -210,6 +224,7 @@ class BulkConsumer(FaustConsumer):
                 if not records or self.should_stop:
                     continue
                 if not self.flow_active:  # as Faust's getmany: a rebalance interrupted this fetch
+                    self.log.info("rebalance interrupted a fetch: %s read again after the seek", sorted(records))
                     try:
                         await self.perform_seek()
                     except Exception as exc:
@@ -259,10 +274,33 @@ class BulkConsumer(FaustConsumer):
         step = inbox.batch_max
         for i in range(0, len(recs), step):
             piece = recs[i : i + step]
-            await self.wait_first(inbox.put(Chunk(tp, piece, generation)), self.suspend_flow.wait())
-            if not self.flow_active:  # rebalancing: the rest is read again after the seek
+            if not await self._offer(inbox, Chunk(tp, piece, generation)):  # rebalancing: read again after the seek
                 return
             self._read_offset[tp] = piece[-1].offset
+
+    async def _offer(self, inbox: Inbox, chunk: Chunk) -> bool:
+        """Put ``chunk`` in the inbox, waiting for room; False if a rebalance stopped the flow.
+
+        Why not ``wait_first(put, suspend_flow)`` alone: a rebalance clears Faust's flow-control
+        queues, and the inbox's ``clear`` cancels a put waiting for room (a full inbox: the job is
+        slow). That ``CancelledError`` escaped ``wait_first`` and ended the drain mid-rebalance;
+        Faust's fetcher then crashed the worker, or left it in the group reading nothing (the
+        scale-out bench's stalled partitions, docs/reliability.md). A put cancelled while this task
+        is not being cancelled is the clear: the chunk is dropped like the inbox's others."""
+        while True:
+            try:
+                await self.wait_first(inbox.put(chunk), self.suspend_flow.wait())
+                return self.flow_active
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if task is None or task.cancelling() or self.should_stop:
+                    raise  # the drain itself is being stopped
+                if not self.flow_active:
+                    self.log.info(
+                        "rebalance cleared the inbox under a waiting put: %s read again after the seek", chunk.tp
+                    )
+                    return False
+                # cleared as the flow resumed: the chunk follows the seek, so it is offered again
 
 
 def source_records(chunks: list[Chunk]) -> list[SourceRecord]:
